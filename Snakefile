@@ -1,0 +1,39 @@
+# adaptune: how should you fine-tune a quantized causal LM for text classification?
+# The chain: download_dataset -> sample_splits -> format_prompts -> train_{approach}
+# -> evaluate / fewshot / baseline_tfidf / openai_* -> report. See README.md.
+
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+# Jobs import the package from this checkout, also inside per-rule conda environments.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH")])
+)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/prompts.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/openai.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,231 @@
+"""The raw dataset: download it with a pinned checksum, check it, and draw balanced splits."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adaptune.io import atomic_path, write_csv
+
+RAW_COLUMNS = ("count", "hate_speech", "offensive_language", "neither", "class", "tweet")
+CLASSES = (0, 1, 2)
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """Input data that is not what the pipeline expects; the message names the file."""
+
+
+# --------------------------------------------------------------------------- download
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(url_or_path: str, destination: str | os.PathLike, sha256: str | None = None) -> Path:
+    """Copy a URL or local file to `destination`, checking its sha256 when one is given."""
+    destination = Path(destination)
+    with atomic_path(destination) as tmp:
+        if "://" in url_or_path:
+            with urllib.request.urlopen(url_or_path, timeout=60) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out)
+        else:
+            shutil.copyfile(url_or_path, tmp)
+        if sha256 is not None:
+            actual = sha256_of(tmp)
+            if actual != sha256:
+                raise DataError(
+                    f"{url_or_path}: sha256 is {actual}, expected {sha256}; "
+                    f"the file changed upstream or the download is corrupt"
+                )
+    return destination
+
+
+def download_dataset(url: str, sha256: str, destination: str | os.PathLike) -> Path:
+    """Download the raw CSV (checksum pinned) and check its columns and classes."""
+    destination = Path(destination)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            fetched = fetch(url, Path(scratch) / destination.name, sha256)
+        except OSError as error:
+            raise DataError(
+                f"could not download {url} ({error}); without network, put the file at "
+                f"{destination} yourself (see data/README.md)"
+            ) from None
+        read_raw_dataset(fetched)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(fetched, destination)
+    return destination
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
+    """Read labeled_data.csv; refuse anything that is not the Davidson et al. table."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    head = path.open("rb").read(4096)
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty; expected a CSV with columns {', '.join(RAW_COLUMNS)}")
+    if b"\x00" in head:
+        raise DataError(f"{path}: this is a binary file, not a CSV")
+    try:
+        frame = pd.read_csv(path, index_col=0, keep_default_na=False, encoding="utf-8")
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: not a readable CSV ({error})") from None
+    missing = [c for c in RAW_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected columns {', '.join(RAW_COLUMNS)}"
+        )
+    if frame.empty:
+        raise DataError(f"{path}: the CSV has a header but no rows")
+    classes = pd.to_numeric(frame["class"], errors="coerce")
+    bad = [position for position, ok in enumerate(classes.isin(CLASSES)) if not ok]
+    if bad:
+        value = str(frame["class"].iloc[bad[0]])
+        raise DataError(
+            f"{path}: line {bad[0] + 2}: class {value!r} is not one of 0, 1, 2 "
+            f"(0 hate speech, 1 offensive language, 2 neither); {len(bad)} such row(s)"
+        )
+    frame["class"] = classes.astype(int)
+    return frame
+
+
+def read_labeled_csv(path_or_url: str, labels: list[str], scratch: str | os.PathLike) -> pd.DataFrame:
+    """Read a `label,text` CSV (the reference study's split files); labels must be known."""
+    source = path_or_url
+    if "://" in path_or_url:
+        source = fetch(path_or_url, Path(scratch) / Path(path_or_url).name)
+    try:
+        frame = pd.read_csv(source, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path_or_url}: not a readable CSV ({error})") from None
+    missing = [c for c in ("label", "text") if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path_or_url}: missing column(s) {', '.join(missing)}; expected label, text")
+    unknown = frame.index[~frame["label"].isin(labels)]
+    if len(unknown):
+        row = unknown[0]
+        raise DataError(
+            f"{path_or_url}: row {row + 2}: label {frame.loc[row, 'label']!r} is not one of "
+            f"{', '.join(labels)} (config `labels`)"
+        )
+    return frame
+
+
+# --------------------------------------------------------------------------- splits
+
+@dataclass(frozen=True)
+class SplitSettings:
+    train: int = 1000
+    val: int = 200
+    test: int = 600
+    seed: int = 42
+    reference: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in SPLITS:
+            size = getattr(self, name)
+            if not isinstance(size, int) or size < len(CLASSES):
+                raise ValueError(f"splits.{name}: {size!r} must be a whole number of at least 3")
+
+    @classmethod
+    def from_config(cls, section: dict) -> "SplitSettings":
+        known = {k: section[k] for k in ("train", "val", "test", "seed", "reference") if k in section}
+        return cls(**known)
+
+
+def per_class(total: int, n_classes: int = len(CLASSES)) -> list[int]:
+    """Split `total` over the classes as evenly as possible (the first classes take the rest)."""
+    base, rest = divmod(total, n_classes)
+    return [base + (i < rest) for i in range(n_classes)]
+
+
+def tweets_by_label(raw: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """id, text, label: HTML entities decoded, and each text kept once (first row wins)."""
+    frame = pd.DataFrame({
+        "id": raw.index.astype(str),
+        "text": raw["tweet"].astype(str).map(html.unescape),
+        "label": raw["class"].map(dict(enumerate(labels))),
+    })
+    return frame.drop_duplicates("text", keep="first").reset_index(drop=True)
+
+
+def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str], seed: int,
+                    source: str) -> dict[str, pd.DataFrame]:
+    """Draw disjoint class-balanced splits of the given sizes from `pool`, seeded."""
+    rng = np.random.default_rng(seed)
+    quotas = {name: per_class(size, len(labels)) for name, size in sizes.items()}
+    parts = {name: [] for name in sizes}
+    for index, label in enumerate(labels):
+        rows = pool[pool["label"] == label]
+        needed = sum(quota[index] for quota in quotas.values())
+        if len(rows) < needed:
+            asked = " + ".join(f"{name} {quotas[name][index]}" for name in sizes)
+            raise DataError(
+                f"{source}: class {label!r} has {len(rows)} distinct tweets, but the splits need "
+                f"{needed} ({asked}); lower the split sizes in config.yaml `splits`"
+            )
+        order = rng.permutation(len(rows))
+        start = 0
+        for name in sizes:
+            take = quotas[name][index]
+            parts[name].append(rows.iloc[order[start:start + take]])
+            start += take
+    return {
+        name: pd.concat(chunks).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        for name, chunks in parts.items()
+    }
+
+
+def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings
+                ) -> dict[str, pd.DataFrame]:
+    """Balanced, seeded, disjoint train/val/test; or the reference train/val plus a sampled test."""
+    pool = tweets_by_label(read_raw_dataset(raw_path), labels)
+    if not settings.reference.get("enabled"):
+        sizes = {name: getattr(settings, name) for name in SPLITS}
+        return sample_balanced(pool, sizes, labels, settings.seed, str(raw_path))
+    splits = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in ("train", "val"):
+            frame = read_labeled_csv(settings.reference[name], labels, scratch)
+            frame = pd.DataFrame({
+                "id": [f"reference-{name}-{i}" for i in range(len(frame))],
+                "text": frame["text"].astype(str).map(html.unescape),
+                "label": frame["label"],
+            })
+            splits[name] = frame
+    seen = set(splits["train"]["text"]) | set(splits["val"]["text"])
+    rest = pool[~pool["text"].isin(seen)]
+    splits["test"] = sample_balanced(rest, {"test": settings.test}, labels, settings.seed,
+                                     str(raw_path))["test"]
+    return splits
+
+
+def write_splits(splits: dict[str, pd.DataFrame], paths: dict[str, str | os.PathLike]) -> None:
+    """Write all splits; if any write fails, none of them is left behind."""
+    written = []
+    try:
+        for name in SPLITS:
+            write_csv(paths[name], splits[name][["id", "text", "label"]])
+            written.append(Path(paths[name]))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,126 @@
+"""Shared fixtures: a synthetic raw dataset, tiny models, and a Snakemake runner that executes
+the real workflow in a temporary working directory."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_model import build_tiny_model  # noqa: E402
+
+LABELS = ["hate", "offensive", "neutral"]
+WORDS = {
+    0: ["those people are vermin", "send them all back", "that group is subhuman"],
+    1: ["you stupid idiot", "shut up you clown", "what a dumb loser"],
+    2: ["lovely weather today", "watching the game tonight", "new music out now"],
+}
+
+
+def write_raw_csv(path: Path, per_class: int = 40, extra_rows: str = "") -> Path:
+    """A small table with the columns and classes of labeled_data.csv. Each tweet carries a
+    class-typical phrase, an HTML entity, and a number that makes it unique."""
+    lines = [",count,hate_speech,offensive_language,neither,class,tweet"]
+    row = 0
+    for number in range(per_class):
+        for cls in (0, 1, 2):
+            votes = ["3,0,0", "0,3,0", "0,0,3"][cls]
+            text = f"{WORDS[cls][number % 3]} &amp; more #{number}"
+            lines.append(f'{row},3,{votes},{cls},"{text}"')
+            row += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n" + extra_rows, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def raw_csv(tmp_path) -> Path:
+    return write_raw_csv(tmp_path / "labeled_data.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_gptj(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gptj"), "gptj")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    result = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = deep_update(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def tiny_pipeline_config(model_dir: Path) -> dict:
+    """The default config, shrunk: a tiny local GPT-J, small splits, one short epoch."""
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    one_epoch = {"epochs": 1, "batch_size": 8}
+    return deep_update(default, {
+        "splits": {"train": 24, "val": 12, "test": 12, "seed": 7},
+        "model": "tiny-gptj",
+        "models": {"tiny-gptj": {
+            "source": "local", "path": str(model_dir),
+            "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
+            "mlp_modules": ["fc_in", "fc_out"],
+        }},
+        "training": {"max_length": 64, "approaches": {
+            "layernorm": one_epoch, "lora_attention": one_epoch, "lora_all": one_epoch,
+        }},
+        "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1]}},
+    })
+
+
+class Pipeline:
+    """The real workflow run by the real `snakemake` in a temporary working directory."""
+
+    def __init__(self, workdir: Path, config: dict):
+        self.workdir = workdir
+        self.config = config
+
+    def write_config(self, overrides: dict | None = None) -> dict:
+        config = deep_update(self.config, overrides or {})
+        (self.workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return config
+
+    def run(self, *args: str, config: dict | None = None, check: bool = True,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        self.write_config(config)
+        command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                   "--directory", str(self.workdir), "--cores", "2", *args]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=self.workdir,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
+        return result
+
+    def path(self, relative: str) -> Path:
+        return self.workdir / relative
+
+
+@pytest.fixture
+def pipeline(tmp_path, tiny_gptj) -> Pipeline:
+    """A working directory with a synthetic dataset in data/ and the tiny-model config."""
+    workdir = tmp_path / "run"
+    write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
+    return Pipeline(workdir, tiny_pipeline_config(tiny_gptj))

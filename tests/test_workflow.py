@@ -1,0 +1,96 @@
+"""The workflow itself, run by the real snakemake: planning, linting, config validation, and the
+data and prompt stages end to end."""
+
+import hashlib
+import json
+
+import pytest
+
+from conftest import REPO, write_raw_csv
+
+PROMPTS = "results/prompts/instruction/train.jsonl"
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_lint_is_clean(pipeline):
+    result = pipeline.run("--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_plans_the_whole_chain(pipeline):
+    plan = pipeline.run("-n", "--quiet", "rules").stdout
+    for rule in ("sample_splits", "format_prompts", "prepare_model", "train_layernorm",
+                 "train_lora_attention", "train_lora_all", "evaluate", "fewshot", "baseline_tfidf",
+                 "report"):
+        assert rule in plan, f"{rule} missing from the plan:\n{plan}"
+    assert "openai" not in plan
+
+
+def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, tmp_path):
+    pipeline.run(PROMPTS)
+    records = [json.loads(line) for line in pipeline.path(PROMPTS).read_text().splitlines()]
+    assert len(records) == 24
+    assert {r["label"] for r in records} == {"hate", "offensive", "neutral"}
+    assert all(r["prompt"].endswith("Category:") and r["completion"] == " " + r["label"] for r in records)
+    splits = {n: pipeline.path(f"results/splits/{n}.csv").read_text().splitlines()[1:] for n in ("train", "val", "test")}
+    assert not (set(splits["train"]) & set(splits["val"]) or set(splits["train"]) & set(splits["test"]))
+
+    # The same config in a fresh directory gives the same bytes.
+    from conftest import Pipeline
+    again = Pipeline(tmp_path / "again", pipeline.config)
+    write_raw_csv(again.path("data/labeled_data.csv"), per_class=40)
+    again.run(PROMPTS)
+    for relative in (PROMPTS, "results/splits/val.csv", "results/splits/test.csv"):
+        assert digest(pipeline.path(relative)) == digest(again.path(relative))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"splits": {"train": -5}}, "-5 is less than the minimum"),
+    ({"splits": {"train": "many"}}, "'many' is not of type 'integer'"),
+    ({"training": {"approaches": {"prefix_tuning": {"enabled": True}}}}, "prefix_tuning"),
+    ({"training": {"styles": ["poetry"]}}, "training.styles: unknown prompt style 'poetry'"),
+    ({"quantization": "3bit"}, "'3bit' is not one of"),
+    ({"model": "gpt-5"}, "model: unknown model 'gpt-5'"),
+])
+def test_bad_config_is_refused_before_any_job(pipeline, overrides, message):
+    result = pipeline.run(PROMPTS, config=overrides, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not pipeline.path("results").exists()
+
+
+def test_unknown_prompt_style_target_is_refused(pipeline):
+    result = pipeline.run("results/prompts/poetry/train.jsonl", check=False)
+    assert result.returncode != 0
+    assert "unknown prompt style 'poetry'" in result.stdout + result.stderr
+    assert not pipeline.path("results").exists()
+
+
+BAD_RAW = {
+    "no class column": (",count,hate_speech,offensive_language,neither,tweet\n0,3,0,0,3,hi\n", "missing column(s) class"),
+    "class 7": (",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,0,3,7,hi\n", "class '7' is not one of 0, 1, 2"),
+    "empty": ("", "the file is empty"),
+    "binary": (bytes(range(256)).decode("latin-1") * 4, "binary file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RAW))
+def test_bad_dataset_is_refused_and_leaves_no_split(pipeline, case):
+    content, message = BAD_RAW[case]
+    pipeline.path("data/labeled_data.csv").write_text(content, encoding="latin-1")
+    result = pipeline.run(PROMPTS, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output and "labeled_data.csv" in output
+    assert not list(pipeline.path("results").rglob("*.csv"))
+    assert pipeline.path("data/labeled_data.csv").exists()  # the user's file is never deleted
+
+
+def test_split_larger_than_a_class_is_refused(pipeline):
+    result = pipeline.run(PROMPTS, config={"splits": {"train": 150}}, check=False)
+    assert result.returncode != 0
+    assert "class 'hate' has 40 distinct tweets, but the splits need" in result.stdout + result.stderr
+    assert not pipeline.path("results/splits").exists() or not list(pipeline.path("results/splits").iterdir())

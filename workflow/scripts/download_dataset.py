@@ -1,0 +1,7 @@
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from adaptune.data import download_dataset
+
+download_dataset(snakemake.params.url, snakemake.params.sha256, snakemake.output[0])

@@ -1,0 +1,16 @@
+import logging
+
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from adaptune.prompts import format_prompts
+
+count = format_prompts(
+    snakemake.input[0],
+    snakemake.params.template,
+    list(snakemake.params.labels),
+    snakemake.output[0],
+    style=snakemake.wildcards.style,
+)
+logging.info("wrote %d prompts to %s", count, snakemake.output[0])

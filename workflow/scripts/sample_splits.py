@@ -1,0 +1,13 @@
+import logging
+
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from adaptune.data import SplitSettings, make_splits, write_splits
+
+settings = SplitSettings.from_config(dict(snakemake.params.splits))
+splits = make_splits(snakemake.input.raw, list(snakemake.params.labels), settings)
+write_splits(splits, {name: snakemake.output[name] for name in ("train", "val", "test")})
+for name, frame in splits.items():
+    logging.info("%s: %d rows, %s", name, len(frame), frame["label"].value_counts().to_dict())
