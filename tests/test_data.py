@@ -114,3 +114,30 @@ def test_default_sizes_on_the_real_dataset():
         counts = frame["label"].value_counts()
         assert counts.max() - counts.min() <= 1
     assert pd.concat(splits.values())["text"].is_unique
+
+
+def test_download_checks_the_pinned_checksum(raw_csv, tmp_path):
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from adaptune.data import download_dataset
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(raw_csv.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{raw_csv.name}"
+        good = hashlib.sha256(raw_csv.read_bytes()).hexdigest()
+        target = tmp_path / "data" / "labeled_data.csv"
+        with pytest.raises(DataError, match="sha256 is .*, expected 0000"):
+            download_dataset(url, "0" * 64, target)
+        assert not target.exists() and not list(target.parent.glob("*"))
+        download_dataset(url, good, target)
+        assert target.read_bytes() == raw_csv.read_bytes()
+        with pytest.raises(DataError, match="could not download .* put the file at"):
+            download_dataset(url + ".missing", good, tmp_path / "other.csv")
+    finally:
+        server.shutdown()
