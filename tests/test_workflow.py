@@ -20,13 +20,18 @@ def test_lint_is_clean(pipeline):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def planned_rules(result) -> set[str]:
+    """Rule names from the job-stats table of a dry run."""
+    rows = (line.split() for line in (result.stdout + result.stderr).splitlines())
+    return {row[0] for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
 def test_dry_run_plans_the_whole_chain(pipeline):
-    plan = pipeline.run("-n", "--quiet", "rules").stdout
-    for rule in ("sample_splits", "format_prompts", "prepare_model", "train_layernorm",
-                 "train_lora_attention", "train_lora_all", "evaluate", "fewshot", "baseline_tfidf",
-                 "report"):
-        assert rule in plan, f"{rule} missing from the plan:\n{plan}"
-    assert "openai" not in plan
+    plan = planned_rules(pipeline.run("-n", "--quiet", "rules"))
+    assert plan >= {"sample_splits", "format_prompts", "prepare_model", "train_layernorm",
+                    "train_lora_attention", "train_lora_all", "evaluate", "fewshot", "baseline_tfidf",
+                    "report"}, plan
+    assert not {rule for rule in plan if rule.startswith("openai")}
 
 
 def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, tmp_path):

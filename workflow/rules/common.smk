@@ -1,5 +1,5 @@
-# Helpers shared by the rule files: config checks that a schema cannot express, and the
-# lists of targets that tie the stages together.
+# Helpers shared by the stages: config checks that a schema cannot express, input functions,
+# and the lists of targets that tie the stages together.
 
 import json
 
@@ -8,14 +8,6 @@ from snakemake.exceptions import WorkflowError
 SPLITS = ["train", "val", "test"]
 APPROACHES = ["layernorm", "lora_attention", "lora_all"]
 MODEL = config["model"]
-
-
-wildcard_constraints:
-    model="[^/]+",
-    approach="|".join(APPROACHES),
-    style="[^/]+",
-    split="|".join(SPLITS),
-    k="[0-9]+",
 
 
 def _check_config(config):
@@ -38,6 +30,24 @@ def _check_config(config):
 
 
 _check_config(config)
+
+
+# --- OpenAI stage: the key must be there before any job starts ------------------------------
+def _check_openai_key(config):
+    """Only whether OPENAI_API_KEY is set is looked at here; its value is read inside the
+    OpenAI jobs alone, so it reaches no params, log, metadata or report."""
+    import os
+
+    if config["openai"]["enabled"] and not os.environ.get("OPENAI_API_KEY"):
+        raise WorkflowError(
+            "config.yaml: openai.enabled is true, but the environment variable OPENAI_API_KEY "
+            "is not set; export it (the OpenAI jobs read it from there, never from a file) "
+            "or set openai.enabled: false"
+        )
+
+
+_check_openai_key(config)
+# --- end OpenAI stage ------------------------------------------------------------------------
 
 
 def enabled_approaches():
@@ -125,3 +135,21 @@ def prompt_styles():
 
 def report_outputs():
     return ["results/report/summary.csv", "results/report/summary.md"]
+
+
+def reference_inputs(wildcards):
+    """Local reference split files are inputs (so edits rerun the split); URLs are fetched."""
+    reference = config["splits"]["reference"]
+    if not reference["enabled"]:
+        return []
+    return [reference[name] for name in ("train", "val") if "://" not in reference[name]]
+
+
+def prompt_template(wildcards):
+    templates = config["prompts"]["templates"]
+    if wildcards.style not in templates:
+        raise WorkflowError(
+            f"unknown prompt style {wildcards.style!r}; expected one of {sorted(templates)} "
+            f"(the keys of prompts.templates in config.yaml)"
+        )
+    return templates[wildcards.style]

@@ -17,14 +17,6 @@ rule download_dataset:
         "../scripts/download_dataset.py"
 
 
-def reference_inputs(wildcards):
-    """Local reference split files are inputs (so edits rerun the split); URLs are fetched."""
-    reference = config["splits"]["reference"]
-    if not reference["enabled"]:
-        return []
-    return [reference[name] for name in ("train", "val") if "://" not in reference[name]]
-
-
 rule sample_splits:
     input:
         raw="data/labeled_data.csv",

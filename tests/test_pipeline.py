@@ -1,0 +1,68 @@
+"""The whole chain, run by the real snakemake on a tiny 8-bit GPT-J: every stage, every output,
+the report, a rerun that does nothing, and a rerun of one approach after its config changed."""
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+APPROACHES = ("layernorm", "lora_attention", "lora_all")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_gptj):
+    from conftest import Pipeline, tiny_pipeline_config, write_raw_csv
+
+    workdir = tmp_path_factory.mktemp("pipeline") / "run"
+    write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
+    pipeline = Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
+    pipeline.run()
+    return pipeline
+
+
+def test_every_approach_trains_and_is_evaluated(finished):
+    for approach in APPROACHES:
+        train = finished.path(f"results/train/tiny-gptj/{approach}/instruction")
+        summary = json.loads((train / "summary.json").read_text())
+        assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
+        assert (train / "curves.csv").exists() and (train / "adapter").is_dir()
+        for split_dir in ("", "val/"):
+            metrics = json.loads(finished.path(
+                f"results/eval/tiny-gptj/{approach}/instruction/{split_dir}metrics.json").read_text())
+            assert metrics["n"] == 12 and 0 <= metrics["accuracy"] <= 1
+            assert metrics["split"] == ("val" if split_dir else "test")
+
+
+def test_fewshot_and_baseline_are_evaluated(finished):
+    for system in ("tiny-gptj/fewshot-k0", "tiny-gptj/fewshot-k1", "baseline/tfidf"):
+        predictions = pd.read_csv(finished.path(f"results/eval/{system}/predictions.csv"))
+        assert len(predictions) == 12
+        assert set(predictions["predicted"]) <= {"hate", "offensive", "neutral"}
+
+
+def test_report_has_a_row_per_system_and_openai_not_run(finished):
+    summary = finished.path("results/report/summary.md").read_text()
+    for name in ("LoRA, all linear layers", "LoRA, attention", "ormalization", "TF-IDF", "shot"):
+        assert name in summary, f"{name!r} missing from summary.md"
+    assert "not run" in summary
+
+
+def test_html_report_embeds_every_figure(finished):
+    finished.run("--report", "report.html")
+    html = finished.path("report.html").read_text()
+    figures = list(finished.path("results/report").rglob("*.png"))
+    assert figures
+    for figure in figures:
+        assert figure.name in html
+
+
+def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished):
+    assert "Nothing to be done" in finished.run("-n").stdout + finished.run("-n").stderr
+    from test_workflow import planned_rules
+
+    plan = planned_rules(finished.run("-n", "--quiet", "rules", config={
+        "training": {"approaches": {"lora_all": {"learning_rate": 1.0e-3}}}}))
+    assert "train_lora_all" in plan
+    assert "train_layernorm" not in plan and "train_lora_attention" not in plan
