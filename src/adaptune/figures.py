@@ -1,0 +1,271 @@
+"""The report's figures (seaborn on matplotlib's Agg backend), each saved as PNG and SVG.
+
+Every figure takes the display labels of the systems and one palette (label -> colour) built
+once per report, so a system has the same colour in every figure: a hue per kind of system
+(LoRA on all layers blue, few-shot prompting orange, the baseline grey, ...) and a shade of it
+per variant (k, prompt style, OpenAI model).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.colors
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # files only; never a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from adaptune.io import atomic_path  # noqa: E402
+from adaptune.report import METHOD_ORDER, method_rank  # noqa: E402
+
+_BASE = sns.color_palette("colorblind", 10)
+# Hues far apart for the kinds of system; the shades within a kind tell its variants apart.
+METHOD_COLORS = {
+    "lora_all": _BASE[0], "lora_attention": _BASE[2], "layernorm": _BASE[4],
+    "fewshot": _BASE[1], "tfidf": _BASE[7],
+    "openai_finetune": matplotlib.colors.to_rgb("#c0392b"),
+    "openai_chat": matplotlib.colors.to_rgb("#7f5a3c"),
+}
+sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+
+
+def system_colors(systems: Sequence[dict], shown: dict[str, str]) -> dict[str, tuple]:
+    """A colour per display label: the hue of the system's kind, shaded per variant."""
+    colors = {}
+    for method in METHOD_ORDER:
+        group = sorted((s for s in systems if s["method"] == method), key=method_rank)
+        if not group:
+            continue
+        base = METHOD_COLORS[method]
+        if len(group) == 1:
+            shades = [base]
+        else:
+            dark = tuple(0.7 * c for c in base)
+            light = tuple(c + 0.5 * (1 - c) for c in base)
+            shades = sns.blend_palette([dark, base, light], len(group))
+        for system, shade in zip(group, shades):
+            colors[shown[system["name"]]] = tuple(shade[:3])
+    return colors
+
+
+def save(fig: plt.Figure, stem: str | os.PathLike, dpi: int) -> None:
+    """Write `stem`.png (at `dpi`) and `stem`.svg, each whole or not at all."""
+    stem = Path(stem)
+    for ext in ("png", "svg"):
+        with atomic_path(stem.with_suffix(f".{ext}"), suffix=f".{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+
+
+def _wrap(text: str, width: int = 28) -> str:
+    """Break a long label before its parenthesis ('LoRA, all linear layers' / '(raw prompt)'),
+    else at spaces."""
+    head, paren, tail = text.partition(" (")
+    if len(text) > width and paren and len(head) <= width + 6:
+        return f"{head}\n({tail}"
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _placeholder(title: str, message: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.set_axis_off()
+    ax.set_title(title, fontweight="bold")
+    ax.text(0.5, 0.45, _wrap(message, 60), ha="center", va="center", fontsize=11, color="#555")
+    return fig
+
+
+def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Figure:
+    """Macro-F1 and accuracy of every system that ran, with 95% intervals, best at the top."""
+    if table.empty:
+        return _placeholder("Macro-F1 and accuracy by system", "No system was evaluated.")
+    height = 1.5 + 0.5 * len(table)
+    fig, axes = plt.subplots(1, 2, figsize=(11, height), sharey=True, layout="constrained")
+    positions = np.arange(len(table))
+    colors = [palette[label] for label in table["system"]]
+    for ax, metric, title in ((axes[0], "macro_f1", "Macro-F1"), (axes[1], "accuracy", "Accuracy")):
+        values = table[metric].to_numpy(float)
+        low = table[f"{metric}_ci_low"].to_numpy(float)
+        high = table[f"{metric}_ci_high"].to_numpy(float)
+        ax.barh(positions, values, color=colors, height=0.65,
+                xerr=[values - low, high - values], error_kw={"ecolor": "#333", "capsize": 3, "lw": 1})
+        for y, value, top in zip(positions, values, high):
+            ax.text(top + 0.015, y, f"{value:.3f}", va="center", fontsize=9)
+        ax.set_xlim(0, 1.12)
+        ax.set_xticks(np.linspace(0, 1, 6))
+        ax.set_xlabel(title)
+        ax.set_title(title, fontweight="bold")
+        ax.grid(axis="y", visible=False)
+    chance = 1 / n_labels
+    axes[1].axvline(chance, color="#888", ls=":", lw=1.2)
+    axes[1].set_xlabel(f"Accuracy (dotted line: chance, {chance:.2f})")
+    axes[0].set_yticks(positions, [_wrap(s, 34) for s in table["system"]])
+    axes[0].invert_yaxis()  # best first
+    axes[0].set_ylabel("")
+    fig.suptitle(f"Systems ranked by macro-F1 on the test split (n = {int(table['n'].iloc[0])}); "
+                 "error bars: 95% bootstrap intervals", fontweight="bold")
+    return fig
+
+
+def confusion_figure(metrics: Sequence[dict], shown: dict[str, str],
+                     labels: Sequence[str]) -> plt.Figure:
+    """One confusion matrix per system, each row divided by the number of tweets of that true
+    class (so rows sum to 1 unless some answers were no label at all)."""
+    if not metrics:
+        return _placeholder("Confusion matrices", "No system was evaluated.")
+    ordered = sorted(metrics, key=lambda m: (-m["macro_f1"], m["system"]["name"]))
+    ncols = 4 if len(ordered) > 9 else min(3, len(ordered))
+    nrows = math.ceil(len(ordered) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 1.2, 3.5 * nrows + 0.8),
+                             squeeze=False, layout="constrained")
+    for index, (ax, m) in enumerate(zip(axes.flat, ordered)):
+        counts = np.asarray(m["confusion_matrix"], dtype=float)
+        support = np.array([m["per_class"][label].get("support", np.nan) for label in labels], float)
+        support = np.where(np.isnan(support), counts.sum(axis=1), support)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = counts / support[:, None]
+        sns.heatmap(shares, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", cbar=False,
+                    square=True, xticklabels=labels, yticklabels=labels, linewidths=0.5,
+                    linecolor="white", annot_kws={"fontsize": 10})
+        title = _wrap(shown[m["system"]["name"]], 30)
+        invalid = m.get("invalid") or 0
+        note = f", {invalid} naming no class" if invalid else ""
+        ax.set_title(f"{title}\nmacro-F1 {m['macro_f1']:.3f}{note}", fontsize=10)
+        row, col = divmod(index, ncols)
+        ax.set_xlabel("Predicted" if row == nrows - 1 or index + ncols >= len(ordered) else "")
+        ax.set_ylabel("True" if col == 0 else "")
+        ax.tick_params(axis="y", rotation=0)
+    for ax in list(axes.flat)[len(ordered):]:
+        ax.set_axis_off()
+    mappable = plt.cm.ScalarMappable(cmap="Blues", norm=plt.Normalize(0, 1))
+    fig.colorbar(mappable, ax=axes, shrink=0.6, label="Share of the true class's tweets")
+    fig.suptitle("Confusion matrices on the test split (rows: true class)", fontweight="bold")
+    return fig
+
+
+def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figure:
+    """Training loss, validation loss and validation accuracy against the step, per approach."""
+    if not curves:
+        return _placeholder("Training curves", "No fine-tuning approach was run.")
+    panels = [("train_loss", "Training loss"), ("val_loss", "Validation loss"),
+              ("val_accuracy", "Validation accuracy")]
+    panels = [(c, t) for c, t in panels
+              if any(c in frame.columns and frame[c].notna().any() for frame in curves.values())]
+    if not panels:
+        return _placeholder("Training curves", "The training runs logged no losses or accuracies.")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), sharex=True,
+                             squeeze=False, layout="constrained")
+    for ax, (column, title) in zip(axes[0], panels):
+        for label, frame in curves.items():
+            if column not in frame.columns:
+                continue
+            points = frame.loc[frame[column].notna(), ["step", column]].sort_values("step")
+            if points.empty:
+                continue
+            color = palette[label]
+            if column == "train_loss" and len(points) > 12:
+                # The per-step loss is noisy: faint raw line, solid rolling mean.
+                window = max(3, len(points) // 12)
+                ax.plot(points["step"], points[column], color=color, alpha=0.25, lw=0.8)
+                smooth = points[column].rolling(window, min_periods=1, center=True).mean()
+                ax.plot(points["step"], smooth, color=color, lw=2)
+            else:
+                ax.plot(points["step"], points[column], color=color, lw=2, marker="o", ms=5)
+        ax.set_title(title, fontweight="bold")
+        ax.set_xlabel("Training step")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("Accuracy" if column == "val_accuracy" else "Cross-entropy loss")
+        if column == "val_accuracy":
+            ax.set_ylim(0, 1)
+    handles = [Line2D([], [], color=palette[label], lw=2.5) for label in curves]
+    fig.legend(handles, list(curves), loc="outside lower center", ncol=min(3, len(curves)),
+               frameon=False, title="Approach")
+    smoothed = any(len(frame["train_loss"].dropna()) > 12 for frame in curves.values()
+                   if "train_loss" in frame.columns)
+    fig.suptitle("Training curves" + (" (training loss: faint per step, solid rolling mean)"
+                                      if smoothed else ""), fontweight="bold")
+    return fig
+
+
+def cost_figure(table: pd.DataFrame, palette: dict) -> plt.Figure:
+    """Macro-F1 against trainable parameters and against training minutes. Systems that train
+    nothing, or whose cost is not measured here, are horizontal lines at their macro-F1."""
+    if table.empty:
+        return _placeholder("Quality against cost", "No system was evaluated.")
+    legend_rows = math.ceil(len(table) / 3)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.25 * legend_rows), sharey=True,
+                             layout="constrained")
+    points, lines = {}, {}
+    costs = (("trainable_parameters", "Trainable parameters (log scale)", True),
+             ("training_minutes", "Training time (minutes)", False))
+    for ax, (column, xlabel, log) in zip(axes, costs):
+        values = pd.to_numeric(table[column], errors="coerce").astype(float)
+        for (_, row), cost in zip(table.iterrows(), values):
+            label, color = row["system"], palette[row["system"]]
+            y = row["macro_f1"]
+            if cost > 0:
+                ax.errorbar(cost, y, yerr=[[y - row["macro_f1_ci_low"]], [row["macro_f1_ci_high"] - y]],
+                            fmt="o", ms=8, color=color, ecolor=color, capsize=4, lw=1.5)
+                points.setdefault(label, Line2D([], [], color=color, marker="o", ms=8, ls=""))
+            else:
+                style = "--" if cost == 0 else ":"
+                ax.axhline(y, color=color, ls=style, lw=1.8)
+                note = "nothing trained" if cost == 0 else "cost not measured"
+                lines.setdefault(f"{label} ({note})", Line2D([], [], color=color, ls=style, lw=1.8))
+        ax.set_xlabel(xlabel)
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_count_tick))
+            ax.margins(x=0.1)
+        else:
+            ax.margins(x=0.08)
+            ax.set_xlim(left=0)
+        if not (values > 0).any():
+            ax.text(0.5, 0.5, "no fine-tuned system ran", transform=ax.transAxes, ha="center",
+                    color="#777")
+    axes[0].set_ylabel("Macro-F1 on the test split (95% interval)")
+    axes[0].set_ylim(0, 1.03)  # room for a line at 1.0
+    axes[0].set_title("Quality against trainable parameters", fontweight="bold")
+    axes[1].set_title("Quality against training time", fontweight="bold")
+    handles = {**points, **lines}  # fine-tuned points first, then the reference lines
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+               ncol=min(3, len(handles)), frameon=False)
+    return fig
+
+
+def _count_tick(value: float, _position) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:g} {unit}"
+    return f"{value:g}"
+
+
+def class_balance_figure(counts: pd.DataFrame | None, labels: Sequence[str]) -> plt.Figure:
+    """Tweets per class in each split."""
+    if counts is None or counts.empty:
+        return _placeholder("Class balance of the splits", "The split files were not given.")
+    order = [s for s in ("train", "val", "test") if s in set(counts["split"])]
+    order += sorted(set(counts["split"]) - set(order))
+    names = {"train": "train", "val": "validation", "test": "test"}
+    frame = counts.assign(split=counts["split"].map(lambda s: names.get(s, s)))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    sns.barplot(frame, x="split", y="count", hue="label", order=[names.get(s, s) for s in order],
+                hue_order=list(labels), palette="Set2", ax=ax)
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=8, padding=2)
+    ax.margins(y=0.12)
+    ax.set_xlabel("Split")
+    ax.set_ylabel("Tweets")
+    ax.set_title("Tweets per class in each split", fontweight="bold")
+    ax.legend(title="Class", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    return fig
