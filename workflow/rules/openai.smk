@@ -1,0 +1,80 @@
+# The OpenAI stage (optional, off unless openai.enabled; it costs money): fine-tune OpenAI
+# models on the training prompts, and evaluate them and chat models with k demonstrations.
+# The key is read from OPENAI_API_KEY inside the scripts only. A fine-tuning job is recorded
+# in results/openai/{model}/job.json, which is no output, so a rerun after a failure resumes
+# that job instead of paying for another (see src/adaptune/openai_finetune.py). Responses are
+# cached under results/openai/cache/, so a rerun of an evaluation pays for nothing twice.
+
+import re
+
+OPENAI = config["openai"]
+OPENAI_STYLE = OPENAI["style"]
+# Settings of the connection, which every OpenAI rule uses.
+OPENAI_CONNECTION = ("base_url", "max_retries", "timeout_s", "completion_models")
+# The evaluated systems by directory name (as openai_eval_dirs in common.smk names them).
+OPENAI_SYSTEMS = {
+    **{f"ft-{m}": {"method": "openai_finetune", "base_model": m, "k": 0}
+       for m in OPENAI["finetune_models"]},
+    **{f"{m}-k{k}": {"method": "openai_chat", "base_model": m, "k": k}
+       for m in OPENAI["chat_models"] for k in OPENAI["chat_k"]},
+}
+
+
+rule openai_finetune:
+    input:
+        train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",
+        val=f"results/prompts/{OPENAI_STYLE}/val.jsonl",
+    output:
+        "results/openai/{oai_model}/model.json",
+    params:
+        labels=config["labels"],
+        openai={
+            key: OPENAI[key]
+            for key in OPENAI_CONNECTION
+            + ("style", "epochs", "max_training_tokens", "seed", "poll_interval_s", "max_poll_interval_s")
+        },
+        # Not an output, so that Snakemake keeps it when the job fails or is interrupted.
+        job_record=lambda w: f"results/openai/{w.oai_model}/job.json",
+    wildcard_constraints:
+        # exactly the configured models; "(?!)" matches nothing when there are none
+        oai_model="|".join(map(re.escape, OPENAI["finetune_models"])) or "(?!)",
+    log:
+        "logs/openai_finetune/{oai_model}.log",
+    benchmark:
+        "benchmarks/openai_finetune/{oai_model}.tsv"
+    conda:
+        "../../envs/openai.yaml"
+    script:
+        "../scripts/openai_finetune.py"
+
+
+rule openai_evaluate:
+    input:
+        splits=expand(f"results/prompts/{OPENAI_STYLE}/{{split}}.jsonl", split=config["evaluation"]["splits"]),
+        train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",  # the demonstrations
+        # a fine-tuned system also needs its model
+        model=lambda w: (
+            [f"results/openai/{OPENAI_SYSTEMS[w.oai_system]['base_model']}/model.json"]
+            if OPENAI_SYSTEMS[w.oai_system]["method"] == "openai_finetune"
+            else []
+        ),
+    output:
+        eval_files("results/eval/openai/{oai_system}"),
+    params:
+        system=lambda w: {"name": w.oai_system, **OPENAI_SYSTEMS[w.oai_system]},
+        splits=config["evaluation"]["splits"],
+        labels=config["labels"],
+        openai={key: OPENAI[key] for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")},
+        evaluation={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
+        directory=lambda w: f"results/eval/openai/{w.oai_system}",
+        cache_dir="results/openai/cache",
+    wildcard_constraints:
+        oai_system="|".join(map(re.escape, OPENAI_SYSTEMS)) or "(?!)",
+    log:
+        "logs/openai_evaluate/{oai_system}.log",
+    benchmark:
+        "benchmarks/openai_evaluate/{oai_system}.tsv"
+    conda:
+        "../../envs/openai.yaml"
+    script:
+        "../scripts/openai_evaluate.py"

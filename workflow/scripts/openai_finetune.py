@@ -1,0 +1,21 @@
+"""Fine-tune one OpenAI model (rule openai_finetune); the key comes from OPENAI_API_KEY."""
+
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from adaptune.openai_client import OpenAISettings, guard_secret  # noqa: E402
+
+guard_secret()
+
+from adaptune.openai_finetune import finetune  # noqa: E402
+
+finetune(
+    model=snakemake.wildcards.oai_model,
+    train=snakemake.input.train,
+    val=snakemake.input.val,
+    output=snakemake.output[0],
+    job_record=snakemake.params.job_record,
+    labels=snakemake.params.labels,
+    settings=OpenAISettings.from_config(snakemake.params.openai),
+)
