@@ -1,0 +1,513 @@
+"""Fine-tune a quantized causal LM for classification three ways, with PyTorch Lightning.
+
+  layernorm       only the normalization layers' parameters train (found by module type)
+  lora_attention  PEFT LoRA on the attention projections (the model entry's attention_modules)
+  lora_all        LoRA on attention and MLP projections (lm_head excluded), optionally the input embedding
+
+The base weights stay frozen (and int8/NF4 when quantized). The loss covers the completion
+tokens only; see adaptune.training_data for the batch layout. `train` writes an output folder
+whole or not at all:
+    adapter/      PEFT adapter (lora_*) or norms.safetensors (layernorm), plus adaptune_adapter.json
+    curves.csv    step, epoch, train_loss, val_loss, val_accuracy
+    summary.json  parameter counts, steps, speed, memory, final metrics, provenance
+`load_trained` puts a saved adapter back on its base model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from adaptune.io import atomic_dir, write_csv, write_json
+from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
+
+APPROACHES = ("layernorm", "lora_attention", "lora_all")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
+OPTIMIZERS = ("adamw", "adamw8bit")
+ADAPTER_FILE = "adaptune_adapter.json"
+NORMS_FILE = "norms.safetensors"
+CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 8
+    alpha: float = 16
+    dropout: float = 0.05
+    embedding: bool = False  # also adapt the input embedding (lora_all only)
+
+    def __post_init__(self):
+        _check(isinstance(self.r, int) and self.r >= 1, "lora.r", self.r, "an integer >= 1")
+        _check(_number(self.alpha) and self.alpha > 0, "lora.alpha", self.alpha, "a number > 0")
+        _check(_number(self.dropout) and 0 <= self.dropout < 1, "lora.dropout", self.dropout, "in [0, 1)")
+        _check(isinstance(self.embedding, bool), "lora.embedding", self.embedding, "true or false")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training run: the rule's params (training common keys, the approach's section,
+    quantization, labels, style and its template, the model entry)."""
+
+    approach: str
+    learning_rate: float
+    epochs: int
+    batch_size: int = 8
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    lora: LoraSettings | None = None
+    seed: int = 42
+    precision: str = "32-true"
+    optimizer: str = "adamw"
+    max_length: int = 96
+    gradient_checkpointing: bool = False
+    quantization: str = "8bit"
+    style: str = "instruction"
+    labels: tuple[str, ...] = ("hate", "offensive", "neutral")
+    template: str | None = None
+    model: dict | None = None  # the config `models` entry (with "name") the rule was given
+    log_every_n_steps: int = 5
+    # Score the validation split once before training too: the curves then start at the
+    # untrained model (step 0).
+    validate_first: bool = True
+    val_checks_per_epoch: int = 1  # 2 scores the validation split every half epoch
+    max_steps: int | None = None  # stop early (tests, benchmarks); None trains all epochs
+
+    def __post_init__(self):
+        _check(self.approach in APPROACHES, "approach", self.approach, f"one of {list(APPROACHES)}")
+        _check(_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        for key in ("epochs", "batch_size", "log_every_n_steps", "val_checks_per_epoch"):
+            value = getattr(self, key)
+            _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
+        _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        _check(_number(self.warmup_ratio) and 0 <= self.warmup_ratio <= 1, "warmup_ratio", self.warmup_ratio, "in [0, 1]")
+        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
+        _check(self.quantization in QUANTIZATIONS, "quantization", self.quantization, f"one of {list(QUANTIZATIONS)}")
+        _check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", self.labels, "two or more distinct names")
+        _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1), "max_steps", self.max_steps, "None or an integer >= 1")
+        if self.approach == "layernorm":
+            _check(self.lora is None, "lora", self.lora, "absent for layernorm")
+        else:
+            _check(isinstance(self.lora, LoraSettings), "lora", self.lora, "LoRA settings")
+            if self.approach == "lora_attention":
+                _check(not self.lora.embedding, "lora.embedding", True, "false for lora_attention (lora_all only)")
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainSettings:
+        """Build from a rule's params dict; unknown keys are an error, `enabled` is ignored."""
+        params = {k: v for k, v in dict(params).items() if k != "enabled"}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"training settings: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        if params.get("approach") == "layernorm":
+            params.pop("lora", None)
+        elif "approach" in params:
+            lora = params.get("lora") or {}
+            lora_known = {f.name for f in fields(LoraSettings)}
+            if set(lora) - lora_known:
+                raise ValueError(f"training settings: lora: unknown key(s) {sorted(set(lora) - lora_known)}")
+            params["lora"] = LoraSettings(**lora)
+        if "labels" in params:
+            params["labels"] = tuple(params["labels"])
+        if "model" in params and params["model"] is not None:
+            params["model"] = dict(params["model"])
+        try:
+            return cls(**params)
+        except TypeError as error:  # a required key is missing
+            raise ValueError(f"training settings: {error}") from None
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check(ok: bool, key: str, value, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"training settings: {key}: got {value!r}, expected {expected}")
+
+
+# ---------------------------------------------------------------------------- trainable parameters
+
+
+def is_norm(module) -> bool:
+    """LayerNorm and RMSNorm layers, by type: torch's classes and any class named *LayerNorm or
+    *RMSNorm (transformers defines its own RMSNorm per architecture)."""
+    import torch
+
+    norm_types = tuple(t for t in (torch.nn.LayerNorm, getattr(torch.nn, "RMSNorm", None)) if t)
+    return isinstance(module, norm_types) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+
+
+def norm_parameter_names(model) -> list[str]:
+    return [
+        f"{name}.{pname}" if name else pname
+        for name, module in model.named_modules() if is_norm(module)
+        for pname, _ in module.named_parameters(recurse=False)
+    ]
+
+
+def embedding_module_name(model) -> str:
+    """Last name component of the input embedding module (wte, embed_tokens, ...)."""
+    embedding = model.get_input_embeddings()
+    for name, module in model.named_modules():
+        if module is embedding:
+            return name.rsplit(".", 1)[-1]
+    raise ValueError("the model's input embedding is not one of its modules")
+
+
+def lora_targets(settings: TrainSettings, entry: dict, model) -> list[str]:
+    targets = list(entry["attention_modules"])
+    if settings.approach == "lora_all":
+        targets += list(entry["mlp_modules"])
+        if settings.lora.embedding:
+            targets.append(embedding_module_name(model))
+    return targets
+
+
+def make_trainable(model, settings: TrainSettings, entry: dict):
+    """Freeze the base and make the approach's parameters trainable; returns the model to train
+    (a PeftModel for LoRA)."""
+    import torch
+
+    quantized = settings.quantization != "none"
+    checkpointing = {"use_reentrant": False}
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes everything and upcasts non-int8 weights to fp32. Gradient checkpointing is its
+        # default; on a CPU it only costs time, so it follows the setting.
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings.gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
+        )
+    else:
+        for param in model.parameters():
+            param.requires_grad = False
+        if settings.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+            model.enable_input_require_grads()
+
+    if settings.approach == "layernorm":
+        names = norm_parameter_names(model)
+        if not names:
+            raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train")
+        for name in names:
+            param = model.get_parameter(name)
+            if param.dtype != torch.float32:
+                param.data = param.data.float()
+            param.requires_grad = True
+        return model
+
+    from peft import LoraConfig, get_peft_model
+
+    lora = settings.lora
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+        target_modules=lora_targets(settings, entry, model), task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+# ---------------------------------------------------------------------------- the Lightning module
+
+
+def _lightning_module_class():
+    """Defined on first use so that importing adaptune.training stays light."""
+    import pytorch_lightning as pl
+    import torch
+    import torch.nn.functional as F
+
+    class CompletionLM(pl.LightningModule):
+        """Causal LM trained on completion tokens; validation also scores the label words."""
+
+        def __init__(self, model, settings: TrainSettings, label_token_ids: list[int]):
+            super().__init__()
+            self.model = model
+            self.settings = settings
+            self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
+            self._epoch_losses: list[float] = []
+            self.epoch_train_losses: list[float] = []
+
+        def completion_logits(self, batch):
+            """Logits of the last completion_length + 1 positions: those that predict the
+            completion tokens (and one past, unused)."""
+            keep = int(batch["completion_length"]) + 1
+            output = self.model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False,
+            )
+            return output.logits
+
+        def completion_loss(self, logits, batch):
+            width = int(batch["completion_length"])
+            targets = batch["labels"][:, -width:]
+            predictions = logits[:, :-1].float()
+            return F.cross_entropy(predictions.reshape(-1, predictions.size(-1)), targets.reshape(-1),
+                                   ignore_index=-100)
+
+        def training_step(self, batch, batch_idx):
+            loss = self.completion_loss(self.completion_logits(batch), batch)
+            size = batch["input_ids"].size(0)
+            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
+            self._epoch_losses.append(loss.item())
+            return loss
+
+        def on_train_epoch_end(self):
+            if self._epoch_losses:
+                self.epoch_train_losses.append(sum(self._epoch_losses) / len(self._epoch_losses))
+            self._epoch_losses = []
+
+        def validation_step(self, batch, batch_idx):
+            logits = self.completion_logits(batch)
+            loss = self.completion_loss(logits, batch)
+            # The label position predicts a row's first completion token; with the completion at
+            # the row's end it is kept position (completion_length - that row's length).
+            rows = torch.arange(logits.size(0), device=logits.device)
+            position = int(batch["completion_length"]) - batch["label_length"]
+            scores = logits[rows, position][:, self.label_ids]
+            accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
+            size = batch["input_ids"].size(0)
+            self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+            self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
+
+        def configure_optimizers(self):
+            from transformers import get_linear_schedule_with_warmup
+
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            s = self.settings
+            if s.optimizer == "adamw8bit":
+                import bitsandbytes as bnb
+
+                optimizer = bnb.optim.AdamW8bit(params, lr=s.learning_rate, weight_decay=s.weight_decay)
+            else:
+                optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
+            total = int(self.trainer.estimated_stepping_batches)
+            schedule = get_linear_schedule_with_warmup(
+                optimizer, num_warmup_steps=round(s.warmup_ratio * total), num_training_steps=total
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    return CompletionLM
+
+
+def _timer_callback():
+    import pytorch_lightning as pl
+
+    class TrainTimer(pl.Callback):
+        """Seconds and examples spent in training steps (validation and setup excluded)."""
+
+        def __init__(self):
+            self.seconds, self.samples, self._start = 0.0, 0, 0.0
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.seconds += time.perf_counter() - self._start
+            self.samples += int(batch["input_ids"].size(0))
+
+    return TrainTimer()
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts: str | os.PathLike,
+          model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """Fine-tune the model in `model_dir` on the prompts; write adapter/, curves.csv and
+    summary.json into `out_dir` (all or nothing). Returns the summary."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import TQDMProgressBar
+    from pytorch_lightning.loggers import CSVLogger
+
+    from adaptune.training_data import PromptDataModule, read_prompts
+
+    stopwatch = Stopwatch()
+    entry = model_entry(model_dir)
+    for path in (train_prompts, val_prompts):  # fail on bad input before the slow model load
+        read_prompts(path, settings.labels)
+    if settings.model is not None and settings.model.get("name") != entry.get("name"):
+        raise ValueError(
+            f"{model_dir}: holds model {entry.get('name')!r} but the settings are for "
+            f"{settings.model.get('name')!r}"
+        )
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    model, tokenizer = load_model(model_dir, settings.quantization)
+    base_parameters = count_parameters(model)
+    model = make_trainable(model, settings, entry)
+    model.train()  # from_pretrained returns eval mode; dropout on for training
+    trainable = count_parameters(model, trainable_only=True)
+    data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
+                            settings.batch_size, settings.max_length, settings.seed)
+    module = _lightning_module_class()(model, settings, data.label_token_ids)
+    timer = _timer_callback()
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="adaptune-train-") as scratch, atomic_dir(out_dir) as tmp:
+        logger = CSVLogger(scratch, name="", version="", flush_logs_every_n_steps=settings.log_every_n_steps)
+        trainer = pl.Trainer(
+            max_epochs=settings.epochs,
+            max_steps=settings.max_steps or -1,
+            accelerator="auto",
+            devices=1,
+            precision=settings.precision,
+            # Some CUDA kernels (bitsandbytes') have no deterministic version: warn there.
+            deterministic=True if not torch.cuda.is_available() else "warn",
+            logger=logger,
+            # tqdm rather than rich: it writes as it goes, also into a log file.
+            callbacks=[timer, TQDMProgressBar(refresh_rate=settings.log_every_n_steps)],
+            log_every_n_steps=settings.log_every_n_steps,
+            val_check_interval=1.0 / settings.val_checks_per_epoch,
+            enable_checkpointing=False,
+            num_sanity_val_steps=0,
+            default_root_dir=scratch,
+        )
+        if settings.validate_first:
+            trainer.validate(module, datamodule=data, verbose=False)
+            module.train()
+        trainer.fit(module, datamodule=data)
+        curves = read_curves(Path(logger.log_dir) / "metrics.csv")
+        save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
+        write_csv(tmp / "curves.csv", curves)
+        summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
+                           count_parameters(module.model), base_parameters, stopwatch)
+        write_json(tmp / "summary.json", summary)
+    return summary
+
+
+def read_curves(metrics_csv: Path):
+    """Lightning's metrics.csv with the contract's columns (empty where not logged)."""
+    import pandas as pd
+
+    frame = pd.read_csv(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
+    for column in CURVE_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
+    return frame[CURVE_COLUMNS]
+
+
+def _last(curves, column):
+    values = curves[column].dropna()
+    return None if values.empty else round(float(values.iloc[-1]), 6)
+
+
+def _summary(settings, entry, trainer, module, timer, curves, trainable, total, base, stopwatch) -> dict:
+    config = {k: v for k, v in asdict(settings).items() if k not in ("log_every_n_steps",)}
+    final_train = module.epoch_train_losses[-1] if module.epoch_train_losses else None
+    return {
+        "model": entry.get("name"),
+        "approach": settings.approach,
+        "style": settings.style,
+        "quantization": settings.quantization,
+        "trainable_parameters": trainable,
+        # Every parameter of the trained model (base + adapter), each counted once, by element
+        # (int8 weights one per element, NF4 weights by their unpacked shape).
+        "total_parameters": total,
+        # The base model as loaded, before any adapter.
+        "base_parameters": base,
+        "trainable_fraction": round(trainable / total, 8) if total else None,
+        "epochs": int(trainer.current_epoch),
+        "steps": int(trainer.global_step),
+        "train_samples": timer.samples,
+        "wall_time_s": round(stopwatch.seconds, 2),
+        "train_time_s": round(timer.seconds, 2),
+        "train_samples_per_second": round(timer.samples / timer.seconds, 3) if timer.seconds else None,
+        "peak_memory_mb": peak_memory_mb(),
+        "peak_gpu_memory_mb": peak_gpu_memory_mb(),
+        # Mean training loss over the last epoch's steps.
+        "final_train_loss": None if final_train is None else round(final_train, 6),
+        "final_val_loss": _last(curves, "val_loss"),
+        "final_val_accuracy": _last(curves, "val_accuracy"),
+        "provenance": provenance(config, settings.seed, stopwatch),
+    }
+
+
+# ---------------------------------------------------------------------------- saving and loading
+
+
+def save_adapter(model, settings: TrainSettings, model_dir, adapter_dir: Path, completions: dict) -> None:
+    """Write the trained parameters and adaptune_adapter.json into `adapter_dir`."""
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    if settings.approach == "layernorm":
+        from safetensors.torch import save_file
+
+        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(state, adapter_dir / NORMS_FILE)
+    else:
+        # The vocabulary is unchanged: never copy the (large) embedding matrix into the adapter.
+        model.save_pretrained(adapter_dir, save_embedding_layers=False)
+    meta = {
+        "approach": settings.approach,
+        **model_fingerprint(model_dir),
+        "quantization": settings.quantization,
+        "style": settings.style,
+        "labels": list(settings.labels),
+        "completions": completions,
+        "template": settings.template,
+        "max_length": settings.max_length,
+        "settings": {k: v for k, v in asdict(settings).items() if k != "model"},
+    }
+    write_json(adapter_dir / ADAPTER_FILE, meta)
+
+
+def adapter_meta(adapter_dir: str | os.PathLike) -> dict:
+    adapter_dir = Path(adapter_dir)
+    path = adapter_dir / ADAPTER_FILE
+    if not adapter_dir.is_dir():
+        raise ValueError(f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)")
+    if not path.is_file():
+        raise ValueError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_trained(model_dir: str | os.PathLike, adapter_dir: str | os.PathLike, quantization: str | None = None):
+    """(model, tokenizer, meta): the base in `model_dir` loaded with `quantization` (default: the
+    one it was trained with) and the adapter in `adapter_dir` applied; eval mode."""
+    import torch
+
+    meta = adapter_meta(adapter_dir)
+    fingerprint = model_fingerprint(model_dir)
+    recorded = {k: meta.get(k) for k in fingerprint}
+    if recorded != fingerprint:
+        raise ValueError(
+            f"{adapter_dir} was trained on base model {recorded['base_model']!r} (config hash "
+            f"{str(recorded['base_model_config_hash'])[:12]}), but {model_dir} holds "
+            f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
+            "load it with the model it was trained on"
+        )
+    model, tokenizer = load_model(model_dir, quantization or meta["quantization"])
+    if meta["approach"] == "layernorm":
+        from safetensors.torch import load_file
+
+        state = load_file(Path(adapter_dir) / NORMS_FILE)
+        with torch.no_grad():
+            for name, tensor in state.items():
+                try:
+                    param = model.get_parameter(name)
+                except AttributeError:
+                    raise ValueError(f"{adapter_dir}/{NORMS_FILE}: {name!r} is not a parameter of the base model") from None
+                if param.shape != tensor.shape:
+                    raise ValueError(f"{adapter_dir}/{NORMS_FILE}: {name!r} has shape {tuple(tensor.shape)}, "
+                                     f"the model's is {tuple(param.shape)}")
+                param.data = tensor.to(device=param.device, dtype=torch.float32)
+    else:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.eval()
+    return model, tokenizer, meta

@@ -1,0 +1,230 @@
+"""Prompt/completion examples as token rows for causal-LM fine-tuning.
+
+Each row is LEFT padded with the completion at its very end: the completion tokens of every row
+then sit in the last positions of the batch, so the model needs to run its lm_head only on the
+last `max completion length + 1` positions (`logits_to_keep`), which on a CPU is a large part of a
+step's time for a small model. The loss covers the completion tokens only (the prompt and the
+padding are labelled -100).
+
+Truncation keeps a prompt's last `max_length` tokens: the end of the message and the template's
+tail ("Category:") survive, the start goes. Scoring must encode prompts the same way, with
+`encode_prompt` and `position_ids`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from adaptune.io import read_jsonl
+
+IGNORE = -100
+REQUIRED_KEYS = ("prompt", "completion", "label")
+
+
+def read_prompts(path: str | os.PathLike, labels) -> list[dict]:
+    """Rows of a prompts jsonl, checked: every row has prompt, completion and a known label."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise ValueError(f"{path}: no examples")
+    for number, row in enumerate(rows, start=1):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(row.get(k), str)]
+        if missing:
+            raise ValueError(f"{path}: line {number}: missing or non-string key(s) {missing}")
+        if row["label"] not in labels:
+            raise ValueError(f"{path}: line {number}: label {row['label']!r} is not one of {list(labels)}")
+        if not row["completion"]:
+            raise ValueError(f"{path}: line {number}: empty completion")
+    return rows
+
+
+def encode_prompt(tokenizer, prompt: str, max_length: int) -> list[int]:
+    """Prompt token ids, at most `max_length`, cut from the left; the tokenizer's BOS (if it adds
+    one) is kept in front."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = _bos_prefix(tokenizer)
+    keep = max_length - len(bos)
+    if keep < 1:
+        raise ValueError(f"max_length {max_length} leaves no room for the prompt")
+    return bos + ids[-keep:]
+
+
+def encode_completion(tokenizer, completion: str) -> list[int]:
+    ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"completion {completion!r} encodes to no tokens")
+    return ids
+
+
+def _bos_prefix(tokenizer) -> list[int]:
+    """[bos] when the tokenizer puts a BOS in front of a text by itself (Llama-style), else []."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return []
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return [bos] if probe and probe[0] == bos else []
+
+
+def label_token_ids(tokenizer, completions: dict[str, str]) -> list[int]:
+    """First token of each label's completion; they must differ to tell the labels apart."""
+    ids = [encode_completion(tokenizer, c)[0] for c in completions.values()]
+    if len(set(ids)) != len(ids):
+        raise ValueError(
+            f"the completions {list(completions.values())} start with the same token in this "
+            "tokenizer; validation accuracy compares first tokens, so they must differ"
+        )
+    return ids
+
+
+def label_completions(rows: list[dict], labels) -> dict[str, str]:
+    """label -> its completion, as the rows write it (" <label>" when no row has that label)."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        previous = seen.setdefault(row["label"], row["completion"])
+        if previous != row["completion"]:
+            raise ValueError(
+                f"label {row['label']!r} has two completions: {previous!r} and {row['completion']!r}"
+            )
+    return {label: seen.get(label, " " + label) for label in labels}
+
+
+@dataclass
+class Example:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    label_index: int
+
+
+class ExampleDataset(Dataset):
+    def __init__(self, examples: list[Example]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.examples[index]
+
+
+def encode_rows(tokenizer, rows: list[dict], labels, max_length: int) -> list[Example]:
+    labels = list(labels)
+    return [
+        Example(
+            prompt_ids=encode_prompt(tokenizer, row["prompt"], max_length),
+            completion_ids=encode_completion(tokenizer, row["completion"]),
+            label_index=labels.index(row["label"]),
+        )
+        for row in rows
+    ]
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that start at 0 at each row's first real token, so left padding does not shift
+    the rotary/learned positions of the text."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class Collator:
+    """Left-pad a list of examples into input_ids, attention_mask, position_ids and labels."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, batch: list[Example]) -> dict[str, torch.Tensor]:
+        rows = [e.prompt_ids + e.completion_ids for e in batch]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        for i, (example, row) in enumerate(zip(batch, rows)):
+            input_ids[i, width - len(row):] = torch.tensor(row)
+            attention_mask[i, width - len(row):] = 1
+            n = len(example.completion_ids)
+            labels[i, width - n:] = torch.tensor(example.completion_ids)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids(attention_mask),
+            "labels": labels,
+            "completion_length": max(len(e.completion_ids) for e in batch),
+            "label_index": torch.tensor([e.label_index for e in batch]),
+            "label_length": torch.tensor([len(e.completion_ids) for e in batch]),
+        }
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[int]:
+    """A shuffled order in which each run of `group` batches is sorted by length, so the
+    examples of a batch have similar lengths and little padding; batches are then shuffled."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * group
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i], reverse=True)
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return [i for b in batches for i in b]
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number
+    (Lightning calls set_epoch before each epoch)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + self.epoch))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+class PromptDataModule(pl.LightningDataModule):
+    """Train and validation prompts of one style, tokenized once."""
+
+    def __init__(self, tokenizer, train_path: str | os.PathLike, val_path: str | os.PathLike,
+                 labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.train_path, self.val_path = Path(train_path), Path(val_path)
+        self.labels = list(labels)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.max_length = max_length
+        self.seed = seed
+        self.collate = Collator(tokenizer.pad_token_id)
+        train_rows = read_prompts(self.train_path, self.labels)
+        val_rows = read_prompts(self.val_path, self.labels)
+        # The label set scored for validation accuracy is read off the validation completions.
+        self.completions = label_completions(val_rows, self.labels)
+        self.label_token_ids = label_token_ids(tokenizer, self.completions)
+        self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length)
+        self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length)
+
+    def train_dataloader(self) -> DataLoader:
+        lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
+        return DataLoader(
+            ExampleDataset(self.train_examples), batch_size=self.batch_size,
+            sampler=LengthGroupedSampler(lengths, self.batch_size, self.seed),
+            collate_fn=self.collate,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        # Sorted by length: least padding, and validation needs no shuffling.
+        order = sorted(range(len(self.val_examples)),
+                       key=lambda i: len(self.val_examples[i].prompt_ids))
+        examples = [self.val_examples[i] for i in order]
+        return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size,
+                          shuffle=False, collate_fn=self.collate)

@@ -1,0 +1,363 @@
+"""Training on a tiny GPT-J loaded in 8-bit through bitsandbytes on the CPU: which parameters
+train, that the base stays int8 and untouched, that loss falls, that outputs are honest and
+complete, and that a saved adapter loads back to the same logits."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from tiny_model import build_tiny_model  # noqa: E402
+
+from adaptune import training  # noqa: E402
+from adaptune.io import write_json, write_jsonl  # noqa: E402
+from adaptune.training import LoraSettings, TrainSettings  # noqa: E402
+
+LABELS = ("hate", "offensive", "neutral")
+TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
+ENTRY = {"name": "tiny-gptj", "source": "local", "path": "",
+         "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"], "mlp_modules": ["fc_in", "fc_out"]}
+# A learnable toy task: each label has its own words.
+TEXTS = {
+    "hate": ["those people should all go away", "I hate those people forever"],
+    "offensive": ["you are a stupid idiot", "stupid bad awful idiot"],
+    "neutral": ["I love sunny days at the beach", "nice weather and good music"],
+}
+
+
+def make_rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        label = LABELS[i % 3]
+        text = TEXTS[label][(i // 3) % 2]
+        prompt = TEMPLATE.format(labels=", ".join(LABELS), text=text)
+        rows.append({"id": str(i), "text": text, "prompt": prompt, "completion": " " + label, "label": label})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("train")
+    model_dir = build_tiny_model(root / "model", "gptj")
+    write_json(model_dir / "adaptune_model.json", {**ENTRY, "path": str(model_dir)})
+    write_jsonl(root / "train.jsonl", make_rows(48))
+    write_jsonl(root / "val.jsonl", make_rows(12))
+    return {"root": root, "model": model_dir, "train": root / "train.jsonl", "val": root / "val.jsonl"}
+
+
+def settings(approach: str, **overrides) -> TrainSettings:
+    values = dict(approach=approach, learning_rate=2e-2, epochs=2, batch_size=8, seed=0,
+                  lora=None if approach == "layernorm" else LoraSettings(r=4, alpha=8, dropout=0.0),
+                  labels=LABELS, template=TEMPLATE, log_every_n_steps=1)
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def test_settings_from_rule_params():
+    params = {"approach": "lora_all", "learning_rate": 3e-4, "epochs": 2, "batch_size": 8, "enabled": True,
+              "weight_decay": 0.0, "warmup_ratio": 0.1, "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "embedding": True},
+              "seed": 1, "precision": "32-true", "optimizer": "adamw8bit", "max_length": 96,
+              "gradient_checkpointing": False, "quantization": "4bit", "labels": list(LABELS),
+              "style": "instruction", "template": TEMPLATE, "model": ENTRY}
+    s = TrainSettings.from_params(params)
+    assert s.lora == LoraSettings(8, 16, 0.05, True)
+    assert s.labels == LABELS and s.quantization == "4bit" and s.optimizer == "adamw8bit"
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"approach": "prefix", "learning_rate": 1e-3, "epochs": 1}, "approach: got 'prefix'"),
+        ({"approach": "layernorm", "learning_rate": 0, "epochs": 1}, "learning_rate: got 0"),
+        ({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1, "lr": 1}, r"unknown key\(s\) \['lr'\]"),
+        ({"approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "lora": {"rank": 8}}, r"lora: unknown key\(s\) \['rank'\]"),
+        ({"approach": "lora_attention", "learning_rate": 1e-3, "epochs": 1, "lora": {"embedding": True}}, "lora.embedding"),
+        ({"approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "precision": "fp8"}, "precision: got 'fp8'"),
+        ({"approach": "lora_all", "learning_rate": 1e-3}, "epochs"),
+    ],
+)
+def test_bad_settings_name_the_key(params, message):
+    with pytest.raises(ValueError, match=message):
+        TrainSettings.from_params(params)
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def test_collation_left_pads_and_masks_the_prompt(workspace):
+    from transformers import AutoTokenizer
+
+    from adaptune.training_data import Collator, encode_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(workspace["model"])
+    rows = make_rows(3)
+    rows[0]["prompt"] = "short\nCategory:"
+    examples = encode_rows(tokenizer, rows, LABELS, max_length=96)
+    batch = Collator(pad_token_id=tokenizer.pad_token_id)(examples)
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    width = ids.size(1)
+    for i, example in enumerate(examples):
+        n = len(example.prompt_ids) + len(example.completion_ids)
+        assert mask[i].tolist() == [0] * (width - n) + [1] * n
+        assert ids[i, width - n:].tolist() == example.prompt_ids + example.completion_ids
+        c = len(example.completion_ids)
+        assert labels[i, :width - c].eq(-100).all()
+        assert labels[i, width - c:].tolist() == example.completion_ids
+        # positions count from the first real token
+        assert batch["position_ids"][i, width - n:].tolist() == list(range(n))
+    assert batch["label_index"].tolist() == [0, 1, 2]
+
+
+def test_truncation_keeps_the_prompt_end_and_the_completion(workspace):
+    from transformers import AutoTokenizer
+
+    from adaptune.training_data import encode_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(workspace["model"])
+    row = make_rows(1)[0]
+    row["prompt"] = TEMPLATE.format(labels=", ".join(LABELS), text=" ".join(["weather"] * 80))
+    (example,) = encode_rows(tokenizer, [row], LABELS, max_length=20)
+    assert len(example.prompt_ids) == 20
+    assert tokenizer.decode(example.prompt_ids).endswith("weather\nCategory:")
+    assert tokenizer.decode(example.completion_ids) == " hate"
+
+
+def test_length_grouped_order_is_a_seeded_permutation_with_little_padding():
+    import random
+
+    from adaptune.training_data import LengthGroupedSampler, length_grouped_order
+
+    rng = random.Random(1)
+    lengths = [rng.randint(20, 100) for _ in range(400)]
+    order = length_grouped_order(lengths, batch_size=8, seed=3)
+    assert sorted(order) == list(range(400))
+    assert order == length_grouped_order(lengths, batch_size=8, seed=3)
+
+    def padding(order):
+        batches = [order[i:i + 8] for i in range(0, len(order), 8)]
+        return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches)
+
+    shuffled = list(range(400))
+    random.Random(3).shuffle(shuffled)
+    assert padding(order) < padding(shuffled) / 4
+    sampler = LengthGroupedSampler(lengths, 8, seed=3)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspace):
+    """The speed trick (lm_head on the last positions only) and left padding with position ids
+    give the same label-position logits as running each prompt alone."""
+    import torch
+
+    from adaptune.models import load_model
+    from adaptune.training_data import Collator, encode_rows
+
+    model, tokenizer = load_model(workspace["model"], "none")
+    rows = make_rows(3)
+    rows[1]["prompt"] += " and a much longer tail of words to force padding"
+    examples = encode_rows(tokenizer, rows, LABELS, max_length=96)
+    batch = Collator(tokenizer.pad_token_id)(examples)
+    module = training._lightning_module_class()(model, settings("lora_all"), [0, 1, 2])
+    with torch.no_grad():
+        kept = module.completion_logits(batch)
+        for i, example in enumerate(examples):
+            alone = model(input_ids=torch.tensor([example.prompt_ids + example.completion_ids])).logits
+            # kept[:, 0] is the label position of single-token completions
+            torch.testing.assert_close(kept[i, 0], alone[0, len(example.prompt_ids) - 1], rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- trainable parameters
+
+
+def _trainable_names(approach, workspace, **overrides):
+    from adaptune.models import load_model
+
+    model, _ = load_model(workspace["model"], "8bit")
+    model = training.make_trainable(model, settings(approach, **overrides), ENTRY)
+    return model, {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_layernorm_trains_only_norms(workspace):
+    model, names = _trainable_names("layernorm", workspace)
+    expected = {f"transformer.h.{i}.ln_1.{p}" for i in (0, 1) for p in ("weight", "bias")}
+    expected |= {"transformer.ln_f.weight", "transformer.ln_f.bias"}
+    assert names == expected
+
+
+@pytest.mark.parametrize(
+    "approach, overrides, modules",
+    [
+        ("lora_attention", {}, {"q_proj", "k_proj", "v_proj", "out_proj"}),
+        ("lora_all", {}, {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}),
+        ("lora_all", {"lora": LoraSettings(r=4, embedding=True)},
+         {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out", "wte"}),
+    ],
+)
+def test_lora_trains_only_adapters_on_the_named_modules(workspace, approach, overrides, modules):
+    model, names = _trainable_names(approach, workspace, **overrides)
+    assert names and all(".lora_" in n for n in names)
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names}
+    assert adapted == modules
+    assert not any("lm_head" in n for n in names)
+    per_layer = 2 if "wte" not in modules else None  # A and B per adapted module and layer
+    if per_layer:
+        assert len(names) == 2 * 2 * len(modules)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def trained(workspace, tmp_path_factory):
+    """Each approach trained once; the in-memory model is caught on its way to save_adapter."""
+    from adaptune.models import load_model
+
+    reference, _ = load_model(workspace["model"], "8bit")
+    int8_before = {n: p.detach().clone() for n, p in reference.named_parameters() if p.dtype.is_floating_point is False}
+    results = {}
+    original = training.save_adapter
+    for approach in training.APPROACHES:
+        caught = {}
+
+        def catching(model, *args, **kwargs):
+            caught["model"] = model
+            return original(model, *args, **kwargs)
+
+        training.save_adapter = catching
+        try:
+            out = tmp_path_factory.mktemp(approach) / "out"
+            summary = training.train(settings(approach), workspace["train"], workspace["val"], workspace["model"], out)
+        finally:
+            training.save_adapter = original
+        results[approach] = {"out": out, "summary": summary, "model": caught["model"]}
+    results["int8_before"] = int8_before
+    return results
+
+
+@pytest.mark.parametrize("approach", training.APPROACHES)
+def test_training_writes_the_contract_outputs(trained, approach):
+    out = trained[approach]["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["adapter", "curves.csv", "summary.json"]
+    meta = json.loads((out / "adapter" / "adaptune_adapter.json").read_text())
+    assert meta["approach"] == approach and meta["base_model"] == "tiny-gptj"
+    assert meta["labels"] == list(LABELS) and meta["template"] == TEMPLATE and meta["max_length"] == 96
+    adapter_file = "norms.safetensors" if approach == "layernorm" else "adapter_model.safetensors"
+    assert (out / "adapter" / adapter_file).is_file()
+    import pandas as pd
+
+    curves = pd.read_csv(out / "curves.csv")
+    assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
+    assert curves["train_loss"].notna().sum() == 12  # 6 steps per epoch, logged every step
+    assert curves["val_accuracy"].notna().sum() == 3  # before training and after each epoch
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("model", "approach", "style", "quantization", "trainable_parameters", "total_parameters",
+                "epochs", "steps", "wall_time_s", "train_samples_per_second", "peak_memory_mb",
+                "final_train_loss", "final_val_loss", "final_val_accuracy", "provenance"):
+        assert summary[key] is not None, key
+    assert summary["steps"] == 12 and summary["epochs"] == 2 and summary["quantization"] == "8bit"
+
+
+@pytest.mark.parametrize("approach", training.APPROACHES)
+def test_loss_falls(trained, approach):
+    import pandas as pd
+
+    curves = pd.read_csv(trained[approach]["out"] / "curves.csv")
+    val = curves["val_loss"].dropna().tolist()
+    assert val[-1] < val[0] - 0.05, val
+
+
+@pytest.mark.parametrize("approach", training.APPROACHES)
+def test_summary_counts_are_the_models(trained, approach):
+    import torch
+
+    model = trained[approach]["model"]
+    summary = trained[approach]["summary"]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    assert summary["trainable_parameters"] == trainable > 0
+    assert summary["total_parameters"] == total
+    base_elements = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    assert summary["base_parameters"] == base_elements
+    assert any(p.dtype == torch.int8 for p in model.parameters())
+
+
+@pytest.mark.parametrize("approach", training.APPROACHES)
+def test_base_weights_stay_int8_and_unchanged(trained, approach):
+    import torch
+
+    model = trained[approach]["model"]
+    int8_after = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+                  for n, p in model.named_parameters() if not p.dtype.is_floating_point}
+    before = trained["int8_before"]
+    assert set(int8_after) == set(before) and len(before) == 12
+    for name, weight in before.items():
+        assert int8_after[name].dtype == torch.int8
+        assert torch.equal(int8_after[name], weight), name
+
+
+@pytest.mark.parametrize("approach", training.APPROACHES)
+def test_adapter_loads_back_to_the_same_logits(trained, workspace, approach):
+    import torch
+
+    from adaptune.training_data import Collator, encode_rows
+
+    loaded, tokenizer, meta = training.load_trained(workspace["model"], trained[approach]["out"] / "adapter")
+    assert meta["approach"] == approach and not loaded.training
+    examples = encode_rows(tokenizer, make_rows(6), LABELS, 96)
+    batch = Collator(tokenizer.pad_token_id)(examples)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}
+    original = trained[approach]["model"].eval()
+    with torch.no_grad():
+        expected = original(**inputs).logits
+        actual = loaded(**inputs).logits
+    assert torch.equal(actual, expected)
+    # ... and differ from the untrained base, so the adapter was applied at all
+    from adaptune.models import load_model
+
+    base, _ = load_model(workspace["model"], "8bit")
+    with torch.no_grad():
+        assert not torch.equal(base(**inputs).logits, expected)
+
+
+def test_load_trained_refuses_another_base(trained, workspace, tmp_path):
+    other = build_tiny_model(tmp_path / "llama", "llama")
+    write_json(other / "adaptune_model.json", {**ENTRY, "name": "tiny-llama"})
+    with pytest.raises(ValueError, match="trained on base model 'tiny-gptj'.*holds 'tiny-llama'"):
+        training.load_trained(other, trained["lora_all"]["out"] / "adapter")
+    # same name, different architecture
+    write_json(other / "adaptune_model.json", {**ENTRY, "name": "tiny-gptj"})
+    with pytest.raises(ValueError, match="config hash"):
+        training.load_trained(other, trained["layernorm"]["out"] / "adapter")
+
+
+def test_load_trained_without_adapter_is_clear(workspace, tmp_path):
+    with pytest.raises(ValueError, match="no such adapter directory"):
+        training.load_trained(workspace["model"], tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="adaptune_adapter.json missing"):
+        training.load_trained(workspace["model"], tmp_path / "empty")
+
+
+def test_failed_training_leaves_nothing(workspace, tmp_path):
+    bad = tmp_path / "val.jsonl"
+    write_jsonl(bad, [{**make_rows(1)[0], "label": "spam"}])
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"val.jsonl: line 1: label 'spam'"):
+        training.train(settings("layernorm"), workspace["train"], bad, workspace["model"], out)
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_settings_for_another_model_are_refused(workspace, tmp_path):
+    s = settings("layernorm", model={**ENTRY, "name": "gpt-j-6b"})
+    with pytest.raises(ValueError, match="holds model 'tiny-gptj' but the settings are for 'gpt-j-6b'"):
+        training.train(s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out")

@@ -1,0 +1,10 @@
+import logging
+
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from adaptune.models import prepare_model
+
+path = prepare_model(dict(snakemake.params.entry), snakemake.output[0])
+logging.info("prepared %s in %s", snakemake.params.entry["name"], path)
