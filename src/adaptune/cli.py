@@ -1,0 +1,166 @@
+"""The `adaptune` command.
+
+    adaptune predict --model-dir resources/models/smollm2-135m \\
+        --adapter results/train/smollm2-135m/lora_all/instruction/adapter \\
+        [--quantization 8bit|4bit|none] [--output out.csv] (TEXT... | --file F | -)
+
+prints, for each text, the predicted label and the probability of every label (a softmax over
+the labels' log-likelihoods), tab-separated with a header; or writes them to --output as CSV.
+--file reads a CSV with a `text` column (by its .csv suffix) or one text per line; `-` reads
+one text per line from stdin. Runs offline on the CPU (or the GPU when there is one), with
+the template, labels and max_length recorded with the adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+PROG = "adaptune"
+
+
+class InputError(ValueError):
+    """Bad input from the command line; reported without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Classify texts with a fine-tuned adapter.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    predict = commands.add_parser(
+        "predict", help="classify texts with a trained adapter",
+        description="Print the predicted label and per-label probabilities of each text.",
+    )
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; '-' reads stdin")
+    predict.add_argument("--model-dir", required=True, type=Path,
+                         help="the prepared base model, e.g. resources/models/smollm2-135m")
+    predict.add_argument("--adapter", required=True, type=Path,
+                         help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/adapter")
+    predict.add_argument("--file", type=Path, help="a CSV with a text column, or one text per line")
+    predict.add_argument("--quantization", choices=["8bit", "4bit", "none"],
+                         help="precision of the base weights (default: the one the adapter was trained with)")
+    predict.add_argument("--output", type=Path, help="write a CSV here instead of printing")
+    predict.add_argument("--batch-size", type=int, default=16, help="texts per forward pass (default 16)")
+    predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    return parser
+
+
+def read_texts(args) -> list[str]:
+    """The texts to classify, from exactly one source; InputError when there are none."""
+    stdin = args.texts == ["-"]
+    sources = sum([bool(args.texts), args.file is not None])
+    if sources == 0:
+        raise InputError("no input: give TEXT arguments, --file F, or - to read stdin")
+    if sources > 1:
+        raise InputError("give either TEXT arguments (or -) or --file, not both")
+    if stdin:
+        texts = [line.rstrip("\r\n") for line in sys.stdin]
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            raise InputError("stdin: no texts (expected one text per line)")
+        return texts
+    if args.file is not None:
+        return _read_file(args.file)
+    if "-" in args.texts:
+        raise InputError("'-' (stdin) cannot be mixed with TEXT arguments")
+    for position, text in enumerate(args.texts, start=1):
+        if not text.strip():
+            raise InputError(f"TEXT argument {position} is empty")
+    return list(args.texts)
+
+
+def _read_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise InputError(f"{path}: not a readable CSV ({error})") from None
+        if "text" not in frame.columns:
+            raise InputError(f"{path}: no 'text' column (columns: {list(frame.columns)}); "
+                             "expected a CSV with a text column")
+        texts = frame["text"].tolist()
+        for row, text in enumerate(texts, start=2):
+            if not text.strip():
+                raise InputError(f"{path}: row {row}: empty text")
+        if not texts:
+            raise InputError(f"{path}: no rows")
+        return texts
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text ({error})") from None
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise InputError(f"{path}: no texts (expected one text per line)")
+    return texts
+
+
+def predict(args) -> int:
+    texts = read_texts(args)
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.adapter.is_dir():
+        raise InputError(f"{args.adapter}: no such adapter directory")
+    if not (args.model_dir / "config.json").is_file():
+        raise InputError(f"{args.model_dir}: not a prepared model directory (no config.json)")
+
+    import pandas as pd
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from adaptune.prompts import render
+    from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
+    from adaptune.training import load_trained
+
+    hf_logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer, meta = load_trained(args.model_dir, args.adapter, args.quantization)
+    labels = list(meta["labels"])
+    template = meta.get("template")
+    if not template:
+        raise InputError(f"{args.adapter}: the adapter records no prompt template; retrain it")
+    completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
+    prompts = [render(template, text, labels) for text in texts]
+    scores = score_labels(model, tokenizer, prompts, labels,
+                          ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"])),
+                          completions=completions)
+    probabilities = label_probabilities(scores)
+    frame = pd.DataFrame({"text": texts, "predicted": [labels[i] for i in scores.argmax(axis=1)]})
+    for j, label in enumerate(labels):
+        frame[f"prob_{label}"] = probabilities[:, j].round(6)
+    if args.output:
+        from adaptune.io import write_csv
+
+        write_csv(args.output, frame)
+        print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+    else:
+        columns = ["predicted"] + [f"prob_{label}" for label in labels]
+        print("\t".join(columns + ["text"]))
+        for row in frame.itertuples(index=False):
+            values = [row.predicted] + [f"{getattr(row, f'prob_{label}'):.4f}" for label in labels]
+            print("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the Hub
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "predict":
+            return predict(args)
+    except (InputError, ValueError, FileNotFoundError) as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Score prompts files with a model and write each split's predictions.csv + metrics.json.
+
+Two systems go through here: a fine-tuned adapter on its base model (`evaluate_adapter`) and the
+base model prompted with k demonstrations (`evaluate_fewshot`). Each loads its model once and
+scores every split it is given. Scores in predictions.csv are the label log-likelihoods of
+adaptune.scoring (natural log; the predicted label has the highest).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from adaptune.io import read_jsonl
+from adaptune.metrics import evaluation_record, system_info, write_evaluation
+from adaptune.provenance import Stopwatch, provenance
+
+PROMPT_KEYS = ("id", "text", "prompt", "label")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Config `evaluation` (the keys used here)."""
+
+    batch_size: int = 16
+    bootstrap_samples: int = 1000
+    seed: int = 42
+    fewshot_max_length: int = 1024   # prompt tokens kept for few-shot prompts
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "bootstrap_samples", "fewshot_max_length"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"evaluation.{key}: got {value!r}, expected an integer >= 1")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"evaluation.seed: got {self.seed!r}, expected an integer >= 0")
+
+    @classmethod
+    def from_config(cls, evaluation: dict) -> "EvaluationSettings":
+        fewshot = evaluation.get("fewshot") or {}
+        return cls(
+            batch_size=int(evaluation.get("batch_size", 16)),
+            bootstrap_samples=int(evaluation.get("bootstrap_samples", 1000)),
+            seed=int(evaluation.get("seed", 42)),
+            fewshot_max_length=int(fewshot.get("max_length", 1024)),
+        )
+
+
+def read_prompt_records(path: str | os.PathLike, labels: Sequence[str]) -> list[dict]:
+    """Records of a prompts jsonl, checked: id, text, prompt and a known label on every line."""
+    records = read_jsonl(path)
+    if not records:
+        raise ValueError(f"{path}: no examples")
+    for number, record in enumerate(records, start=1):
+        missing = [key for key in PROMPT_KEYS if not isinstance(record.get(key), str)]
+        if missing:
+            raise ValueError(f"{path}: line {number}: missing or non-string key(s) {missing}; "
+                             f"expected {list(PROMPT_KEYS)}")
+        if record["label"] not in labels:
+            raise ValueError(f"{path}: line {number}: label {record['label']!r} is not one of {list(labels)}")
+    return records
+
+
+def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str]) -> pd.DataFrame:
+    from adaptune.scoring import predicted_labels
+
+    frame = pd.DataFrame({
+        "id": [r["id"] for r in records],
+        "text": [r["text"] for r in records],
+        "gold": [r["label"] for r in records],
+        "predicted": predicted_labels(scores, labels),
+    })
+    for j, label in enumerate(labels):
+        frame[f"score_{label}"] = scores[:, j]
+    return frame
+
+
+def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[str], settings,
+                  prompts: Sequence[str] | None = None, completions: Sequence[str] | None = None,
+                  ) -> tuple[pd.DataFrame, float]:
+    """(predictions frame, examples per second) of the records' prompts (or `prompts`)."""
+    from adaptune.scoring import score_labels
+
+    prompts = list(prompts) if prompts is not None else [r["prompt"] for r in records]
+    total = len(prompts)
+    step = max(1, total // 10)
+    reported = [0]
+
+    def progress(done: int) -> None:
+        if done - reported[0] >= step or done == total:
+            reported[0] = done
+            log.info("scored %d/%d prompts", done, total)
+
+    clock = Stopwatch()
+    scores = score_labels(model, tokenizer, prompts, labels, settings, progress, completions)
+    return predictions_frame(records, scores, labels), total / max(clock.seconds, 1e-9)
+
+
+def _write(out_dir, frame, system, split, labels, settings: EvaluationSettings, speed, config_section, stopwatch):
+    record = evaluation_record(
+        system, split, frame["gold"].tolist(), frame["predicted"].tolist(), labels,
+        examples_per_second=speed, provenance=provenance(config_section, settings.seed, stopwatch),
+        bootstrap_samples=settings.bootstrap_samples, seed=settings.seed,
+    )
+    write_evaluation(out_dir, frame, record)
+    log.info("%s %s: accuracy %.3f, macro-F1 %.3f (n=%d, %.1f examples/s)", system["name"], split,
+             record["accuracy"], record["macro_f1"], record["n"], speed)
+    return record
+
+
+def _check_splits(prompt_files: dict, outputs: dict) -> None:
+    if not prompt_files or set(prompt_files) != set(outputs):
+        raise ValueError(f"splits to score {sorted(prompt_files)} and output directories {sorted(outputs)} "
+                         "must name the same, non-empty set of splits")
+
+
+def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLike,
+                     prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
+                     settings: EvaluationSettings, name: str, config_section: dict,
+                     quantization: str | None = None) -> dict[str, dict]:
+    """Score each split's prompts (split -> jsonl) with the fine-tuned model and write its
+    evaluation into outputs[split]. Uses the adapter's labels, completions and max_length."""
+    from adaptune.prompts import render
+    from adaptune.scoring import ScoringSettings
+    from adaptune.training import load_trained
+
+    _check_splits(prompt_files, outputs)
+    stopwatch = Stopwatch()
+    model, tokenizer, meta = load_trained(model_dir, adapter_dir, quantization)
+    labels = list(meta["labels"])
+    completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
+    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]))
+    system = system_info(meta["base_model"], meta["approach"], name, meta.get("style"), None,
+                         quantization or meta["quantization"])
+    section = {**config_section, "adapter": {k: meta.get(k) for k in
+                                             ("approach", "base_model", "quantization", "style", "max_length")}}
+    results = {}
+    for split, path in prompt_files.items():
+        records = read_prompt_records(path, labels)
+        template = meta.get("template")
+        if template and render(template, records[0]["text"], labels) != records[0]["prompt"]:
+            raise ValueError(
+                f"{path}: its prompts were not made with the template the adapter {adapter_dir} was "
+                f"trained with ({template!r}); rerun format_prompts or retrain"
+            )
+        frame, speed = score_records(model, tokenizer, records, labels, scoring, completions=completions)
+        results[split] = _write(outputs[split], frame, system, split, labels, settings, speed, section, stopwatch)
+    return results
+
+
+def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prompts: str | os.PathLike,
+                     prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
+                     k: int, labels: Sequence[str], style: str, settings: EvaluationSettings, name: str,
+                     config_section: dict) -> dict[str, dict]:
+    """Score each split with the base model and k demonstrations per query from `train_prompts`."""
+    from adaptune.fewshot import build_fewshot_prompts
+    from adaptune.models import load_model, model_entry
+    from adaptune.scoring import ScoringSettings
+
+    _check_splits(prompt_files, outputs)
+    if "train" in prompt_files:
+        raise ValueError("few-shot demonstrations come from the train split; it cannot also be evaluated")
+    stopwatch = Stopwatch()
+    labels = list(labels)
+    pool = read_prompt_records(train_prompts, labels)
+    model, tokenizer = load_model(model_dir, quantization)
+    model.eval()
+    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=settings.fewshot_max_length)
+    system = system_info(model_entry(model_dir)["name"], "fewshot", name, style, k, quantization)
+    results = {}
+    for split, path in prompt_files.items():
+        records = read_prompt_records(path, labels)
+        prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}")
+        frame, speed = score_records(model, tokenizer, records, labels, scoring, prompts=prompts)
+        results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,
+                                config_section, stopwatch)
+    return results
+
+
+def split_outputs(directory: str | os.PathLike, splits: Sequence[str]) -> dict[str, Path]:
+    """Where each split's evaluation goes: test at the top of `directory`, others below it."""
+    directory = Path(directory)
+    return {split: directory if split == "test" else directory / split for split in splits}
+
+
+def split_directories(splits: Sequence[str], outputs: Sequence[str]) -> dict[str, Path]:
+    """Each split's directory from a rule's outputs, listed as eval_files lists them:
+    predictions.csv then metrics.json of each split in turn."""
+    if len(outputs) != 2 * len(splits):
+        raise ValueError(f"expected 2 outputs per split {list(splits)}, got {list(outputs)}")
+    directories = {}
+    for i, split in enumerate(splits):
+        predictions, metrics = Path(outputs[2 * i]), Path(outputs[2 * i + 1])
+        if predictions.name != "predictions.csv" or metrics != predictions.parent / "metrics.json":
+            raise ValueError(f"outputs of split {split!r}: expected <dir>/predictions.csv and <dir>/metrics.json, "
+                             f"got {predictions} and {metrics}")
+        directories[split] = predictions.parent
+    return directories

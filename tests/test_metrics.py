@@ -1,0 +1,109 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from adaptune.metrics import _macro_f1_rows, classification_metrics, evaluation_record, system_info, write_evaluation
+
+LABELS = ["hate", "offensive", "neutral"]
+
+
+def random_predictions(n, accuracy, seed):
+    rng = np.random.default_rng(seed)
+    gold = rng.choice(LABELS, size=n).tolist()
+    predicted = [g if rng.random() < accuracy else rng.choice(LABELS) for g in gold]
+    return gold, predicted
+
+
+def test_agrees_with_sklearn_on_hand_made_predictions():
+    gold = ["hate", "hate", "hate", "offensive", "offensive", "neutral", "neutral", "neutral", "neutral"]
+    pred = ["hate", "offensive", "neutral", "offensive", "hate", "neutral", "neutral", "hate", "offensive"]
+    m = classification_metrics(gold, pred, LABELS, bootstrap_samples=200)
+    assert m["accuracy"] == pytest.approx(accuracy_score(gold, pred))
+    assert m["accuracy"] == pytest.approx(4 / 9)
+    assert m["macro_f1"] == pytest.approx(f1_score(gold, pred, labels=LABELS, average="macro"))
+    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=LABELS, zero_division=0)
+    for i, label in enumerate(LABELS):
+        assert m["per_class"][label] == pytest.approx(
+            {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]})
+    assert m["confusion_matrix"] == confusion_matrix(gold, pred, labels=LABELS).tolist()
+    assert m["confusion_matrix"][0] == [1, 1, 1]  # rows gold, columns predicted
+    assert m["n"] == 9 and m["invalid"] == 0 and m["labels"] == LABELS
+
+
+def test_invalid_predictions_count_wrong():
+    gold = ["hate", "offensive", "neutral", "neutral"]
+    pred = ["hate", None, "neutral", "Neutral."]
+    m = classification_metrics(gold, pred, LABELS, bootstrap_samples=200)
+    assert m["invalid"] == 2
+    assert m["accuracy"] == pytest.approx(0.5)
+    # Same as sklearn with the invalid answers mapped to a non-label: they only miss their class.
+    as_other = [p if p in LABELS else "<invalid>" for p in pred]
+    assert m["macro_f1"] == pytest.approx(
+        f1_score(gold, as_other, labels=LABELS, average="macro", zero_division=0))
+    assert m["per_class"]["offensive"]["recall"] == 0.0
+    assert m["per_class"]["neutral"]["precision"] == 1.0 and m["per_class"]["neutral"]["recall"] == 0.5
+    assert np.sum(m["confusion_matrix"]) == 2  # invalid answers are in no column
+
+
+def test_bootstrap_contains_estimate_and_narrows_with_n():
+    widths = []
+    for n in (50, 500, 5000):
+        gold, pred = random_predictions(n, accuracy=0.7, seed=n)
+        m = classification_metrics(gold, pred, LABELS, bootstrap_samples=500, seed=1)
+        for key in ("accuracy", "macro_f1"):
+            lo, hi = m[f"{key}_ci"]
+            assert lo <= m[key] <= hi
+            assert lo < hi
+        widths.append(m["accuracy_ci"][1] - m["accuracy_ci"][0])
+    assert widths[0] > widths[1] > widths[2]
+    assert widths[0] > 2.5 * widths[2]  # ~ 1/sqrt(n): 10x fewer rows, ~3x wider
+
+
+def test_bootstrap_is_seeded():
+    gold, pred = random_predictions(100, accuracy=0.6, seed=0)
+    a = classification_metrics(gold, pred, LABELS, bootstrap_samples=300, seed=7)
+    b = classification_metrics(gold, pred, LABELS, bootstrap_samples=300, seed=7)
+    c = classification_metrics(gold, pred, LABELS, bootstrap_samples=300, seed=8)
+    assert a == b
+    assert a["accuracy_ci"] != c["accuracy_ci"] or a["macro_f1_ci"] != c["macro_f1_ci"]
+
+
+def test_vectorised_macro_f1_matches_sklearn_per_resample():
+    rng = np.random.default_rng(3)
+    g = rng.integers(0, 3, size=(20, 30))
+    p = rng.integers(0, 4, size=(20, 30))  # 3 = invalid
+    p[0] = 3  # a resample with no valid prediction at all
+    g[1] = 0  # a resample where two classes are absent from gold
+    ours = _macro_f1_rows(g, p, g == p, 3)
+    for row in range(20):
+        expected = f1_score(g[row], p[row], labels=[0, 1, 2], average="macro", zero_division=0)
+        assert ours[row] == pytest.approx(expected)
+
+
+def test_bad_input_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="2 gold labels but 1 predictions"):
+        classification_metrics(["hate", "hate"], ["hate"], LABELS)
+    with pytest.raises(ValueError, match="row 1"):
+        classification_metrics(["hate", "spam"], ["hate", "hate"], LABELS)
+    with pytest.raises(ValueError, match="no examples"):
+        classification_metrics([], [], LABELS)
+
+
+def test_write_evaluation_writes_contract_files(tmp_path):
+    gold, pred = ["hate", "neutral"], ["hate", "hate"]
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "gold": gold, "predicted": pred,
+                          "score_hate": [-0.1, -0.5], "score_offensive": [-3, -3], "score_neutral": [-4, -1]})
+    record = evaluation_record(system_info("baseline", "tfidf", "baseline/tfidf"), "test", gold, pred,
+                               LABELS, examples_per_second=10.0, provenance={"seed": 42},
+                               bootstrap_samples=100)
+    write_evaluation(tmp_path / "sys", frame, record)
+    loaded = json.loads((tmp_path / "sys" / "metrics.json").read_text())
+    assert list(loaded)[:4] == ["system", "split", "n", "labels"]
+    assert loaded["accuracy"] == 0.5 and loaded["system"]["method"] == "tfidf"
+    assert pd.read_csv(tmp_path / "sys" / "predictions.csv")["id"].tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match="missing column"):
+        write_evaluation(tmp_path / "bad", frame.drop(columns="gold"), record)
+    assert not (tmp_path / "bad" / "metrics.json").exists()

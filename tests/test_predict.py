@@ -1,0 +1,160 @@
+"""`adaptune predict` on an adapter trained for a few steps on a tiny model."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adaptune.cli import main
+from adaptune.io import write_jsonl
+from adaptune.prompts import completion, render
+
+LABELS = ["hate", "offensive", "neutral"]
+TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
+TEXTS = ["you stupid idiot", "lovely weather today", "those people are vermin"]
+ADAPTUNE = shutil.which("adaptune") or os.path.join(os.path.dirname(sys.executable), "adaptune")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine two threads spinning
+    on each other's cores are several times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def prompt_records(n):
+    words = {"hate": "those people are vermin", "offensive": "you stupid idiot", "neutral": "lovely weather"}
+    return [{"id": f"{label}-{i}", "text": f"{words[label]} {i}", "prompt": render(TEMPLATE, f"{words[label]} {i}", LABELS),
+             "completion": completion(label), "label": label}
+            for i in range(n) for label in LABELS]
+
+
+def prepared(source, name, out):
+    from adaptune.models import prepare_model
+
+    return prepare_model({"name": name, "source": "local", "path": str(source),
+                          "attention_modules": ["q_proj", "v_proj"], "mlp_modules": ["fc_in"]}, out)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_gptj):
+    from adaptune.training import LoraSettings, TrainSettings, train
+
+    root = tmp_path_factory.mktemp("predict")
+    model_dir = prepared(tiny_gptj, "tiny-gptj", root / "models" / "tiny-gptj")
+    write_jsonl(root / "train.jsonl", prompt_records(4))
+    write_jsonl(root / "val.jsonl", prompt_records(2))
+    settings = TrainSettings(approach="lora_attention", learning_rate=1e-3, epochs=1, batch_size=4,
+                             lora=LoraSettings(),
+                             quantization="none", template=TEMPLATE, labels=tuple(LABELS), max_length=64,
+                             max_steps=2, validate_first=False, model={"name": "tiny-gptj"})
+    out = root / "train" / "tiny-gptj" / "lora_attention" / "instruction"
+    train(settings, root / "train.jsonl", root / "val.jsonl", model_dir, out)
+    return model_dir, out / "adapter", root
+
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_three_texts(trained, capsys):
+    model_dir, adapter, _ = trained
+    code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter), *TEXTS], capsys)
+    assert code == 0, err
+    lines = out.strip().split("\n")
+    assert lines[0].split("\t") == ["predicted", "prob_hate", "prob_offensive", "prob_neutral", "text"]
+    assert len(lines) == 4
+    for line, text in zip(lines[1:], TEXTS):
+        predicted, *probs, echoed = line.split("\t")
+        assert predicted in LABELS and echoed == text
+        probs = [float(p) for p in probs]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-3)
+        assert LABELS[int(np.argmax(probs))] == predicted
+
+
+def test_five_hundred_line_file_to_csv(trained, capsys):
+    model_dir, adapter, root = trained
+    lines = [f"{TEXTS[i % 3]} number {i}" for i in range(500)]
+    (root / "texts.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = root / "out.csv"
+    code, _, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter),
+                        "--file", str(root / "texts.txt"), "--batch-size", "64", "--output", str(output)], capsys)
+    assert code == 0, err
+    frame = pd.read_csv(output, dtype={"text": str})
+    assert len(frame) == 500 and frame["text"].tolist() == lines
+    assert frame["predicted"].isin(LABELS).all()
+    probs = frame[[f"prob_{label}" for label in LABELS]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # The same texts through a CSV with a text column give the same answers.
+    pd.DataFrame({"id": range(3), "text": lines[:3]}).to_csv(root / "texts.csv", index=False)
+    code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter),
+                          "--file", str(root / "texts.csv")], capsys)
+    assert code == 0, err
+    assert [line.split("\t")[0] for line in out.strip().split("\n")[1:]] == frame["predicted"][:3].tolist()
+
+
+def test_stdin(trained, monkeypatch, capsys):
+    import io
+
+    model_dir, adapter, _ = trained
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(TEXTS) + "\n"))
+    code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter), "-"], capsys)
+    assert code == 0, err
+    assert len(out.strip().split("\n")) == 4
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no input", "no input"),
+    ("empty file", "no texts"),
+    ("csv without text", "no 'text' column"),
+    ("missing adapter", "no such adapter directory"),
+    ("not an adapter", "not an adaptune adapter"),
+    ("other base model", "was trained on base model 'tiny-gptj'"),
+])
+def test_bad_input_exits_non_zero_with_a_clear_message(trained, tiny_llama, capsys, case, message):
+    model_dir, adapter, root = trained
+    argv = ["predict", "--model-dir", str(model_dir), "--adapter", str(adapter)]
+    if case == "no input":
+        pass
+    elif case == "empty file":
+        (root / "empty.txt").write_text("\n\n", encoding="utf-8")
+        argv += ["--file", str(root / "empty.txt")]
+    elif case == "csv without text":
+        pd.DataFrame({"tweet": ["a", "b"]}).to_csv(root / "bad.csv", index=False)
+        argv += ["--file", str(root / "bad.csv")]
+    elif case == "missing adapter":
+        argv[4] = str(root / "nowhere")
+        argv += TEXTS
+    elif case == "not an adapter":
+        (root / "empty-dir").mkdir(exist_ok=True)
+        argv[4] = str(root / "empty-dir")
+        argv += TEXTS
+    elif case == "other base model":
+        other = root / "models" / "tiny-llama"
+        if not other.exists():
+            prepared(tiny_llama, "tiny-llama", other)
+        argv[2] = str(other)
+        argv += TEXTS
+    code, out, err = run(argv, capsys)
+    assert code != 0
+    assert message in err and err.startswith("adaptune predict: error:")
+    assert out == ""
+
+
+def test_console_script_reports_errors(tmp_path):
+    assert os.path.exists(ADAPTUNE), "the adaptune console script is not installed (pip install -e .)"
+    result = subprocess.run([ADAPTUNE, "predict", "--model-dir", str(tmp_path), "--adapter", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "adaptune predict: error: no input" in result.stderr

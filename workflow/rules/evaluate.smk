@@ -1,0 +1,87 @@
+# Evaluation: every system scores the same prompts/splits and writes predictions.csv and
+# metrics.json (test at the top of its directory, other splits below; see eval_files).
+#   evaluate        a fine-tuned adapter on its base model (label likelihood, adaptune.scoring)
+#   fewshot         the base model with k demonstrations from the train split per query
+#   baseline_tfidf  TF-IDF word + character n-grams and a logistic regression
+# (No `def` here: snakemake --lint wants functions in common.smk, so helpers are values.)
+
+EVAL = config["evaluation"]
+EVAL_SPLITS = EVAL["splits"]
+FEWSHOT_STYLE = EVAL["fewshot"]["style"]
+# The part of `evaluation` that every scorer uses; few-shot and baseline add their own below,
+# so that changing the few-shot k or max_length reruns nothing else.
+EVAL_COMMON = {key: EVAL[key] for key in ("batch_size", "bootstrap_samples", "seed")}
+
+
+rule evaluate:
+    input:
+        model="resources/models/{model}",
+        adapter="results/train/{model}/{approach}/{style}/adapter",
+        prompts=expand("results/prompts/{{style}}/{split}.jsonl", split=EVAL_SPLITS),
+    output:
+        eval_files("results/eval/{model}/{approach}/{style}"),
+    params:
+        evaluation=EVAL_COMMON,
+        splits=EVAL_SPLITS,
+        name=lambda w: f"{w.model}/{w.approach}/{w.style}",
+    log:
+        "logs/evaluate/{model}/{approach}/{style}.log",
+    benchmark:
+        "benchmarks/evaluate/{model}/{approach}/{style}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/eval.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule fewshot:
+    input:
+        model="resources/models/{model}",
+        train=f"results/prompts/{FEWSHOT_STYLE}/train.jsonl",
+        prompts=expand(f"results/prompts/{FEWSHOT_STYLE}/{{split}}.jsonl", split=EVAL_SPLITS),
+    output:
+        eval_files("results/eval/{model}/fewshot-k{k}"),
+    params:
+        evaluation={**EVAL_COMMON, "fewshot": {"style": FEWSHOT_STYLE, "max_length": EVAL["fewshot"]["max_length"]}},
+        quantization=config["quantization"],
+        labels=config["labels"],
+        splits=EVAL_SPLITS,
+        k=lambda w: int(w.k),
+        name=lambda w: f"{w.model}/fewshot-k{w.k}",
+    log:
+        "logs/fewshot/{model}/k{k}.log",
+    benchmark:
+        "benchmarks/fewshot/{model}/k{k}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/eval.yaml"
+    script:
+        "../scripts/fewshot.py"
+
+
+rule baseline_tfidf:
+    input:
+        train="results/splits/train.csv",
+        splits=expand("results/splits/{split}.csv", split=EVAL_SPLITS),
+    output:
+        eval_files("results/eval/baseline/tfidf"),
+    params:
+        evaluation={key: EVAL[key] for key in ("bootstrap_samples", "seed")},
+        labels=config["labels"],
+        splits=EVAL_SPLITS,
+    log:
+        "logs/baseline_tfidf.log",
+    benchmark:
+        "benchmarks/baseline_tfidf.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/eval.yaml"
+    script:
+        "../scripts/baseline_tfidf.py"

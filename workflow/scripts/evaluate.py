@@ -1,0 +1,19 @@
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+import torch
+
+from adaptune.evaluation import EvaluationSettings, evaluate_adapter, split_directories
+
+torch.set_num_threads(snakemake.threads)
+splits = list(snakemake.params.splits)
+evaluate_adapter(
+    model_dir=snakemake.input.model,
+    adapter_dir=snakemake.input.adapter,
+    prompt_files=dict(zip(splits, snakemake.input.prompts)),
+    outputs=split_directories(splits, snakemake.output),
+    settings=EvaluationSettings.from_config(dict(snakemake.params.evaluation)),
+    name=snakemake.params.name,
+    config_section={"evaluation": dict(snakemake.params.evaluation)},
+)
