@@ -49,6 +49,18 @@ def raw_csv(tmp_path) -> Path:
     return write_raw_csv(tmp_path / "labeled_data.csv")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine two threads spinning
+    on each other's cores are several times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_gptj(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-gptj"), "gptj")

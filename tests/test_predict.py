@@ -19,16 +19,7 @@ TEXTS = ["you stupid idiot", "lovely weather today", "those people are vermin"]
 ADAPTUNE = shutil.which("adaptune") or os.path.join(os.path.dirname(sys.executable), "adaptune")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared machine two threads spinning
-    on each other's cores are several times slower than one."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prompt_records(n):

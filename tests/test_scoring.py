@@ -22,16 +22,7 @@ MULTI = ["hate", "strongly negative", "neutral-ish", "offensive"]
 MAX_LENGTH = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared machine two threads spinning
-    on each other's cores are several times slower than one."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=["gptj", "llama"])
