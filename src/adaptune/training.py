@@ -62,7 +62,7 @@ class TrainSettings:
     approach: str
     learning_rate: float
     epochs: int
-    batch_size: int = 8
+    batch_size: int = 4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
     lora: LoraSettings | None = None
@@ -352,6 +352,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     model = make_trainable(model, settings, entry)
     model.train()  # from_pretrained returns eval mode; dropout on for training
     trainable = count_parameters(model, trainable_only=True)
+    log.info("%s on %s (%s): %d trainable parameters of %d", settings.approach, entry.get("name"),
+             settings.quantization, trainable, count_parameters(model))
     data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
                             settings.batch_size, settings.max_length, settings.seed)
     module = _lightning_module_class()(model, settings, data.label_token_ids)
@@ -374,6 +376,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             log_every_n_steps=settings.log_every_n_steps,
             val_check_interval=1.0 / settings.val_checks_per_epoch,
             enable_checkpointing=False,
+            enable_model_summary=False,  # it prints to stdout; the counts are logged below
             num_sanity_val_steps=0,
             default_root_dir=scratch,
         )
