@@ -41,3 +41,18 @@ def test_unknown_label_names_the_row_and_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match=r"val.csv: row 3: label 'spam'"):
         format_prompts(split, INSTRUCTION, LABELS, out)
     assert not out.exists()
+
+
+def test_read_prompts_checks_every_record(tmp_path):
+    from adaptune.prompts import read_prompts
+
+    good = {"id": "1", "text": "t", "prompt": "p", "completion": " hate", "label": "hate"}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "label": "spam"}) + "\n")
+    with pytest.raises(ValueError, match=r"train.jsonl: line 2: label 'spam'"):
+        read_prompts(path, LABELS)
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "prompt"}) + "\n")
+    with pytest.raises(ValueError, match=r"line 1: missing or non-string key\(s\) \['prompt'\]"):
+        read_prompts(path, LABELS)
+    path.write_text(json.dumps(good) + "\n")
+    assert read_prompts(path, LABELS) == [good]

@@ -361,3 +361,18 @@ def test_settings_for_another_model_are_refused(workspace, tmp_path):
     s = settings("layernorm", model={**ENTRY, "name": "gpt-j-6b"})
     with pytest.raises(ValueError, match="holds model 'tiny-gptj' but the settings are for 'gpt-j-6b'"):
         training.train(s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out")
+
+
+def test_nf4_base_with_8bit_adam_trains(workspace, tmp_path):
+    """The other quantization and optimizer: NF4 base, bitsandbytes' AdamW8bit, a few steps."""
+    from adaptune.models import count_parameters, load_model
+
+    s = settings("lora_attention", quantization="4bit", optimizer="adamw8bit", max_steps=2, validate_first=False)
+    summary = training.train(s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out")
+    assert summary["steps"] == 2 and summary["quantization"] == "4bit"
+    full, _ = load_model(workspace["model"], "none")
+    assert summary["base_parameters"] == count_parameters(full)
+    assert summary["total_parameters"] == summary["base_parameters"] + summary["trainable_parameters"]
+    model, _, meta = training.load_trained(workspace["model"], tmp_path / "out" / "adapter")
+    assert meta["quantization"] == "4bit"
+    assert any(p.__class__.__name__ == "Params4bit" for p in model.parameters())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adaptune.io import atomic_path, write_csv
+from adaptune.io import atomic_path, sha256_of, write_csv
 
 RAW_COLUMNS = ("count", "hate_speech", "offensive_language", "neither", "class", "tweet")
 CLASSES = (0, 1, 2)
@@ -27,14 +26,6 @@ class DataError(ValueError):
 
 
 # --------------------------------------------------------------------------- download
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def fetch(url_or_path: str, destination: str | os.PathLike, sha256: str | None = None) -> Path:
     """Copy a URL or local file to `destination`, checking its sha256 when one is given."""

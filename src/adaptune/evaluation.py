@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.io import read_jsonl
 from adaptune.metrics import evaluation_record, system_info, write_evaluation
+from adaptune.prompts import read_prompts
 from adaptune.provenance import Stopwatch, provenance
 
-PROMPT_KEYS = ("id", "text", "prompt", "label")
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +50,6 @@ class EvaluationSettings:
             seed=int(evaluation.get("seed", 42)),
             fewshot_max_length=int(fewshot.get("max_length", 1024)),
         )
-
-
-def read_prompt_records(path: str | os.PathLike, labels: Sequence[str]) -> list[dict]:
-    """Records of a prompts jsonl, checked: id, text, prompt and a known label on every line."""
-    records = read_jsonl(path)
-    if not records:
-        raise ValueError(f"{path}: no examples")
-    for number, record in enumerate(records, start=1):
-        missing = [key for key in PROMPT_KEYS if not isinstance(record.get(key), str)]
-        if missing:
-            raise ValueError(f"{path}: line {number}: missing or non-string key(s) {missing}; "
-                             f"expected {list(PROMPT_KEYS)}")
-        if record["label"] not in labels:
-            raise ValueError(f"{path}: line {number}: label {record['label']!r} is not one of {list(labels)}")
-    return records
 
 
 def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str]) -> pd.DataFrame:
@@ -143,7 +127,7 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
                                              ("approach", "base_model", "quantization", "style", "max_length")}}
     results = {}
     for split, path in prompt_files.items():
-        records = read_prompt_records(path, labels)
+        records = read_prompts(path, labels)
         template = meta.get("template")
         if template and render(template, records[0]["text"], labels) != records[0]["prompt"]:
             raise ValueError(
@@ -169,14 +153,14 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
         raise ValueError("few-shot demonstrations come from the train split; it cannot also be evaluated")
     stopwatch = Stopwatch()
     labels = list(labels)
-    pool = read_prompt_records(train_prompts, labels)
+    pool = read_prompts(train_prompts, labels)
     model, tokenizer = load_model(model_dir, quantization)
     model.eval()
     scoring = ScoringSettings(batch_size=settings.batch_size, max_length=settings.fewshot_max_length)
     system = system_info(model_entry(model_dir)["name"], "fewshot", name, style, k, quantization)
     results = {}
     for split, path in prompt_files.items():
-        records = read_prompt_records(path, labels)
+        records = read_prompts(path, labels)
         prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}")
         frame, speed = score_records(model, tokenizer, records, labels, scoring, prompts=prompts)
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,

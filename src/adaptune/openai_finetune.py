@@ -31,10 +31,10 @@ from adaptune.openai_client import (
     OpenAISettings,
     example_tokens,
     make_client,
-    read_prompts,
     token_counter,
     training_example,
 )
+from adaptune.prompts import read_prompts
 from adaptune.provenance import Stopwatch, provenance
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,10 @@ import string
 
 import pandas as pd
 
-from adaptune.io import write_jsonl
+from adaptune.io import read_jsonl, write_jsonl
 
 FIELDS = {"text", "labels"}
+RECORD_KEYS = ("id", "text", "prompt", "completion", "label")
 
 
 class TemplateError(ValueError):
@@ -71,3 +72,21 @@ def format_prompts(split_csv: str | os.PathLike, template: str, labels: list[str
     records = format_split(split_csv, template, labels, style)
     write_jsonl(output, records)
     return len(records)
+
+
+def read_prompts(path: str | os.PathLike, labels: list[str]) -> list[dict]:
+    """Records of a prompts jsonl as `format_prompts` writes them, checked: every key a string,
+    a known label, a completion that is not empty."""
+    records = read_jsonl(path)
+    if not records:
+        raise ValueError(f"{path}: no examples; expected one JSON object per line")
+    for number, record in enumerate(records, start=1):
+        missing = [key for key in RECORD_KEYS if not isinstance(record.get(key), str)]
+        if missing:
+            raise ValueError(f"{path}: line {number}: missing or non-string key(s) {missing}; "
+                             f"expected {list(RECORD_KEYS)}")
+        if record["label"] not in labels:
+            raise ValueError(f"{path}: line {number}: label {record['label']!r} is not one of {list(labels)}")
+        if not record["completion"]:
+            raise ValueError(f"{path}: line {number}: empty completion")
+    return records

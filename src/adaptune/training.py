@@ -335,7 +335,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     from pytorch_lightning.callbacks import TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
-    from adaptune.training_data import PromptDataModule, read_prompts
+    from adaptune.prompts import read_prompts
+    from adaptune.training_data import PromptDataModule
 
     stopwatch = Stopwatch()
     entry = model_entry(model_dir)

@@ -22,26 +22,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from adaptune.io import read_jsonl
+from adaptune.prompts import read_prompts
 
 IGNORE = -100
-REQUIRED_KEYS = ("prompt", "completion", "label")
-
-
-def read_prompts(path: str | os.PathLike, labels) -> list[dict]:
-    """Rows of a prompts jsonl, checked: every row has prompt, completion and a known label."""
-    rows = read_jsonl(path)
-    if not rows:
-        raise ValueError(f"{path}: no examples")
-    for number, row in enumerate(rows, start=1):
-        missing = [k for k in REQUIRED_KEYS if not isinstance(row.get(k), str)]
-        if missing:
-            raise ValueError(f"{path}: line {number}: missing or non-string key(s) {missing}")
-        if row["label"] not in labels:
-            raise ValueError(f"{path}: line {number}: label {row['label']!r} is not one of {list(labels)}")
-        if not row["completion"]:
-            raise ValueError(f"{path}: line {number}: empty completion")
-    return rows
 
 
 def encode_prompt(tokenizer, prompt: str, max_length: int) -> list[int]:
