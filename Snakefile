@@ -21,6 +21,10 @@ os.environ.update(
     )
 )
 
+# On a CPU shared between jobs, OpenMP threads that spin while waiting for each other make a
+# training step up to 3x slower (measured: 16 s vs 5 s per step); sleeping threads do not.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 report: "workflow/report/workflow.rst"
 

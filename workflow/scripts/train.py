@@ -1,15 +1,9 @@
 import logging
-import os
 from pathlib import Path
 
 from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
-
-# On a CPU shared with other jobs, OpenMP threads that spin while waiting for each other make a
-# training step up to 3x slower (measured: 16 s vs 5 s per step); sleeping threads do not.
-# Set before torch loads its OpenMP runtime.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
