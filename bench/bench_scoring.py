@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from adaptune.prompts import render  # noqa: E402
 
-DEFAULT_TEXTS = Path("/work/shared/data/reference_split/val.csv")
+DEFAULT_TEXTS = REPO / "results/splits/val.csv"
 
 
 def main(argv=None) -> None:

@@ -1,7 +1,7 @@
 """TF-IDF, 0-shot and k-shot accuracy on the reference study's train/val split, through the
 pipeline's own code (adaptune.baseline, adaptune.evaluation.evaluate_fewshot).
 
-    python bench/reference_split.py [--split-dir /work/shared/data/reference_split]
+    python bench/reference_split.py --split-dir DIR  (a folder with the reference train.csv and val.csv)
         [--model-dir resources/models/smollm2-135m] [--quantization 8bit] [--k 0 3] [--out DIR]
 
 The split's CSVs have columns label,text; texts are HTML-unescaped as sample_splits does.
@@ -30,7 +30,7 @@ from adaptune.prompts import format_split  # noqa: E402
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split-dir", default="/work/shared/data/reference_split", type=Path)
+    parser.add_argument("--split-dir", required=True, type=Path)
     parser.add_argument("--model-dir", default=REPO / "resources/models/smollm2-135m", type=Path)
     parser.add_argument("--quantization", default="8bit", choices=["8bit", "4bit", "none"])
     parser.add_argument("--k", type=int, nargs="*", default=[0, 3])

