@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adaptune.encoding import encode_prompts
+
 
 @dataclass(frozen=True)
 class ScoringSettings:
@@ -51,14 +53,6 @@ def completion_ids(tokenizer, labels: Sequence[str], completions: Sequence[str] 
     if len({tuple(t) for t in ids}) != len(ids):
         raise ValueError(f"labels {list(labels)} do not all tokenize differently")
     return ids
-
-
-def encode_prompts(tokenizer, prompts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of each prompt, exactly as training encodes them (cut from the left to at most
-    `max_length`, BOS kept in front; no end-of-sequence token: the completion follows)."""
-    from adaptune.training_data import encode_prompt
-
-    return [encode_prompt(tokenizer, prompt, max_length) for prompt in prompts]
 
 
 def score_labels(

@@ -8,7 +8,7 @@ padding are labelled -100).
 
 Truncation keeps a prompt's last `max_length` tokens: the end of the message and the template's
 tail ("Category:") survive, the start goes. Scoring must encode prompts the same way, with
-`encode_prompt` and `position_ids`.
+`adaptune.encoding` and `position_ids`.
 """
 
 from __future__ import annotations
@@ -22,36 +22,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from adaptune.encoding import encode_completion, encode_prompts
 from adaptune.prompts import read_prompts
 
 IGNORE = -100
-
-
-def encode_prompt(tokenizer, prompt: str, max_length: int) -> list[int]:
-    """Prompt token ids, at most `max_length`, cut from the left; the tokenizer's BOS (if it adds
-    one) is kept in front."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    bos = _bos_prefix(tokenizer)
-    keep = max_length - len(bos)
-    if keep < 1:
-        raise ValueError(f"max_length {max_length} leaves no room for the prompt")
-    return bos + ids[-keep:]
-
-
-def encode_completion(tokenizer, completion: str) -> list[int]:
-    ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"completion {completion!r} encodes to no tokens")
-    return ids
-
-
-def _bos_prefix(tokenizer) -> list[int]:
-    """[bos] when the tokenizer puts a BOS in front of a text by itself (Llama-style), else []."""
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        return []
-    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return [bos] if probe and probe[0] == bos else []
 
 
 def label_token_ids(tokenizer, completions: dict[str, str]) -> list[int]:
@@ -97,13 +71,14 @@ class ExampleDataset(Dataset):
 
 def encode_rows(tokenizer, rows: list[dict], labels, max_length: int) -> list[Example]:
     labels = list(labels)
+    prompt_ids = encode_prompts(tokenizer, [row["prompt"] for row in rows], max_length)
     return [
         Example(
-            prompt_ids=encode_prompt(tokenizer, row["prompt"], max_length),
+            prompt_ids=ids,
             completion_ids=encode_completion(tokenizer, row["completion"]),
             label_index=labels.index(row["label"]),
         )
-        for row in rows
+        for row, ids in zip(rows, prompt_ids)
     ]
 
 
