@@ -1,7 +1,9 @@
 # Fine-tuning: one rule per approach (train_layernorm, train_lora_attention, train_lora_all), so
 # each can be rerun or given resources alone; all share one script and adaptune.training.train.
 
-TRAINING_COMMON_KEYS = ["seed", "precision", "optimizer", "max_length", "gradient_checkpointing"]
+TRAINING_COMMON_KEYS = [
+    "seed", "precision", "optimizer", "max_length", "gradient_checkpointing", "val_checks_per_epoch",
+]
 
 
 def train_params(approach):
