@@ -63,6 +63,25 @@ def download_dataset(url: str, sha256: str, destination: str | os.PathLike) -> P
     return destination
 
 
+def download_reference(url: str, destination: str | os.PathLike) -> Path:
+    """Download one file of the reference study's split (columns label, text) and check it."""
+    destination = Path(destination)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            fetched = fetch(url, Path(scratch) / destination.name)
+        except OSError as error:
+            raise DataError(
+                f"could not download {url} ({error}); without network, put the file at "
+                f"{destination} yourself (see data/README.md)"
+            ) from None
+        frame = read_labeled_csv(str(fetched), None)
+        if frame.empty:
+            raise DataError(f"{url}: the CSV has a header but no rows")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(fetched, destination)
+    return destination
+
+
 # --------------------------------------------------------------------------- reading
 
 def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
@@ -98,23 +117,23 @@ def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def read_labeled_csv(path_or_url: str, labels: list[str], scratch: str | os.PathLike) -> pd.DataFrame:
-    """Read a `label,text` CSV (the reference study's split files); labels must be known."""
-    source = path_or_url
-    if "://" in path_or_url:
-        source = fetch(path_or_url, Path(scratch) / Path(path_or_url).name)
+def read_labeled_csv(path: str | os.PathLike, labels: list[str] | None) -> pd.DataFrame:
+    """Read a `label,text` CSV (the reference study's split files); labels must be among
+    `labels` unless that is None."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file")
     try:
-        frame = pd.read_csv(source, keep_default_na=False)
+        frame = pd.read_csv(path, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{path_or_url}: not a readable CSV ({error})") from None
+        raise DataError(f"{path}: not a readable CSV ({error})") from None
     missing = [c for c in ("label", "text") if c not in frame.columns]
     if missing:
-        raise DataError(f"{path_or_url}: missing column(s) {', '.join(missing)}; expected label, text")
-    unknown = frame.index[~frame["label"].isin(labels)]
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected label, text")
+    unknown = frame.index[~frame["label"].isin(labels)] if labels is not None else []
     if len(unknown):
         row = unknown[0]
         raise DataError(
-            f"{path_or_url}: row {row + 2}: label {frame.loc[row, 'label']!r} is not one of "
+            f"{path}: row {row + 2}: label {frame.loc[row, 'label']!r} is not one of "
             f"{', '.join(labels)} (config `labels`)"
         )
     return frame
@@ -128,6 +147,8 @@ class SplitSettings:
     val: int = 200
     test: int = 600
     seed: int = 42
+    unescape_html: bool = True
+    exclude_reference: bool = True
     reference: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -138,7 +159,8 @@ class SplitSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> "SplitSettings":
-        known = {k: section[k] for k in ("train", "val", "test", "seed", "reference") if k in section}
+        keys = ("train", "val", "test", "seed", "unescape_html", "exclude_reference", "reference")
+        known = {k: section[k] for k in keys if k in section}
         return cls(**known)
 
 
@@ -148,14 +170,17 @@ def per_class(total: int, n_classes: int = len(CLASSES)) -> list[int]:
     return [base + (i < rest) for i in range(n_classes)]
 
 
-def tweets_by_label(raw: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """id, text, label: HTML entities decoded, and each text kept once (first row wins)."""
+def tweets_by_label(raw: pd.DataFrame, labels: list[str], unescape_html: bool = True) -> pd.DataFrame:
+    """id, text, label: HTML entities decoded (unless `unescape_html` is false), and each text
+    kept once (first row wins; texts are compared after unescaping either way)."""
+    texts = raw["tweet"].astype(str)
     frame = pd.DataFrame({
         "id": raw.index.astype(str),
-        "text": raw["tweet"].astype(str).map(html.unescape),
+        "text": texts.map(html.unescape) if unescape_html else texts,
         "label": raw["class"].map(dict(enumerate(labels))),
+        "key": texts.map(html.unescape),
     })
-    return frame.drop_duplicates("text", keep="first").reset_index(drop=True)
+    return frame.drop_duplicates("key", keep="first").reset_index(drop=True)
 
 
 def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str], seed: int,
@@ -185,26 +210,39 @@ def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str]
     }
 
 
-def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings
-                ) -> dict[str, pd.DataFrame]:
-    """Balanced, seeded, disjoint train/val/test; or the reference train/val plus a sampled test."""
-    pool = tweets_by_label(read_raw_dataset(raw_path), labels)
-    if not settings.reference.get("enabled"):
+def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings,
+                reference: dict[str, str | os.PathLike] | None = None) -> dict[str, pd.DataFrame]:
+    """Balanced, seeded, disjoint train/val/test; or the reference train/val plus a sampled test.
+
+    `reference` maps train and val to the reference study's split files. With
+    `settings.reference["enabled"]` they are the train and val splits; with
+    `settings.exclude_reference` their tweets (compared after HTML unescaping) are left out of the
+    pool every sampled split is drawn from."""
+    pool = tweets_by_label(read_raw_dataset(raw_path), labels, settings.unescape_html)
+    use_reference = bool(settings.reference.get("enabled"))
+    if use_reference or settings.exclude_reference:
+        missing = [part for part in ("train", "val") if not (reference or {}).get(part)]
+        if missing:
+            raise DataError(f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
+                            "(splits.reference.enabled or splits.exclude_reference) but were not given")
+        frames = {part: read_labeled_csv(reference[part], labels) for part in ("train", "val")}
+        seen = set()
+        for frame in frames.values():
+            seen |= set(frame["text"].astype(str).map(html.unescape))
+        pool = pool[~pool["key"].isin(seen)]
+    pool = pool.drop(columns="key")
+    if not use_reference:
         sizes = {name: getattr(settings, name) for name in SPLITS}
         return sample_balanced(pool, sizes, labels, settings.seed, str(raw_path))
     splits = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for name in ("train", "val"):
-            frame = read_labeled_csv(settings.reference[name], labels, scratch)
-            frame = pd.DataFrame({
-                "id": [f"reference-{name}-{i}" for i in range(len(frame))],
-                "text": frame["text"].astype(str).map(html.unescape),
-                "label": frame["label"],
-            })
-            splits[name] = frame
-    seen = set(splits["train"]["text"]) | set(splits["val"]["text"])
-    rest = pool[~pool["text"].isin(seen)]
-    splits["test"] = sample_balanced(rest, {"test": settings.test}, labels, settings.seed,
+    for name, frame in frames.items():
+        texts = frame["text"].astype(str)
+        splits[name] = pd.DataFrame({
+            "id": [f"reference-{name}-{i}" for i in range(len(frame))],
+            "text": texts.map(html.unescape) if settings.unescape_html else texts,
+            "label": frame["label"],
+        })
+    splits["test"] = sample_balanced(pool, {"test": settings.test}, labels, settings.seed,
                                      str(raw_path))["test"]
     return splits
 

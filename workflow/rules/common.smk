@@ -1,13 +1,25 @@
 # Helpers shared by the stages: config checks that a schema cannot express, input functions,
 # and the lists of targets that tie the stages together.
 
-import json
+import sys
 
 from snakemake.exceptions import WorkflowError
 
+# The systems of the study are named by the package (also when the Snakefile runs without it
+# installed).
+sys.path.insert(0, f"{workflow.basedir}/src")
+from adaptune.systems import (  # noqa: E402
+    APPROACHES,
+    FEWSHOT_NAME,
+    FINETUNED_NAME,
+    System,
+    running,
+    study_systems,
+)
+
 SPLITS = ["train", "val", "test"]
-APPROACHES = ["layernorm", "lora_attention", "lora_all"]
 MODEL = config["model"]
+QUANTIZATIONS = ["8bit", "4bit", "none"]
 
 
 def _check_config(config):
@@ -27,6 +39,21 @@ def _check_config(config):
                 f"config.yaml: {key}: unknown prompt style {style!r}; "
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
+    fewshot = config["evaluation"]["fewshot"]
+    if fewshot["demonstrations"] == "fixed":
+        fixed = fewshot["fixed_demonstrations"]
+        wrong_k = [k for k in fewshot["k"] if k not in (0, len(fixed))]
+        if wrong_k:
+            raise WorkflowError(
+                f"config.yaml: evaluation.fewshot.k: {wrong_k} with demonstrations: fixed; "
+                f"expected 0 or {len(fixed)} (the number of fixed_demonstrations)"
+            )
+        for index, demo in enumerate(fixed):
+            if demo["label"] not in config["labels"]:
+                raise WorkflowError(
+                    f"config.yaml: evaluation.fewshot.fixed_demonstrations[{index}].label: "
+                    f"{demo['label']!r} is not one of {config['labels']} (config `labels`)"
+                )
 
 
 _check_config(config)
@@ -50,14 +77,15 @@ _check_openai_key(config)
 # --- end OpenAI stage ------------------------------------------------------------------------
 
 
-def enabled_approaches():
-    return [a for a in APPROACHES if config["training"]["approaches"][a]["enabled"]]
-
-
 def model_entry(name=None):
     """The `models` entry of the base model, with its name."""
     name = name or MODEL
     return {"name": name, **config["models"][name]}
+
+
+# Every system the config describes (run or not), and those this run produces.
+STUDY = study_systems(config)
+RUNNING = running(STUDY)
 
 
 def eval_files(directory):
@@ -70,56 +98,17 @@ def eval_files(directory):
 
 
 def training_summaries():
-    return [
-        f"results/train/{MODEL}/{approach}/{style}/summary.json"
-        for approach in enabled_approaches()
-        for style in config["training"]["styles"]
-    ]
+    return [f"{s.train_dir}/summary.json" for s in RUNNING if s.finetuned]
 
 
-def finetuned_eval_dirs():
-    return [
-        f"results/eval/{MODEL}/{approach}/{style}"
-        for approach in enabled_approaches()
-        for style in config["training"]["styles"]
-    ]
-
-
-def fewshot_eval_dirs():
-    return [f"results/eval/{MODEL}/fewshot-k{k}" for k in config["evaluation"]["fewshot"]["k"]]
-
-
-def baseline_eval_dirs():
-    return ["results/eval/baseline/tfidf"] if config["evaluation"]["baseline"]["enabled"] else []
-
-
-def openai_eval_dirs():
-    """Evaluation directories of the OpenAI systems; none unless openai.enabled."""
-    if not config["openai"]["enabled"]:
-        return []
-    dirs = [f"results/eval/openai/ft-{m}" for m in config["openai"]["finetune_models"]]
-    dirs += [
-        f"results/eval/openai/{m}-k{k}"
-        for m in config["openai"]["chat_models"]
-        for k in config["openai"]["chat_k"]
-    ]
-    return dirs
-
-
-def all_eval_dirs():
-    return finetuned_eval_dirs() + fewshot_eval_dirs() + baseline_eval_dirs() + openai_eval_dirs()
-
-
-def all_metrics():
-    """Every metrics.json (test split) that the report aggregates."""
-    return [f"{d}/metrics.json" for d in all_eval_dirs()]
+def all_eval_files():
+    return [path for s in RUNNING for path in eval_files(s.eval_dir)]
 
 
 def all_targets():
     targets = expand("results/prompts/{style}/{split}.jsonl", style=prompt_styles(), split=SPLITS)
     targets += training_summaries()
-    for directory in all_eval_dirs():
-        targets += eval_files(directory)
+    targets += all_eval_files()
     targets += report_outputs()
     return targets
 
@@ -137,12 +126,12 @@ def report_outputs():
     return ["results/report/summary.csv", "results/report/summary.md"]
 
 
-def reference_inputs(wildcards):
-    """Local reference split files are inputs (so edits rerun the split); URLs are fetched."""
-    reference = config["splits"]["reference"]
-    if not reference["enabled"]:
-        return []
-    return [reference[name] for name in ("train", "val") if "://" not in reference[name]]
+def reference_files(wildcards):
+    """The reference split's local files, needed to use that split or to keep it out of test."""
+    splits = config["splits"]
+    if not (splits["reference"]["enabled"] or splits["exclude_reference"]):
+        return {}
+    return {part: splits["reference"][part] for part in ("train", "val")}
 
 
 def prompt_template(wildcards):

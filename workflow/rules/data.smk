@@ -17,10 +17,27 @@ rule download_dataset:
         "../scripts/download_dataset.py"
 
 
+rule download_reference:
+    output:
+        "data/reference_{part}.csv",
+    params:
+        url=lambda w: config["splits"]["reference"][f"{w.part}_url"],
+    wildcard_constraints:
+        part="train|val",
+    log:
+        "logs/download_reference/{part}.log",
+    benchmark:
+        "benchmarks/download_reference/{part}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_reference.py"
+
+
 rule sample_splits:
     input:
+        unpack(reference_files),
         raw="data/labeled_data.csv",
-        reference=reference_inputs,
     output:
         train="results/splits/train.csv",
         val="results/splits/val.csv",

@@ -7,7 +7,8 @@ log_to(snakemake.log[0])
 from adaptune.data import SplitSettings, make_splits, write_splits
 
 settings = SplitSettings.from_config(dict(snakemake.params.splits))
-splits = make_splits(snakemake.input.raw, list(snakemake.params.labels), settings)
+reference = {part: snakemake.input[part] for part in ("train", "val") if part in snakemake.input.keys()}
+splits = make_splits(snakemake.input.raw, list(snakemake.params.labels), settings, reference)
 write_splits(splits, {name: snakemake.output[name] for name in ("train", "val", "test")})
 for name, frame in splits.items():
     logging.info("%s: %d rows, %s", name, len(frame), frame["label"].value_counts().to_dict())

@@ -1,0 +1,7 @@
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from adaptune.data import download_reference
+
+download_reference(snakemake.params.url, snakemake.output[0])
