@@ -36,6 +36,8 @@ wildcard_constraints:
     model="[^/]+",
     approach="|".join(APPROACHES),
     style="[^/]+",
+    quantization="|".join(QUANTIZATIONS),
+    seed="[0-9]+",
     split="|".join(SPLITS),
     k="[0-9]+",
 

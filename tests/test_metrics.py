@@ -107,3 +107,21 @@ def test_write_evaluation_writes_contract_files(tmp_path):
     with pytest.raises(ValueError, match="missing column"):
         write_evaluation(tmp_path / "bad", frame.drop(columns="gold"), record)
     assert not (tmp_path / "bad" / "metrics.json").exists()
+
+
+def test_stratified_bootstrap_gives_a_constant_predictor_exactly_chance_on_a_balanced_split():
+    gold = LABELS * 100
+    m = classification_metrics(gold, ["neutral"] * len(gold), LABELS, bootstrap_samples=300, seed=2)
+    assert m["accuracy"] == pytest.approx(1 / 3)
+    assert m["accuracy_ci"] == pytest.approx([1 / 3, 1 / 3])
+
+
+def test_stratified_resamples_keep_the_class_counts():
+    from adaptune.metrics import stratified_rows
+
+    gold = np.array([0] * 5 + [1] * 20 + [2] * 75)
+    rows = stratified_rows(np.random.default_rng(0), gold, 50)
+    assert rows.shape == (50, 100)
+    for row in rows:
+        assert np.bincount(gold[row]).tolist() == [5, 20, 75]
+    assert len({tuple(row) for row in rows}) == 50  # real resamples, not copies

@@ -1,285 +1,206 @@
-"""The report built from hand-made metrics, summaries and curves: the tables carry the inputs'
-numbers, rank by macro-F1, list what was not run, keep the reference study apart, the figures
-are real images, and bad inputs fail with the file's name."""
+"""The report built from hand-made predictions of a small study (three approaches x three seeds,
+few-shot, the baseline, OpenAI turned off): its numbers equal the inputs, it aggregates seeds,
+its paired tests resolve only real differences, it lists what did not run, the figures are real
+images, and bad inputs fail with the file's name."""
 
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from adaptune.report import (
-    OUTPUT_FILES, REFERENCE_RESULTS, ReportInputError, ReportSettings, build_report, load_metrics,
-    system_label,
-)
+from adaptune.io import write_json
+from adaptune.metrics import evaluation_record, write_evaluation
+from adaptune.report import OUTPUTS, ReportInputError, build_report, output_paths
+from adaptune.report.tables import REFERENCE_RESULTS
+from adaptune.systems import System
 
 LABELS = ["hate", "offensive", "neutral"]
 MODEL = "smollm2-135m"
-
-# name -> (system block, confusion matrix on 600 test tweets, examples per second)
-SYSTEMS = {
-    f"{MODEL}/lora_all/instruction": (
-        {"model": MODEL, "method": "lora_all", "style": "instruction", "k": None, "quantization": "8bit"},
-        [[150, 32, 18], [22, 165, 13], [10, 9, 181]], 41.5),
-    f"{MODEL}/lora_attention/instruction": (
-        {"model": MODEL, "method": "lora_attention", "style": "instruction", "k": None, "quantization": "8bit"},
-        [[140, 38, 22], [28, 155, 17], [14, 12, 174]], 42.0),
-    f"{MODEL}/layernorm/instruction": (
-        {"model": MODEL, "method": "layernorm", "style": "instruction", "k": None, "quantization": "8bit"},
-        [[128, 45, 27], [30, 150, 20], [16, 15, 169]], 43.1),
-    f"{MODEL}/fewshot-k0": (
-        {"model": MODEL, "method": "fewshot", "style": "instruction", "k": 0, "quantization": "8bit"},
-        [[10, 5, 185], [8, 12, 180], [4, 2, 194]], 55.0),
-    f"{MODEL}/fewshot-k3": (
-        {"model": MODEL, "method": "fewshot", "style": "instruction", "k": 3, "quantization": "8bit"},
-        [[60, 70, 70], [50, 90, 60], [40, 40, 120]], 12.3),
-    "baseline/tfidf": (
-        {"model": "baseline", "method": "tfidf", "style": None, "k": None, "quantization": None},
-        [[135, 40, 25], [35, 150, 15], [15, 20, 165]], 9000.0),
-}
-# approach -> (trainable parameters, wall seconds, peak MB, final val accuracy)
-TRAINING = {
-    "lora_all": (2_442_240, 890.0, 2210.5, 0.78),
-    "lora_attention": (1_105_920, 640.0, 2050.0, 0.74),
-    "layernorm": (35_136, 420.0, 1900.0, 0.70),
-}
-NOT_RUN = [
-    {"name": "openai/ft-babbage-002", "method": "openai_finetune", "model": "openai",
-     "reason": "openai.enabled is false"},
-    {"name": "openai/ft-davinci-002", "method": "openai_finetune", "model": "openai",
-     "reason": "openai.enabled is false"},
-    {"name": "openai/gpt-4o-mini-k0", "method": "openai_chat", "model": "openai", "k": 0,
-     "style": "instruction", "reason": "openai.enabled is false"},
-    {"name": "openai/gpt-4o-mini-k3", "method": "openai_chat", "model": "openai", "k": 3,
-     "style": "instruction", "reason": "openai.enabled is false"},
-]
+N_PER_CLASS = 100
+SEEDS = (42, 43, 44)
+# Accuracy of each fine-tuned approach (every seed a little different), of few-shot, of TF-IDF.
+ACCURACY = {"lora_all": 0.85, "lora_attention": 0.84, "layernorm": 0.55}
+OTHERS = [System("fewshot", MODEL, "instruction", "8bit", k=0), System("fewshot", MODEL, "instruction", "8bit", k=3),
+          System("tfidf", "baseline")]
+OFF = "openai.enabled is false"
+NOT_RUN = [System("openai_finetune", "openai", "instruction", openai_model="babbage-002", k=0, reason=OFF),
+           System("openai_chat", "openai", "instruction", openai_model="gpt-4o-mini", k=0, reason=OFF)]
 
 
-def metrics_record(name: str, system: dict, matrix, speed: float, split: str = "test") -> dict:
-    """A metrics.json computed by hand from a confusion matrix (rows gold, columns predicted)."""
-    cm = np.asarray(matrix, dtype=float)
-    per_class = {}
-    for i, label in enumerate(LABELS):
-        tp, predicted, support = cm[i, i], cm[:, i].sum(), cm[i].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(support)}
-    accuracy = float(np.trace(cm) / cm.sum())
-    macro_f1 = float(np.mean([c["f1"] for c in per_class.values()]))
-    return {
-        "system": {**system, "name": name}, "split": split, "n": int(cm.sum()), "labels": LABELS,
-        "accuracy": accuracy, "accuracy_ci": [accuracy - 0.035, accuracy + 0.034],
-        "macro_f1": macro_f1, "macro_f1_ci": [macro_f1 - 0.037, macro_f1 + 0.036],
-        "per_class": per_class, "confusion_matrix": cm.astype(int).tolist(), "invalid": 0,
-        "examples_per_second": speed,
-        "provenance": {"config": {}, "seed": 42, "peak_memory_mb": 1234.5, "wall_time_s": 60.0},
-    }
+def finetuned():
+    return [System(a, MODEL, "instruction", "8bit", seed) for a in ACCURACY for seed in SEEDS]
 
 
-def curves_frame(final_accuracy: float, steps_per_epoch: int = 125, epochs: int = 2) -> pd.DataFrame:
-    """Lightning CSVLogger-shaped rows: a noisy falling training loss every 5 steps, validation
-    metrics at each epoch's end on rows of their own."""
-    rng = np.random.default_rng(round(final_accuracy * 100))
-    rows = []
-    for step in range(4, steps_per_epoch * epochs, 5):
-        loss = 0.55 + 0.6 * np.exp(-step / 60) + rng.normal(0, 0.08)
-        rows.append({"step": step, "epoch": step // steps_per_epoch, "train_loss": loss})
-    for epoch in range(epochs):
-        accuracy = final_accuracy - 0.07 * (epochs - 1 - epoch)
-        rows.append({"step": (epoch + 1) * steps_per_epoch - 1, "epoch": epoch,
-                     "val_loss": 1.5 - final_accuracy - 0.15 * epoch, "val_accuracy": accuracy})
+def predictions(system: System, split: str) -> pd.DataFrame:
+    """Gold balanced; the system right on a share of the items (a constant 'neutral' for zero-shot),
+    scores that are label log-likelihoods favouring its answer."""
+    n = 3 * N_PER_CLASS if split == "test" else 30
+    gold = [LABELS[i % 3] for i in range(n)]
+    rng = np.random.default_rng(zlib.crc32(system.name.encode()))
+    accuracy = {"fewshot": 0.5, "tfidf": 0.7, "openai_chat": 0.6}.get(system.method) or (
+        ACCURACY[system.method] + 0.01 * SEEDS.index(system.seed))
+    if system.k == 0:
+        predicted = ["neutral"] * n
+    else:
+        right = rng.permutation(n) < round(accuracy * n)
+        predicted = [g if ok else LABELS[(LABELS.index(g) + 1) % 3] for g, ok in zip(gold, right)]
+    scores = np.log(np.full((n, 3), 0.1))
+    for row, label in enumerate(predicted):
+        scores[row, LABELS.index(label)] = np.log(0.8)
+    frame = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": "a tweet", "gold": gold,
+                          "predicted": predicted})
+    for j, label in enumerate(LABELS):
+        frame[f"score_{label}"] = scores[:, j]
+    return frame
+
+
+def curves_frame(final_accuracy: float) -> pd.DataFrame:
+    rows = [{"step": step, "epoch": 0, "train_loss": 1.2 - step / 400} for step in range(4, 250, 5)]
+    rows += [{"step": 124 * (e + 1), "epoch": e, "val_loss": 0.9, "val_accuracy": final_accuracy - 0.05 * (1 - e)}
+             for e in range(2)]
     return pd.DataFrame(rows, columns=["step", "epoch", "train_loss", "val_loss", "val_accuracy"])
 
 
-def make_inputs(root: Path) -> dict:
-    """Hand-made results/ with test and val metrics, training runs and splits."""
-    metrics, val_metrics, summaries = [], [], []
-    for name, (system, matrix, speed) in SYSTEMS.items():
-        directory = root / "results/eval" / name
-        directory.joinpath("val").mkdir(parents=True)
-        test = metrics_record(name, system, matrix, speed)
-        (directory / "metrics.json").write_text(json.dumps(test))
-        val_matrix = (np.asarray(matrix) // 3).tolist()
-        (directory / "val/metrics.json").write_text(json.dumps(
-            metrics_record(name, system, val_matrix, speed, split="val")))
-        metrics.append(directory / "metrics.json")
-        val_metrics.append(directory / "val/metrics.json")
-    for approach, (trainable, seconds, memory, accuracy) in TRAINING.items():
-        directory = root / "results/train" / MODEL / approach / "instruction"
-        directory.mkdir(parents=True)
-        (directory / "summary.json").write_text(json.dumps({
-            "model": MODEL, "approach": approach, "style": "instruction", "quantization": "8bit",
-            "trainable_parameters": trainable, "total_parameters": 134_515_008 + trainable,
-            "epochs": 2, "steps": 250, "wall_time_s": seconds, "train_samples_per_second": 2.3,
-            "peak_memory_mb": memory, "final_train_loss": 0.6, "final_val_loss": 0.75,
-            "final_val_accuracy": accuracy, "provenance": {}}))
-        curves_frame(accuracy).to_csv(directory / "curves.csv", index=False)
-        summaries.append(directory / "summary.json")
+def make_study(root: Path, systems=None) -> list[System]:
+    systems = systems if systems is not None else finetuned() + OTHERS
+    for system in systems:
+        for split in ("test", "val"):
+            frame = predictions(system, split)
+            record = evaluation_record(system.block(), split, frame["gold"], frame["predicted"], LABELS,
+                                       examples_per_second=40.0, provenance={"peak_memory_mb": 900.0},
+                                       bootstrap_samples=200, seed=1)
+            directory = root / system.eval_dir / ("" if split == "test" else split)
+            write_evaluation(directory, frame, record)
+        if system.finetuned:
+            directory = root / system.train_dir
+            write_json(directory / "summary.json", {
+                "model": MODEL, "approach": system.method, "style": system.style,
+                "quantization": system.quantization, "seed": system.seed,
+                "trainable_parameters": 35_136 if system.method == "layernorm" else 1_105_920,
+                "total_parameters": 134_515_008, "wall_time_s": 300.0, "peak_memory_mb": 2000.0})
+            curves_frame(ACCURACY[system.method]).to_csv(directory / "curves.csv", index=False)
     splits = []
-    for split, size in (("train", 1000), ("val", 200), ("test", 600)):
+    for split, size in (("train", 30), ("val", 30), ("test", 3 * N_PER_CLASS)):
         path = root / "results/splits" / f"{split}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        labels = [LABELS[i % 3] for i in range(size - (size % 3))]
-        pd.DataFrame({"id": [str(i) for i in range(len(labels))], "text": "a tweet",
-                      "label": labels}).to_csv(path, index=False)
+        pd.DataFrame({"id": range(size), "text": "t", "label": [LABELS[i % 3] for i in range(size)]}
+                     ).to_csv(path, index=False)
         splits.append(path)
-    return {"metrics": metrics, "val": val_metrics, "summaries": summaries, "splits": splits}
+    return systems + NOT_RUN
 
 
-def run_report(root: Path, inputs: dict, not_run=NOT_RUN) -> Path:
-    out = root / "results/report"
-    build_report(inputs["metrics"], inputs["summaries"], out,
-                 ReportSettings.from_params(LABELS, not_run), inputs["val"], inputs["splits"])
-    return out
+def run_report(root: Path, systems, splits=("test", "val")) -> dict[str, Path]:
+    outputs = output_paths(root / "results/report")
+    build_report(systems, outputs, LABELS, splits, sorted((root / "results/splits").glob("*.csv")),
+                 samples=300, seed=3, root=root,
+                 model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"})
+    return outputs
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    inputs = make_inputs(root)
-    return root, inputs, run_report(root, inputs)
+    systems = make_study(root)
+    return root, run_report(root, systems)
 
 
-def test_table_numbers_equal_the_inputs(built):
-    root, inputs, out = built
-    table = pd.read_csv(out / "summary.csv")
-    ran = table[table["status"] == "ran"].set_index("name")
-    assert set(ran.index) == set(SYSTEMS)
-    for path in inputs["metrics"]:
-        m = json.loads(path.read_text())
-        row = ran.loc[m["system"]["name"]]
-        assert row["accuracy"] == pytest.approx(m["accuracy"], abs=1e-12)
-        assert row["macro_f1"] == pytest.approx(m["macro_f1"], abs=1e-12)
-        assert [row["accuracy_ci_low"], row["accuracy_ci_high"]] == pytest.approx(m["accuracy_ci"])
-        assert [row["macro_f1_ci_low"], row["macro_f1_ci_high"]] == pytest.approx(m["macro_f1_ci"])
-        assert row["f1_hate"] == pytest.approx(m["per_class"]["hate"]["f1"])
-        assert row["examples_per_second"] == pytest.approx(m["examples_per_second"])
-        assert row["n"] == 600
-    for approach, (trainable, seconds, memory, _) in TRAINING.items():
-        row = ran.loc[f"{MODEL}/{approach}/instruction"]
-        assert row["trainable_parameters"] == trainable
-        assert row["training_minutes"] == pytest.approx(seconds / 60)
-        assert row["train_peak_memory_mb"] == pytest.approx(memory)
-    assert ran.loc[f"{MODEL}/fewshot-k3", "trainable_parameters"] == 0
-    assert pd.isna(ran.loc["baseline/tfidf", "trainable_parameters"])
-
-
-def test_rows_are_ranked_by_macro_f1_with_readable_names(built):
-    _, _, out = built
-    table = pd.read_csv(out / "summary.csv")
+def test_every_run_has_its_own_row_with_the_numbers_of_its_metrics(built):
+    root, out = built
+    table = pd.read_csv(out["summary_csv"])
     ran = table[table["status"] == "ran"]
-    assert list(ran["macro_f1"]) == sorted(ran["macro_f1"], reverse=True)
-    assert list(ran["rank"]) == list(range(1, len(ran) + 1))
-    assert ran.iloc[0]["system"] == "LoRA, all linear layers"
-    assert {"3-shot prompting", "Zero-shot prompting", "TF-IDF + logistic regression",
-            "LoRA, attention layers"} <= set(ran["system"])
-    markdown = (out / "summary.md").read_text()
-    lines = [line for line in markdown.splitlines() if line.startswith("| 1 |")]
-    assert len(lines) == 1 and "LoRA, all linear layers" in lines[0]
-    best = ran.iloc[0]
-    assert f"{best['macro_f1']:.3f} [{best['macro_f1_ci_low']:.3f}, {best['macro_f1_ci_high']:.3f}]" in lines[0]
+    assert len(ran) == 9 + 3 and len(table) == 14
+    for _, row in ran.iterrows():
+        metrics = json.loads(Path(row["metrics_file"]).read_text())
+        assert row["accuracy"] == pytest.approx(metrics["accuracy"])
+        assert row["macro_f1"] == pytest.approx(metrics["macro_f1"])
+    zero_shot = ran[ran["name"] == f"{MODEL}/fewshot-k0"].iloc[0]
+    assert (zero_shot["share_neutral"], zero_shot["share_hate"]) == (1.0, 0.0)
 
 
-def test_systems_not_run_are_listed_as_such(built):
-    _, _, out = built
-    table = pd.read_csv(out / "summary.csv")
-    missing = table[table["status"] != "ran"]
-    assert set(missing["name"]) == {n["name"] for n in NOT_RUN}
-    assert missing["status"].str.startswith("not run").all()
-    assert missing["macro_f1"].isna().all() and missing["rank"].isna().all()
-    # after every system that ran
-    assert (table.index[table["status"] != "ran"] > table.index[table["status"] == "ran"].max()).all()
-    markdown = (out / "summary.md").read_text()
-    for label in ("OpenAI fine-tuned davinci-002", "OpenAI gpt-4o-mini, 3-shot"):
-        row = next(line for line in markdown.splitlines() if label in line)
-        assert "not run" in row and "openai.enabled is false" in row
-        assert row.startswith("|  | ") and "nan" not in row
+def test_groups_give_mean_and_sd_over_seeds(built):
+    root, out = built
+    runs = pd.read_csv(out["summary_csv"])
+    groups = pd.read_csv(out["groups_csv"])
+    for approach in ACCURACY:
+        group = f"{MODEL}/{approach}/instruction/8bit"
+        accuracies = runs.loc[runs["group"] == group, "accuracy"].to_numpy()
+        row = groups[groups["group"] == group].iloc[0]
+        assert row["seeds"] == 3
+        assert row["accuracy_mean"] == pytest.approx(accuracies.mean())
+        assert row["accuracy_sd"] == pytest.approx(accuracies.std(ddof=1))
+        assert row["accuracy_ci_low"] < row["accuracy_mean"] < row["accuracy_ci_high"]
+    assert groups.iloc[0]["group"] == f"{MODEL}/lora_all/instruction/8bit"  # best macro-F1 first
 
 
-def test_reference_block_is_separate_from_our_rows(built):
-    _, _, out = built
-    table = pd.read_csv(out / "summary.csv")
-    assert not table["model"].str.contains("GPT-J").any()
-    assert 0.84 not in set(table["accuracy"].dropna().round(3))
-    assert {r["accuracy"] for r in REFERENCE_RESULTS} == {"0.84", "0.415", "0.50"}
-    for name in ("summary.md", "summary_val.md"):
-        text = (out / name).read_text()
-        ours, _, reference = text.partition("## Reference study")
-        assert reference, f"{name} has no reference block"
-        assert "GPT-J" not in ours
-        for entry in REFERENCE_RESULTS:
-            assert f"| {entry['system']} | {entry['model']} |" in reference
-            assert f"| {entry['accuracy']} |" in reference
-    html = (out / "summary.html").read_text()
-    assert html.index("<h2>Reference study") > html.index("LoRA, all linear layers")
+def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built):
+    root, out = built
+    paired = pd.read_csv(out["paired_csv"])
+    f1 = paired[paired["metric"] == "macro_f1"].set_index(["a_group", "b_group"])
+    approach = lambda a: f"{MODEL}/{a}/instruction/8bit"  # noqa: E731
+    far = f1.loc[(approach("lora_attention"), approach("layernorm"))]
+    assert far["excludes_zero"] and far["ci_low"] > 0.2
+    assert set(paired["comparison"]) == {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"}
+    versus_tfidf = f1.loc[(approach("lora_all"), "baseline/tfidf")]
+    assert versus_tfidf["excludes_zero"] and versus_tfidf["difference"] > 0.1
+    first_lines = out["summary_md"].read_text().split("##")[0]
+    close = f1.loc[(approach("lora_all"), approach("lora_attention"))]
+    if not close["excludes_zero"]:
+        assert "no resolved difference between LoRA, all linear layers and LoRA, attention layers" in first_lines
+    assert "LoRA, attention layers beats Normalization layers only" in first_lines
+    assert "the 3 training seeds" in first_lines
 
 
-def test_val_table_reads_the_val_metrics(built):
-    _, inputs, out = built
-    val = pd.read_csv(out / "summary_val.csv").set_index("name")
-    for path in inputs["val"]:
-        m = json.loads(path.read_text())
-        assert val.loc[m["system"]["name"], "macro_f1"] == pytest.approx(m["macro_f1"])
-        assert val.loc[m["system"]["name"], "split"] == "val"
+def test_systems_not_run_are_listed_with_their_reason(built, tmp_path):
+    root, out = built
+    table = pd.read_csv(out["summary_csv"])
+    assert (table.loc[table["method"] == "openai_chat", "status"] == f"not run: {OFF}").all()
+    assert f"not run: {OFF}" in out["summary_md"].read_text()
+    # A system that was configured but could not run writes a not_run metrics.json itself.
+    refused = System("openai_chat", "openai", "instruction", openai_model="gpt-x", k=3)
+    systems = make_study(tmp_path, [refused])
+    for split in ("test", "val"):
+        directory = tmp_path / refused.eval_dir / ("" if split == "test" else split)
+        write_json(directory / "metrics.json", {"system": refused.block(), "split": split, "status": "not_run",
+                                                "reason": "model refused", "labels": LABELS, "provenance": {}})
+        (directory / "predictions.csv").write_text("id,text,gold,predicted\n")
+    out = run_report(tmp_path, systems)
+    table = pd.read_csv(out["summary_csv"])
+    assert table.loc[table["name"] == refused.name, "status"].item() == "not run: model refused"
+
+
+def test_model_reference_and_val_are_described_honestly(built):
+    root, out = built
+    summary = out["summary_md"].read_text()
+    assert "Q4_1" in summary and "dequantized" in summary
+    reference = summary.split("## Reference study")[1]
+    for entry in REFERENCE_RESULTS:
+        assert entry["accuracy"] in reference
+    assert "not held-out results" in out["val_md"].read_text()
 
 
 def test_every_output_is_written_and_figures_are_real_images(built):
-    import matplotlib.image as mpimg
-
-    _, _, out = built
-    for name in OUTPUT_FILES:
-        assert (out / name).is_file(), name
-    for png in sorted((out / "figures").glob("*.png")):
-        image = mpimg.imread(png)
-        height, width = image.shape[:2]
-        assert png.stat().st_size > 20_000, png
-        assert height > 300 and width > 600, (png, image.shape)
-        assert image[..., :3].std() > 0.05, f"{png} is nearly blank"
-        assert image[..., :3].mean() > 0.5, f"{png} should be dark marks on white"
-    for svg in (out / "figures").glob("*.svg"):
-        assert svg.read_text().lstrip().startswith("<?xml") and svg.stat().st_size > 10_000
+    root, out = built
+    assert set(out) == set(OUTPUTS)
+    for name, path in out.items():
+        assert path.is_file() and path.stat().st_size > 0, name
+        if path.suffix == ".png":
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert path.stat().st_size > 10_000, f"{name} looks empty"
+        if path.suffix == ".svg":
+            assert "<svg" in path.read_text()[:500]
 
 
-def test_colours_are_the_same_system_in_every_figure(built):
-    from adaptune.figures import system_colors
-    from adaptune.report import display_labels
-
-    systems = [{**s, "name": n} for n, (s, _, _) in SYSTEMS.items()]
-    shown = display_labels(systems)
-    colours = system_colors(systems, shown)
-    assert len(set(colours.values())) == len(systems)
-    assert colours == system_colors(list(reversed(systems)), shown)
-
-
-def test_columns_for_no_class_answers_and_gpu_memory_appear_only_when_needed(tmp_path):
-    inputs = make_inputs(tmp_path)
-    out = run_report(tmp_path, inputs)
-    header = next(line for line in (out / "summary.md").read_text().splitlines() if line.startswith("| #"))
-    assert "naming no class" not in header and "GPU" not in header
-    path = inputs["metrics"][3]
-    record = json.loads(path.read_text())
-    record["invalid"] = 7
-    record["provenance"]["peak_gpu_memory_mb"] = 5120.0
-    path.write_text(json.dumps(record))
-    out = run_report(tmp_path, inputs)
-    lines = (out / "summary.md").read_text().splitlines()
-    header = next(line for line in lines if line.startswith("| #")).split(" | ")
-    row = next(line for line in lines if "| Zero-shot prompting |" in line)
-    cells = row.split(" | ")
-    assert cells[header.index("Answers naming no class")] == "7"
-    assert cells[header.index("Peak GPU memory MB (train / eval)")] == "— / 5120"
-
-
-def test_labels_are_written_out():
-    assert system_label({"method": "openai_finetune", "name": "openai/ft-davinci-002"}) \
-        == "OpenAI fine-tuned davinci-002"
-    assert system_label({"method": "openai_chat", "name": "openai/gpt-4o-mini-k0", "k": 0}) \
-        == "OpenAI gpt-4o-mini, zero-shot"
-    assert system_label({"method": "fewshot", "name": "m/fewshot-k3", "k": 3}) == "3-shot prompting"
+def test_outputs_are_exchanged_by_name(tmp_path):
+    systems = make_study(tmp_path)
+    outputs = output_paths(tmp_path / "out")
+    del outputs["seeds"]
+    with pytest.raises(ValueError, match="seeds"):
+        build_report(systems, outputs, LABELS, root=tmp_path)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -287,45 +208,25 @@ def test_labels_are_written_out():
     (lambda p: p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items()
                                         if k != "macro_f1"})), "'macro_f1'"),
     (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "accuracy": "high"})), "'accuracy'"),
-    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "confusion_matrix": [[1, 2]]})),
-     "confusion_matrix"),
+    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "system": {"name": "other"}})),
+     "expected"),
     (lambda p: p.unlink(), "file not found"),
+    (lambda p: p.with_name("predictions.csv").write_text("id,gold\n1,hate\n"), "predicted"),
 ])
-def test_bad_metrics_file_is_a_clear_error_naming_it(tmp_path, damage, message):
-    inputs = make_inputs(tmp_path)
-    broken = inputs["metrics"][2]
+def test_bad_inputs_are_clear_errors_naming_the_file_and_nothing_is_written(tmp_path, damage, message):
+    systems = make_study(tmp_path, finetuned()[:2] + OTHERS)
+    broken = tmp_path / systems[0].eval_dir / "metrics.json"
     damage(broken)
     with pytest.raises(ReportInputError) as error:
-        run_report(tmp_path, inputs)
-    assert str(broken) in str(error.value) and message in str(error.value)
-    assert not (tmp_path / "results/report/summary.csv").exists()
+        run_report(tmp_path, systems)
+    assert str(broken.parent) in str(error.value) and message in str(error.value)
+    assert not (tmp_path / "results/report").exists()
 
 
-def test_bad_training_files_are_clear_errors(tmp_path):
-    inputs = make_inputs(tmp_path)
-    summary = inputs["summaries"][0]
-    summary.with_name("curves.csv").write_text("step,epoch,train_loss,val_loss,val_accuracy\n1,0,abc,,\n")
-    with pytest.raises(ReportInputError, match="curves.csv: row 2: column 'train_loss'"):
-        run_report(tmp_path, inputs)
-    summary.write_text(json.dumps({"model": MODEL, "approach": "lora_all"}))
-    with pytest.raises(ReportInputError) as error:
-        run_report(tmp_path, inputs)
-    assert str(summary) in str(error.value) and "trainable_parameters" in str(error.value)
-
-
-def test_labels_that_differ_from_the_config_are_an_error(tmp_path):
-    inputs = make_inputs(tmp_path)
-    with pytest.raises(ReportInputError, match="differ from the configured labels"):
-        load_metrics(inputs["metrics"][0], ["hate", "offensive", "neither"])
-
-
-def test_report_without_training_or_val(tmp_path):
-    """Only prompting and the baseline ran: the report still writes every file."""
-    inputs = make_inputs(tmp_path)
-    inputs = {"metrics": [p for p in inputs["metrics"] if "fewshot" in str(p) or "tfidf" in str(p)],
-              "summaries": [], "val": [], "splits": []}
-    out = run_report(tmp_path, inputs, not_run=[])
-    for name in OUTPUT_FILES:
-        assert (out / name).is_file(), name
-    assert len(pd.read_csv(out / "summary.csv")) == 3
-    assert "No system was evaluated on the validation split" in (out / "summary_val.md").read_text()
+def test_report_without_fine_tuning_or_val(tmp_path):
+    systems = make_study(tmp_path, list(OTHERS))
+    out = run_report(tmp_path, systems, splits=("test",))
+    for path in out.values():
+        assert path.is_file()
+    assert len(pd.read_csv(out["groups_csv"])) == 3 + 2
+    assert "No system was evaluated on the validation split" in out["val_md"].read_text()

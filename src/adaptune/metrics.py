@@ -1,4 +1,4 @@
-"""Classification metrics with bootstrap confidence intervals, and the writer of one system's
+"""Classification metrics with stratified bootstrap confidence intervals, and the writer of one system's
 predictions.csv + metrics.json (the format every evaluating rule shares; see the contract).
 
 Light on purpose: numpy, pandas and scikit-learn only, so the OpenAI and report steps can import
@@ -144,14 +144,31 @@ def _encode(gold, predicted, labels) -> tuple[np.ndarray, np.ndarray]:
     return gold_idx, pred_idx
 
 
+def stratified_rows(rng: np.random.Generator, gold_idx: np.ndarray, count: int) -> np.ndarray:
+    """`count` bootstrap resamples of the item positions (count x n), each drawn with replacement
+    within every gold class, so that each resample keeps the split's class counts: on a balanced
+    split a constant predictor then scores exactly 1 / n_classes in every resample."""
+    rows = np.empty((count, len(gold_idx)), dtype=np.int64)
+    for code in np.unique(gold_idx):
+        members = np.flatnonzero(gold_idx == code)
+        rows[:, members] = members[rng.integers(0, len(members), size=(count, len(members)))]
+    return rows
+
+
+def macro_f1_rows(g: np.ndarray, p: np.ndarray, n_labels: int) -> np.ndarray:
+    """Macro-F1 of each row of (gold, predicted) code arrays."""
+    return _macro_f1_rows(g, p, g == p, n_labels)
+
+
 def _bootstrap_intervals(gold_idx, pred_idx, n_labels, samples, seed):
-    """95% percentile intervals of accuracy and macro-F1 over `samples` resamples (seeded)."""
+    """95% percentile intervals of accuracy and macro-F1 over `samples` class-stratified
+    resamples of the items (seeded)."""
     rng = np.random.default_rng(seed)
     n = len(gold_idx)
     accuracies, macro_f1s = [], []
     chunk = max(1, _CHUNK_CELLS // n)
     for start in range(0, samples, chunk):
-        rows = rng.integers(0, n, size=(min(chunk, samples - start), n))
+        rows = stratified_rows(rng, gold_idx, min(chunk, samples - start))
         g, p = gold_idx[rows], pred_idx[rows]
         correct = g == p
         accuracies.append(correct.mean(axis=1))

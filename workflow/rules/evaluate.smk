@@ -7,7 +7,8 @@
 
 EVAL = config["evaluation"]
 EVAL_SPLITS = EVAL["splits"]
-FEWSHOT_STYLE = EVAL["fewshot"]["style"]
+FEWSHOT = EVAL["fewshot"]
+FEWSHOT_STYLE = FEWSHOT["style"]
 # The part of `evaluation` that every scorer uses; few-shot and baseline add their own below,
 # so that changing the few-shot k or max_length reruns nothing else.
 EVAL_COMMON = {key: EVAL[key] for key in ("batch_size", "bootstrap_samples", "seed")}
@@ -16,18 +17,18 @@ EVAL_COMMON = {key: EVAL[key] for key in ("batch_size", "bootstrap_samples", "se
 rule evaluate:
     input:
         model="resources/models/{model}",
-        adapter="results/train/{model}/{approach}/{style}/adapter",
+        adapter=f"results/train/{FINETUNED_NAME}/adapter",
         prompts=expand("results/prompts/{{style}}/{split}.jsonl", split=EVAL_SPLITS),
     output:
-        eval_files("results/eval/{model}/{approach}/{style}"),
+        eval_files(f"results/eval/{FINETUNED_NAME}"),
     params:
         evaluation=EVAL_COMMON,
         splits=EVAL_SPLITS,
-        name=lambda w: f"{w.model}/{w.approach}/{w.style}",
+        name=lambda w: System.finetuned_cell(w).name,
     log:
-        "logs/evaluate/{model}/{approach}/{style}.log",
+        f"logs/evaluate/{FINETUNED_NAME}.log",
     benchmark:
-        "benchmarks/evaluate/{model}/{approach}/{style}.tsv"
+        f"benchmarks/evaluate/{FINETUNED_NAME}.tsv"
     threads: 2
     resources:
         mem_mb=4000,
@@ -43,14 +44,21 @@ rule fewshot:
         train=f"results/prompts/{FEWSHOT_STYLE}/train.jsonl",
         prompts=expand(f"results/prompts/{FEWSHOT_STYLE}/{{split}}.jsonl", split=EVAL_SPLITS),
     output:
-        eval_files("results/eval/{model}/fewshot-k{k}"),
+        eval_files(f"results/eval/{FEWSHOT_NAME}"),
     params:
-        evaluation={**EVAL_COMMON, "fewshot": {"style": FEWSHOT_STYLE, "max_length": EVAL["fewshot"]["max_length"]}},
-        quantization=config["quantization"],
+        evaluation={
+            **EVAL_COMMON,
+            "fewshot": {key: FEWSHOT[key] for key in ("style", "max_length", "demonstrations")},
+        },
+        # only when fixed, so that per-query runs do not rerun for an unused list
+        fixed_demonstrations=(
+            FEWSHOT["fixed_demonstrations"] if FEWSHOT["demonstrations"] == "fixed" else []
+        ),
+        quantization=FEWSHOT["quantization"],
         labels=config["labels"],
         splits=EVAL_SPLITS,
         k=lambda w: int(w.k),
-        name=lambda w: f"{w.model}/fewshot-k{w.k}",
+        name=lambda w: System("fewshot", w.model, FEWSHOT_STYLE, FEWSHOT["quantization"], k=int(w.k)).name,
     log:
         "logs/fewshot/{model}/k{k}.log",
     benchmark:

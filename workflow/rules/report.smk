@@ -1,48 +1,7 @@
-# The report: every system's metrics and every training run gathered into tables and figures
-# (results/report/), and the items of `snakemake --report report.html`.
+# The report: every system's metrics and predictions and every training run gathered into tables
+# and figures (results/report/), and the items of `snakemake --report report.html`. Rule and
+# script agree on files by name: the script checks the output names against the package's list.
 # (No `def` here: snakemake --lint wants functions in common.smk, so the lists are values.)
-
-# metrics.json of the val split of every system, when evaluation.splits lists val.
-REPORT_VAL_METRICS = (
-    [f"{d}/val/metrics.json" for d in all_eval_dirs()]
-    if "val" in config["evaluation"]["splits"]
-    else []
-)
-REPORT_CURVES = [path.replace("summary.json", "curves.csv") for path in training_summaries()]
-
-# Systems the config describes but this run does not produce, each with the key that turned it
-# off, so that the table lists them as not run instead of leaving them out.
-_OPENAI_OFF = "openai.enabled is false"
-REPORT_NOT_RUN = (
-    [
-        {"name": f"{MODEL}/{approach}/{style}", "method": approach, "model": MODEL,
-         "style": style, "reason": f"training.approaches.{approach}.enabled is false"}
-        for approach in APPROACHES
-        if not config["training"]["approaches"][approach]["enabled"]
-        for style in config["training"]["styles"]
-    ]
-    + (
-        [{"name": "baseline/tfidf", "method": "tfidf", "model": "baseline",
-          "reason": "evaluation.baseline.enabled is false"}]
-        if not config["evaluation"]["baseline"]["enabled"]
-        else []
-    )
-    + (
-        [
-            {"name": f"openai/ft-{m}", "method": "openai_finetune", "model": "openai",
-             "openai_model": m, "style": config["openai"]["style"], "reason": _OPENAI_OFF}
-            for m in config["openai"]["finetune_models"]
-        ]
-        + [
-            {"name": f"openai/{m}-k{k}", "method": "openai_chat", "model": "openai",
-             "openai_model": m, "k": k, "style": config["openai"]["style"], "reason": _OPENAI_OFF}
-            for m in config["openai"]["chat_models"]
-            for k in config["openai"]["chat_k"]
-        ]
-        if not config["openai"]["enabled"]
-        else []
-    )
-)
 
 # A figure of the report: the PNG is the report item; its SVG twin is a plain output.
 # One label only: the HTML report turns a second label with two values into a toggle.
@@ -56,24 +15,30 @@ report_figure = lambda stem, title, category: report(
 
 rule report:
     input:
-        metrics=all_metrics(),
-        val_metrics=REPORT_VAL_METRICS,
+        evaluations=all_eval_files(),
         summaries=training_summaries(),
-        curves=REPORT_CURVES,
+        curves=[path.replace("summary.json", "curves.csv") for path in training_summaries()],
         splits=expand("results/splits/{split}.csv", split=SPLITS),
     output:
         summary_csv=report(
             "results/report/summary.csv",
             caption="../report/summary_csv.rst",
             category="Comparison",
-            labels={"result": "All systems, test split (CSV, every number)"},
+            labels={"result": "Every run, test split (CSV, every number)"},
         ),
         summary_md="results/report/summary.md",
         summary_html=report(
             "results/report/summary.html",
             caption="../report/summary.rst",
             category="Comparison",
-            labels={"result": "All systems, test split"},
+            labels={"result": "The answer, test split"},
+        ),
+        groups_csv="results/report/groups.csv",
+        paired_csv=report(
+            "results/report/paired_differences.csv",
+            caption="../report/paired_differences.rst",
+            category="Comparison",
+            labels={"result": "Paired differences between systems (CSV)"},
         ),
         val_csv="results/report/summary_val.csv",
         val_md="results/report/summary_val.md",
@@ -81,12 +46,20 @@ rule report:
             "results/report/summary_val.html",
             caption="../report/summary_val.rst",
             category="Evaluation",
-            labels={"result": "All systems, validation split"},
+            labels={"result": "All systems, validation split (used for choosing)"},
         ),
         macro_f1=report_figure("macro_f1", "Macro-F1 and accuracy by system", "Comparison"),
         macro_f1_svg="results/report/figures/macro_f1.svg",
+        seeds=report_figure("seeds", "Every seed's result", "Comparison"),
+        seeds_svg="results/report/figures/seeds.svg",
         confusion=report_figure("confusion_matrices", "Confusion matrices", "Evaluation"),
         confusion_svg="results/report/figures/confusion_matrices.svg",
+        label_distribution=report_figure(
+            "label_distribution", "Predicted labels per system", "Evaluation"
+        ),
+        label_distribution_svg="results/report/figures/label_distribution.svg",
+        calibration=report_figure("calibration", "Calibration of the fine-tuned models", "Evaluation"),
+        calibration_svg="results/report/figures/calibration.svg",
         curves=report_figure("training_curves", "Training curves", "Training"),
         curves_svg="results/report/figures/training_curves.svg",
         cost=report_figure("quality_vs_cost", "Quality against cost", "Comparison"),
@@ -95,7 +68,10 @@ rule report:
         balance_svg="results/report/figures/class_balance.svg",
     params:
         labels=config["labels"],
-        not_run=REPORT_NOT_RUN,
+        systems=[system.block() for system in STUDY],
+        splits=config["evaluation"]["splits"],
+        statistics={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
+        model=model_entry(),
     log:
         "logs/report.log",
     benchmark:

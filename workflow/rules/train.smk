@@ -1,24 +1,26 @@
 # Fine-tuning: one rule per approach (train_layernorm, train_lora_attention, train_lora_all), so
 # each can be rerun or given resources alone; all share one script and adaptune.training.train.
+# Style, quantization and seed are wildcards: every cell of the grid has its own outputs.
 
-TRAINING_COMMON_KEYS = [
-    "seed", "precision", "optimizer", "max_length", "gradient_checkpointing", "val_checks_per_epoch",
-]
+TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
 
 
 def train_params(approach):
     """The params of train_{approach}: the training keys shared by all approaches, this
-    approach's section alone, the quantization, the model entry, the labels and the style's
-    template; so changing one approach's learning rate reruns that approach only."""
+    approach's section alone, the cell's seed and quantization, the model entry, the labels and
+    the style's template; so changing one approach's learning rate, or one style's template,
+    reruns those cells only."""
 
     def params(wildcards):
         training = config["training"]
         section = {k: v for k, v in training["approaches"][approach].items() if k != "enabled"}
+        shared = {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
         return {
             "approach": approach,
-            **{k: training[k] for k in TRAINING_COMMON_KEYS},
+            **shared,
             **section,
-            "quantization": config["quantization"],
+            "seed": int(wildcards.seed),
+            "quantization": wildcards.quantization,
             "model": model_entry(wildcards.model),
             "labels": list(config["labels"]),
             "style": wildcards.style,
@@ -26,6 +28,15 @@ def train_params(approach):
         }
 
     return params
+
+
+# The cell's path of each approach's rule: the system name with the approach filled in.
+TRAIN_CELL = {
+    approach: FINETUNED_NAME.format(
+        model="{model}", approach=approach, style="{style}", quantization="{quantization}", seed="{seed}"
+    )
+    for approach in APPROACHES
+}
 
 
 for _approach in APPROACHES:
@@ -38,15 +49,15 @@ for _approach in APPROACHES:
             val="results/prompts/{style}/val.jsonl",
             model="resources/models/{model}",
         output:
-            adapter=directory(f"results/train/{{model}}/{_approach}/{{style}}/adapter"),
-            curves=f"results/train/{{model}}/{_approach}/{{style}}/curves.csv",
-            summary=f"results/train/{{model}}/{_approach}/{{style}}/summary.json",
+            adapter=directory(f"results/train/{TRAIN_CELL[_approach]}/adapter"),
+            curves=f"results/train/{TRAIN_CELL[_approach]}/curves.csv",
+            summary=f"results/train/{TRAIN_CELL[_approach]}/summary.json",
         params:
             settings=train_params(_approach),
         log:
-            f"logs/train_{_approach}/{{model}}/{{style}}.log",
+            f"logs/train/{TRAIN_CELL[_approach]}.log",
         benchmark:
-            f"benchmarks/train_{_approach}/{{model}}/{{style}}.tsv"
+            f"benchmarks/train/{TRAIN_CELL[_approach]}.tsv"
         threads: 2
         resources:
             mem_mb=6000,

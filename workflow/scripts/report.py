@@ -1,24 +1,20 @@
-"""Gather every metrics.json and training run into results/report/ (tables and figures)."""
-
-from pathlib import Path
+"""Gather every system's evaluation and training run into results/report/ (tables and figures)."""
 
 from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.report import OUTPUT_FILES, ReportSettings, build_report  # noqa: E402
+from adaptune.report import build_report  # noqa: E402
+from adaptune.systems import System  # noqa: E402
 
-out_dir = Path(snakemake.output.summary_csv).parent
-expected = {out_dir / name for name in OUTPUT_FILES}
-if {Path(p) for p in snakemake.output} != expected:
-    raise ValueError(f"rule report: outputs {sorted(map(str, snakemake.output))} differ from the files "
-                     f"adaptune.report writes {sorted(map(str, expected))}")
-
+statistics = dict(snakemake.params.statistics)
 build_report(
-    metrics_paths=snakemake.input.metrics,
-    summary_paths=snakemake.input.summaries,
-    out_dir=out_dir,
-    settings=ReportSettings.from_params(snakemake.params.labels, snakemake.params.not_run),
-    val_metrics_paths=snakemake.input.val_metrics,
-    split_paths=snakemake.input.splits,
+    systems=[System.from_block(block) for block in snakemake.params.systems],
+    outputs=dict(snakemake.output.items()),
+    labels=list(snakemake.params.labels),
+    splits=list(snakemake.params.splits),
+    split_paths=list(snakemake.input.splits),
+    samples=int(statistics["bootstrap_samples"]),
+    seed=int(statistics["seed"]),
+    model=dict(snakemake.params.model),
 )

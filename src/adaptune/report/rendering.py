@@ -1,0 +1,91 @@
+"""Markdown and HTML pages of the report: the answer first, then the tables, then the reference
+study's published figures in a block of their own."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from adaptune.io import write_text
+from adaptune.report.tables import REFERENCE_SOURCE, REFERENCE_SPLIT, reference_table
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    table: pd.DataFrame
+    note: str = ""
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
+             "| " + " | ".join("---" for _ in frame.columns) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+REFERENCE_NOTE = (f"From {REFERENCE_SOURCE}: GPT-J-6B held in 8-bit, fine-tuned with PyTorch Lightning "
+                  f"on 1,000 balanced tweets, accuracy on {REFERENCE_SPLIT} (whole-vocabulary argmax). "
+                  "A different model and split from the rows above, so these numbers are context, not "
+                  "part of the ranking; configs/reference.yaml runs its protocol on this pipeline.")
+
+
+def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: Sequence[Section],
+               model_note: str = "") -> None:
+    """`title`, the answer `lines`, each non-empty section's table, then the reference block."""
+    md = [f"# {title}", "", *[f"- {line}" for line in lines], ""]
+    if model_note:
+        md += [model_note, ""]
+    for section in sections:
+        if section.table.empty:
+            continue
+        md += [f"## {section.title}", "", markdown_table(section.table), ""]
+        if section.note:
+            md += [section.note, ""]
+    md += ["## Reference study (published figures, not reproduced here)", "", REFERENCE_NOTE, "",
+           markdown_table(reference_table())]
+    write_text(stem_md, "\n".join(md) + "\n")
+    write_text(stem_html, _html_page(title, lines, sections, model_note))
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0 1.2em; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.35em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+tbody tr:nth-child(even) { background: #fafafa; }
+.answer { border-left: 4px solid #0173b2; padding: 0.2em 1em; background: #f3f8fc; }
+.reference { border-left: 4px solid #999; padding: 0.2em 1em; background: #f7f7f7; }
+.ci { color: #666; font-size: 0.88em; white-space: nowrap; }
+.note { color: #555; font-size: 0.9em; max-width: 60em; }
+"""
+
+
+def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], model_note: str) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>", '<div class="answer"><ul>']
+    body += [f"<li>{html.escape(line)}</li>" for line in lines]
+    body.append("</ul></div>")
+    if model_note:
+        body.append(f'<p class="note">{html.escape(model_note)}</p>')
+    for section in sections:
+        if section.table.empty:
+            continue
+        table = section.table.to_html(index=False, escape=True, border=0)
+        # Each interval on its own line under its value: narrower columns, easier to scan.
+        table = re.sub(r"(\d\.\d{3}(?: ± \d\.\d{3})?) (\[[-+]?\d\.\d{3}, [-+]?\d\.\d{3}\])",
+                       r'\1<br><span class="ci">\2</span>', table)
+        body += [f"<h2>{html.escape(section.title)}</h2>", table]
+        if section.note:
+            body.append(f'<p class="note">{html.escape(section.note)}</p>')
+    body += ['<div class="reference">', "<h2>Reference study (published figures, not reproduced here)</h2>",
+             f"<p>{html.escape(REFERENCE_NOTE)}</p>", reference_table().to_html(index=False, escape=True, border=0),
+             "</div>"]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")

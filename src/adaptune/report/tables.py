@@ -1,0 +1,265 @@
+"""The report's tables: one row per run (system x seed), one per group of seeds (mean, sd and
+interval), the paired differences, and the sentences that state what those intervals support."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from adaptune.report.inputs import Run
+from adaptune.report.statistics import (
+    Codes, calibration, encode, group_statistics, label_distribution, paired_difference,
+)
+from adaptune.systems import System, group_systems
+
+# The reference study (GPT-J-6B in 8-bit, PyTorch Lightning, 1,000 balanced training tweets):
+# its published accuracies on its own 200-tweet validation split, as published (strings, so
+# "0.50" stays "0.50"). Shown apart from our rows, never ranked with them.
+REFERENCE_SOURCE = "github.com/vetka925/gpt-j-8bit-lightning-finetune"
+REFERENCE_RESULTS = (
+    {"system": "LoRA, all linear layers", "model": "GPT-J-6B (8-bit)", "accuracy": "0.84"},
+    {"system": "3-shot prompting", "model": "GPT-J-6B (8-bit)", "accuracy": "0.415"},
+    {"system": "ChatGPT, zero-shot", "model": "ChatGPT (OpenAI)", "accuracy": "0.50"},
+)
+REFERENCE_SPLIT = "its 200-tweet validation split"
+GRID_FACTORS = ("method", "style", "quantization")
+
+
+def runs_table(runs: Sequence[Run], labels: Sequence[str], shown: dict[str, str]) -> pd.DataFrame:
+    """One row per run, every number unrounded; runs that did not run at the bottom."""
+    rows = []
+    for run in runs:
+        s = run.system
+        row = {"system": shown[s.name], "name": s.name, "group": s.group, "model": s.model_label,
+               "approach": s.approach_label, "method": s.method, "style": s.style, "k": s.k,
+               "quantization": s.quantization, "seed": s.seed, "order": s.order(),
+               "status": "ran" if run.ran else f"not run: {run.reason}", "split": run.split}
+        if run.ran:
+            m = run.metrics
+            row.update({"n": m["n"], "accuracy": m["accuracy"], "accuracy_ci_low": m["accuracy_ci"][0],
+                        "accuracy_ci_high": m["accuracy_ci"][1], "macro_f1": m["macro_f1"],
+                        "macro_f1_ci_low": m["macro_f1_ci"][0], "macro_f1_ci_high": m["macro_f1_ci"][1],
+                        "vocab_argmax_accuracy": m.get("vocab_argmax_accuracy"),
+                        "invalid": m.get("invalid"), "examples_per_second": m["examples_per_second"],
+                        "eval_peak_memory_mb": (m.get("provenance") or {}).get("peak_memory_mb"),
+                        "metrics_file": m["path"]})
+            row.update({f"f1_{label}": m["per_class"][label]["f1"] for label in labels})
+            shares = label_distribution(run.predictions, labels)
+            row.update({f"share_{label}": shares[label] for label in labels})
+            calibrated = calibration(run.predictions, labels) if s.finetuned else None
+            row.update({"ece": calibrated["ece"], "brier": calibrated["brier"]} if calibrated else {})
+            row.update(_cost_columns(run))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["ran"] = table["status"] == "ran"
+    table = table.sort_values(["ran", "order"], ascending=[False, True], kind="stable")
+    return table.drop(columns=["ran", "order"]).reset_index(drop=True)
+
+
+def _cost_columns(run: Run) -> dict:
+    """Trainable parameters, training minutes and training peak memory: from the training summary
+    of a fine-tuned run; zero for prompting (nothing is trained); unknown otherwise."""
+    if run.training is not None:
+        s = run.training.summary
+        return {"trainable_parameters": s["trainable_parameters"],
+                "total_parameters": s.get("total_parameters"),
+                "training_minutes": s["wall_time_s"] / 60, "train_peak_memory_mb": s["peak_memory_mb"]}
+    if run.system.method in ("fewshot", "openai_chat"):
+        return {"trainable_parameters": 0, "training_minutes": 0.0}
+    return {}
+
+
+def group_codes(runs: Sequence[Run], labels: Sequence[str]) -> dict[str, tuple[list[Run], Codes]]:
+    """The runs of each group (a system without its seed) that ran, with their coded predictions."""
+    ran = [r for r in runs if r.ran]
+    by_name = {r.system.name: r for r in ran}
+    groups = {}
+    for group, systems in group_systems([r.system for r in ran]).items():
+        members = [by_name[s.name] for s in systems]
+        groups[group] = (members, encode([r.predictions for r in members], labels,
+                                         [r.system.name for r in members]))
+    return groups
+
+
+def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[str, str],
+                 samples: int, seed: int) -> pd.DataFrame:
+    """One row per group: mean and sd over its seeds, and the interval of the mean."""
+    table = runs_table(runs, labels, {r.system.name: shown_groups[r.system.group] for r in runs})
+    rows = []
+    for group, (members, codes) in group_codes(runs, labels).items():
+        s: System = members[0].system
+        stats = group_statistics(codes, samples, seed)
+        mine = table[table["group"] == group]
+        rows.append({"system": shown_groups[group], "group": group, "method": s.method,
+                     "model": s.model_label, "style": s.style, "quantization": s.quantization,
+                     "k": s.k, "status": "ran", "n": len(codes.gold), **stats,
+                     **{c: pd.to_numeric(mine[c], errors="coerce").mean()
+                        for c in ("ece", "brier", "trainable_parameters", "training_minutes",
+                                  "vocab_argmax_accuracy") if c in mine},
+                     **{f"share_{label}": mine[f"share_{label}"].mean() for label in labels}})
+    not_run = {}
+    for run in runs:
+        if not run.ran and run.system.group not in not_run and run.system.group not in table["group"][table["status"] == "ran"].values:
+            not_run[run.system.group] = {"system": shown_groups[run.system.group], "group": run.system.group,
+                                         "method": run.system.method, "model": run.system.model_label,
+                                         "style": run.system.style, "k": run.system.k,
+                                         "quantization": run.system.quantization,
+                                         "status": f"not run: {run.reason}"}
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["macro_f1_mean", "accuracy_mean"], ascending=False, kind="stable")
+    return pd.concat([f for f in (frame, pd.DataFrame(list(not_run.values()))) if not f.empty],
+                     ignore_index=True)
+
+
+def comparisons(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[str, str],
+                groups: pd.DataFrame, samples: int, seed: int) -> pd.DataFrame:
+    """Paired differences in macro-F1 (and accuracy): between fine-tuned groups that differ in
+    exactly one factor (approach, prompt style or quantization), and the best fine-tuned group
+    against the TF-IDF baseline and against the best few-shot prompting."""
+    coded = group_codes(runs, labels)
+    systems = {g: members[0].system for g, (members, _) in coded.items()}
+    finetuned = [g for g in coded if systems[g].finetuned]
+    pairs = []
+    for a, b in itertools.combinations(finetuned, 2):
+        differing = [f for f in GRID_FACTORS if getattr(systems[a], f) != getattr(systems[b], f)]
+        if len(differing) == 1 and systems[a].model == systems[b].model:
+            kind = {"method": "approach", "style": "prompt style", "quantization": "quantization"}[differing[0]]
+            pairs.append((kind, a, b))
+    ranked = [g for g in groups.get("group", []) if g in coded]
+    best = next((g for g in ranked if systems[g].finetuned), None)
+    if best is not None:
+        for kind, method in (("best fine-tuning vs TF-IDF", "tfidf"), ("best fine-tuning vs few-shot", "fewshot")):
+            other = next((g for g in ranked if systems[g].method == method), None)
+            if other is not None:
+                pairs.append((kind, best, other))
+    rows = []
+    for kind, a, b in pairs:
+        for metric in ("macro_f1", "accuracy"):
+            result = paired_difference(coded[a][1], coded[b][1], samples, seed, metric)
+            rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
+                         "a_group": a, "b_group": b, "seeds_a": len(coded[a][0]),
+                         "seeds_b": len(coded[b][0]), **result, "verdict": verdict(result)})
+    columns = ["comparison", "a", "b", "a_group", "b_group", "seeds_a", "seeds_b", "metric",
+               "difference", "ci_low", "ci_high", "excludes_zero", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def verdict(result: dict) -> str:
+    if not result["excludes_zero"]:
+        return "no resolved difference"
+    return "A better" if result["difference"] > 0 else "B better"
+
+
+def answer(groups: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
+    """The first lines of the report: only what the paired intervals support."""
+    ran = groups[groups["status"] == "ran"] if not groups.empty else groups
+    if ran.empty:
+        return ["No system was evaluated on the test split."]
+    lines = []
+    f1 = paired[paired["metric"] == "macro_f1"] if not paired.empty else paired
+    for _, row in f1.iterrows():
+        interval = f"{row['difference']:+.3f} macro-F1, 95% interval [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+        if row["excludes_zero"]:
+            better, worse = (row["a"], row["b"]) if row["difference"] > 0 else (row["b"], row["a"])
+            lines.append(f"{_sentence_case(row['comparison'])}: {better} beats {worse} ({interval}).")
+        else:
+            lines.append(f"{_sentence_case(row['comparison'])}: no resolved difference between "
+                         f"{row['a']} and {row['b']} ({interval}).")
+    seeds = int(pd.to_numeric(ran.get("seeds"), errors="coerce").max()) if "seeds" in ran else 1
+    lines.append(
+        f"Intervals resample the {int(ran['n'].iloc[0])} test tweets within each class"
+        + (f" and the {seeds} training seeds" if seeds > 1 else " (one training seed, so training "
+           "noise is not covered)") + "; a difference counts only where its interval excludes zero."
+    )
+    return lines
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def reference_table() -> pd.DataFrame:
+    return pd.DataFrame([{"System": r["system"], "Model": r["model"], "Split": REFERENCE_SPLIT,
+                          "Accuracy": r["accuracy"]} for r in REFERENCE_RESULTS])
+
+
+# ------------------------------------------------------------------ tables for people
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def fmt_count(value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    value = int(value)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return str(value)
+
+
+def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """The group table as people read it: mean ± sd over seeds and the 95% interval."""
+    rows = []
+    for _, r in groups.iterrows():
+        ran = r["status"] == "ran"
+
+        def stat(metric: str) -> str:
+            if not ran:
+                return "—"
+            sd = "" if pd.isna(r[f"{metric}_sd"]) else f" ± {fmt(r[f'{metric}_sd'])}"
+            return f"{fmt(r[f'{metric}_mean'])}{sd} [{fmt(r[f'{metric}_ci_low'])}, {fmt(r[f'{metric}_ci_high'])}]"
+
+        rows.append({
+            "System": r["system"], "Model": r["model"],
+            "Prompt style": r["style"] if isinstance(r["style"], str) else "—",
+            "Seeds": str(int(r["seeds"])) if ran else "—",
+            "Macro-F1 mean ± sd [95% CI]": stat("macro_f1") if ran else r["status"],
+            "Accuracy mean ± sd [95% CI]": stat("accuracy"),
+            "Predicted " + " / ".join(labels): " / ".join(fmt(r.get(f"share_{label}"), 2) for label in labels)
+            if ran else "—",
+            "ECE / Brier": f"{fmt(r.get('ece'))} / {fmt(r.get('brier'))}" if ran and not pd.isna(r.get("ece"))
+            else "—",
+            "Trainable parameters": fmt_count(r.get("trainable_parameters")) if ran else "—",
+            "Training minutes": fmt(r.get("training_minutes"), 1) if ran else "—",
+        })
+    return pd.DataFrame(rows)
+
+
+def display_paired(paired: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "Comparison": r["comparison"], "A": r["a"], "B": r["b"],
+        "Metric": r["metric"].replace("macro_f1", "macro-F1"),
+        "A − B [95% CI]": f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+        "Verdict": r["verdict"],
+    } for _, r in paired.iterrows()])
+
+
+def display_runs(table: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Every run (each seed its own row): accuracy and macro-F1 with their intervals."""
+    rows = []
+    for _, r in table.iterrows():
+        ran = r["status"] == "ran"
+        rows.append({
+            "System": r["system"], "Seed": "—" if pd.isna(r.get("seed")) else str(int(r["seed"])),
+            "Accuracy [95% CI]": f"{fmt(r['accuracy'])} [{fmt(r['accuracy_ci_low'])}, "
+                                 f"{fmt(r['accuracy_ci_high'])}]" if ran else "not run",
+            "Macro-F1 [95% CI]": f"{fmt(r['macro_f1'])} [{fmt(r['macro_f1_ci_low'])}, "
+                                 f"{fmt(r['macro_f1_ci_high'])}]" if ran else r["status"].removeprefix("not run: "),
+            f"F1 ({labels[0]})": fmt(r.get(f"f1_{labels[0]}")) if ran else "—",
+            "Whole-vocabulary argmax accuracy": fmt(r.get("vocab_argmax_accuracy")) if ran else "—",
+            "Examples per second": fmt(r.get("examples_per_second"), 1) if ran else "—",
+        })
+    frame = pd.DataFrame(rows)
+    if not frame.empty and (frame["Whole-vocabulary argmax accuracy"] == "—").all():
+        frame = frame.drop(columns="Whole-vocabulary argmax accuracy")
+    return frame
