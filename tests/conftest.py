@@ -44,6 +44,21 @@ def write_raw_csv(path: Path, per_class: int = 40, extra_rows: str = "") -> Path
     return path
 
 
+def write_reference_csvs(directory: Path, per_class: int = 2) -> dict[str, Path]:
+    """The reference split's two files (columns label, text, HTML entities kept), each holding
+    `per_class` tweets of every class that write_raw_csv also writes."""
+    paths = {}
+    for part, numbers in (("train", range(per_class)), ("val", range(per_class, 2 * per_class))):
+        lines = ["label,text"]
+        for number in numbers:
+            for cls, label in enumerate(LABELS):
+                lines.append(f'{label},"{WORDS[cls][number % 3]} &amp; more #{number}"')
+        paths[part] = directory / f"reference_{part}.csv"
+        paths[part].parent.mkdir(parents=True, exist_ok=True)
+        paths[part].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
+
+
 @pytest.fixture
 def raw_csv(tmp_path) -> Path:
     return write_raw_csv(tmp_path / "labeled_data.csv")
@@ -93,7 +108,7 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
             "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
             "mlp_modules": ["fc_in", "fc_out"],
         }},
-        "training": {"max_length": 64, "approaches": {
+        "training": {"max_length": 64, "styles": ["instruction"], "approaches": {
             "layernorm": one_epoch, "lora_attention": one_epoch, "lora_all": one_epoch,
         }},
         "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1]}},
@@ -135,4 +150,5 @@ def pipeline(tmp_path, tiny_gptj) -> Pipeline:
     """A working directory with a synthetic dataset in data/ and the tiny-model config."""
     workdir = tmp_path / "run"
     write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
+    write_reference_csvs(workdir / "data")
     return Pipeline(workdir, tiny_pipeline_config(tiny_gptj))

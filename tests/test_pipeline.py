@@ -13,10 +13,11 @@ APPROACHES = ("layernorm", "lora_attention", "lora_all")
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, tiny_gptj):
-    from conftest import Pipeline, tiny_pipeline_config, write_raw_csv
+    from conftest import Pipeline, tiny_pipeline_config, write_raw_csv, write_reference_csvs
 
     workdir = tmp_path_factory.mktemp("pipeline") / "run"
     write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
+    write_reference_csvs(workdir / "data")
     pipeline = Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
     pipeline.run()
     return pipeline

@@ -4,9 +4,11 @@ data and prompt stages end to end."""
 import hashlib
 import json
 
+import pandas as pd
 import pytest
 
-from conftest import REPO, write_raw_csv
+from adaptune.systems import System
+from conftest import REPO, write_raw_csv, write_reference_csvs
 
 PROMPTS = "results/prompts/instruction/train.jsonl"
 
@@ -20,10 +22,15 @@ def test_lint_is_clean(pipeline):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def planned_jobs(result) -> dict[str, int]:
+    """Jobs per rule from the job-stats table of a dry run."""
+    rows = (line.split() for line in (result.stdout + result.stderr).splitlines())
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
 def planned_rules(result) -> set[str]:
     """Rule names from the job-stats table of a dry run."""
-    rows = (line.split() for line in (result.stdout + result.stderr).splitlines())
-    return {row[0] for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+    return set(planned_jobs(result))
 
 
 def test_dry_run_plans_the_whole_chain(pipeline):
@@ -34,6 +41,46 @@ def test_dry_run_plans_the_whole_chain(pipeline):
     assert not {rule for rule in plan if rule.startswith("openai")}
 
 
+def test_the_grid_plans_one_training_and_evaluation_per_cell(pipeline):
+    grid = {"training": {"styles": ["instruction", "raw"], "seeds": [1, 2, 3],
+                         "quantizations": ["8bit", "none"]}}
+    jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=grid))
+    for approach in ("layernorm", "lora_attention", "lora_all"):
+        assert jobs[f"train_{approach}"] == 2 * 3 * 2
+    assert jobs["evaluate"] == 3 * 2 * 3 * 2
+    assert jobs["report"] == 1
+
+
+@pytest.mark.slow
+def test_changing_one_style_or_adding_a_seed_reruns_only_those_cells(pipeline):
+    """Trained cells of one approach (two styles x two seeds); then a new raw template plans the
+    raw cells only, and a third seed plans that seed's cells only."""
+    config = {"training": {"styles": ["instruction", "raw"], "seeds": [1, 2], "approaches": {
+        "lora_attention": {"enabled": False}, "lora_all": {"enabled": False}}}}
+
+    def cells(styles, seeds):
+        return [f"{System('layernorm', 'tiny-gptj', style, '8bit', seed).train_dir}/summary.json"
+                for style in styles for seed in seeds]
+
+    trained = cells(["instruction", "raw"], [1, 2])
+    pipeline.run(*trained, config=config)
+    assert planned_jobs(pipeline.run(*trained, "-n", "--quiet", "rules", config=config)) == {}
+
+    new_raw = {**config, "prompts": {"templates": {"instruction": pipeline.config["prompts"]["templates"]
+                                                   ["instruction"], "raw": "{text}\n=>"}}}
+    jobs = planned_jobs(pipeline.run(*trained, "-n", "--quiet", "rules", config=new_raw))
+    assert jobs == {"format_prompts": 2, "train_layernorm": 2}  # raw train and val prompts
+    plan = pipeline.run(*trained, "-n", config=new_raw)
+    outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
+    assert any("/raw/8bit/seed1/" in line for line in outputs) and any("/raw/8bit/seed2/" in line for line in outputs)
+    assert not any("instruction" in line for line in outputs)
+
+    three_seeds = {"training": {**config["training"], "seeds": [1, 2, 3]}}
+    jobs = planned_jobs(pipeline.run(*cells(["instruction", "raw"], [1, 2, 3]), "-n", "--quiet", "rules",
+                                     config=three_seeds))
+    assert jobs == {"train_layernorm": 2}
+
+
 def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, tmp_path):
     pipeline.run(PROMPTS)
     records = [json.loads(line) for line in pipeline.path(PROMPTS).read_text().splitlines()]
@@ -42,11 +89,19 @@ def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, t
     assert all(r["prompt"].endswith("Category:") and r["completion"] == " " + r["label"] for r in records)
     splits = {n: pipeline.path(f"results/splits/{n}.csv").read_text().splitlines()[1:] for n in ("train", "val", "test")}
     assert not (set(splits["train"]) & set(splits["val"]) or set(splits["train"]) & set(splits["test"]))
+    # The reference split's tweets (written with their HTML entities) are in no split.
+    reference = {line.split(",", 1)[1].strip('"').replace("&amp;", "&")
+                 for part in ("train", "val")
+                 for line in pipeline.path(f"data/reference_{part}.csv").read_text().splitlines()[1:]}
+    for name in ("train", "val", "test"):
+        texts = set(pd.read_csv(pipeline.path(f"results/splits/{name}.csv"))["text"])
+        assert len(texts) > 0 and not texts & reference
 
     # The same config in a fresh directory gives the same bytes.
     from conftest import Pipeline
     again = Pipeline(tmp_path / "again", pipeline.config)
     write_raw_csv(again.path("data/labeled_data.csv"), per_class=40)
+    write_reference_csvs(again.path("data"))
     again.run(PROMPTS)
     for relative in (PROMPTS, "results/splits/val.csv", "results/splits/test.csv"):
         assert digest(pipeline.path(relative)) == digest(again.path(relative))
@@ -57,7 +112,10 @@ def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, t
     ({"splits": {"train": "many"}}, "'many' is not of type 'integer'"),
     ({"training": {"approaches": {"prefix_tuning": {"enabled": True}}}}, "prefix_tuning"),
     ({"training": {"styles": ["poetry"]}}, "training.styles: unknown prompt style 'poetry'"),
-    ({"quantization": "3bit"}, "'3bit' is not one of"),
+    ({"training": {"quantizations": ["3bit"]}}, "'3bit' is not one of"),
+    ({"evaluation": {"fewshot": {"demonstrations": "fixed", "k": [0, 3],
+                                 "fixed_demonstrations": [{"text": "hi", "label": "hate"}]}}},
+     "evaluation.fewshot.k: [3] with demonstrations: fixed; expected 0 or 1"),
     ({"model": "gpt-5"}, "model: unknown model 'gpt-5'"),
 ])
 def test_bad_config_is_refused_before_any_job(pipeline, overrides, message):
@@ -97,5 +155,6 @@ def test_bad_dataset_is_refused_and_leaves_no_split(pipeline, case):
 def test_split_larger_than_a_class_is_refused(pipeline):
     result = pipeline.run(PROMPTS, config={"splits": {"train": 150}}, check=False)
     assert result.returncode != 0
-    assert "class 'hate' has 40 distinct tweets, but the splits need" in result.stdout + result.stderr
+    # 40 written, 4 of them in the reference split
+    assert "class 'hate' has 36 distinct tweets, but the splits need" in result.stdout + result.stderr
     assert not pipeline.path("results/splits").exists() or not list(pipeline.path("results/splits").iterdir())
