@@ -100,3 +100,19 @@ def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
     with pytest.raises(ValueError, match="train split"):
         evaluate_fewshot(model_dir, "none", tmp_path / "train.jsonl", {"train": tmp_path / "train.jsonl"},
                          {"train": tmp_path / "x"}, 3, LABELS, "instruction", EvaluationSettings(), "x", {})
+
+
+def test_fixed_demonstrations_are_the_same_for_every_query_in_their_order():
+    from adaptune.fewshot import build_fewshot_prompts
+
+    fixed = [{"id": f"fixed-{i}", "prompt": f"Message: demo {i}\nCategory:", "completion": f" {label}"}
+             for i, label in enumerate(["neutral", "hate", "offensive"])]
+    queries = [{"id": f"q{i}", "text": f"query {i}", "prompt": f"Message: query {i}\nCategory:"} for i in range(4)]
+    prompts, ids = build_fewshot_prompts(queries, [], ["hate", "offensive", "neutral"], 3, seed=1, fixed=fixed)
+    demos = "".join(d["prompt"] + d["completion"] + "\n\n" for d in fixed)
+    assert prompts == [demos + q["prompt"] for q in queries]
+    assert ids == [["fixed-0", "fixed-1", "fixed-2"]] * 4
+    zero, _ = build_fewshot_prompts(queries, [], ["hate", "offensive", "neutral"], 0, seed=1, fixed=fixed)
+    assert zero == [q["prompt"] for q in queries]
+    with pytest.raises(ValueError, match="k=2 but 3 fixed"):
+        build_fewshot_prompts(queries, [], ["hate", "offensive", "neutral"], 2, seed=1, fixed=fixed)

@@ -158,3 +158,29 @@ def test_split_larger_than_a_class_is_refused(pipeline):
     # 40 written, 4 of them in the reference split
     assert "class 'hate' has 36 distinct tweets, but the splits need" in result.stdout + result.stderr
     assert not pipeline.path("results/splits").exists() or not list(pipeline.path("results/splits").iterdir())
+
+
+@pytest.mark.parametrize("configfile, expected", [
+    ("seeds.yaml", {"train_lora_all": 3, "evaluate": 9}),
+    ("quantization.yaml", {"train_lora_all": 3, "evaluate": 9}),
+    ("reference.yaml", {"train_lora_all": 1, "evaluate": 3, "fewshot": 2}),
+    ("gpt-j-6b.yaml", {"train_lora_all": 1}),
+])
+def test_every_shipped_config_validates_and_plans_its_grid(pipeline, configfile, expected):
+    """Each file of configs/ on top of the tiny config: valid against the schema, and its grid
+    planned (one style in the tiny config, so cells = quantizations x seeds)."""
+    import yaml
+
+    overrides = yaml.safe_load((REPO / "configs" / configfile).read_text())
+    if configfile == "gpt-j-6b.yaml":
+        # the GPT-J settings on the tiny GPT-J, so that nothing is fetched
+        overrides["models"] = {"gpt-j-6b": {**pipeline.config["models"]["tiny-gptj"]}}
+    layered = pipeline.path("layered.yaml")
+    layered.parent.mkdir(parents=True, exist_ok=True)
+    from conftest import deep_update
+    if configfile != "reference.yaml":
+        overrides.setdefault("training", {})["styles"] = ["instruction"]
+    layered.write_text(yaml.safe_dump(deep_update(pipeline.config, overrides)))
+    jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", "--configfile", str(layered)))
+    for rule, count in expected.items():
+        assert jobs.get(rule) == count, (rule, jobs)

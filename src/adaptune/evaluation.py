@@ -142,8 +142,9 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
 def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prompts: str | os.PathLike,
                      prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
                      k: int, labels: Sequence[str], style: str, settings: EvaluationSettings, name: str,
-                     config_section: dict) -> dict[str, dict]:
-    """Score each split with the base model and k demonstrations per query from `train_prompts`."""
+                     config_section: dict, fixed: Sequence[dict] | None = None) -> dict[str, dict]:
+    """Score each split with the base model and k demonstrations per query from `train_prompts`
+    (or the `fixed` demonstrations, records with prompt, completion and id, for every query)."""
     from adaptune.fewshot import build_fewshot_prompts
     from adaptune.models import load_model, model_entry
     from adaptune.scoring import ScoringSettings
@@ -161,7 +162,8 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
     results = {}
     for split, path in prompt_files.items():
         records = read_prompts(path, labels)
-        prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}")
+        prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}",
+                                           fixed=fixed)
         frame, speed = score_records(model, tokenizer, records, labels, scoring, prompts=prompts)
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,
                                 config_section, stopwatch)

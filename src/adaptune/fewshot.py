@@ -57,10 +57,17 @@ def fewshot_prompt(demonstrations: Sequence[dict], query_prompt: str) -> str:
 
 
 def build_fewshot_prompts(queries: Sequence[dict], pool: Sequence[dict], labels: Sequence[str], k: int,
-                          seed: int, split: str = "the evaluated split") -> tuple[list[str], list[list[str]]]:
-    """The prompt of each query and the ids of its demonstrations."""
+                          seed: int, split: str = "the evaluated split",
+                          fixed: Sequence[dict] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The prompt of each query and the ids of its demonstrations. With `fixed` (records with
+    prompt, completion and id), every query gets those demonstrations, in that order, when k > 0."""
     check_disjoint(pool, queries, split)
     prompts, demo_ids = [], []
+    if fixed is not None and k > 0:
+        if k != len(fixed):
+            raise ValueError(f"k={k} but {len(fixed)} fixed demonstrations are given")
+        return ([fewshot_prompt(fixed, q["prompt"]) for q in queries],
+                [[d["id"] for d in fixed] for _ in queries])
     for query in queries:
         rng = random.Random(f"{seed}:{query['id']}")
         demos = draw_demonstrations(pool, labels, k, rng, exclude_text=query["text"])

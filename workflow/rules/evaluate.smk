@@ -55,6 +55,7 @@ rule fewshot:
             FEWSHOT["fixed_demonstrations"] if FEWSHOT["demonstrations"] == "fixed" else []
         ),
         quantization=FEWSHOT["quantization"],
+        template=lambda w: config["prompts"]["templates"][FEWSHOT_STYLE],
         labels=config["labels"],
         splits=EVAL_SPLITS,
         k=lambda w: int(w.k),

@@ -5,10 +5,17 @@ log_to(snakemake.log[0])
 import torch
 
 from adaptune.evaluation import EvaluationSettings, evaluate_fewshot, split_directories
+from adaptune.prompts import completion, render
 
 torch.set_num_threads(snakemake.threads)
 splits = list(snakemake.params.splits)
 evaluation = dict(snakemake.params.evaluation)
+labels = list(snakemake.params.labels)
+fixed = None
+if evaluation["fewshot"]["demonstrations"] == "fixed":
+    fixed = [{"id": f"fixed-{i}", "prompt": render(snakemake.params.template, d["text"], labels),
+              "completion": completion(d["label"])}
+             for i, d in enumerate(snakemake.params.fixed_demonstrations)]
 evaluate_fewshot(
     model_dir=snakemake.input.model,
     quantization=snakemake.params.quantization,
@@ -16,10 +23,12 @@ evaluate_fewshot(
     prompt_files=dict(zip(splits, snakemake.input.prompts)),
     outputs=split_directories(splits, snakemake.output),
     k=snakemake.params.k,
-    labels=list(snakemake.params.labels),
+    labels=labels,
     style=evaluation["fewshot"]["style"],
     settings=EvaluationSettings.from_config(evaluation),
     name=snakemake.params.name,
     config_section={"evaluation": evaluation, "k": snakemake.params.k,
-                    "quantization": snakemake.params.quantization},
+                    "quantization": snakemake.params.quantization,
+                    "fixed_demonstrations": snakemake.params.fixed_demonstrations},
+    fixed=fixed,
 )
