@@ -165,6 +165,7 @@ def test_split_larger_than_a_class_is_refused(pipeline):
     ("quantization.yaml", {"train_lora_all": 3, "evaluate": 9}),
     ("reference.yaml", {"train_lora_all": 1, "evaluate": 3, "fewshot": 2}),
     ("gpt-j-6b.yaml", {"train_lora_all": 1}),
+    ("sweep.yaml", {"sweep_layernorm": 6, "sweep_lora_attention": 6, "sweep_lora_all": 6, "sweep_summary": 1}),
 ])
 def test_every_shipped_config_validates_and_plans_its_grid(pipeline, configfile, expected):
     """Each file of configs/ on top of the tiny config: valid against the schema, and its grid

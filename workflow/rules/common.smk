@@ -2,6 +2,7 @@
 # and the lists of targets that tie the stages together.
 
 import sys
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -37,6 +38,18 @@ def _check_config(config):
         if style not in templates:
             raise WorkflowError(
                 f"config.yaml: {key}: unknown prompt style {style!r}; "
+                f"expected one of {sorted(templates)} (the keys of prompts.templates)"
+            )
+    if config["sweep"]["enabled"]:
+        sizes = {a: len(rates) for a, rates in config["sweep"]["learning_rates"].items()}
+        if len(set(sizes.values())) > 1:
+            raise WorkflowError(
+                f"config.yaml: sweep.learning_rates: {sizes} learning rates per approach; expected "
+                "the same number for every approach (the same tuning budget)"
+            )
+        if config["sweep"]["style"] not in templates:
+            raise WorkflowError(
+                f"config.yaml: sweep.style: unknown prompt style {config['sweep']['style']!r}; "
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
     fewshot = config["evaluation"]["fewshot"]
@@ -110,13 +123,33 @@ def all_targets():
     targets += training_summaries()
     targets += all_eval_files()
     targets += report_outputs()
+    if config["sweep"]["enabled"]:
+        targets.append("results/sweep/summary.csv")
     return targets
+
+
+def sweep_points():
+    """Every point of the sweep (approach x learning rate x epochs) with its summary.json."""
+    sweep = config["sweep"]
+    return [
+        {
+            "approach": approach,
+            "learning_rate": rate,
+            "epochs": epochs,
+            "summary": f"results/sweep/{MODEL}/{approach}/lr{rate:g}/epochs{epochs}/summary.json",
+        }
+        for approach, rates in sweep["learning_rates"].items()
+        for rate in rates
+        for epochs in sweep["epochs"]
+    ]
 
 
 def prompt_styles():
     """Styles that some stage uses, in a stable order."""
     used = list(config["training"]["styles"])
     used.append(config["evaluation"]["fewshot"]["style"])
+    if config["sweep"]["enabled"]:
+        used.append(config["sweep"]["style"])
     if config["openai"]["enabled"]:
         used.append(config["openai"]["style"])
     return list(dict.fromkeys(used))
@@ -132,6 +165,48 @@ def reference_files(wildcards):
     if not (splits["reference"]["enabled"] or splits["exclude_reference"]):
         return {}
     return {part: splits["reference"][part] for part in ("train", "val")}
+
+
+TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
+
+
+def train_params(approach):
+    """The params of train_{approach}: the training keys shared by all approaches, this
+    approach's section alone, the cell's seed and quantization, the model entry, the labels and
+    the style's template; so changing one approach's learning rate, or one style's template,
+    reruns those cells only."""
+
+    def params(wildcards):
+        training = config["training"]
+        section = {k: v for k, v in training["approaches"][approach].items() if k != "enabled"}
+        shared = {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
+        return {
+            "approach": approach,
+            **shared,
+            **section,
+            "seed": int(wildcards.seed),
+            "quantization": wildcards.quantization,
+            "model": model_entry(wildcards.model),
+            "labels": list(config["labels"]),
+            "style": wildcards.style,
+            "template": prompt_template(wildcards),
+        }
+
+    return params
+
+
+def sweep_params(approach):
+    """The params of sweep_{approach}: those of its training rule for the sweep's style,
+    quantization and seed, with the point's learning rate and epochs."""
+
+    def params(wildcards):
+        sweep = config["sweep"]
+        cell = SimpleNamespace(model=wildcards.model, style=sweep["style"], seed=sweep["seed"],
+                               quantization=sweep["quantization"])
+        return {**train_params(approach)(cell), "learning_rate": float(wildcards.rate),
+                "epochs": int(wildcards.epochs)}
+
+    return params
 
 
 def prompt_template(wildcards):

@@ -2,34 +2,6 @@
 # each can be rerun or given resources alone; all share one script and adaptune.training.train.
 # Style, quantization and seed are wildcards: every cell of the grid has its own outputs.
 
-TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
-
-
-def train_params(approach):
-    """The params of train_{approach}: the training keys shared by all approaches, this
-    approach's section alone, the cell's seed and quantization, the model entry, the labels and
-    the style's template; so changing one approach's learning rate, or one style's template,
-    reruns those cells only."""
-
-    def params(wildcards):
-        training = config["training"]
-        section = {k: v for k, v in training["approaches"][approach].items() if k != "enabled"}
-        shared = {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
-        return {
-            "approach": approach,
-            **shared,
-            **section,
-            "seed": int(wildcards.seed),
-            "quantization": wildcards.quantization,
-            "model": model_entry(wildcards.model),
-            "labels": list(config["labels"]),
-            "style": wildcards.style,
-            "template": prompt_template(wildcards),
-        }
-
-    return params
-
-
 # The cell's path of each approach's rule: the system name with the approach filled in.
 TRAIN_CELL = {
     approach: FINETUNED_NAME.format(
@@ -65,3 +37,58 @@ for _approach in APPROACHES:
             "../../envs/train.yaml"
         script:
             "../scripts/train.py"
+
+
+# The sweep (configs/sweep.yaml): the same training, one run per approach x learning rate x
+# epochs on the sweep's style, quantization and seed, judged by its val accuracy; nothing in the
+# study reads these runs, so choosing on val never touches test.
+SWEEP = config["sweep"]
+
+
+for _approach in APPROACHES:
+
+    rule:
+        name:
+            f"sweep_{_approach}"
+        input:
+            train=f"results/prompts/{SWEEP['style']}/train.jsonl",
+            val=f"results/prompts/{SWEEP['style']}/val.jsonl",
+            model="resources/models/{model}",
+        output:
+            adapter=directory(f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/adapter"),
+            curves=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/curves.csv",
+            summary=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/summary.json",
+        params:
+            settings=sweep_params(_approach),
+        wildcard_constraints:
+            rate="[0-9.e+-]+",
+            epochs="[0-9]+",
+        log:
+            f"logs/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.log",
+        benchmark:
+            f"benchmarks/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.tsv"
+        threads: 2
+        resources:
+            mem_mb=6000,
+        conda:
+            "../../envs/train.yaml"
+        script:
+            "../scripts/train.py"
+
+
+rule sweep_summary:
+    input:
+        [point["summary"] for point in sweep_points()],
+    output:
+        csv="results/sweep/summary.csv",
+        md="results/sweep/summary.md",
+    params:
+        points=sweep_points(),
+    log:
+        "logs/sweep_summary.log",
+    benchmark:
+        "benchmarks/sweep_summary.tsv"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/sweep_summary.py"
