@@ -25,13 +25,13 @@ def finished(tmp_path_factory, tiny_gptj):
 
 def test_every_approach_trains_and_is_evaluated(finished):
     for approach in APPROACHES:
-        train = finished.path(f"results/train/tiny-gptj/{approach}/instruction")
+        train = finished.path(f"results/train/tiny-gptj/{approach}/instruction/8bit/seed42")
         summary = json.loads((train / "summary.json").read_text())
         assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
         assert (train / "curves.csv").exists() and (train / "adapter").is_dir()
         for split_dir in ("", "val/"):
             metrics = json.loads(finished.path(
-                f"results/eval/tiny-gptj/{approach}/instruction/{split_dir}metrics.json").read_text())
+                f"results/eval/tiny-gptj/{approach}/instruction/8bit/seed42/{split_dir}metrics.json").read_text())
             assert metrics["n"] == 12 and 0 <= metrics["accuracy"] <= 1
             assert metrics["split"] == ("val" if split_dir else "test")
 
@@ -43,11 +43,17 @@ def test_fewshot_and_baseline_are_evaluated(finished):
         assert set(predictions["predicted"]) <= {"hate", "offensive", "neutral"}
 
 
-def test_report_has_a_row_per_system_and_openai_not_run(finished):
+def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished):
     summary = finished.path("results/report/summary.md").read_text()
     for name in ("LoRA, all linear layers", "LoRA, attention", "ormalization", "TF-IDF", "shot"):
         assert name in summary, f"{name!r} missing from summary.md"
-    assert "not run" in summary
+    assert "not run: openai.enabled is false" in summary
+    paired = pd.read_csv(finished.path("results/report/paired_differences.csv"))
+    assert {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"} <= set(paired["comparison"])
+    answer = summary.split("##")[0]
+    assert answer.count("- ") >= 5  # one line per macro-F1 comparison and the note on intervals
+    groups = pd.read_csv(finished.path("results/report/groups.csv"))
+    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == 3  # the fine-tuned ones
 
 
 def test_html_report_embeds_every_figure(finished):
