@@ -125,3 +125,89 @@ def test_stratified_resamples_keep_the_class_counts():
     for row in rows:
         assert np.bincount(gold[row]).tolist() == [5, 20, 75]
     assert len({tuple(row) for row in rows}) == 50  # real resamples, not copies
+
+
+# ---------------------------------------------------------------- the report's statistics
+
+def predictions_for(gold, accuracy, seed):
+    """Predictions of the given gold labels, right with probability `accuracy`, else another label."""
+    rng = np.random.default_rng(seed)
+    return [g if rng.random() < accuracy else LABELS[(LABELS.index(g) + rng.integers(1, 3)) % 3] for g in gold]
+
+
+def coded(gold, *runs):
+    from adaptune.report.statistics import encode
+
+    frames = [pd.DataFrame({"id": [str(i) for i in range(len(gold))], "gold": gold, "predicted": run})
+              for run in runs]
+    return encode(frames, LABELS, [f"run{i}" for i in range(len(runs))])
+
+
+def test_paired_bootstrap_finds_a_known_difference():
+    from adaptune.report.statistics import paired_difference
+
+    gold = LABELS * 200
+    better, worse = predictions_for(gold, 0.8, seed=1), predictions_for(gold, 0.6, seed=2)
+    result = paired_difference(coded(gold, better), coded(gold, worse), samples=1000, seed=0, metric="accuracy")
+    assert result["difference"] == pytest.approx(
+        accuracy_score(gold, better) - accuracy_score(gold, worse))
+    assert result["excludes_zero"] and result["ci_low"] > 0.1
+    assert result["ci_low"] < result["difference"] < result["ci_high"]
+
+
+def test_paired_bootstrap_of_equally_good_systems_contains_zero():
+    from adaptune.report.statistics import paired_difference
+
+    gold = LABELS * 200
+
+    def right_on(seed):  # exactly 450 of 600 right, on items drawn by the seed
+        right = np.random.default_rng(seed).permutation(600) < 450
+        return [g if ok else LABELS[(LABELS.index(g) + 1) % 3] for g, ok in zip(gold, right)]
+
+    a, b = right_on(3), right_on(4)
+    for metric in ("accuracy", "macro_f1"):
+        result = paired_difference(coded(gold, a), coded(gold, b), samples=1000, seed=0, metric=metric)
+        assert result["ci_low"] < 0 < result["ci_high"] and not result["excludes_zero"]
+    same = paired_difference(coded(gold, a), coded(gold, a), samples=200, seed=0)
+    assert (same["difference"], same["ci_low"], same["ci_high"]) == (0, 0, 0)
+
+
+def test_seeds_that_disagree_widen_the_interval_of_their_mean():
+    from adaptune.report.statistics import group_statistics
+
+    gold = LABELS * 100
+    steady = predictions_for(gold, 0.7, seed=5)
+    spread = [predictions_for(gold, acc, seed=6 + i) for i, acc in enumerate((0.55, 0.7, 0.85))]
+    one = group_statistics(coded(gold, steady), samples=1000, seed=0)
+    three = group_statistics(coded(gold, *spread), samples=1000, seed=0)
+    assert one["seeds"] == 1 and np.isnan(one["accuracy_sd"])
+    assert three["accuracy_mean"] == pytest.approx(np.mean(three["accuracy_per_seed"]))
+    assert three["accuracy_sd"] == pytest.approx(np.std(three["accuracy_per_seed"], ddof=1))
+    width = lambda s: s["accuracy_ci_high"] - s["accuracy_ci_low"]  # noqa: E731
+    assert width(three) > 1.5 * width(one)
+
+
+def test_paired_test_refuses_systems_scored_on_other_items():
+    from adaptune.report.statistics import encode
+
+    a = pd.DataFrame({"id": ["1", "2"], "gold": ["hate", "neutral"], "predicted": ["hate", "hate"]})
+    b = a.assign(id=["1", "3"])
+    with pytest.raises(ValueError, match="other items"):
+        encode([a, b], LABELS, ["a", "b"])
+
+
+def test_calibration_of_label_log_likelihoods():
+    from adaptune.report.statistics import calibration, label_distribution
+
+    frame = pd.DataFrame({"gold": ["hate", "offensive", "neutral", "hate"],
+                          "predicted": ["hate", "offensive", "neutral", "neutral"]})
+    # log-likelihoods whose softmax puts 0.8 on the predicted label, 0.1 on the others
+    for label in LABELS:
+        frame[f"score_{label}"] = np.log(np.where(frame["predicted"] == label, 0.8, 0.1))
+    result = calibration(frame, LABELS)
+    assert result["ece"] == pytest.approx(abs(0.75 - 0.8))  # one bin: 3 of 4 right at confidence 0.8
+    expected_brier = (3 * (0.2**2 + 2 * 0.1**2) + (0.9**2 + 0.1**2 + 0.8**2)) / 4
+    assert result["brier"] == pytest.approx(expected_brier)
+    assert label_distribution(frame, LABELS) == pytest.approx(
+        {"hate": 0.25, "offensive": 0.25, "neutral": 0.5, "no label": 0.0})
+    assert calibration(frame.drop(columns="score_hate"), LABELS) is None

@@ -148,9 +148,9 @@ def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built
     versus_tfidf = f1.loc[(approach("lora_all"), "baseline/tfidf")]
     assert versus_tfidf["excludes_zero"] and versus_tfidf["difference"] > 0.1
     first_lines = out["summary_md"].read_text().split("##")[0]
-    close = f1.loc[(approach("lora_all"), approach("lora_attention"))]
-    if not close["excludes_zero"]:
-        assert "no resolved difference between LoRA, all linear layers and LoRA, attention layers" in first_lines
+    close = f1.loc[(approach("lora_all"), approach("lora_attention"))]  # 0.01 apart on 300 tweets
+    assert not close["excludes_zero"]
+    assert "no resolved difference between LoRA, all linear layers and LoRA, attention layers" in first_lines
     assert "LoRA, attention layers beats Normalization layers only" in first_lines
     assert "the 3 training seeds" in first_lines
 
