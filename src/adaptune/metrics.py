@@ -78,10 +78,11 @@ def system_info(
     style: str | None = None,
     k: int | None = None,
     quantization: str | None = None,
+    seed: int | None = None,
 ) -> dict:
-    """The "system" block of metrics.json."""
+    """The "system" block of metrics.json (adaptune.systems.System.block() gives the same keys)."""
     return {"model": model, "method": method, "name": name, "style": style, "k": k,
-            "quantization": quantization}
+            "quantization": quantization, "seed": seed}
 
 
 def evaluation_record(
