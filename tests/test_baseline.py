@@ -45,7 +45,7 @@ def test_run_baseline_writes_every_split(tmp_path):
     assert results["test"]["accuracy"] == 1.0
     metrics = json.loads((tmp_path / "eval" / "val" / "metrics.json").read_text())
     assert metrics["system"] == {"model": "baseline", "method": "tfidf", "name": "baseline/tfidf",
-                                 "style": None, "k": None, "quantization": None}
+                                 "style": None, "k": None, "quantization": None, "seed": None}
     assert metrics["split"] == "val" and metrics["n"] == 9
     assert metrics["provenance"]["seed"] == 42
     assert (tmp_path / "eval" / "predictions.csv").is_file()
