@@ -94,11 +94,12 @@ def make_study(root: Path, systems=None) -> list[System]:
     return systems + NOT_RUN
 
 
-def run_report(root: Path, systems, splits=("test", "val")) -> dict[str, Path]:
+def run_report(root: Path, systems, splits=("test", "val"), reference_split=False) -> dict[str, Path]:
     outputs = output_paths(root / "results/report")
     build_report(systems, outputs, LABELS, splits, sorted((root / "results/splits").glob("*.csv")),
                  samples=300, seed=3, root=root,
-                 model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"})
+                 model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
+                 reference_split=reference_split)
     return outputs
 
 
@@ -181,6 +182,17 @@ def test_model_reference_and_val_are_described_honestly(built):
     for entry in REFERENCE_RESULTS:
         assert entry["accuracy"] in reference
     assert "not held-out results" in out["val_md"].read_text()
+
+
+def test_on_the_reference_split_our_numbers_stand_beside_the_published_ones(tmp_path):
+    systems = make_study(tmp_path, finetuned()[:1] + OTHERS[:1])
+    val_metrics = tmp_path / systems[0].eval_dir / "val" / "metrics.json"
+    record = json.loads(val_metrics.read_text())
+    write_json(val_metrics, {**record, "vocab_argmax_accuracy": 0.4567})
+    summary = run_report(tmp_path, systems, reference_split=True)["summary_md"].read_text()
+    block = summary.split("## Reference study")[1]
+    assert "same 200 validation tweets" in block and "0.457" in block
+    assert f"{record['accuracy']:.3f}" in block
 
 
 def test_every_output_is_written_and_figures_are_real_images(built):

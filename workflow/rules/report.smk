@@ -72,6 +72,7 @@ rule report:
         splits=config["evaluation"]["splits"],
         statistics={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
         model=model_entry(),
+        reference_split=config["splits"]["reference"]["enabled"],
     log:
         "logs/report.log",
     benchmark:

@@ -17,4 +17,5 @@ build_report(
     samples=int(statistics["bootstrap_samples"]),
     seed=int(statistics["seed"]),
     model=dict(snakemake.params.model),
+    reference_split=bool(snakemake.params.reference_split),
 )

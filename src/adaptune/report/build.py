@@ -15,6 +15,7 @@ from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
 from adaptune.report.tables import (
     answer, comparisons, display_groups, display_paired, display_runs, groups_table, runs_table,
+    same_split_table,
 )
 from adaptune.systems import System, colours, labels as system_labels
 
@@ -45,8 +46,10 @@ def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
 def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathLike],
                  labels: Sequence[str], splits: Sequence[str] = ("test", "val"),
                  split_paths: Sequence[str | os.PathLike] = (), samples: int = 1000, seed: int = 42,
-                 root: str | os.PathLike = ".", model: Mapping | None = None, dpi: int = 170) -> None:
-    """Write every output named in OUTPUTS to the path `outputs` gives it."""
+                 root: str | os.PathLike = ".", model: Mapping | None = None, dpi: int = 170,
+                 reference_split: bool = False) -> None:
+    """Write every output named in OUTPUTS to the path `outputs` gives it. `reference_split`: the
+    val split is the reference study's own, so the reference block shows our numbers on it."""
     if set(outputs) != set(OUTPUTS):
         raise ValueError(f"report outputs: got names {sorted(outputs)}; expected {sorted(OUTPUTS)}")
     outputs = {name: Path(path) for name, path in outputs.items()}
@@ -75,6 +78,7 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     write_csv(outputs["summary_csv"], table)
     write_csv(outputs["groups_csv"], groups.drop(columns=[c for c in groups if c.endswith("_per_seed")]))
     write_csv(outputs["paired_csv"], paired)
+    same_split = same_split_table(val_runs, shown) if reference_split and val_runs else None
     note = ""
     if model and model.get("source") in MODEL_NOTES:
         note = MODEL_NOTES[model["source"]].format(gguf=model.get("gguf_file", "GGUF"))
@@ -84,10 +88,12 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                            "Intervals: 95% bootstrap over the test tweets resampled within each class and "
                            "over the seeds. Predicted shares: the share of test tweets given each label "
                            "(balanced split: 0.33 each is ideal). ECE and Brier: calibration of the label "
-                           "probabilities (softmax over the label log-likelihoods), fine-tuned systems only."),
+                           "probabilities (softmax over the label log-likelihoods), fine-tuned systems only. "
+                           "The best fine-tuned system and the best few-shot prompting in the paired "
+                           "comparisons are picked by this same table."),
                    Section("Paired differences on the same test tweets", display_paired(paired)),
                    Section("Every run", display_runs(table, labels)),
-               ], note)
+               ], note, same_split)
     _write_val(val_runs, labels, shown, outputs)
     _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts, outputs, dpi)
 

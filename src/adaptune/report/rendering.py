@@ -36,9 +36,15 @@ REFERENCE_NOTE = (f"From {REFERENCE_SOURCE}: GPT-J-6B held in 8-bit, fine-tuned 
                   "part of the ranking; configs/reference.yaml runs its protocol on this pipeline.")
 
 
+SAME_SPLIT_NOTE = ("This run used the reference study's protocol and split (configs/reference.yaml): "
+                   "these are this pipeline's numbers on the same 200 validation tweets, "
+                   "comparable with the published ones above.")
+
+
 def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: Sequence[Section],
-               model_note: str = "") -> None:
-    """`title`, the answer `lines`, each non-empty section's table, then the reference block."""
+               model_note: str = "", same_split: pd.DataFrame | None = None) -> None:
+    """`title`, the answer `lines`, each non-empty section's table, then the reference block
+    (with this pipeline's numbers on the reference split when `same_split` is given)."""
     md = [f"# {title}", "", *[f"- {line}" for line in lines], ""]
     if model_note:
         md += [model_note, ""]
@@ -50,8 +56,10 @@ def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: S
             md += [section.note, ""]
     md += ["## Reference study (published figures, not reproduced here)", "", REFERENCE_NOTE, "",
            markdown_table(reference_table())]
+    if same_split is not None and not same_split.empty:
+        md += ["", SAME_SPLIT_NOTE, "", markdown_table(same_split)]
     write_text(stem_md, "\n".join(md) + "\n")
-    write_text(stem_html, _html_page(title, lines, sections, model_note))
+    write_text(stem_html, _html_page(title, lines, sections, model_note, same_split))
 
 
 _CSS = """
@@ -67,7 +75,8 @@ tbody tr:nth-child(even) { background: #fafafa; }
 """
 
 
-def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], model_note: str) -> str:
+def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], model_note: str,
+               same_split: pd.DataFrame | None) -> str:
     body = [f"<h1>{html.escape(title)}</h1>", '<div class="answer"><ul>']
     body += [f"<li>{html.escape(line)}</li>" for line in lines]
     body.append("</ul></div>")
@@ -84,8 +93,10 @@ def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], mo
         if section.note:
             body.append(f'<p class="note">{html.escape(section.note)}</p>')
     body += ['<div class="reference">', "<h2>Reference study (published figures, not reproduced here)</h2>",
-             f"<p>{html.escape(REFERENCE_NOTE)}</p>", reference_table().to_html(index=False, escape=True, border=0),
-             "</div>"]
+             f"<p>{html.escape(REFERENCE_NOTE)}</p>", reference_table().to_html(index=False, escape=True, border=0)]
+    if same_split is not None and not same_split.empty:
+        body += [f"<p>{html.escape(SAME_SPLIT_NOTE)}</p>", same_split.to_html(index=False, escape=True, border=0)]
+    body.append("</div>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")

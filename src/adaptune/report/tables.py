@@ -102,14 +102,15 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
                         for c in ("ece", "brier", "trainable_parameters", "training_minutes",
                                   "vocab_argmax_accuracy") if c in mine},
                      **{f"share_{label}": mine[f"share_{label}"].mean() for label in labels}})
+    ran_groups = {row["group"] for row in rows}
     not_run = {}
     for run in runs:
-        if not run.ran and run.system.group not in not_run and run.system.group not in table["group"][table["status"] == "ran"].values:
-            not_run[run.system.group] = {"system": shown_groups[run.system.group], "group": run.system.group,
-                                         "method": run.system.method, "model": run.system.model_label,
-                                         "style": run.system.style, "k": run.system.k,
-                                         "quantization": run.system.quantization,
-                                         "status": f"not run: {run.reason}"}
+        s = run.system
+        if not run.ran and s.group not in ran_groups:
+            not_run.setdefault(s.group, {
+                "system": shown_groups[s.group], "group": s.group, "method": s.method,
+                "model": s.model_label, "style": s.style, "k": s.k, "quantization": s.quantization,
+                "status": f"not run: {run.reason}"})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.sort_values(["macro_f1_mean", "accuracy_mean"], ascending=False, kind="stable")
@@ -182,6 +183,17 @@ def answer(groups: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
 
 def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def same_split_table(val_runs: Sequence[Run], shown: dict[str, str]) -> pd.DataFrame:
+    """This pipeline's runs on the reference study's own validation split (configs/reference.yaml),
+    with the label-restricted accuracy and, where the scorer wrote it, the reference study's
+    whole-vocabulary argmax accuracy."""
+    rows = [{"System": shown[r.system.name], "Model": r.system.model_label,
+             "Accuracy (best of the labels)": fmt(r.metrics["accuracy"]),
+             "Accuracy (argmax over the vocabulary)": fmt(r.metrics.get("vocab_argmax_accuracy"))}
+            for r in sorted(val_runs, key=lambda r: r.system.order()) if r.ran]
+    return pd.DataFrame(rows)
 
 
 def reference_table() -> pd.DataFrame:
