@@ -94,7 +94,7 @@ def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
     assert results["val"]["n"] == 6
     metrics = json.loads((outputs["test"] / "metrics.json").read_text())
     assert metrics["system"] == {"model": "tiny-llama", "method": "fewshot", "name": "tiny-llama/fewshot-k3",
-                                 "style": "instruction", "k": 3, "quantization": "none"}
+                                 "style": "instruction", "k": 3, "quantization": "none", "seed": None}
     assert metrics["n"] == 15 and metrics["split"] == "test"
     assert (outputs["val"] / "predictions.csv").is_file()
     with pytest.raises(ValueError, match="train split"):
