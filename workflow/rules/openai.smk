@@ -1,9 +1,10 @@
-# The OpenAI stage (optional, off unless openai.enabled; it costs money): fine-tune OpenAI
-# models on the training prompts, and evaluate them and chat models with k demonstrations.
-# The key is read from OPENAI_API_KEY inside the scripts only. A fine-tuning job is recorded
-# in results/openai/{model}/job.json, which is no output, so a rerun after a failure resumes
-# that job instead of paying for another (see src/adaptune/openai_finetune.py). Responses are
-# cached under results/openai/cache/, so a rerun of an evaluation pays for nothing twice.
+# The OpenAI stage (optional, off unless openai.enabled; it costs money): fine-tune models of
+# an OpenAI-compatible endpoint on the training prompts, and evaluate them and chat models with
+# k demonstrations. The key is read from OPENAI_API_KEY inside the scripts only. A fine-tuning
+# job is recorded in results/openai/{model}/job.json, which is no output, so a rerun after a
+# failure resumes that job instead of paying for another (src/adaptune/openai/finetune.py).
+# A model the endpoint refuses still gets its outputs, marked "not_run" with the reason.
+# Responses are cached under results/openai/cache/, so a rerun pays for nothing twice.
 
 import re
 
@@ -25,13 +26,22 @@ rule openai_finetune:
         train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",
         val=f"results/prompts/{OPENAI_STYLE}/val.jsonl",
     output:
-        "results/openai/{oai_model}/model.json",
+        model="results/openai/{oai_model}/model.json",
     params:
         labels=config["labels"],
         openai={
             key: OPENAI[key]
             for key in OPENAI_CONNECTION
-            + ("style", "epochs", "max_training_tokens", "seed", "poll_interval_s", "max_poll_interval_s")
+            + (
+                "style",
+                "epochs",
+                "max_training_tokens",
+                "seed",
+                "poll_interval_s",
+                "max_poll_interval_s",
+                "create_attempts",
+                "delete_files",
+            )
         },
         # Not an output, so that Snakemake keeps it when the job fails or is interrupted.
         job_record=lambda w: f"results/openai/{w.oai_model}/job.json",
