@@ -578,8 +578,11 @@ def build_report(
     from adaptune import figures  # matplotlib only once the inputs have passed their checks
 
     labels = list(settings.labels)
-    metrics = [load_metrics(p, labels) for p in metrics_paths]
-    val_metrics = [load_metrics(p, labels) for p in val_metrics_paths]
+    # A system that was configured but could not run (an OpenAI model refused, say) writes a
+    # metrics.json with "status": "not_run" and its reason: listed as not run, never scored.
+    not_run = list(settings.not_run) + [n for n in map(_not_run_entry, metrics_paths) if n]
+    metrics = [load_metrics(p, labels) for p in metrics_paths if not _not_run_entry(p)]
+    val_metrics = [load_metrics(p, labels) for p in val_metrics_paths if not _not_run_entry(p)]
     for m in metrics:
         if m["split"] != "test":
             raise ReportInputError(f"{m['path']}: split is {m['split']!r}; the headline table expects 'test'")
@@ -590,14 +593,14 @@ def build_report(
     split_counts = load_split_counts(split_paths, labels) if split_paths else None
 
     # One display label and one colour per system, shared by every table and figure.
-    systems = [m["system"] for m in metrics + val_metrics] + [n.system() for n in settings.not_run]
+    systems = [m["system"] for m in metrics + val_metrics] + [n.system() for n in not_run]
     systems += [_training_system(t) for t in trainings]
     unique = list({s["name"]: s for s in systems}.values())
     shown = display_labels(unique)
     palette = figures.system_colors(unique, shown)
 
     out = Path(out_dir)
-    table = summary_table(metrics, trainings, labels, settings.not_run, shown)
+    table = summary_table(metrics, trainings, labels, not_run, shown)
     write_tables(table, out, "summary", "test", labels)
     if val_metrics:
         write_tables(summary_table(val_metrics, trainings, labels, (), shown), out, "summary_val",
@@ -620,6 +623,21 @@ def build_report(
     figures.save(figures.class_balance_figure(split_counts, labels), figure_dir / "class_balance",
                  settings.dpi)
     return {name: out / name for name in OUTPUT_FILES}
+
+
+def _not_run_entry(path: str | os.PathLike) -> NotRun | None:
+    """The NotRun of a metrics.json that says "status": "not_run", else None."""
+    data = _read_json(Path(path))
+    if data.get("status") != "not_run":
+        return None
+    system = data.get("system")
+    if not isinstance(system, dict) or any(key not in system for key in SYSTEM_KEYS) \
+            or not isinstance(data.get("reason"), str):
+        raise ReportInputError(f"{path}: a not-run metrics.json needs 'system' with {list(SYSTEM_KEYS)} "
+                               "and a 'reason' string")
+    fields = ("model", "k", "style", "openai_model")
+    return NotRun(name=system["name"], method=system["method"], reason=data["reason"],
+                  **{key: system.get(key) for key in fields if system.get(key) is not None})
 
 
 def _training_system(training: Training) -> dict:
