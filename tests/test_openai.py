@@ -321,3 +321,59 @@ def test_a_missing_key_is_a_clear_error(prompts, tmp_path, monkeypatch):
         run_finetune(prompts, tmp_path, OpenAISettings(base_url="http://127.0.0.1:9/v1"))
 
 
+
+
+# --- the key ----------------------------------------------------------------------------------
+
+def test_a_key_from_a_crlf_file_is_stripped_and_used(server, prompts, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY + "\r\n")
+    assert api_key() == KEY
+    assert run_finetune(prompts, tmp_path, settings_for(server))["status"] == "ran"
+    assert all(r.authorization == f"Bearer {KEY}" for r in server.requests)
+
+
+@pytest.mark.parametrize("bad", [KEY[:10] + " " + KEY[10:], KEY[:10] + "\x7f" + KEY[10:], "  \r\n"])
+def test_a_malformed_key_is_refused_without_quoting_it(bad, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", bad)
+    with pytest.raises((ValueError, RuntimeError)) as error:
+        api_key()
+    assert KEY[:10] not in str(error.value) and KEY[10:] not in str(error.value)
+
+
+def test_the_endpoint_is_the_setting_else_the_variable_else_openai(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert endpoint(OpenAISettings()) == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1/")
+    assert endpoint(OpenAISettings()) == "http://127.0.0.1:8080/v1"
+    assert endpoint(OpenAISettings(base_url="http://localhost:9/v1")) == "http://localhost:9/v1"
+
+
+# A job as a rule runs it: log_to, guard_secret, then a client built straight from the raw key,
+# whose "\r" makes the HTTP layer raise an error that quotes the key; the job dies uncaught.
+CRASH_WITH_RAW_KEY = """
+import os, sys
+from adaptune.logs import log_to
+log_to(sys.argv[2])
+from adaptune.openai.client import guard_secret
+guard_secret()
+import logging, openai
+logging.getLogger("job").info("starting with %s", os.environ["OPENAI_API_KEY"])
+openai.OpenAI(api_key=os.environ["OPENAI_API_KEY"], base_url=sys.argv[1], max_retries=0).models.list()
+"""
+
+
+def test_a_crash_that_quotes_the_key_writes_it_nowhere(server, tmp_path):
+    log = tmp_path / "logs" / "job.log"
+    log.parent.mkdir()
+    env = {**os.environ, "OPENAI_API_KEY": KEY + "\r",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", CRASH_WITH_RAW_KEY, server.base_url, str(log)],
+                            env=env, capture_output=True, cwd=tmp_path)
+    assert result.returncode != 0
+    text = log.read_text()
+    # The crash happened where the key is quoted, and its traceback is in the log, masked.
+    assert "Traceback" in text and "Illegal header value" in text and "[OPENAI_API_KEY]" in text
+    assert b"adaptune: error:" in result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    leaks = [str(p) for p in written if KEY.encode() in p.read_bytes()]
+    assert leaks == [] and KEY.encode() not in result.stdout + result.stderr
