@@ -28,7 +28,7 @@ def refusal_reason(error: BaseException) -> str | None:
     if not isinstance(error, openai.APIStatusError) or error.status_code not in REFUSAL_STATUSES:
         return None
     body = error.body if isinstance(error.body, dict) else {}
-    message = body.get("message") or error.message
+    message = body.get("message") or body.get("detail") or error.message  # "detail": FastAPI servers
     code = body.get("code") or body.get("type")
     return f"HTTP {error.status_code}{f' {code}' if code else ''}: {message}"
 
