@@ -14,10 +14,15 @@ OPENAI_STYLE = OPENAI["style"]
 OPENAI_CONNECTION = ("base_url", "max_retries", "timeout_s", "completion_models")
 # The evaluated systems by directory name (as openai_eval_dirs in common.smk names them).
 OPENAI_SYSTEMS = {
-    **{f"ft-{m}": {"method": "openai_finetune", "base_model": m, "k": 0}
-       for m in OPENAI["finetune_models"]},
-    **{f"{m}-k{k}": {"method": "openai_chat", "base_model": m, "k": k}
-       for m in OPENAI["chat_models"] for k in OPENAI["chat_k"]},
+    **{
+        f"ft-{m}": {"method": "openai_finetune", "base_model": m, "k": 0}
+        for m in OPENAI["finetune_models"]
+    },
+    **{
+        f"{m}-k{k}": {"method": "openai_chat", "base_model": m, "k": k}
+        for m in OPENAI["chat_models"]
+        for k in OPENAI["chat_k"]
+    },
 }
 
 
@@ -27,6 +32,15 @@ rule openai_finetune:
         val=f"results/prompts/{OPENAI_STYLE}/val.jsonl",
     output:
         model="results/openai/{oai_model}/model.json",
+    log:
+        "logs/openai_finetune/{oai_model}.log",
+    benchmark:
+        "benchmarks/openai_finetune/{oai_model}.tsv"
+    wildcard_constraints:
+        # exactly the configured models; "(?!)" matches nothing when there are none
+        oai_model="|".join(map(re.escape, OPENAI["finetune_models"])) or "(?!)",
+    conda:
+        "../../envs/openai.yaml"
     params:
         labels=config["labels"],
         openai={
@@ -45,22 +59,16 @@ rule openai_finetune:
         },
         # Not an output, so that Snakemake keeps it when the job fails or is interrupted.
         job_record=lambda w: f"results/openai/{w.oai_model}/job.json",
-    wildcard_constraints:
-        # exactly the configured models; "(?!)" matches nothing when there are none
-        oai_model="|".join(map(re.escape, OPENAI["finetune_models"])) or "(?!)",
-    log:
-        "logs/openai_finetune/{oai_model}.log",
-    benchmark:
-        "benchmarks/openai_finetune/{oai_model}.tsv"
-    conda:
-        "../../envs/openai.yaml"
     script:
         "../scripts/openai_finetune.py"
 
 
 rule openai_evaluate:
     input:
-        splits=expand(f"results/prompts/{OPENAI_STYLE}/{{split}}.jsonl", split=config["evaluation"]["splits"]),
+        splits=expand(
+            f"results/prompts/{OPENAI_STYLE}/{{split}}.jsonl",
+            split=config["evaluation"]["splits"],
+        ),
         train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",  # the demonstrations
         # a fine-tuned system also needs its model
         model=lambda w: (
@@ -70,21 +78,26 @@ rule openai_evaluate:
         ),
     output:
         eval_files("results/eval/openai/{oai_system}"),
-    params:
-        system=lambda w: {"name": w.oai_system, **OPENAI_SYSTEMS[w.oai_system]},
-        splits=config["evaluation"]["splits"],
-        labels=config["labels"],
-        openai={key: OPENAI[key] for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")},
-        evaluation={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
-        directory=lambda w: f"results/eval/openai/{w.oai_system}",
-        cache_dir="results/openai/cache",
-    wildcard_constraints:
-        oai_system="|".join(map(re.escape, OPENAI_SYSTEMS)) or "(?!)",
     log:
         "logs/openai_evaluate/{oai_system}.log",
     benchmark:
         "benchmarks/openai_evaluate/{oai_system}.tsv"
+    wildcard_constraints:
+        oai_system="|".join(map(re.escape, OPENAI_SYSTEMS)) or "(?!)",
     conda:
         "../../envs/openai.yaml"
+    params:
+        system=lambda w: {"name": w.oai_system, **OPENAI_SYSTEMS[w.oai_system]},
+        splits=config["evaluation"]["splits"],
+        labels=config["labels"],
+        openai={
+            key: OPENAI[key]
+            for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")
+        },
+        evaluation={
+            key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")
+        },
+        directory=lambda w: f"results/eval/openai/{w.oai_system}",
+        cache_dir="results/openai/cache",
     script:
         "../scripts/openai_evaluate.py"
