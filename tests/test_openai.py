@@ -15,52 +15,23 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from fake_openai import FakeOpenAI
+from openai_helpers import KEY, LABELS, fake_server, settings_for, write_prompts
 
-from adaptune.io import write_jsonl
 from adaptune.openai.client import api_key, endpoint
 from adaptune.openai.finetune import finetune
 from adaptune.openai.settings import OpenAISettings
 
-LABELS = ["hate", "offensive", "neutral"]
-KEY = "sk-test-" + os.urandom(12).hex()
-TEMPLATE = "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: {text}\nCategory:"
-TWEETS = {"hate": "those people are hate vermin", "offensive": "you offensive idiot",
-          "neutral": "lovely weather today"}
 MODEL = "gpt-4o-mini-2024-07-18"
-
-
-def prompt_records(n_per_label: int, prefix: str) -> list[dict]:
-    records = []
-    for number in range(n_per_label):
-        for label in LABELS:
-            text = f"{TWEETS[label]} #{prefix}{number}"
-            records.append({"id": f"{prefix}{number}-{label}", "text": text,
-                            "prompt": TEMPLATE.format(text=text), "completion": " " + label, "label": label})
-    return records
 
 
 @pytest.fixture
 def prompts(tmp_path) -> dict[str, Path]:
-    paths = {}
-    for split, n in (("train", 4), ("val", 2), ("test", 3)):
-        paths[split] = tmp_path / "prompts" / f"{split}.jsonl"
-        write_jsonl(paths[split], prompt_records(n, split))
-    return paths
+    return write_prompts(tmp_path)
 
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    with FakeOpenAI(key=KEY) as fake:
-        yield fake
-
-
-def settings_for(server, **overrides) -> OpenAISettings:
-    values = dict(base_url=server.base_url, poll_interval_s=0.01, max_poll_interval_s=0.02,
-                  max_retries=2, timeout_s=10, epochs=3)
-    return OpenAISettings(**{**values, **overrides})
+    yield from fake_server(monkeypatch)
 
 
 def run_finetune(prompts, tmp_path, settings, model=MODEL):

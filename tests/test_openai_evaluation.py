@@ -11,11 +11,21 @@ import math
 import pandas as pd
 import pytest
 
-from test_openai import KEY, LABELS, prompt_records, prompts, server, settings_for  # noqa: F401 - fixtures
+from openai_helpers import LABELS, fake_server, prompt_records, settings_for, write_prompts
 
 from adaptune.openai.answers import match_label, parse_answer, word_label
 from adaptune.openai.evaluation import MetricSettings, System, demonstrations, evaluate
 from adaptune.openai.formats import chat_messages
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    return write_prompts(tmp_path)
+
+
+@pytest.fixture
+def server(monkeypatch):
+    yield from fake_server(monkeypatch)
 
 
 # --- evaluation -------------------------------------------------------------------------------

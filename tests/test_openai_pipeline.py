@@ -18,7 +18,7 @@ import pytest
 
 from conftest import LABELS, REPO, WORDS
 from fake_openai import FakeOpenAI
-from test_openai import KEY
+from openai_helpers import KEY
 
 # --- the pipeline -----------------------------------------------------------------------------
 

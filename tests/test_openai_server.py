@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from test_openai import KEY, LABELS, prompt_records
+from openai_helpers import KEY, LABELS, prompt_records
 
 from adaptune.io import write_jsonl
 from adaptune.openai.evaluation import MetricSettings, System, evaluate
