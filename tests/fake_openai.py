@@ -14,10 +14,10 @@ and it can be scripted: `fail_next(n, status)` answers the next n requests with 
 without an answer; `outcomes[model]` makes a base model's jobs fail, fail moderation in
 validating_files, or hang; `missing` and `shutdown_dates` say what GET /v1/models/{id} answers;
 `refuse_finetune[model]` refuses jobs.create for that model with (status, code, message);
-`finetuning_forbidden` answers 403 to the job list; `refuse_requests[model]` refuses its
-completions; `answer` decides what a model says, `snapshots` which model id answers, `logprobs`
-turns log-probabilities off. It records every request, so tests can count created jobs, and it
-checks the bearer key when `key` is set.
+`finetuning_forbidden` answers 403 to the job list, and `filters_metadata = False` a 400 to a
+metadata filter; `refuse_requests[model]` refuses its completions; `answer` decides what a model
+says, `snapshots` which model id answers, `logprobs` turns log-probabilities off. It records
+every request, so tests can count created jobs, and it checks the bearer key when `key` is set.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class FakeOpenAI:
         self.shutdown_dates: dict[str, str] = {}  # model -> "YYYY-MM-DD"
         self.refuse_finetune: dict[str, tuple[int, str, str]] = {}  # model -> (status, code, message)
         self.finetuning_forbidden = False
+        self.filters_metadata = True  # False: a job list with a metadata filter is a 400
         self.refuse_requests: dict[str, tuple[int, str, str]] = {}
         self.snapshots: dict[str, str] = {}  # requested model -> the model id that answers
         self.deleted_files: list[str] = []
@@ -253,6 +254,8 @@ class FakeOpenAI:
             return 403, _error("You are not allowed to create fine-tuning jobs", "permission_denied")
         wanted = {match.group(1): value for key, value in urllib.parse.parse_qsl(query)
                   if (match := re.fullmatch(r"metadata\[(.+)\]", key))}
+        if wanted and not self.filters_metadata:
+            return 400, _error("Unrecognized request argument supplied: metadata", "invalid_request_error")
         jobs = sorted(self.jobs.values(), key=lambda j: j.data["created_at"], reverse=True)
         jobs = [j for j in jobs if all((j.data["metadata"] or {}).get(k) == v for k, v in wanted.items())]
         return 200, {"object": "list", "data": [j.data for j in jobs], "has_more": False}

@@ -187,6 +187,13 @@ def test_a_create_whose_answer_is_lost_makes_one_job_across_retry_and_rerun(serv
     assert creates(server) == 1 and len(server.jobs) == 1
 
 
+def test_an_endpoint_without_metadata_filters_still_finds_the_job_by_its_file(server, prompts, tmp_path):
+    server.filters_metadata = False
+    server.drop_after_create(1)
+    result = run_finetune(prompts, tmp_path, settings_for(server))
+    assert result["status"] == "ran" and creates(server) == 1 and len(server.jobs) == 1
+
+
 def test_a_create_that_keeps_failing_looks_for_the_job_each_time_and_creates_none(server, prompts, tmp_path):
     server.fail_next(2, 503, "/v1/fine_tuning/jobs", method="POST")
     with pytest.raises(RuntimeError, match="could not be created .InternalServerError.*a rerun looks again"):

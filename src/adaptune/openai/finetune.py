@@ -99,7 +99,7 @@ def finetune(
     }
 
     def not_run(reason: str) -> dict:
-        record.update(status="not_run", reason=reason)
+        record.update(outcome="not_run", reason=reason)
         _save(record_path, record)
         return _write(output, {"status": "not_run", "reason": reason, **summary,
                                "job_id": record.get("job_id")}, settings, stopwatch)
@@ -218,12 +218,24 @@ def find_job(client, record: dict):
                 or (job.metadata or {}).get(RECORD_KEY) == record[RECORD_KEY])
 
     for query in ({"metadata": {RECORD_KEY: record[RECORD_KEY]}}, {}):
-        for index, job in enumerate(client.fine_tuning.jobs.list(limit=50, **query)):
+        for index, job in enumerate(_jobs(client, query)):
             if ours(job):
                 return job
             if index + 1 >= JOB_LOOKBACK:
                 break
     return None
+
+
+def _jobs(client, query: dict):
+    """The account's jobs, newest first; none for a metadata filter the endpoint rejects."""
+    import openai
+
+    try:
+        yield from client.fine_tuning.jobs.list(limit=50, **query)
+    except openai.BadRequestError:
+        if not query:
+            raise
+        log.info("the endpoint does not filter jobs by metadata; looking through the latest jobs")
 
 
 def _log_events(client, job_id: str, seen: set[str]) -> None:
