@@ -1,17 +1,23 @@
 """A fake OpenAI API on 127.0.0.1 for tests: a real HTTP server (ThreadingHTTPServer in a
 thread) that the real openai client talks to. It speaks the subset adaptune uses:
 
-  POST /v1/files                         multipart upload, purpose fine-tune
+  GET  /v1/models, /v1/models/{id}       served models, with shutdown dates
+  POST /v1/files, DELETE /v1/files/{id}  multipart upload (purpose fine-tune), deletion
   POST /v1/fine_tuning/jobs              create a job
-  GET  /v1/fine_tuning/jobs              list jobs (newest first)
+  GET  /v1/fine_tuning/jobs              list jobs (newest first; metadata[k]=v filters)
   GET  /v1/fine_tuning/jobs/{id}         retrieve; each call moves the job one status on
   GET  /v1/fine_tuning/jobs/{id}/events  its events
   POST /v1/completions, /v1/chat/completions   answers from `answer(model, text)`
 
 and it can be scripted: `fail_next(n, status)` answers the next n requests with an error
-(429, 500, ...), `outcomes[model]` makes a base model's jobs fail or hang, `answer` decides
-what a model says, `logprobs` turns log-probabilities off. It records every request, so
-tests can count created jobs, and it checks the bearer key when `key` is set.
+(429, 500, ...); `drop_after_create(n)` creates the next n jobs and then drops the connection
+without an answer; `outcomes[model]` makes a base model's jobs fail, fail moderation in
+validating_files, or hang; `missing` and `shutdown_dates` say what GET /v1/models/{id} answers;
+`refuse_finetune[model]` refuses jobs.create for that model with (status, code, message);
+`finetuning_forbidden` answers 403 to the job list, and `filters_metadata = False` a 400 to a
+metadata filter; `refuse_requests[model]` refuses its completions; `answer` decides what a model
+says, `snapshots` which model id answers, `logprobs` turns log-probabilities off. It records
+every request, so tests can count created jobs, and it checks the bearer key when `key` is set.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import email.parser
 import email.policy
 import json
 import re
+import urllib.parse
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +48,7 @@ class Request:
 class Job:
     data: dict
     steps: list[str] = field(default_factory=lambda: list(STATUSES))
-    outcome: str = "succeeded"  # succeeded | failed | hang
+    outcome: str = "succeeded"  # succeeded | failed | moderation | hang
 
 
 def default_answer(model: str, text: str) -> str:
@@ -62,7 +69,16 @@ class FakeOpenAI:
         self.requests: list[Request] = []
         self.files: dict[str, dict] = {}
         self.jobs: dict[str, Job] = {}
-        self.outcomes: dict[str, str] = {}  # base model -> succeeded | failed | hang
+        self.outcomes: dict[str, str] = {}  # base model -> succeeded | failed | moderation | hang
+        self.missing: set[str] = set()  # models GET /v1/models/{id} does not know
+        self.shutdown_dates: dict[str, str] = {}  # model -> "YYYY-MM-DD"
+        self.refuse_finetune: dict[str, tuple[int, str, str]] = {}  # model -> (status, code, message)
+        self.finetuning_forbidden = False
+        self.filters_metadata = True  # False: a job list with a metadata filter is a 400
+        self.refuse_requests: dict[str, tuple[int, str, str]] = {}
+        self.snapshots: dict[str, str] = {}  # requested model -> the model id that answers
+        self.deleted_files: list[str] = []
+        self._drops = 0
         self.answer: Callable[[str, str], str] = default_answer
         self.logprobs = True
         self._failures: list[tuple[int, re.Pattern]] = []
@@ -84,10 +100,15 @@ class FakeOpenAI:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def fail_next(self, n: int, status: int, path: str = ".*") -> None:
-        """Answer the next n requests whose path matches `path` with HTTP `status`."""
+    def fail_next(self, n: int, status: int, path: str = ".*", method: str = "GET|POST|DELETE") -> None:
+        """Answer the next n requests whose path and method match with HTTP `status`."""
         with self._lock:
-            self._failures += [(status, re.compile(path))] * n
+            self._failures += [(status, re.compile(path), re.compile(method))] * n
+
+    def drop_after_create(self, n: int = 1) -> None:
+        """Create each of the next n jobs, then close the connection without answering."""
+        with self._lock:
+            self._drops += n
 
     def count(self, method: str, path: str) -> int:
         """Requests that reached the API (not answered with a scripted failure)."""
@@ -115,11 +136,17 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 self._serve("POST")
 
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
             def _serve(self, method: str) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                status, payload = server._dispatch(method, path, self.headers, raw)
+                path, _, query = self.path.partition("?")
+                status, payload = server._dispatch(method, path, self.headers, raw, query)
+                if status is None:  # the job exists, the answer is lost
+                    self.close_connection = True
+                    return
                 body = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -131,10 +158,10 @@ class FakeOpenAI:
 
         return Handler
 
-    def _dispatch(self, method: str, path: str, headers, raw: bytes):
+    def _dispatch(self, method: str, path: str, headers, raw: bytes, query: str = ""):
         with self._lock:
-            for index, (status, pattern) in enumerate(self._failures):
-                if pattern.fullmatch(path):
+            for index, (status, pattern, methods) in enumerate(self._failures):
+                if pattern.fullmatch(path) and methods.fullmatch(method):
                     del self._failures[index]
                     return status, _error(f"scripted failure {status}", "server_error")
         authorization = headers.get("authorization")
@@ -146,9 +173,12 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(Request(method, path, body, authorization))
         routes = [
+            ("GET", r"/v1/models", self._list_models),
+            ("GET", r"/v1/models/(.+)", lambda model: self._model(urllib.parse.unquote(model))),
             ("POST", r"/v1/files", lambda: self._upload(headers, raw)),
+            ("DELETE", r"/v1/files/([^/]+)", lambda file_id: self._delete_file(file_id)),
             ("POST", r"/v1/fine_tuning/jobs", lambda: self._create_job(body)),
-            ("GET", r"/v1/fine_tuning/jobs", self._list_jobs),
+            ("GET", r"/v1/fine_tuning/jobs", lambda: self._list_jobs(query)),
             ("GET", r"/v1/fine_tuning/jobs/([^/]+)", lambda job_id: self._retrieve(job_id)),
             ("GET", r"/v1/fine_tuning/jobs/([^/]+)/events", lambda job_id: self._events(job_id)),
             ("POST", r"/v1/completions", lambda: self._complete(body, chat=False)),
@@ -172,7 +202,34 @@ class FakeOpenAI:
         return 200, {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
                      "filename": parts["file"].get_filename(), "purpose": "fine-tune", "status": "processed"}
 
+    def _models(self) -> list[dict]:
+        served = {j.data["model"] for j in self.jobs.values()} | set(self.shutdown_dates)
+        served |= {j.data["fine_tuned_model"] for j in self.jobs.values() if j.data["fine_tuned_model"]}
+        return [self._model_data(m) for m in sorted(served - self.missing)]
+
+    def _model_data(self, model: str) -> dict:
+        return {"id": model, "object": "model", "created": 1700000000, "owned_by": "system",
+                "shutdown_date": self.shutdown_dates.get(model)}
+
+    def _list_models(self):
+        return 200, {"object": "list", "data": self._models()}
+
+    def _model(self, model: str):
+        if model in self.missing:
+            return 404, _error(f"The model '{model}' does not exist", "model_not_found")
+        return 200, self._model_data(model)
+
+    def _delete_file(self, file_id: str):
+        with self._lock:
+            if self.files.pop(file_id, None) is None:
+                return 404, _error(f"No such File object: {file_id}", "not_found")
+            self.deleted_files.append(file_id)
+        return 200, {"id": file_id, "object": "file", "deleted": True}
+
     def _create_job(self, body: dict):
+        if body["model"] in self.refuse_finetune:
+            status, code, message = self.refuse_finetune[body["model"]]
+            return status, _error(message, code)
         if body.get("training_file") not in self.files:
             return 400, _error(f"training file {body.get('training_file')} not found", "invalid_request_error")
         with self._lock:
@@ -187,10 +244,20 @@ class FakeOpenAI:
                 "seed": body.get("seed", 0), "trained_tokens": None, "metadata": body.get("metadata"),
             }
             self.jobs[job_id] = Job(data, outcome=self.outcomes.get(body["model"], "succeeded"))
+            if self._drops:
+                self._drops -= 1
+                return None, None
         return 200, data
 
-    def _list_jobs(self):
+    def _list_jobs(self, query: str = ""):
+        if self.finetuning_forbidden:
+            return 403, _error("You are not allowed to create fine-tuning jobs", "permission_denied")
+        wanted = {match.group(1): value for key, value in urllib.parse.parse_qsl(query)
+                  if (match := re.fullmatch(r"metadata\[(.+)\]", key))}
+        if wanted and not self.filters_metadata:
+            return 400, _error("Unrecognized request argument supplied: metadata", "invalid_request_error")
         jobs = sorted(self.jobs.values(), key=lambda j: j.data["created_at"], reverse=True)
+        jobs = [j for j in jobs if all((j.data["metadata"] or {}).get(k) == v for k, v in wanted.items())]
         return 200, {"object": "list", "data": [j.data for j in jobs], "has_more": False}
 
     def _retrieve(self, job_id: str):
@@ -203,6 +270,12 @@ class FakeOpenAI:
             status = job.steps.pop(0) if job.steps else "running"
             if status == "succeeded" and job.outcome == "failed":
                 status = "failed"
+            if job.outcome == "moderation":  # screened out while its files are validated
+                status = "failed"
+                job.data["error"] = {"code": "invalid_training_file", "param": "training_file", "message":
+                                     "The job failed due to an invalid training file. This training file was "
+                                     "blocked by our moderation system because it contains too many examples "
+                                     "that violate OpenAI's usage policies."}
             if job.outcome == "hang" and status in ("succeeded", "failed"):
                 status, job.steps = "running", []
             job.data["status"] = status
@@ -212,7 +285,7 @@ class FakeOpenAI:
                     job.data["hyperparameters"]["n_epochs"] or 1)
                 job.data["fine_tuned_model"] = f"ft:{job.data['model']}:org-test:adaptune:{job_id[-4:]}"
                 job.data["finished_at"] = int(time.time())
-            elif status == "failed":
+            elif status == "failed" and job.data["error"] is None:
                 job.data["error"] = {"code": "invalid_training_file",
                                      "message": "The training file has too few examples", "param": None}
                 job.data["finished_at"] = int(time.time())
@@ -231,6 +304,10 @@ class FakeOpenAI:
         return 200, {"object": "list", "data": list(reversed(events)), "has_more": False}
 
     def _complete(self, body: dict, chat: bool):
+        if body["model"] in self.refuse_requests or body["model"] in self.missing:
+            status, code, message = self.refuse_requests.get(
+                body["model"], (404, "model_not_found", f"The model '{body['model']}' does not exist"))
+            return status, _error(message, code)
         if chat:
             text = body["messages"][-1]["content"]
         else:
@@ -244,7 +321,8 @@ class FakeOpenAI:
             other_token = other if chat else " " + other
             top.setdefault(other_token, -4.0 - len(top))
         top = dict(list(top.items())[:5])
-        base = {"id": f"cmpl-{len(self.requests)}", "created": int(time.time()), "model": body["model"],
+        base = {"id": f"cmpl-{len(self.requests)}", "created": int(time.time()),
+                "model": self.snapshots.get(body["model"], body["model"]),
                 "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
         if chat:
             logprobs = None

@@ -1,9 +1,10 @@
-# The OpenAI stage (optional, off unless openai.enabled; it costs money): fine-tune OpenAI
-# models on the training prompts, and evaluate them and chat models with k demonstrations.
-# The key is read from OPENAI_API_KEY inside the scripts only. A fine-tuning job is recorded
-# in results/openai/{model}/job.json, which is no output, so a rerun after a failure resumes
-# that job instead of paying for another (see src/adaptune/openai_finetune.py). Responses are
-# cached under results/openai/cache/, so a rerun of an evaluation pays for nothing twice.
+# The OpenAI stage (optional, off unless openai.enabled; it costs money): fine-tune models of
+# an OpenAI-compatible endpoint on the training prompts, and evaluate them and chat models with
+# k demonstrations. The key is read from OPENAI_API_KEY inside the scripts only. A fine-tuning
+# job is recorded in results/openai/{model}/job.json, which is no output, so a rerun after a
+# failure resumes that job instead of paying for another (src/adaptune/openai/finetune.py).
+# A model the endpoint refuses still gets its outputs, marked "not_run" with the reason.
+# Responses are cached under results/openai/cache/, so a rerun pays for nothing twice.
 
 import re
 
@@ -13,10 +14,15 @@ OPENAI_STYLE = OPENAI["style"]
 OPENAI_CONNECTION = ("base_url", "max_retries", "timeout_s", "completion_models")
 # The evaluated systems by directory name (as openai_eval_dirs in common.smk names them).
 OPENAI_SYSTEMS = {
-    **{f"ft-{m}": {"method": "openai_finetune", "base_model": m, "k": 0}
-       for m in OPENAI["finetune_models"]},
-    **{f"{m}-k{k}": {"method": "openai_chat", "base_model": m, "k": k}
-       for m in OPENAI["chat_models"] for k in OPENAI["chat_k"]},
+    **{
+        f"ft-{m}": {"method": "openai_finetune", "base_model": m, "k": 0}
+        for m in OPENAI["finetune_models"]
+    },
+    **{
+        f"{m}-k{k}": {"method": "openai_chat", "base_model": m, "k": k}
+        for m in OPENAI["chat_models"]
+        for k in OPENAI["chat_k"]
+    },
 }
 
 
@@ -25,32 +31,44 @@ rule openai_finetune:
         train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",
         val=f"results/prompts/{OPENAI_STYLE}/val.jsonl",
     output:
-        "results/openai/{oai_model}/model.json",
+        model="results/openai/{oai_model}/model.json",
+    log:
+        "logs/openai_finetune/{oai_model}.log",
+    benchmark:
+        "benchmarks/openai_finetune/{oai_model}.tsv"
+    wildcard_constraints:
+        # exactly the configured models; "(?!)" matches nothing when there are none
+        oai_model="|".join(map(re.escape, OPENAI["finetune_models"])) or "(?!)",
+    conda:
+        "../../envs/openai.yaml"
     params:
         labels=config["labels"],
         openai={
             key: OPENAI[key]
             for key in OPENAI_CONNECTION
-            + ("style", "epochs", "max_training_tokens", "seed", "poll_interval_s", "max_poll_interval_s")
+            + (
+                "style",
+                "epochs",
+                "max_training_tokens",
+                "seed",
+                "poll_interval_s",
+                "max_poll_interval_s",
+                "create_attempts",
+                "delete_files",
+            )
         },
         # Not an output, so that Snakemake keeps it when the job fails or is interrupted.
         job_record=lambda w: f"results/openai/{w.oai_model}/job.json",
-    wildcard_constraints:
-        # exactly the configured models; "(?!)" matches nothing when there are none
-        oai_model="|".join(map(re.escape, OPENAI["finetune_models"])) or "(?!)",
-    log:
-        "logs/openai_finetune/{oai_model}.log",
-    benchmark:
-        "benchmarks/openai_finetune/{oai_model}.tsv"
-    conda:
-        "../../envs/openai.yaml"
     script:
         "../scripts/openai_finetune.py"
 
 
 rule openai_evaluate:
     input:
-        splits=expand(f"results/prompts/{OPENAI_STYLE}/{{split}}.jsonl", split=config["evaluation"]["splits"]),
+        splits=expand(
+            f"results/prompts/{OPENAI_STYLE}/{{split}}.jsonl",
+            split=config["evaluation"]["splits"],
+        ),
         train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",  # the demonstrations
         # a fine-tuned system also needs its model
         model=lambda w: (
@@ -60,21 +78,26 @@ rule openai_evaluate:
         ),
     output:
         eval_files("results/eval/openai/{oai_system}"),
-    params:
-        system=lambda w: {"name": w.oai_system, **OPENAI_SYSTEMS[w.oai_system]},
-        splits=config["evaluation"]["splits"],
-        labels=config["labels"],
-        openai={key: OPENAI[key] for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")},
-        evaluation={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
-        directory=lambda w: f"results/eval/openai/{w.oai_system}",
-        cache_dir="results/openai/cache",
-    wildcard_constraints:
-        oai_system="|".join(map(re.escape, OPENAI_SYSTEMS)) or "(?!)",
     log:
         "logs/openai_evaluate/{oai_system}.log",
     benchmark:
         "benchmarks/openai_evaluate/{oai_system}.tsv"
+    wildcard_constraints:
+        oai_system="|".join(map(re.escape, OPENAI_SYSTEMS)) or "(?!)",
     conda:
         "../../envs/openai.yaml"
+    params:
+        system=lambda w: {"name": w.oai_system, **OPENAI_SYSTEMS[w.oai_system]},
+        splits=config["evaluation"]["splits"],
+        labels=config["labels"],
+        openai={
+            key: OPENAI[key]
+            for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")
+        },
+        evaluation={
+            key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")
+        },
+        directory=lambda w: f"results/eval/openai/{w.oai_system}",
+        cache_dir="results/openai/cache",
     script:
         "../scripts/openai_evaluate.py"

@@ -6,11 +6,12 @@ from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.openai_client import OpenAISettings, guard_secret  # noqa: E402
+from adaptune.openai.client import guard_secret  # noqa: E402
 
 guard_secret()
 
-from adaptune.openai_eval import EvaluationSettings, System, evaluate  # noqa: E402
+from adaptune.openai.evaluation import MetricSettings, System, evaluate  # noqa: E402
+from adaptune.openai.settings import OpenAISettings  # noqa: E402
 
 
 def files(named):
@@ -19,11 +20,15 @@ def files(named):
 
 
 spec = snakemake.params.system
-model = spec["base_model"]
+model, not_run_reason = spec["base_model"], None
 if spec["method"] == "openai_finetune":
     (model_file,) = files(snakemake.input.model)
     with open(model_file, encoding="utf-8") as handle:
-        model = json.load(handle)["fine_tuned_model"]
+        record = json.load(handle)
+    if record["status"] == "not_run":
+        not_run_reason = record["reason"]
+    else:
+        model = record["fine_tuned_model"]
 
 evaluate(
     system=System(name=spec["name"], model=model, method=spec["method"], k=spec["k"],
@@ -33,6 +38,7 @@ evaluate(
     directory=snakemake.params.directory,
     labels=snakemake.params.labels,
     settings=OpenAISettings.from_config(snakemake.params.openai),
-    evaluation=EvaluationSettings(**snakemake.params.evaluation),
+    metric_settings=MetricSettings(**snakemake.params.evaluation),
     cache_dir=snakemake.params.cache_dir,
+    not_run_reason=not_run_reason,
 )

@@ -1,0 +1,190 @@
+"""The OpenAI stage inside the real workflow: real `snakemake` runs against the fake server on
+127.0.0.1 (tests/fake_openai.py). A run interrupted while its jobs train pays one job per model on
+rerun; a model whose fine-tuning the endpoint refuses, and a chat model it has shut down, are
+listed by the report as not run with the reason while the rest of the study completes; no
+written file holds the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import LABELS, REPO, WORDS
+from fake_openai import FakeOpenAI
+from openai_helpers import KEY
+
+# --- the pipeline -----------------------------------------------------------------------------
+
+FINETUNED = ["babbage-002", "gpt-4o-mini-2024-07-18"]
+
+
+def openai_on(base_url: str) -> dict:
+    """OpenAI enabled against the fake server; the local systems reduced to the TF-IDF baseline
+    so that the default target (prompts, OpenAI systems, report) builds in seconds."""
+    off = {"enabled": False}
+    return {
+        "openai": {"enabled": True, "base_url": base_url, "finetune_models": FINETUNED,
+                   "chat_models": ["gpt-4o-mini"], "chat_k": [0, 1], "epochs": 2,
+                   "poll_interval_s": 0.05, "max_poll_interval_s": 0.2, "max_retries": 2, "timeout_s": 20},
+        "training": {"approaches": {"layernorm": off, "lora_attention": off, "lora_all": off}},
+        "evaluation": {"fewshot": {"k": []}, "baseline": {"enabled": True}},
+    }
+
+
+def snakemake_command(pipeline, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+            str(pipeline.workdir), "--cores", "2", *args]
+
+
+def wait_for_records(pipeline, process, models, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    records = [pipeline.path(f"results/openai/{m}/job.json") for m in models]
+    while time.monotonic() < deadline:
+        if all(r.exists() and json.loads(r.read_text()).get("job_id") for r in records):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"snakemake ended ({process.returncode}) before both jobs were recorded:\n"
+                                 + process.stdout.read() + process.stderr.read())
+        time.sleep(0.2)
+    raise AssertionError("the fine-tuning jobs were never recorded")
+
+
+def right_answer(model: str, prompt: str) -> str:
+    """The label of a synthetic tweet of tests/conftest.py (each carries a phrase of its class)."""
+    tweet = prompt.rsplit("Tweet:", 1)[-1]
+    return next(LABELS[c] for c, phrases in WORDS.items() if any(p in tweet for p in phrases))
+
+
+@pytest.mark.slow
+def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_leaks_no_key(
+        pipeline, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY + "\r\n")  # as read from a CRLF .env file
+    with FakeOpenAI(key=KEY) as server:
+        overrides = openai_on(server.base_url)
+        for model in FINETUNED:
+            server.outcomes[model] = "hang"
+        server.answer = right_answer
+        pipeline.write_config(overrides)
+
+        # Ctrl-C while both fine-tuning jobs are running.
+        process = subprocess.Popen(snakemake_command(pipeline), cwd=pipeline.workdir, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            wait_for_records(pipeline, process, FINETUNED)
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to snakemake and its jobs
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        assert process.returncode != 0
+        assert server.count("POST", "/v1/fine_tuning/jobs") == 2
+        for model in FINETUNED:
+            assert not pipeline.path(f"results/openai/{model}/model.json").exists()
+
+        # The jobs finish while nobody watches; the rerun picks them up.
+        for job_id in list(server.jobs):
+            server.finish(job_id)
+        pipeline.run(config=overrides)
+        pipeline.run("--report", "report.html", config=overrides)
+
+        assert server.count("POST", "/v1/fine_tuning/jobs") == 2
+        models = {json.loads(pipeline.path(f"results/openai/{m}/model.json").read_text())["fine_tuned_model"]
+                  for m in FINETUNED}
+        assert models == {job.data["fine_tuned_model"] for job in server.jobs.values()}
+        systems = [f"ft-{m}" for m in FINETUNED] + ["gpt-4o-mini-k0", "gpt-4o-mini-k1"]
+        for system in systems:
+            for prefix in ("", "val/"):
+                metrics = json.loads(pipeline.path(f"results/eval/openai/{system}/{prefix}metrics.json").read_text())
+                assert metrics["n"] == 12 and metrics["system"]["model"] == "openai"
+                assert metrics["accuracy"] == 1.0 and metrics["invalid"] == 0  # the fake answers right
+        # The report lists every OpenAI system as run.
+        summary = pd.read_csv(pipeline.path("results/report/summary.csv"))
+        openai_rows = summary[summary["name"].str.startswith("openai/")]
+        assert sorted(openai_rows["name"]) == sorted(f"openai/{s}" for s in systems)
+        assert (openai_rows["status"] == "ran").all() and (openai_rows["accuracy"] == 1.0).all()
+        # The fine-tuned completion model was asked on /v1/completions by its ft: id.
+        asked = {r.body["model"] for r in server.requests if r.path == "/v1/completions"}
+        assert asked == {m for m in models if m.startswith("ft:babbage-002")}
+
+        # A rerun does nothing, and asks the API nothing.
+        before = len(server.requests)
+        again = pipeline.run(config=overrides)
+        assert "Nothing to be done" in again.stdout + again.stderr
+        assert len(server.requests) == before
+
+    # The key was sent with every request, and written to no file of the run.
+    assert server.requests and all(r.authorization == f"Bearer {KEY}" for r in server.requests)
+    written = [p for p in pipeline.workdir.rglob("*") if p.is_file()]
+    assert any(".snakemake" in p.parts for p in written) and pipeline.path("report.html").exists()
+    leaks = [str(p) for p in written if KEY.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def planned_jobs(plan: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run: rule -> number of jobs."""
+    rows = plan.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
+    return {row.split()[0]: int(row.split()[1]) for row in rows if row.strip()}
+
+
+def test_without_openai_the_plan_has_no_openai_job_and_with_it_one_per_system(pipeline, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    plan = planned_jobs(pipeline.run("-n", "--quiet", "rules").stdout)
+    assert "report" in plan and not [rule for rule in plan if "openai" in rule]
+    plan = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=openai_on("http://127.0.0.1:9/v1")).stdout)
+    assert {rule: n for rule, n in plan.items() if "openai" in rule} == {"openai_finetune": 2, "openai_evaluate": 4}
+
+
+def test_openai_enabled_without_a_key_stops_before_any_job(pipeline, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    result = pipeline.run("-n", config=openai_on("http://127.0.0.1:9/v1"), check=False)
+    assert result.returncode != 0
+    assert "openai.enabled is true, but the environment variable OPENAI_API_KEY is not set" in \
+        result.stdout + result.stderr
+    assert not pipeline.path("results").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_with_a_refused_fine_tuning_and_a_retired_chat_model_completes_and_reports_them(
+        pipeline, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    refused, trained = "gpt-4.1-mini-2025-04-14", "gpt-4o-mini-2024-07-18"
+    message = "Model gpt-4.1-mini-2025-04-14 is not available for fine-tuning or does not exist."
+    with FakeOpenAI(key=KEY) as server:
+        server.refuse_finetune[refused] = (400, "model_not_available", message)
+        server.shutdown_dates["gpt-3.5-turbo"] = "2026-10-23"
+        server.answer = right_answer
+        overrides = openai_on(server.base_url)
+        overrides["openai"].update(finetune_models=[trained, refused], chat_models=["gpt-3.5-turbo"],
+                                   chat_k=[0])
+        pipeline.run(config=overrides)
+
+        assert server.count("POST", "/v1/fine_tuning/jobs") == 2 and len(server.jobs) == 1
+        assert not server.files  # every upload deleted: the refused model's and the trained one's
+        asked = {r.body["model"] for r in server.requests if r.path == "/v1/chat/completions"}
+        assert asked == {server.jobs["ftjob-0001"].data["fine_tuned_model"]}  # never the retired model
+    record = json.loads(pipeline.path(f"results/openai/{refused}/model.json").read_text())
+    assert record["status"] == "not_run"
+    reason = f"fine-tuning job refused: HTTP 400 model_not_available: {message}"
+    assert record["reason"] == reason
+    summary = pd.read_csv(pipeline.path("results/report/summary.csv"))
+    status = dict(zip(summary["name"], summary["status"]))
+    assert status[f"openai/ft-{trained}"] == "ran"
+    assert status[f"openai/ft-{refused}"] == f"not run: {reason}"
+    assert status["openai/gpt-3.5-turbo-k0"] == "not run: model gpt-3.5-turbo was shut down on 2026-10-23"
+    assert status["baseline/tfidf"] == "ran"
+    table = pipeline.path("results/report/summary.md").read_text()
+    assert message in table and "shut down on 2026-10-23" in table
+
+
+def test_the_readme_overlay_turns_openai_on_with_the_default_models(pipeline, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    result = pipeline.run("-n", "--quiet", "rules", "--configfile", str(REPO / "configs" / "openai.yaml"))
+    plan = planned_jobs(result.stdout)
+    assert {rule: n for rule, n in plan.items() if "openai" in rule} == {"openai_finetune": 2, "openai_evaluate": 4}
