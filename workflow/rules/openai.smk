@@ -12,17 +12,10 @@ OPENAI = config["openai"]
 OPENAI_STYLE = OPENAI["style"]
 # Settings of the connection, which every OpenAI rule uses.
 OPENAI_CONNECTION = ("base_url", "max_retries", "timeout_s", "completion_models")
-# The evaluated systems by directory name (as openai_eval_dirs in common.smk names them).
+# The evaluated OpenAI systems by directory name under results/eval/openai/, as
+# adaptune.systems names them.
 OPENAI_SYSTEMS = {
-    **{
-        f"ft-{m}": {"method": "openai_finetune", "base_model": m, "k": 0}
-        for m in OPENAI["finetune_models"]
-    },
-    **{
-        f"{m}-k{k}": {"method": "openai_chat", "base_model": m, "k": k}
-        for m in OPENAI["chat_models"]
-        for k in OPENAI["chat_k"]
-    },
+    s.name.removeprefix("openai/"): s for s in STUDY if s.method.startswith("openai")
 }
 
 
@@ -72,8 +65,8 @@ rule openai_evaluate:
         train=f"results/prompts/{OPENAI_STYLE}/train.jsonl",  # the demonstrations
         # a fine-tuned system also needs its model
         model=lambda w: (
-            [f"results/openai/{OPENAI_SYSTEMS[w.oai_system]['base_model']}/model.json"]
-            if OPENAI_SYSTEMS[w.oai_system]["method"] == "openai_finetune"
+            [f"results/openai/{OPENAI_SYSTEMS[w.oai_system].openai_model}/model.json"]
+            if OPENAI_SYSTEMS[w.oai_system].method == "openai_finetune"
             else []
         ),
     output:
@@ -87,7 +80,12 @@ rule openai_evaluate:
     conda:
         "../../envs/openai.yaml"
     params:
-        system=lambda w: {"name": w.oai_system, **OPENAI_SYSTEMS[w.oai_system]},
+        system=lambda w: {
+            "name": w.oai_system,
+            "method": OPENAI_SYSTEMS[w.oai_system].method,
+            "base_model": OPENAI_SYSTEMS[w.oai_system].openai_model,
+            "k": OPENAI_SYSTEMS[w.oai_system].k,
+        },
         splits=config["evaluation"]["splits"],
         labels=config["labels"],
         openai={
@@ -97,7 +95,7 @@ rule openai_evaluate:
         evaluation={
             key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")
         },
-        directory=lambda w: f"results/eval/openai/{w.oai_system}",
+        directory=lambda w: OPENAI_SYSTEMS[w.oai_system].eval_dir,
         cache_dir="results/openai/cache",
     script:
         "../scripts/openai_evaluate.py"

@@ -98,9 +98,11 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
         rows.append({"system": shown_groups[group], "group": group, "method": s.method,
                      "model": s.model_label, "style": s.style, "quantization": s.quantization,
                      "k": s.k, "status": "ran", "n": len(codes.gold), **stats,
-                     **{c: pd.to_numeric(mine[c], errors="coerce").mean()
+                     # NaN where no member has the column (no system trained, say), so that
+                     # every figure finds its columns.
+                     **{c: pd.to_numeric(mine[c], errors="coerce").mean() if c in mine else float("nan")
                         for c in ("ece", "brier", "trainable_parameters", "training_minutes",
-                                  "vocab_argmax_accuracy") if c in mine},
+                                  "vocab_argmax_accuracy")},
                      **{f"share_{label}": mine[f"share_{label}"].mean() for label in labels}})
     ran_groups = {row["group"] for row in rows}
     not_run = {}
