@@ -72,7 +72,7 @@ def adaptune_step(model, tokenizer, rows, labels, batch_size=4):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.item()
 
     return step, batch_size
 
@@ -86,6 +86,7 @@ def reference_step(model, tokenizer, rows, batch_size=2):
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     width = int(np.percentile(lengths, 99))
     tokenizer = _right_padding(tokenizer)
+    width = min(width, tokenizer.model_max_length)
     encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=width, return_tensors="pt")
     device = model.device
     batches = []
@@ -102,7 +103,7 @@ def reference_step(model, tokenizer, rows, batch_size=2):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.item()
 
     return step, batch_size
 
@@ -124,7 +125,7 @@ def trainer_step(model, tokenizer, rows, steps_per_call: int, output_dir: str):
 
     tokenizer = _right_padding(tokenizer)
     texts = [r["prompt"] + r["completion"] for r in rows]
-    encoded = tokenizer(texts)
+    encoded = tokenizer(texts, truncation=True, max_length=min(tokenizer.model_max_length, 1024))
     dataset = [{"input_ids": ids, "attention_mask": mask}
                for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
     args = TrainingArguments(output_dir=output_dir, max_steps=steps_per_call, report_to=[],

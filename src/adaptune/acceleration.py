@@ -1,20 +1,64 @@
-"""Make a model fast for a precision: what measured faster on the CPU (and is standard on a GPU).
+"""Make a model fast for a precision, and find out (by measuring, not from CPU flags) whether
+bfloat16 pays on this machine.
 
 The training and scoring code call these once, after the model is loaded (and, for training,
-after the adapter is attached). Gains below are medians of interleaved runs of
-bench/profile_step.py (SmolLM2-135M, LoRA on all linear layers, batch 4 of the reference split,
-2 threads of an AMD EPYC with AVX-512 BF16, machine shared); see bench/README.md.
+after the adapter is attached). Measured with bench/profile_step.py and bench/compare_training.py
+(SmolLM2-135M, LoRA on all linear layers, reference split, 2 threads, machine shared); see
+bench/README.md for the tables.
 
     precision "bf16"  frozen base weights in bfloat16, trainable parameters (LoRA, norms) in
-                      float32 so the optimizer updates them at full precision; run WITHOUT
+                      float32 so the optimizer updates them at full precision; trained WITHOUT
                       autocast (Lightning precision "32-true"): the LoRA layers cast their small
-                      input to float32 themselves, and nothing casts the big weights per step.
+                      input to float32 themselves, and nothing recasts the big frozen weights at
+                      every step as autocast on a float32 base does (aten::copy_: 5,740 calls a
+                      step with autocast, 4,874 without).
     precision "fp32"  nothing changes.
+
+CPU flags are not enough: an Intel Xeon that reports avx512_bf16 ran bf16 matmuls at 82 GFLOP/s
+against 299 in fp32 with torch 2.13 at 2 threads, so there bf16 training is slower, not faster.
+`bf16_matmul_pays` measures it in a fraction of a second.
 """
 
 from __future__ import annotations
 
 BF16_PRECISIONS = ("bf16", "bf16-true", "bf16-mixed")
+# A matmul the size of a 135M model's MLP projection over a batch of short prompts.
+PROBE_SHAPE = (256, 576, 1536)
+
+
+def matmul_gflops(dtype, device: str = "cpu", shape=PROBE_SHAPE, seconds: float = 0.1) -> float:
+    """GFLOP/s of a matmul of `shape` (m, k, n) in `dtype` on `device`, best of a few timings."""
+    import time
+
+    import torch
+
+    m, k, n = shape
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
+    a @ b  # first call: library warm-up
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while True:
+        if device != "cpu":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            break
+    return 2 * m * k * n / best / 1e9
+
+
+def bf16_matmul_pays(device: str = "cpu", margin: float = 1.2) -> bool:
+    """Whether bfloat16 matmuls on `device` run at least `margin` times float32's speed, measured
+    now (about 0.2 s). A CUDA device that supports bf16 is taken to (its tensor cores do)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    return matmul_gflops(torch.bfloat16, device) >= margin * matmul_gflops(torch.float32, device)
 
 
 def wants_bf16(precision: str) -> bool:
@@ -25,8 +69,6 @@ def cast_frozen(model, dtype) -> int:
     """Cast the floating-point parameters that do not train (and floating buffers other than
     rotary tables) to `dtype`; trainable ones keep theirs. Quantized weights (int8/NF4) are not
     floating point and stay as they are. Returns the number of tensors cast."""
-    import torch
-
     cast = 0
     for param in model.parameters():
         if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
@@ -38,18 +80,16 @@ def cast_frozen(model, dtype) -> int:
             if buffer.is_floating_point() and buffer.dtype != dtype and "inv_freq" not in buffer_name:
                 setattr(module, buffer_name, buffer.to(dtype))
                 cast += 1
-    del torch
     return cast
 
 
 def prepare_for_training(model, precision: str):
     """Make a model whose trainable parameters are already chosen fast for `precision`.
 
-    bf16: frozen weights to bfloat16 (trainable ones stay float32). Against Lightning's
-    "bf16-mixed" on a float32 base, which recasts every frozen weight at every step (most of the
-    step's aten::copy_), this measured 1.9x the samples/s; against "bf16-true" (everything,
-    LoRA and optimizer state included, in bfloat16) it is as fast and keeps the updates in
-    float32. Train it with Lightning precision "32-true" (no autocast)."""
+    bf16: frozen weights to bfloat16 (trainable ones stay float32), to be trained with Lightning
+    precision "32-true" (no autocast): fewer copies than autocast over a float32 base, and
+    unlike "bf16-true" the LoRA weights and optimizer state stay float32. Use it only where
+    `bf16_matmul_pays()`; on the Xeon of bench/README.md fp32 was faster."""
     import torch
 
     if wants_bf16(precision):
