@@ -121,7 +121,7 @@ def trainer_step(model, tokenizer, rows, steps_per_call: int, output_dir: str):
     """Hugging Face Trainer + PEFT at their defaults; one call trains `steps_per_call` steps.
     Returns (step, batch size) where step() runs one call and reports seconds per step spent
     inside the training steps (Trainer's setup excluded)."""
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     tokenizer = _right_padding(tokenizer)
     texts = [r["prompt"] + r["completion"] for r in rows]
@@ -144,8 +144,10 @@ def trainer_step(model, tokenizer, rows, steps_per_call: int, output_dir: str):
 
     def step():
         StepClock.seconds = 0.0
-        Trainer(model=model, args=args, train_dataset=dataset, callbacks=[StepClock()],
-                data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False)).train()
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=[StepClock()],
+                          data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+        trainer.remove_callback(PrinterCallback)  # it prints a metrics line per run
+        trainer.train()
         return StepClock.seconds / steps_per_call
 
     return step, args.per_device_train_batch_size
@@ -229,14 +231,14 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
     peak = peaks["bfloat16"] if precision == "bf16" else peaks["float32"]
     print(f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
           f"adaptune at {precision}, the others at fp32; peak memory of the whole process {peak_mem:.0f} MB")
-    print(f"{'training (lora_all)':<22}{'batch':>6}{'s/step':>8}{'samples/s':>11}{'GFLOP/sample':>14}"
+    print(f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}{'samples/s':>11}{'GFLOP/sample':>14}"
           f"{'GFLOP/s':>9}{'of peak':>9}{'adaptune is':>13}")
     rates = {name: runs[name][1] / s for name, s in seconds.items()}
     for name, s in seconds.items():
         batch = runs[name][1]
         gflops = flops[name] * batch / s / 1e9
         this_peak = peak if name == "adaptune" else peaks["float32"]
-        print(f"{name:<22}{batch:>6}{s:>8.3f}{rates[name]:>11.2f}{flops[name] / 1e9:>14.1f}{gflops:>9.1f}"
+        print(f"{name:<22}{batch:>6}{s * 1000:>9.1f}{rates[name]:>11.2f}{flops[name] / 1e9:>14.3g}{gflops:>9.1f}"
               f"{gflops / this_peak:>9.1%}{rates['adaptune'] / rates[name]:>12.2f}x")
     rates = scoring(model_dir, quantization, precision, rows, labels, scoring_n, rounds)
     print(f"{'scoring':<22}{'prompts/s':>12}{'batched is':>12}")
