@@ -85,14 +85,15 @@ def adaptune_batches(tokenizer, rows: list[dict], labels, batch_size: int, max_l
             if len(order[j:j + batch_size]) == batch_size]
 
 
-def count_flops(run_step) -> int:
-    """FLOPs of one call of `run_step()` (forward, backward and optimizer), by torch's counter of
-    matmuls, attention and convolutions."""
+def count_flops(run_step, calls: int = 4) -> float:
+    """Mean FLOPs of a call of `run_step()` (forward, backward and optimizer) over `calls` calls
+    (batches differ in length), by torch's counter of matmuls, attention and convolutions."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        run_step()
-    return int(counter.get_total_flops())
+        for _ in range(calls):
+            run_step()
+    return counter.get_total_flops() / calls
 
 
 def matmul_peak(dtype_name: str, shapes=((2048, 2048, 2048), (256, 576, 1536)), repeats: int = 5,

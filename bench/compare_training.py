@@ -219,8 +219,8 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
             else:
                 step, batch = trainer_step(model, tokenizer, rows, steps, scratch)
             step()  # warm-up
-            if name == "trainer":
-                flops[name] = benchlib.count_flops(step) / steps / batch
+            if name == "trainer":  # one call is `steps` steps
+                flops[name] = benchlib.count_flops(step, calls=1) / steps / batch
             else:
                 flops[name] = benchlib.count_flops(step) / batch
             runs[name] = (step, batch, name == "trainer")
