@@ -1,0 +1,156 @@
+"""Shared parts of the benchmarks: the reference split as token batches, FLOP counting, the
+matmul peak, peak memory and interleaved timing.
+
+Timing on a shared machine is noisy, so every benchmark runs its variants interleaved (A, B, A, B,
+...) over several rounds and reports the median per variant: a burst of load from elsewhere then
+hits all variants alike and the ratios stay meaningful.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+REFERENCE_SPLIT = Path(os.environ.get("ADAPTUNE_REFERENCE_SPLIT", "/work/shared/data/reference_split"))
+
+
+def config() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def reference_rows(split: str = "train", style: str = "instruction", split_dir: Path = REFERENCE_SPLIT,
+                   limit: int | None = None) -> list[dict]:
+    """Prompt records (id, text, prompt, completion, label) of the reference split's `split`,
+    texts HTML-unescaped as the pipeline's splits are."""
+    import pandas as pd
+
+    from adaptune.prompts import completion, render
+
+    cfg = config()
+    labels, template = cfg["labels"], cfg["prompts"]["templates"][style]
+    frame = pd.read_csv(split_dir / f"{split}.csv", dtype=str, keep_default_na=False)
+    missing = [c for c in ("label", "text") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{split_dir / f'{split}.csv'}: missing column(s) {missing}; expected label, text")
+    rows = []
+    for i, (label, text) in enumerate(zip(frame["label"], frame["text"])):
+        if label not in labels:
+            raise ValueError(f"{split_dir / f'{split}.csv'}: row {i + 2}: label {label!r} is not one of {labels}")
+        text = html.unescape(text)
+        rows.append({"id": f"{split}-{i}", "text": text, "prompt": render(template, text, labels),
+                     "completion": completion(label), "label": label})
+    return rows[:limit] if limit else rows
+
+
+def synthetic_rows(n: int, style: str = "instruction", seed: int = 0) -> list[dict]:
+    """Tweets of typical length made of common words: for machines without the reference split."""
+    import random
+
+    from adaptune.prompts import completion, render
+
+    words = ("the people game music love hate stupid day night friends school work team phone "
+             "weather happy sad angry lol omg really never always trash ugly nice").split()
+    cfg = config()
+    labels, template = cfg["labels"], cfg["prompts"]["templates"][style]
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
+        label = labels[i % len(labels)]
+        rows.append({"id": f"s-{i}", "text": text, "prompt": render(template, text, labels),
+                     "completion": completion(label), "label": label})
+    return rows
+
+
+def adaptune_batches(tokenizer, rows: list[dict], labels, batch_size: int, max_length: int, seed: int = 42):
+    """Batches exactly as adaptune's training loader makes them (left padded, length grouped)."""
+    from adaptune.training_data import Collator, encode_rows, length_grouped_order
+
+    examples = encode_rows(tokenizer, rows, labels, max_length)
+    lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
+    order = length_grouped_order(lengths, batch_size, seed)
+    collate = Collator(tokenizer.pad_token_id)
+    return [collate([examples[i] for i in order[j:j + batch_size]]) for j in range(0, len(order), batch_size)
+            if len(order[j:j + batch_size]) == batch_size]
+
+
+def count_flops(run_step, calls: int = 4) -> float:
+    """Mean FLOPs of a call of `run_step()` (forward, backward and optimizer) over `calls` calls
+    (batches differ in length), by torch's counter of matmuls, attention and convolutions."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(calls):
+            run_step()
+    return counter.get_total_flops() / calls
+
+
+def matmul_peak(dtype_name: str, shapes=((2048, 2048, 2048), (256, 576, 1536)), repeats: int = 5,
+                device: str = "cpu") -> float:
+    """Best GFLOP/s of a plain matmul in `dtype_name` over the shapes (median of `repeats`)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    best = 0.0
+    for m, k, n in shapes:
+        a = torch.randn(m, k, dtype=dtype, device=device)
+        b = torch.randn(k, n, dtype=dtype, device=device)
+        a @ b
+        inner = max(1, int(2e9 // (2 * m * k * n)))  # about 2 GFLOP per timing
+        times = []
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(inner):
+                a @ b
+            sync(device)
+            times.append((time.perf_counter() - start) / inner)
+        best = max(best, 2 * m * k * n / statistics.median(times) / 1e9)
+    return best
+
+
+def sync(device) -> None:
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def interleaved(variants: dict, rounds: int, steps: int) -> dict[str, float]:
+    """Median seconds per step of each variant's `step()`, run in turn for `steps` steps per round."""
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, step in variants.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"

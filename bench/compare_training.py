@@ -1,0 +1,277 @@
+"""adaptune's training and scoring against what a user would do instead, side by side, one command.
+
+    python bench/compare_training.py [--model-dir /work/models/smollm2-135m] [--quantization none]
+        [--precision fp32|bf16] [--rounds 3] [--steps 2] [--threads 2]
+
+The same model, prompts (the reference split's train.csv, instruction template) and approach
+(LoRA r=8 on all linear layers) trained three ways, their steps interleaved round by round:
+  adaptune   its training step as adaptune.training's LightningModule computes it: batch 4,
+             length-grouped left-padded batches, loss and LM head on the completion tokens only
+             (logits_to_keep), AdamW, the model prepared by adaptune.acceleration
+  reference  the reference study's loop: every batch padded to the 99th-percentile length,
+             batch 2, loss over the whole vocabulary at every position, fp32 AdamW
+  trainer    Hugging Face Trainer + PEFT at their defaults (batch 8, dynamic padding, loss at
+             every position)
+and scoring: adaptune's batched scorer against one prompt at a time (batch 1), at the same precision.
+Prints samples/s, peak memory of the process, GFLOP/s (torch's FLOP counter) and the fraction of
+the matmul peak measured by the same run, and the ratios. Timings on a shared machine are noisy:
+read the ratios, which the interleaving keeps fair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import benchlib
+
+LORA = dict(r=8, lora_alpha=16, lora_dropout=0.05, bias="none", task_type="CAUSAL_LM")
+
+
+def lora_model(model_dir, quantization: str, precision: str, targets: list[str], dropout: float = 0.05):
+    """The base with LoRA on `targets`, prepared for `precision` as adaptune prepares it."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from adaptune.acceleration import prepare_for_training
+    from adaptune.models import load_model
+
+    model, tokenizer = load_model(model_dir, quantization)
+    if quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    for param in model.parameters():
+        param.requires_grad = False
+    model = get_peft_model(model, LoraConfig(target_modules=targets, **{**LORA, "lora_dropout": dropout}))
+    prepare_for_training(model, precision)
+    model.train()
+    return model, tokenizer
+
+
+def on_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def adaptune_step(model, tokenizer, rows, labels, batch_size=4):
+    """adaptune's step: completion-only loss from the last positions' logits."""
+    import torch
+    import torch.nn.functional as F
+
+    device = model.device
+    batches = [on_device(b, device) for b in benchlib.adaptune_batches(tokenizer, rows, labels, batch_size, 96)]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    cycle = itertools.cycle(batches)
+
+    def step():
+        batch = next(cycle)
+        width = int(batch["completion_length"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       position_ids=batch["position_ids"], logits_to_keep=width + 1, use_cache=False).logits
+        predictions = logits[:, :-1].float()
+        loss = F.cross_entropy(predictions.reshape(-1, predictions.size(-1)),
+                               batch["labels"][:, -width:].reshape(-1), ignore_index=-100)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step, batch_size
+
+
+def reference_step(model, tokenizer, rows, batch_size=2):
+    """The reference study's loop: fixed 99th-percentile padding, full-vocabulary loss everywhere."""
+    import numpy as np
+    import torch
+
+    texts = [r["prompt"] + r["completion"] for r in rows]
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    width = int(np.percentile(lengths, 99))
+    tokenizer = _right_padding(tokenizer)
+    width = min(width, tokenizer.model_max_length)
+    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=width, return_tensors="pt")
+    device = model.device
+    batches = []
+    for start in range(0, len(texts) - batch_size + 1, batch_size):
+        ids = encoded["input_ids"][start:start + batch_size]
+        mask = encoded["attention_mask"][start:start + batch_size]
+        batches.append({"input_ids": ids.to(device), "attention_mask": mask.to(device),
+                        "labels": ids.masked_fill(mask == 0, -100).to(device)})
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    cycle = itertools.cycle(batches)
+
+    def step():
+        loss = model(**next(cycle)).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step, batch_size
+
+
+def _right_padding(tokenizer):
+    import copy
+
+    tokenizer = copy.copy(tokenizer)
+    tokenizer.padding_side = "right"
+    tokenizer.truncation_side = "right"
+    return tokenizer
+
+
+def trainer_step(model, tokenizer, rows, steps_per_call: int, output_dir: str):
+    """Hugging Face Trainer + PEFT at their defaults; one call trains `steps_per_call` steps.
+    Returns (step, batch size) where step() runs one call and reports seconds per step spent
+    inside the training steps (Trainer's setup excluded)."""
+    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+    tokenizer = _right_padding(tokenizer)
+    texts = [r["prompt"] + r["completion"] for r in rows]
+    encoded = tokenizer(texts, truncation=True, max_length=min(tokenizer.model_max_length, 1024))
+    dataset = [{"input_ids": ids, "attention_mask": mask}
+               for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+    args = TrainingArguments(output_dir=output_dir, max_steps=steps_per_call, report_to=[],
+                             save_strategy="no", logging_strategy="no", disable_tqdm=True,
+                             use_cpu=model.device.type == "cpu")
+
+    class StepClock(TrainerCallback):
+        seconds = 0.0
+        _start = 0.0
+
+        def on_step_begin(self, *_, **__):
+            StepClock._start = time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            StepClock.seconds += time.perf_counter() - StepClock._start
+
+    def step():
+        StepClock.seconds = 0.0
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=[StepClock()],
+                          data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+        trainer.remove_callback(PrinterCallback)  # it prints a metrics line per run
+        trainer.train()
+        return StepClock.seconds / steps_per_call
+
+    return step, args.per_device_train_batch_size
+
+
+def time_interleaved(runs: dict, rounds: int, steps: int) -> dict[str, float]:
+    """Median seconds per step of each run; the trainer run times itself (its setup excluded)."""
+    import statistics
+
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (step, _batch, self_timed) in runs.items():
+            if self_timed:
+                times[name].append(step())
+                continue
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            benchlib.sync(benchlib_device[0])
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+benchlib_device = ["cpu"]
+
+
+def scoring(model_dir, quantization, precision, rows, labels, n: int, rounds: int) -> dict[str, float]:
+    """Prompts/s of the batched scorer and of one prompt at a time (same code, batch 1)."""
+    import statistics
+
+    from adaptune.acceleration import prepare_for_inference
+    from adaptune.models import load_model
+    from adaptune.scoring import ScoringSettings, score_labels
+
+    model, tokenizer = load_model(model_dir, quantization)
+    prepare_for_inference(model, precision)
+    prompts = [r["prompt"] for r in rows[:n]]
+    settings = {"batched (16)": ScoringSettings(batch_size=16), "one at a time": ScoringSettings(batch_size=1)}
+    times = {name: [] for name in settings}
+    import torch
+
+    with torch.inference_mode():
+        score_labels(model, tokenizer, prompts[:2], labels)
+        for _ in range(rounds):
+            for name, s in settings.items():
+                start = time.perf_counter()
+                score_labels(model, tokenizer, prompts, labels, s)
+                times[name].append(len(prompts) / (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def compare(model_dir, quantization: str, precision: str, rows, labels, targets, rounds: int, steps: int,
+            scoring_n: int = 48, device_peak=None) -> None:
+    import tempfile
+
+    import torch
+
+    benchlib_device[0] = "cuda" if torch.cuda.is_available() else "cpu"
+    runs, flops = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in ("adaptune", "reference", "trainer"):
+            # adaptune runs at the chosen precision; the others as their users run them (fp32).
+            model, tokenizer = lora_model(model_dir, quantization, precision if name == "adaptune" else "fp32",
+                                          targets)
+            if name == "adaptune":
+                step, batch = adaptune_step(model, tokenizer, rows, labels)
+            elif name == "reference":
+                step, batch = reference_step(model, tokenizer, rows)
+            else:
+                step, batch = trainer_step(model, tokenizer, rows, steps, scratch)
+            step()  # warm-up
+            if name == "trainer":  # one call is `steps` steps
+                flops[name] = benchlib.count_flops(step, calls=1) / steps / batch
+            else:
+                flops[name] = benchlib.count_flops(step) / batch
+            runs[name] = (step, batch, name == "trainer")
+        device = benchlib_device[0]
+        peaks = device_peak or {d: benchlib.matmul_peak(d, device=device) for d in ("float32", "bfloat16")}
+        seconds = time_interleaved(runs, rounds, steps)
+    peak_mem = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else benchlib.peak_rss_mb())
+    peak = peaks["bfloat16"] if precision == "bf16" else peaks["float32"]
+    print(f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
+          f"adaptune at {precision}, the others at fp32; peak memory of the whole process {peak_mem:.0f} MB")
+    print(f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}{'samples/s':>11}{'GFLOP/sample':>14}"
+          f"{'GFLOP/s':>9}{'of peak':>9}{'adaptune is':>13}")
+    rates = {name: runs[name][1] / s for name, s in seconds.items()}
+    for name, s in seconds.items():
+        batch = runs[name][1]
+        gflops = flops[name] * batch / s / 1e9
+        this_peak = peak if name == "adaptune" else peaks["float32"]
+        print(f"{name:<22}{batch:>6}{s * 1000:>9.1f}{rates[name]:>11.2f}{flops[name] / 1e9:>14.3g}{gflops:>9.1f}"
+              f"{gflops / this_peak:>9.1%}{rates['adaptune'] / rates[name]:>12.2f}x")
+    rates = scoring(model_dir, quantization, precision, rows, labels, scoring_n, rounds)
+    print(f"{'scoring':<22}{'prompts/s':>12}{'batched is':>12}")
+    for name, rate in rates.items():
+        print(f"{name:<22}{rate:>12.1f}{rates['batched (16)'] / rate:>11.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", default="/work/models/smollm2-135m")
+    parser.add_argument("--model", default="smollm2-135m", help="its config.yaml entry (for the LoRA targets)")
+    parser.add_argument("--quantization", default="none", choices=["none", "8bit", "4bit"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import logging
+
+    import torch
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = benchlib.config()
+    entry = cfg["models"][args.model]
+    rows = benchlib.reference_rows("train", limit=400)
+    print(f"{benchlib.cpu_name()}, {args.threads} threads, machine shared with other jobs; "
+          f"{args.model} ({args.quantization}), {args.rounds} rounds x {args.steps} steps, interleaved")
+    compare(args.model_dir, args.quantization, args.precision, rows, cfg["labels"],
+            entry["attention_modules"] + entry["mlp_modules"], args.rounds, args.steps)
+
+
+if __name__ == "__main__":
+    main()

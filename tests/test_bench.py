@@ -1,0 +1,54 @@
+"""The benchmark scripts run: the GPU check in its tiny mode (on a CPU), and the bf16 probe."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_tiny_gptj_and_prints_every_approach(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
+           "ADAPTUNE_GPTJ_DIR": "", "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "absent"),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench/gpu_check.py"), "--rounds", "1", "--steps", "1",
+                           "--examples", "24"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "tiny GPT-J (random weights), 8bit, 24 prompts" in out
+    for name in ("adaptune", "reference", "trainer"):
+        row = re.search(rf"^{name}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+        assert row, f"no {name} row in:\n{out}"
+        batch, milliseconds, rate, gflop = row.groups()
+        assert int(batch) == {"adaptune": 4, "reference": 2, "trainer": 8}[name]
+        assert float(milliseconds) > 0
+        assert float(rate) == pytest.approx(int(batch) / (float(milliseconds) / 1000), rel=0.01)
+        assert float(gflop) >= 0
+    for name in ("batched (16)", "one at a time"):
+        assert re.search(rf"^{re.escape(name)}\s+[\d.]+\s+[\d.]+x$", out, re.M), out
+
+
+def test_gpu_check_refuses_a_folder_without_a_model(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench/gpu_check.py"), "--model-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert f"{tmp_path}: no config.json" in done.stderr
+
+
+def test_bf16_probe_measures_both_dtypes(one_thread):
+    import torch
+
+    from adaptune.acceleration import bf16_matmul_pays, matmul_gflops
+
+    fp32 = matmul_gflops(torch.float32, shape=(64, 64, 64), seconds=0.02)
+    bf16 = matmul_gflops(torch.bfloat16, shape=(64, 64, 64), seconds=0.02)
+    assert fp32 > 0 and bf16 > 0
+    assert bf16_matmul_pays(margin=1e9) is False  # nothing is a billion times faster
