@@ -97,7 +97,8 @@ def deep_update(base: dict, overrides: dict) -> dict:
 
 
 def tiny_pipeline_config(model_dir: Path) -> dict:
-    """The default config, shrunk: a tiny local GPT-J, small splits, one short epoch."""
+    """The default config, shrunk: a tiny local GPT-J held in 8-bit (the quantized path, which the
+    CPU default leaves out), small splits, one short epoch."""
     default = yaml.safe_load((REPO / "config.yaml").read_text())
     one_epoch = {"epochs": 1, "batch_size": 8}
     return deep_update(default, {
@@ -108,10 +109,10 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
             "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
             "mlp_modules": ["fc_in", "fc_out"],
         }},
-        "training": {"max_length": 64, "styles": ["instruction"], "approaches": {
+        "training": {"max_length": 64, "styles": ["instruction"], "quantizations": ["8bit"], "approaches": {
             "layernorm": one_epoch, "lora_attention": one_epoch, "lora_all": one_epoch,
         }},
-        "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1]}},
+        "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1], "quantization": "8bit"}},
     })
 
 
