@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -78,6 +80,15 @@ def lm_head_name(model) -> str:
         if module is head:
             return name
     raise ValueError("the model's LM head is not one of its modules")
+
+
+@contextmanager
+def _norms_accepted():
+    """PEFT warns that norm layers are an 'unsupported layer type' when LN tuning wraps them or
+    modules_to_save copies them; both are what is meant here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unsupported layer type", category=UserWarning)
+        yield
 
 
 # ---------------------------------------------------------------------------- the one place
@@ -144,7 +155,8 @@ def make_trainable(model, settings, entry: dict):
             model.enable_input_require_grads()
 
     config = peft_config(model, settings, entry)
-    model = get_peft_model(model, config)
+    with _norms_accepted():
+        model = get_peft_model(model, config)
     if settings.approach == "layernorm" and getattr(settings, "biases", None):
         base = model.get_base_model()
         for name in linear_bias_names(base):
@@ -260,7 +272,8 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
             "load it with the model it was trained on"
         )
     model, tokenizer = load_model(model_dir, quantization or record["quantization"])
-    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    with _norms_accepted():
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
     biases = Path(adapter_dir) / LINEAR_BIASES_FILE
     if biases.is_file():
         from safetensors.torch import load_file
