@@ -15,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 from tiny_model import build_tiny_model  # noqa: E402
 
 from adaptune import training  # noqa: E402
+from adaptune.adapters import load_trained  # noqa: E402
 from adaptune.io import write_json, write_jsonl  # noqa: E402
 from adaptune.training import LoraSettings, TrainSettings  # noqa: E402
 
@@ -189,8 +190,9 @@ def _trainable_names(approach, workspace, **overrides):
 
 def test_layernorm_trains_only_norms(workspace):
     model, names = _trainable_names("layernorm", workspace)
-    expected = {f"transformer.h.{i}.ln_1.{p}" for i in (0, 1) for p in ("weight", "bias")}
-    expected |= {"transformer.ln_f.weight", "transformer.ln_f.bias"}
+    tuned = "ln_tuning_layers.default"  # PEFT LN tuning trains a copy of each norm layer
+    expected = {f"base_model.model.transformer.h.{i}.ln_1.{tuned}.{p}" for i in (0, 1) for p in ("weight", "bias")}
+    expected |= {f"base_model.model.transformer.ln_f.{tuned}.weight", f"base_model.model.transformer.ln_f.{tuned}.bias"}
     assert names == expected
 
 
@@ -251,8 +253,7 @@ def test_training_writes_the_contract_outputs(trained, approach):
     meta = json.loads((out / "adapter" / "adaptune_adapter.json").read_text())
     assert meta["approach"] == approach and meta["base_model"] == "tiny-gptj"
     assert meta["labels"] == list(LABELS) and meta["template"] == TEMPLATE and meta["max_length"] == 96
-    adapter_file = "norms.safetensors" if approach == "layernorm" else "adapter_model.safetensors"
-    assert (out / "adapter" / adapter_file).is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
     import pandas as pd
 
     curves = pd.read_csv(out / "curves.csv")
@@ -286,7 +287,7 @@ def test_summary_counts_are_the_models(trained, approach):
     total = sum(p.numel() for p in model.parameters())
     assert summary["trainable_parameters"] == trainable > 0
     assert summary["total_parameters"] == total
-    base_elements = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    base_elements = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # the adapter is what trains
     assert summary["base_parameters"] == base_elements
     assert any(p.dtype == torch.int8 for p in model.parameters())
 
@@ -311,7 +312,7 @@ def test_adapter_loads_back_to_the_same_logits(trained, workspace, approach):
 
     from adaptune.training_data import Collator, encode_rows
 
-    loaded, tokenizer, meta = training.load_trained(workspace["model"], trained[approach]["out"] / "adapter")
+    loaded, tokenizer, meta = load_trained(trained[approach]["out"] / "adapter", workspace["model"])
     assert meta["approach"] == approach and not loaded.training
     examples = encode_rows(tokenizer, make_rows(6), LABELS, 96)
     batch = Collator(tokenizer.pad_token_id)(examples)
@@ -333,19 +334,19 @@ def test_load_trained_refuses_another_base(trained, workspace, tmp_path):
     other = build_tiny_model(tmp_path / "llama", "llama")
     write_json(other / "adaptune_model.json", {**ENTRY, "name": "tiny-llama"})
     with pytest.raises(ValueError, match="trained on base model 'tiny-gptj'.*holds 'tiny-llama'"):
-        training.load_trained(other, trained["lora_all"]["out"] / "adapter")
+        load_trained(trained["lora_all"]["out"] / "adapter", other)
     # same name, different architecture
     write_json(other / "adaptune_model.json", {**ENTRY, "name": "tiny-gptj"})
     with pytest.raises(ValueError, match="config hash"):
-        training.load_trained(other, trained["layernorm"]["out"] / "adapter")
+        load_trained(trained["layernorm"]["out"] / "adapter", other)
 
 
 def test_load_trained_without_adapter_is_clear(workspace, tmp_path):
     with pytest.raises(ValueError, match="no such adapter directory"):
-        training.load_trained(workspace["model"], tmp_path / "missing")
+        load_trained(tmp_path / "missing", workspace["model"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="adaptune_adapter.json missing"):
-        training.load_trained(workspace["model"], tmp_path / "empty")
+        load_trained(tmp_path / "empty", workspace["model"])
 
 
 def test_failed_training_leaves_nothing(workspace, tmp_path):
@@ -373,6 +374,6 @@ def test_nf4_base_with_8bit_adam_trains(workspace, tmp_path):
     full, _ = load_model(workspace["model"], "none")
     assert summary["base_parameters"] == count_parameters(full)
     assert summary["total_parameters"] == summary["base_parameters"] + summary["trainable_parameters"]
-    model, _, meta = training.load_trained(workspace["model"], tmp_path / "out" / "adapter")
+    model, _, meta = load_trained(tmp_path / "out" / "adapter", workspace["model"])
     assert meta["quantization"] == "4bit"
     assert any(p.__class__.__name__ == "Params4bit" for p in model.parameters())

@@ -1,14 +1,18 @@
-"""The `adaptune` command.
+"""The `adaptune` command (also `python -m adaptune`).
 
-    adaptune predict --model-dir resources/models/smollm2-135m \\
-        --adapter results/train/smollm2-135m/lora_all/instruction/adapter \\
-        [--quantization 8bit|4bit|none] [--output out.csv] (TEXT... | --file F | -)
+    adaptune predict --adapter results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\
+        [--model-dir resources/models/smollm2-135m] [--quantization 8bit|4bit|none] \\
+        [--output out.csv] (TEXT... | --file F | --file - | -)
 
 prints, for each text, the predicted label and the probability of every label (a softmax over
 the labels' log-likelihoods), tab-separated with a header; or writes them to --output as CSV.
---file reads a CSV with a `text` column (by its .csv suffix) or one text per line; `-` reads
-one text per line from stdin. Runs offline on the CPU (or the GPU when there is one), with
-the template, labels and max_length recorded with the adapter.
+--file reads a CSV with a `text` column (by its .csv suffix) or one text per line; `-` (as TEXT
+or as --file) reads one text per line from stdin. The base model is the one recorded with the
+adapter unless --model-dir names it. Runs offline on the CPU (or the GPU when there is one),
+with the template, labels and max_length recorded with the adapter.
+
+Exit status: 0 done, 2 a usage error (the command line is wrong), 1 a failure while running
+(unreadable input file, adapter or model).
 """
 
 from __future__ import annotations
@@ -19,25 +23,45 @@ import sys
 from pathlib import Path
 
 PROG = "adaptune"
+USAGE_ERROR, FAILURE = 2, 1
+# Inputs at least this long get a progress bar on stderr (when it is a terminal).
+PROGRESS_MIN_TEXTS = 64
+
+EXAMPLES = """examples:
+  adaptune predict --adapter results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\
+      "I love sunny days" "you are a clown"
+  adaptune predict --adapter ADAPTER --file tweets.csv --output labelled.csv
+  cat tweets.txt | adaptune predict --adapter ADAPTER --file -
+  adaptune predict --adapter ADAPTER --model-dir resources/models/smollm2-135m --quantization none TEXT
+"""
+
+
+class UsageError(ValueError):
+    """The command line is wrong (exit 2); reported without a traceback."""
 
 
 class InputError(ValueError):
-    """Bad input from the command line; reported without a traceback."""
+    """An input file or the adapter cannot be used (exit 1); reported without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Classify texts with a fine-tuned adapter.")
+    from adaptune import __version__
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Classify texts with a fine-tuned adapter.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     predict = commands.add_parser(
         "predict", help="classify texts with a trained adapter",
         description="Print the predicted label and per-label probabilities of each text.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; '-' reads stdin")
-    predict.add_argument("--model-dir", required=True, type=Path,
-                         help="the prepared base model, e.g. resources/models/smollm2-135m")
+    predict.add_argument("--model-dir", type=Path,
+                         help="the prepared base model (default: the one recorded with the adapter)")
     predict.add_argument("--adapter", required=True, type=Path,
-                         help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/adapter")
-    predict.add_argument("--file", type=Path, help="a CSV with a text column, or one text per line")
+                         help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/<quantization>/seed<seed>/adapter")
+    predict.add_argument("--file", help="a CSV with a text column, or one text per line; - reads stdin")
     predict.add_argument("--quantization", choices=["8bit", "4bit", "none"],
                          help="precision of the base weights (default: the one the adapter was trained with)")
     predict.add_argument("--output", type=Path, help="write a CSV here instead of printing")
@@ -48,25 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_texts(args) -> list[str]:
     """The texts to classify, from exactly one source; InputError when there are none."""
-    stdin = args.texts == ["-"]
     sources = sum([bool(args.texts), args.file is not None])
     if sources == 0:
-        raise InputError("no input: give TEXT arguments, --file F, or - to read stdin")
+        raise UsageError("no input: give TEXT arguments, --file F, or - to read stdin")
     if sources > 1:
-        raise InputError("give either TEXT arguments (or -) or --file, not both")
-    if stdin:
+        raise UsageError("give either TEXT arguments (or -) or --file, not both")
+    if args.texts == ["-"] or args.file == "-":
         texts = [line.rstrip("\r\n") for line in sys.stdin]
         texts = [t for t in texts if t.strip()]
         if not texts:
             raise InputError("stdin: no texts (expected one text per line)")
         return texts
     if args.file is not None:
-        return _read_file(args.file)
+        return _read_file(Path(args.file))
     if "-" in args.texts:
-        raise InputError("'-' (stdin) cannot be mixed with TEXT arguments")
+        raise UsageError("'-' (stdin) cannot be mixed with TEXT arguments")
     for position, text in enumerate(args.texts, start=1):
         if not text.strip():
-            raise InputError(f"TEXT argument {position} is empty")
+            raise UsageError(f"TEXT argument {position} is empty")
     return list(args.texts)
 
 
@@ -103,33 +126,35 @@ def _read_file(path: Path) -> list[str]:
 def predict(args) -> int:
     texts = read_texts(args)
     if args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.adapter.is_dir():
-        raise InputError(f"{args.adapter}: no such adapter directory")
-    if not (args.model_dir / "config.json").is_file():
-        raise InputError(f"{args.model_dir}: not a prepared model directory (no config.json)")
+        raise UsageError(f"{args.adapter}: no such adapter directory")
+    if args.model_dir is not None and not (args.model_dir / "config.json").is_file():
+        raise UsageError(f"{args.model_dir}: not a prepared model directory (no config.json)")
 
     import pandas as pd
     import torch
     from transformers.utils import logging as hf_logging
 
+    from adaptune.adapters import load_trained
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
-    from adaptune.training import load_trained
 
     hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tokenizer, meta = load_trained(args.model_dir, args.adapter, args.quantization)
+    model, tokenizer, meta = load_trained(args.adapter, args.model_dir, args.quantization)
     labels = list(meta["labels"])
     template = meta.get("template")
     if not template:
         raise InputError(f"{args.adapter}: the adapter records no prompt template; retrain it")
     completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
     prompts = [render(template, text, labels) for text in texts]
+    bar = ProgressBar(len(prompts))
     scores = score_labels(model, tokenizer, prompts, labels,
                           ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"])),
-                          completions=completions)
+                          progress=bar.update_to, completions=completions)
+    bar.close()
     probabilities = label_probabilities(scores)
     frame = pd.DataFrame({"text": texts, "predicted": [labels[i] for i in scores.argmax(axis=1)]})
     for j, label in enumerate(labels):
@@ -148,18 +173,37 @@ def predict(args) -> int:
     return 0
 
 
+class ProgressBar:
+    """tqdm on stderr for large inputs, only when stderr is a terminal (not in logs or pipes)."""
+
+    def __init__(self, total: int):
+        self._bar = None
+        if total >= PROGRESS_MIN_TEXTS and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="text", file=sys.stderr, desc=PROG)
+
+    def update_to(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the Hub
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # exits 2 on a malformed command line
     try:
-        if args.command == "predict":
-            return predict(args)
-    except (InputError, ValueError, FileNotFoundError) as error:
+        return predict(args)
+    except UsageError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+        return USAGE_ERROR
+    except (InputError, ValueError, OSError) as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return FAILURE
 
 
 if __name__ == "__main__":

@@ -113,11 +113,11 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     evaluation into outputs[split]. Uses the adapter's labels, completions and max_length."""
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings
-    from adaptune.training import load_trained
+    from adaptune.adapters import load_trained
 
     _check_splits(prompt_files, outputs)
     stopwatch = Stopwatch()
-    model, tokenizer, meta = load_trained(model_dir, adapter_dir, quantization)
+    model, tokenizer, meta = load_trained(adapter_dir, model_dir, quantization)
     labels = list(meta["labels"])
     completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
     scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]))

@@ -7,15 +7,14 @@
 The base weights stay frozen (and int8/NF4 when quantized). The loss covers the completion
 tokens only; see adaptune.training_data for the batch layout. `train` writes an output folder
 whole or not at all:
-    adapter/      PEFT adapter (lora_*) or norms.safetensors (layernorm), plus adaptune_adapter.json
+    adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus adaptune_adapter.json
     curves.csv    step, epoch, train_loss, val_loss, val_accuracy
     summary.json  parameter counts, steps, speed, memory, final metrics, provenance
-`load_trained` puts a saved adapter back on its base model.
+`adaptune.adapters.load_trained` puts a saved adapter back on its base model.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -23,15 +22,14 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from adaptune.adapters import make_trainable, save_adapter
 from adaptune.io import atomic_dir, write_csv, write_json
-from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
-ADAPTER_FILE = "adaptune_adapter.json"
-NORMS_FILE = "norms.safetensors"
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
 
 log = logging.getLogger(__name__)
@@ -138,88 +136,6 @@ def _number(value) -> bool:
 def _check(ok: bool, key: str, value, expected: str) -> None:
     if not ok:
         raise ValueError(f"training settings: {key}: got {value!r}, expected {expected}")
-
-
-# ---------------------------------------------------------------------------- trainable parameters
-
-
-def is_norm(module) -> bool:
-    """LayerNorm and RMSNorm layers, by type: torch's classes and any class named *LayerNorm or
-    *RMSNorm (transformers defines its own RMSNorm per architecture)."""
-    import torch
-
-    norm_types = tuple(t for t in (torch.nn.LayerNorm, getattr(torch.nn, "RMSNorm", None)) if t)
-    return isinstance(module, norm_types) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
-
-
-def norm_parameter_names(model) -> list[str]:
-    return [
-        f"{name}.{pname}" if name else pname
-        for name, module in model.named_modules() if is_norm(module)
-        for pname, _ in module.named_parameters(recurse=False)
-    ]
-
-
-def embedding_module_name(model) -> str:
-    """Last name component of the input embedding module (wte, embed_tokens, ...)."""
-    embedding = model.get_input_embeddings()
-    for name, module in model.named_modules():
-        if module is embedding:
-            return name.rsplit(".", 1)[-1]
-    raise ValueError("the model's input embedding is not one of its modules")
-
-
-def lora_targets(settings: TrainSettings, entry: dict, model) -> list[str]:
-    targets = list(entry["attention_modules"])
-    if settings.approach == "lora_all":
-        targets += list(entry["mlp_modules"])
-        if settings.lora.embedding:
-            targets.append(embedding_module_name(model))
-    return targets
-
-
-def make_trainable(model, settings: TrainSettings, entry: dict):
-    """Freeze the base and make the approach's parameters trainable; returns the model to train
-    (a PeftModel for LoRA)."""
-    import torch
-
-    quantized = settings.quantization != "none"
-    checkpointing = {"use_reentrant": False}
-    if quantized:
-        from peft import prepare_model_for_kbit_training
-
-        # Freezes everything and upcasts non-int8 weights to fp32. Gradient checkpointing is its
-        # default; on a CPU it only costs time, so it follows the setting.
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=settings.gradient_checkpointing,
-            gradient_checkpointing_kwargs=checkpointing,
-        )
-    else:
-        for param in model.parameters():
-            param.requires_grad = False
-        if settings.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
-            model.enable_input_require_grads()
-
-    if settings.approach == "layernorm":
-        names = norm_parameter_names(model)
-        if not names:
-            raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train")
-        for name in names:
-            param = model.get_parameter(name)
-            if param.dtype != torch.float32:
-                param.data = param.data.float()
-            param.requires_grad = True
-        return model
-
-    from peft import LoraConfig, get_peft_model
-
-    lora = settings.lora
-    config = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-        target_modules=lora_targets(settings, entry, model), task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
 
 
 # ---------------------------------------------------------------------------- the Lightning module
@@ -439,79 +355,3 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "final_val_accuracy": _last(curves, "val_accuracy"),
         "provenance": provenance(config, settings.seed, stopwatch),
     }
-
-
-# ---------------------------------------------------------------------------- saving and loading
-
-
-def save_adapter(model, settings: TrainSettings, model_dir, adapter_dir: Path, completions: dict) -> None:
-    """Write the trained parameters and adaptune_adapter.json into `adapter_dir`."""
-    adapter_dir.mkdir(parents=True, exist_ok=True)
-    if settings.approach == "layernorm":
-        from safetensors.torch import save_file
-
-        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-        save_file(state, adapter_dir / NORMS_FILE)
-    else:
-        # The vocabulary is unchanged: never copy the (large) embedding matrix into the adapter.
-        model.save_pretrained(adapter_dir, save_embedding_layers=False)
-    meta = {
-        "approach": settings.approach,
-        **model_fingerprint(model_dir),
-        "quantization": settings.quantization,
-        "style": settings.style,
-        "labels": list(settings.labels),
-        "completions": completions,
-        "template": settings.template,
-        "max_length": settings.max_length,
-        "settings": {k: v for k, v in asdict(settings).items() if k != "model"},
-    }
-    write_json(adapter_dir / ADAPTER_FILE, meta)
-
-
-def adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    adapter_dir = Path(adapter_dir)
-    path = adapter_dir / ADAPTER_FILE
-    if not adapter_dir.is_dir():
-        raise ValueError(f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)")
-    if not path.is_file():
-        raise ValueError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_trained(model_dir: str | os.PathLike, adapter_dir: str | os.PathLike, quantization: str | None = None):
-    """(model, tokenizer, meta): the base in `model_dir` loaded with `quantization` (default: the
-    one it was trained with) and the adapter in `adapter_dir` applied; eval mode."""
-    import torch
-
-    meta = adapter_meta(adapter_dir)
-    fingerprint = model_fingerprint(model_dir)
-    recorded = {k: meta.get(k) for k in fingerprint}
-    if recorded != fingerprint:
-        raise ValueError(
-            f"{adapter_dir} was trained on base model {recorded['base_model']!r} (config hash "
-            f"{str(recorded['base_model_config_hash'])[:12]}), but {model_dir} holds "
-            f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
-            "load it with the model it was trained on"
-        )
-    model, tokenizer = load_model(model_dir, quantization or meta["quantization"])
-    if meta["approach"] == "layernorm":
-        from safetensors.torch import load_file
-
-        state = load_file(Path(adapter_dir) / NORMS_FILE)
-        with torch.no_grad():
-            for name, tensor in state.items():
-                try:
-                    param = model.get_parameter(name)
-                except AttributeError:
-                    raise ValueError(f"{adapter_dir}/{NORMS_FILE}: {name!r} is not a parameter of the base model") from None
-                if param.shape != tensor.shape:
-                    raise ValueError(f"{adapter_dir}/{NORMS_FILE}: {name!r} has shape {tuple(tensor.shape)}, "
-                                     f"the model's is {tuple(param.shape)}")
-                param.data = tensor.to(device=param.device, dtype=torch.float32)
-    else:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_dir))
-    model.eval()
-    return model, tokenizer, meta

@@ -1,0 +1,7 @@
+"""`python -m adaptune`: the `adaptune` command."""
+
+import sys
+
+from adaptune.cli import main
+
+sys.exit(main())

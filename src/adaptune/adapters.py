@@ -1,0 +1,294 @@
+"""What trains, how it is saved, and how it is put back: each approach as a PEFT config.
+
+  layernorm       PEFT LN tuning on every normalization layer (found by module type)
+  lora_attention  PEFT LoRA on the attention projections (the model entry's attention_modules)
+  lora_all        LoRA on the attention and MLP projections; options add the input embedding
+                  and the LM head to the LoRA targets
+
+Options of the reference study's trainable sets: `biases` (layernorm) and `lora.biases` train
+every Linear layer's bias; `lora.norms` trains the normalization layers beside LoRA.
+
+An adapter folder is a standard PEFT folder (adapter_config.json + adapter_model.safetensors)
+that `PeftModel.from_pretrained(base, folder)` loads without adaptune, plus
+adaptune_adapter.json: the prompt template, labels and their completions, max_length,
+truncation side, precision, quantization, the base model's name and config hash, and where the
+base model lies relative to the folder. This module imports no Lightning: `adaptune predict`
+loads adapters without paying for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from adaptune.io import write_json
+from adaptune.models import load_model, model_fingerprint
+
+ADAPTER_FILE = "adaptune_adapter.json"
+# Linear biases trained beside LN tuning: PEFT's LN tuning has no option for them (see peft_config).
+LINEAR_BIASES_FILE = "linear_biases.safetensors"
+
+
+# ---------------------------------------------------------------------------- the model's parts
+
+
+def is_norm(module) -> bool:
+    """LayerNorm and RMSNorm layers, by type: torch's classes and any class named *LayerNorm or
+    *RMSNorm (transformers defines its own RMSNorm per architecture)."""
+    import torch
+
+    norm_types = tuple(t for t in (torch.nn.LayerNorm, getattr(torch.nn, "RMSNorm", None)) if t)
+    return isinstance(module, norm_types) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+
+
+def norm_module_names(model) -> list[str]:
+    """Full names of the normalization layers that hold parameters."""
+    return [name for name, module in model.named_modules()
+            if is_norm(module) and any(True for _ in module.parameters(recurse=False))]
+
+
+def linear_module_names(model) -> list[str]:
+    """Full names of the Linear layers (bitsandbytes' int8/NF4 layers subclass torch's)."""
+    import torch
+
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+
+
+def linear_bias_names(model) -> list[str]:
+    import torch
+
+    return [f"{name}.bias" for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module.bias is not None]
+
+
+def embedding_module_name(model) -> str:
+    """Full name of the input embedding module (transformer.wte, model.embed_tokens, ...)."""
+    embedding = model.get_input_embeddings()
+    for name, module in model.named_modules():
+        if module is embedding:
+            return name
+    raise ValueError("the model's input embedding is not one of its modules")
+
+
+def lm_head_name(model) -> str:
+    head = model.get_output_embeddings()
+    for name, module in model.named_modules():
+        if module is head:
+            return name
+    raise ValueError("the model's LM head is not one of its modules")
+
+
+@contextmanager
+def _norms_accepted():
+    """PEFT warns that norm layers are an 'unsupported layer type' when LN tuning wraps them or
+    modules_to_save copies them; both are what is meant here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unsupported layer type", category=UserWarning)
+        yield
+
+
+# ---------------------------------------------------------------------------- the one place
+
+
+def peft_config(model, settings, entry: dict):
+    """The PEFT config of `settings.approach` (and its options) on `model`: the one place where
+    an approach becomes a set of trainable parameters.
+
+    Module names are given in full, so a name matches exactly the modules meant and the saved
+    adapter_config.json says which they are.
+    """
+    from peft import LNTuningConfig, LoraConfig
+
+    norms = norm_module_names(model)
+    if settings.approach == "layernorm":
+        if not norms:
+            raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train")
+        # LN tuning trains a copy of each norm layer. It has no option for other layers' biases;
+        # `biases` adds them beside it (save_adapter writes them to LINEAR_BIASES_FILE).
+        return LNTuningConfig(target_modules=norms, task_type="CAUSAL_LM")
+
+    lora = settings.lora
+    targets = list(entry["attention_modules"])
+    if settings.approach == "lora_all":
+        targets += list(entry["mlp_modules"])
+        if lora.embedding:
+            targets.append(embedding_module_name(model))
+        if getattr(lora, "lm_head", None):
+            targets.append(lm_head_name(model))
+    with_norms = bool(getattr(lora, "norms", None))
+    if with_norms and not norms:
+        raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train (lora.norms)")
+    return LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+        # "all": every parameter named *bias trains: every Linear layer's bias, and the norms'
+        # biases too (which lora.norms trains anyway; the reference study set both).
+        bias="all" if getattr(lora, "biases", None) else "none",
+        modules_to_save=norms if with_norms else None,
+        task_type="CAUSAL_LM",
+    )
+
+
+def make_trainable(model, settings, entry: dict):
+    """Freeze the base and wrap it with the approach's PEFT adapter; returns the PeftModel."""
+    import torch
+    from peft import get_peft_model
+
+    checkpointing = {"use_reentrant": False}
+    if settings.quantization != "none":
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes everything and upcasts non-int8 weights to fp32. Gradient checkpointing is its
+        # default; on a CPU it only costs time, so it follows the setting.
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings.gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
+        )
+    else:
+        for param in model.parameters():
+            param.requires_grad = False
+        if settings.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+            model.enable_input_require_grads()
+
+    config = peft_config(model, settings, entry)
+    with _norms_accepted():
+        model = get_peft_model(model, config)
+    if settings.approach == "layernorm" and getattr(settings, "biases", None):
+        base = model.get_base_model()
+        for name in linear_bias_names(base):
+            param = base.get_parameter(name)
+            if param.dtype != torch.float32:
+                param.data = param.data.float()
+            param.requires_grad = True
+    return model
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def save_adapter(model, settings, model_dir, adapter_dir: Path, completions: dict) -> None:
+    """Write the trained PeftModel as a PEFT folder plus adaptune_adapter.json into `adapter_dir`."""
+    adapter_dir = Path(adapter_dir)
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    # The vocabulary is unchanged: never copy the (large) embedding matrix into the adapter.
+    model.save_pretrained(adapter_dir, save_embedding_layers=False)
+    extra = trained_beside_peft(model)
+    if extra:
+        from safetensors.torch import save_file
+
+        save_file({n: p.detach().cpu().contiguous() for n, p in extra.items()}, adapter_dir / LINEAR_BIASES_FILE)
+    write_json(adapter_dir / ADAPTER_FILE, adapter_record(settings, model_dir, adapter_dir, completions))
+
+
+def trained_beside_peft(model) -> dict:
+    """Trainable Linear biases of the base that PEFT's own state dict does not hold (those of
+    LN tuning with `biases`), by their name in the base model."""
+    from peft import get_peft_model_state_dict
+
+    held = set(get_peft_model_state_dict(model, save_embedding_layers=False))
+    base = model.get_base_model()
+    return {name: base.get_parameter(name) for name in linear_bias_names(base)
+            if base.get_parameter(name).requires_grad and f"base_model.model.{name}" not in held}
+
+
+def adapter_record(settings, model_dir, adapter_dir, completions: dict) -> dict:
+    """The contents of adaptune_adapter.json."""
+    model_dir = Path(model_dir)
+    return {
+        "approach": settings.approach,
+        **model_fingerprint(model_dir),
+        # Where the base model lies, relative to the adapter folder: the pair moves together.
+        "base_model_dir": os.path.relpath(model_dir.resolve(), Path(adapter_dir).resolve()),
+        "quantization": settings.quantization,
+        "precision": settings.precision,
+        "style": settings.style,
+        "labels": list(settings.labels),
+        "completions": completions,
+        "template": settings.template,
+        "max_length": settings.max_length,
+        "truncation_side": getattr(settings, "truncation_side", None) or "left",
+        "settings": {k: v for k, v in asdict(settings).items() if k != "model"},
+    }
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def read_record(adapter_dir: str | os.PathLike) -> dict:
+    """adaptune_adapter.json of `adapter_dir`; a clear error when it is not an adapter."""
+    adapter_dir = Path(adapter_dir)
+    path = adapter_dir / ADAPTER_FILE
+    if not adapter_dir.is_dir():
+        raise ValueError(f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)")
+    if not path.is_file():
+        raise ValueError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def base_model_dir(adapter_dir: str | os.PathLike, record: dict | None = None) -> Path:
+    """The base model recorded with the adapter, resolved from the adapter folder."""
+    record = record if record is not None else read_record(adapter_dir)
+    relative = record.get("base_model_dir")
+    if not relative:
+        raise ValueError(f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; give the base model's directory")
+    path = (Path(adapter_dir) / relative).resolve()
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"{adapter_dir}: its base model {record.get('base_model')!r} was recorded at {relative} "
+            f"(relative to the adapter), i.e. {path}, which holds no prepared model; "
+            "give the base model's directory"
+        )
+    return path
+
+
+def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
+                 quantization: str | None = None, precision: str | None = None):
+    """(model, tokenizer, record): the adapter in `adapter_dir` on its base model, eval mode.
+
+    model_dir: the base model (default: the one the record names, relative to the adapter);
+    quantization: of the base weights (default: the one it was trained with);
+    precision: recorded in the returned record for the scorer (default: the trained one).
+    A base other than the one it was trained on is refused.
+    """
+    import torch
+    from peft import PeftModel
+
+    record = read_record(adapter_dir)
+    model_dir = Path(model_dir) if model_dir is not None else base_model_dir(adapter_dir, record)
+    fingerprint = model_fingerprint(model_dir)
+    recorded = {k: record.get(k) for k in fingerprint}
+    if recorded != fingerprint:
+        raise ValueError(
+            f"{adapter_dir} was trained on base model {recorded['base_model']!r} (config hash "
+            f"{str(recorded['base_model_config_hash'])[:12]}), but {model_dir} holds "
+            f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
+            "load it with the model it was trained on"
+        )
+    model, tokenizer = load_model(model_dir, quantization or record["quantization"])
+    with _norms_accepted():
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    biases = Path(adapter_dir) / LINEAR_BIASES_FILE
+    if biases.is_file():
+        from safetensors.torch import load_file
+
+        base = model.get_base_model()
+        with torch.no_grad():
+            for name, tensor in load_file(biases).items():
+                try:
+                    param = base.get_parameter(name)
+                except AttributeError:
+                    raise ValueError(f"{biases}: {name!r} is not a parameter of the base model") from None
+                if param.shape != tensor.shape:
+                    raise ValueError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
+                                     f"the model's is {tuple(param.shape)}")
+                param.data = tensor.to(device=param.device, dtype=torch.float32)
+    model.eval()
+    record = {**record, "model_dir": str(model_dir), "precision": precision or record.get("precision")}
+    return model, tokenizer, record
