@@ -128,7 +128,9 @@ def predict(args) -> int:
     completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
     prompts = [render(template, text, labels) for text in texts]
     scores = score_labels(model, tokenizer, prompts, labels,
-                          ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"])),
+                          ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"]),
+                                          truncation_side=meta.get("settings", {}).get("truncation_side"),
+                                          precision=meta.get("settings", {}).get("precision", "32-true")),
                           completions=completions)
     probabilities = label_probabilities(scores)
     frame = pd.DataFrame({"text": texts, "predicted": [labels[i] for i in scores.argmax(axis=1)]})
