@@ -25,8 +25,9 @@ def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     Elsewhere torch emulates bf16 and it is slower than fp32."""
     import torch
 
-    capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", ...
-    if capability.startswith("AVX512") and "BF16" in capability or "AMX" in capability:
+    # torch names the widest vector unit it dispatches to ("AVX512", "AVX2", ...); newer builds
+    # name AMX. Older ones do not tell AVX-512 with BF16 apart, hence the flags.
+    if "AMX" in torch.backends.cpu.get_cpu_capability():
         return True
     return bool(cpu_flags(cpuinfo) & set(BF16_CPU_FLAGS))
 

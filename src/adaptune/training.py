@@ -334,6 +334,7 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "approach": settings.approach,
         "style": settings.style,
         "quantization": settings.quantization,
+        "precision": settings.precision,  # resolved: what training ran under
         "trainable_parameters": trainable,
         # Every parameter of the trained model (base + adapter), each counted once, by element
         # (int8 weights one per element, NF4 weights by their unpacked shape).
