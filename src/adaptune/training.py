@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -243,7 +242,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     summary.json into `out_dir` (all or nothing). Returns the summary."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import TQDMProgressBar
+    from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
     from adaptune.hardware import resolve_precision
@@ -277,8 +276,18 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     timer = TrainTimer()
 
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="adaptune-train-") as scratch, atomic_dir(out_dir) as tmp:
-        logger = CSVLogger(scratch, name="", version="", flush_logs_every_n_steps=settings.log_every_n_steps)
+    clear_stale_scratch(out_dir)
+    checkpoints = out_dir / "checkpoints" / run_fingerprint(settings, model_dir, train_prompts, val_prompts)
+    resume_from = latest_checkpoint(out_dir / "checkpoints", checkpoints)
+    # The checkpoints live inside out_dir, which the finished outputs replace whole: they go then.
+    with atomic_dir(out_dir) as tmp:
+        logger = CSVLogger(checkpoints, name="", version="", flush_logs_every_n_steps=1)
+        if resume_from is not None:
+            log.info("resuming from %s", resume_from)
+            _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
+        saver = ModelCheckpoint(dirpath=checkpoints, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
+                                save_top_k=1, monitor="step", mode="max", save_weights_only=False,
+                                enable_version_counter=False, auto_insert_metric_name=False)
         trainer = pl.Trainer(
             max_epochs=settings.epochs,
             max_steps=settings.max_steps or -1,
@@ -289,25 +298,71 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             deterministic=True if not torch.cuda.is_available() else "warn",
             logger=logger,
             # tqdm rather than rich: it writes as it goes, also into a log file.
-            callbacks=[timer, TQDMProgressBar(refresh_rate=settings.log_every_n_steps)],
+            callbacks=[timer, saver, TQDMProgressBar(refresh_rate=settings.log_every_n_steps)],
             log_every_n_steps=settings.log_every_n_steps,
             val_check_interval=1.0 / settings.val_checks_per_epoch,
-            enable_checkpointing=False,
+            enable_checkpointing=True,
             enable_model_summary=False,  # it prints to stdout; the counts are logged below
             num_sanity_val_steps=0,
-            default_root_dir=scratch,
+            default_root_dir=checkpoints,
         )
-        if settings.validate_first:
+        if settings.validate_first and resume_from is None:
             trainer.validate(module, datamodule=data, verbose=False)
             module.train()
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
         curves = read_curves(Path(logger.log_dir) / "metrics.csv")
         save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
         write_csv(tmp / "curves.csv", curves)
         summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
                            count_parameters(module.model), base_parameters, stopwatch)
+        summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def clear_stale_scratch(out_dir: Path) -> None:
+    """Remove the hidden scratch folders an interrupted atomic write left beside `out_dir`."""
+    import shutil
+
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_fingerprint(settings: TrainSettings, model_dir, train_prompts, val_prompts) -> str:
+    """A digest of what a run's result depends on; a checkpoint is resumed only under the same one."""
+    import hashlib
+
+    from adaptune.io import sha256_of
+
+    parts = {"settings": asdict(settings), "model": model_fingerprint(model_dir),
+             "train": sha256_of(train_prompts), "val": sha256_of(val_prompts)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def latest_checkpoint(root: Path, run_dir: Path) -> str | None:
+    """The newest checkpoint of this run; other runs' checkpoint folders are deleted."""
+    import shutil
+
+    if root.is_dir():
+        for other in root.iterdir():
+            if other != run_dir:
+                shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
+    found = sorted(run_dir.glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+def _checkpoint_step(path) -> int:
+    return int(Path(path).stem.removeprefix("step"))
+
+
+def _drop_rows_after(metrics_csv: Path, step: int) -> None:
+    """Keep the logged rows up to the checkpoint's step: the later ones are logged again."""
+    import pandas as pd
+
+    if metrics_csv.is_file():
+        frame = pd.read_csv(metrics_csv)
+        frame[frame["step"] < step].to_csv(metrics_csv, index=False)
 
 
 def read_curves(metrics_csv: Path):

@@ -138,6 +138,29 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         return len(self.lengths)
 
 
+class ResumableLoader(DataLoader):
+    """A DataLoader that resumes mid-epoch: given `resume` (epoch, batches done), its passes over
+    that epoch skip those batches of the epoch's seeded order. Lightning may start a pass more
+    than once while it restores, so the skip holds for the whole epoch."""
+
+    def __init__(self, *args, resume: tuple[int, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+        if resume is not None:
+            self.sampler.set_epoch(resume[0])
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        if self.resume is not None:
+            epoch, skip = self.resume
+            if self.sampler.epoch != epoch:
+                self.resume = None
+            else:
+                for _ in range(skip):
+                    next(iterator, None)
+        return iterator
+
+
 class PromptDataModule(pl.LightningDataModule):
     """Train and validation prompts of one style, tokenized once."""
 
@@ -153,6 +176,7 @@ class PromptDataModule(pl.LightningDataModule):
         self.max_length = max_length
         self.seed = seed
         self.collate = Collator(pad_token_id(tokenizer))
+        self._resume: tuple[int, int] | None = None  # set when Lightning restores a checkpoint
         train_rows = read_prompts(self.train_path, self.labels)
         val_rows = read_prompts(self.val_path, self.labels)
         # The label set scored for validation accuracy is read off the validation completions.
@@ -163,11 +187,21 @@ class PromptDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
-        return DataLoader(
+        return ResumableLoader(
             ExampleDataset(self.train_examples), batch_size=self.batch_size,
             sampler=LengthGroupedSampler(lengths, self.batch_size, self.seed),
-            collate_fn=self.collate,
+            collate_fn=self.collate, resume=self._resume,
         )
+
+    def state_dict(self) -> dict:
+        """Where training stands in the data, saved in checkpoints: checkpoints are written at the
+        end of a training batch, once it is processed."""
+        loop = self.trainer.fit_loop
+        return {"epoch": loop.epoch_progress.current.processed,
+                "batches_done": loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         # Sorted by length: least padding, and validation needs no shuffling.

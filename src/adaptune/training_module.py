@@ -25,6 +25,18 @@ class CompletionLM(pl.LightningModule):
         self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
+        # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
+        self.strict_loading = False
+
+    def on_save_checkpoint(self, checkpoint):
+        trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["epoch_train_losses"] = list(self.epoch_train_losses)
+        checkpoint["epoch_losses"] = list(self._epoch_losses)
+
+    def on_load_checkpoint(self, checkpoint):
+        self.epoch_train_losses = list(checkpoint.get("epoch_train_losses", []))
+        self._epoch_losses = list(checkpoint.get("epoch_losses", []))
 
     def completion_logits(self, batch):
         """Logits of the last completion_length + 1 positions: those that predict the
