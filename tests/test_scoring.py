@@ -100,3 +100,42 @@ def test_empty_and_invalid_settings(tiny):
         ScoringSettings(batch_size=0)
     with pytest.raises(ValueError, match="tokenize differently"):
         completion_ids(tokenizer, ["hate", "hate"])
+
+
+def test_vocabulary_argmax_names_the_label_whose_token_tops_the_whole_vocabulary(tiny):
+    from adaptune.scoring import score_with_vocab
+
+    model, tokenizer = tiny
+    settings = ScoringSettings(batch_size=3, max_length=MAX_LENGTH)
+    scores, choice = score_with_vocab(model, tokenizer, PROMPTS, SINGLE, settings)
+    label_tokens = [ids[0] for ids in completion_ids(tokenizer, SINGLE)]
+    with torch.inference_mode():
+        for row, prompt in enumerate(PROMPTS):
+            ids = encode_prompts(tokenizer, [prompt], MAX_LENGTH)[0]
+            top = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            expected = label_tokens.index(top) if top in label_tokens else -1
+            assert choice[row] == expected
+    np.testing.assert_allclose(scores, score_labels(model, tokenizer, PROMPTS, SINGLE, settings))
+    # Labels of several tokens have no single label position: no vocabulary argmax.
+    assert score_with_vocab(model, tokenizer, PROMPTS, MULTI, settings)[1] is None
+
+
+def test_right_truncation_keeps_the_start_of_a_long_prompt(tiny):
+    _, tokenizer = tiny
+    long_prompt = PROMPTS[4]
+    full = encode_prompts(tokenizer, [long_prompt], 10_000)[0]
+    left = encode_prompts(tokenizer, [long_prompt], 16, "left")[0]
+    right = encode_prompts(tokenizer, [long_prompt], 16, "right")[0]
+    assert len(left) == len(right) == 16
+    assert right == full[:16] and left[-8:] == full[-8:] and left != right
+    with pytest.raises(ValueError, match="truncation_side"):
+        encode_prompts(tokenizer, [long_prompt], 16, "middle")
+
+
+def test_bf16_scoring_runs_under_autocast_and_stays_close_to_fp32(tiny):
+    model, tokenizer = tiny
+    fp32 = score_labels(model, tokenizer, PROMPTS, SINGLE, ScoringSettings(batch_size=4, max_length=MAX_LENGTH))
+    bf16 = score_labels(model, tokenizer, PROMPTS, SINGLE,
+                        ScoringSettings(batch_size=4, max_length=MAX_LENGTH, precision="bf16-mixed"))
+    assert not np.array_equal(fp32, bf16)  # the autocast really changed the arithmetic
+    np.testing.assert_allclose(bf16, fp32, atol=0.1)

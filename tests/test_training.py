@@ -62,6 +62,21 @@ def settings(approach: str, **overrides) -> TrainSettings:
 # ---------------------------------------------------------------------------- settings
 
 
+def test_settings_carry_the_schema_keys_for_truncation_and_extra_trainables():
+    s = TrainSettings.from_params({
+        "approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "truncation_side": "right",
+        "checkpoint_every_n_steps": 7,
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "lm_head": True, "norms": True, "biases": False},
+    })
+    assert s.truncation_side == "right" and s.checkpoint_every_n_steps == 7 and s.precision == "auto"
+    assert (s.lora.lm_head, s.lora.norms, s.lora.biases) == (True, True, False)
+    assert TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1,
+                                      "biases": True}).biases is True
+    with pytest.raises(ValueError, match="truncation_side: got 'middle'"):
+        TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1,
+                                   "truncation_side": "middle"})
+
+
 def test_settings_from_rule_params():
     params = {"approach": "lora_all", "learning_rate": 3e-4, "epochs": 2, "batch_size": 8, "enabled": True,
               "weight_decay": 0.0, "warmup_ratio": 0.1, "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "embedding": True},
@@ -168,7 +183,9 @@ def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspac
     rows[1]["prompt"] += " and a much longer tail of words to force padding"
     examples = encode_rows(tokenizer, rows, LABELS, max_length=96)
     batch = Collator(tokenizer.pad_token_id)(examples)
-    module = training._lightning_module_class()(model, settings("lora_all"), [0, 1, 2])
+    from adaptune.training_module import CompletionLM
+
+    module = CompletionLM(model, settings("lora_all"), [0, 1, 2])
     with torch.no_grad():
         kept = module.completion_logits(batch)
         for i, example in enumerate(examples):
@@ -266,6 +283,10 @@ def test_training_writes_the_contract_outputs(trained, approach):
                 "final_train_loss", "final_val_loss", "final_val_accuracy", "provenance"):
         assert summary[key] is not None, key
     assert summary["steps"] == 12 and summary["epochs"] == 2 and summary["quantization"] == "8bit"
+    # The precision is recorded as resolved, in the summary and in the adapter record.
+    from adaptune.hardware import resolve_precision
+
+    assert summary["precision"] == meta["settings"]["precision"] == resolve_precision("auto") != "auto"
 
 
 @pytest.mark.parametrize("approach", training.APPROACHES)

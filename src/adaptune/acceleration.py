@@ -52,14 +52,20 @@ def matmul_gflops(dtype, device: str = "cpu", shape=PROBE_SHAPE, seconds: float 
     return 2 * m * k * n / best / 1e9
 
 
-def bf16_matmul_pays(device: str = "cpu", margin: float = 1.2) -> bool:
+def bf16_matmul_pays(device: str = "cpu", margin: float = 1.2, rounds: int = 5) -> bool:
     """Whether bfloat16 matmuls on `device` run at least `margin` times float32's speed, measured
-    now (about 0.2 s). A CUDA device that supports bf16 is taken to (its tensor cores do)."""
+    now (about 1 s): the two dtypes are timed in turns and the median ratio decides, so that a
+    burst of load from another process does not flip the answer. A CUDA device that supports bf16
+    is taken to (its tensor cores do)."""
+    import statistics
+
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
-    return matmul_gflops(torch.bfloat16, device) >= margin * matmul_gflops(torch.float32, device)
+    ratios = [matmul_gflops(torch.bfloat16, device) / matmul_gflops(torch.float32, device)
+              for _ in range(rounds)]
+    return statistics.median(ratios) >= margin
 
 
 def wants_bf16(precision: str) -> bool:

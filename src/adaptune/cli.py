@@ -152,7 +152,9 @@ def predict(args) -> int:
     prompts = [render(template, text, labels) for text in texts]
     bar = ProgressBar(len(prompts))
     scores = score_labels(model, tokenizer, prompts, labels,
-                          ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"])),
+                          ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"]),
+                                          truncation_side=meta["truncation_side"],
+                                          precision=meta["precision"]),
                           progress=bar.update_to, completions=completions)
     bar.close()
     probabilities = label_probabilities(scores)

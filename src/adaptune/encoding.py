@@ -15,10 +15,14 @@ def bos_prefix(tokenizer) -> list[int]:
     return [bos] if probe and probe[0] == bos else []
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str], max_length: int) -> list[list[int]]:
+def encode_prompts(tokenizer, prompts: Sequence[str], max_length: int,
+                   truncation_side: str | None = None) -> list[list[int]]:
     """Token ids of each prompt, at most `max_length`, cut from the left (the end of the message
-    and the template's tail survive); the tokenizer's BOS, if it adds one, is kept in front. No
+    and the template's tail survive; unset means left) or, with truncation_side "right", from the
+    right (the reference study's way); the tokenizer's BOS, if it adds one, is kept in front. No
     end-of-sequence token: the completion follows."""
+    if truncation_side not in (None, "left", "right"):
+        raise ValueError(f"truncation_side must be left or right, got {truncation_side!r}")
     bos = bos_prefix(tokenizer)
     keep = max_length - len(bos)
     if keep < 1:
@@ -26,6 +30,8 @@ def encode_prompts(tokenizer, prompts: Sequence[str], max_length: int) -> list[l
     if not prompts:
         return []
     encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    if truncation_side == "right":
+        return [bos + ids[:keep] for ids in encoded]
     return [bos + ids[-keep:] for ids in encoded]
 
 

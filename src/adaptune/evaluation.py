@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptune.metrics import evaluation_record, system_info, write_evaluation
-from adaptune.prompts import read_prompts
+from adaptune.prompts import completion, read_prompts
 from adaptune.provenance import Stopwatch, provenance
 
 
@@ -52,7 +52,9 @@ class EvaluationSettings:
         )
 
 
-def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str]) -> pd.DataFrame:
+def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str], vocab_choice=None) -> pd.DataFrame:
+    """One row per record: gold, predicted, each label's score; with `vocab_choice` (label index
+    of the whole-vocabulary argmax, -1 for none) also predicted_vocab ("" where no label won)."""
     from adaptune.scoring import predicted_labels
 
     frame = pd.DataFrame({
@@ -61,6 +63,8 @@ def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str]) ->
         "gold": [r["label"] for r in records],
         "predicted": predicted_labels(scores, labels),
     })
+    if vocab_choice is not None:
+        frame["predicted_vocab"] = [labels[j] if j >= 0 else "" for j in vocab_choice]
     for j, label in enumerate(labels):
         frame[f"score_{label}"] = scores[:, j]
     return frame
@@ -70,7 +74,7 @@ def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[st
                   prompts: Sequence[str] | None = None, completions: Sequence[str] | None = None,
                   ) -> tuple[pd.DataFrame, float]:
     """(predictions frame, examples per second) of the records' prompts (or `prompts`)."""
-    from adaptune.scoring import score_labels
+    from adaptune.scoring import score_with_vocab
 
     prompts = list(prompts) if prompts is not None else [r["prompt"] for r in records]
     total = len(prompts)
@@ -83,8 +87,8 @@ def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[st
             log.info("scored %d/%d prompts", done, total)
 
     clock = Stopwatch()
-    scores = score_labels(model, tokenizer, prompts, labels, settings, progress, completions)
-    return predictions_frame(records, scores, labels), total / max(clock.seconds, 1e-9)
+    scores, vocab_choice = score_with_vocab(model, tokenizer, prompts, labels, settings, progress, completions)
+    return predictions_frame(records, scores, labels, vocab_choice), total / max(clock.seconds, 1e-9)
 
 
 def _write(out_dir, frame, system, split, labels, settings: EvaluationSettings, speed, config_section, stopwatch):
@@ -93,6 +97,10 @@ def _write(out_dir, frame, system, split, labels, settings: EvaluationSettings, 
         examples_per_second=speed, provenance=provenance(config_section, settings.seed, stopwatch),
         bootstrap_samples=settings.bootstrap_samples, seed=settings.seed,
     )
+    if "predicted_vocab" in frame:
+        # The reference study's metric: right only where the label's token is the most likely
+        # token of the whole vocabulary.
+        record["vocab_argmax_accuracy"] = float((frame["predicted_vocab"] == frame["gold"]).mean())
     write_evaluation(out_dir, frame, record)
     log.info("%s %s: accuracy %.3f, macro-F1 %.3f (n=%d, %.1f examples/s)", system["name"], split,
              record["accuracy"], record["macro_f1"], record["n"], speed)
@@ -119,12 +127,17 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     stopwatch = Stopwatch()
     model, tokenizer, meta = load_trained(adapter_dir, model_dir, quantization)
     labels = list(meta["labels"])
-    completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
-    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]))
+    completions = [meta.get("completions", {}).get(label, completion(label)) for label in labels]
+    trained = meta.get("settings", {})
+    # Scored under the precision the adapter was trained with (resolved; older records: fp32).
+    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]),
+                              truncation_side=trained.get("truncation_side"),
+                              precision=trained.get("precision", "32-true"))
     system = system_info(meta["base_model"], meta["approach"], name, meta.get("style"), None,
                          quantization or meta["quantization"])
     section = {**config_section, "adapter": {k: meta.get(k) for k in
-                                             ("approach", "base_model", "quantization", "style", "max_length")}}
+                                             ("approach", "base_model", "quantization", "style", "max_length")},
+               "precision": scoring.precision}
     results = {}
     for split, path in prompt_files.items():
         records = read_prompts(path, labels)
@@ -142,9 +155,13 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
 def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prompts: str | os.PathLike,
                      prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
                      k: int, labels: Sequence[str], style: str, settings: EvaluationSettings, name: str,
-                     config_section: dict, fixed: Sequence[dict] | None = None) -> dict[str, dict]:
+                     config_section: dict, fixed: Sequence[dict] | None = None,
+                     precision: str = "32-true") -> dict[str, dict]:
     """Score each split with the base model and k demonstrations per query from `train_prompts`
-    (or the `fixed` demonstrations, records with prompt, completion and id, for every query)."""
+    (or the `fixed` demonstrations, records with prompt, completion and id, for every query),
+    under `precision` (a Lightning precision; "auto" is resolved for this machine)."""
+    from adaptune.hardware import resolve_precision
+
     from adaptune.fewshot import build_fewshot_prompts
     from adaptune.models import load_model, model_entry
     from adaptune.scoring import ScoringSettings
@@ -157,7 +174,9 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
     pool = read_prompts(train_prompts, labels)
     model, tokenizer = load_model(model_dir, quantization)
     model.eval()
-    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=settings.fewshot_max_length)
+    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=settings.fewshot_max_length,
+                              precision=resolve_precision(precision))
+    config_section = {**config_section, "precision": scoring.precision}
     system = system_info(model_entry(model_dir)["name"], "fewshot", name, style, k, quantization)
     results = {}
     for split, path in prompt_files.items():

@@ -22,17 +22,21 @@ their last digits with the batch a prompt lands in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from adaptune.encoding import encode_prompts
+from adaptune.prompts import completion
 
 
 @dataclass(frozen=True)
 class ScoringSettings:
     batch_size: int = 16      # sequences per forward pass
     max_length: int = 96      # prompt tokens kept, special tokens included
+    truncation_side: str | None = None  # which end of a long prompt is cut (unset: the start)
+    precision: str = "32-true"  # a resolved Lightning precision; bf16 ones score under autocast
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -43,7 +47,7 @@ class ScoringSettings:
 
 def completion_ids(tokenizer, labels: Sequence[str], completions: Sequence[str] | None = None) -> list[list[int]]:
     """Token ids of each label's completion (default " <label>")."""
-    completions = completions or [" " + label for label in labels]
+    completions = completions or [completion(label) for label in labels]
     if len(completions) != len(labels):
         raise ValueError(f"{len(labels)} labels but {len(completions)} completions")
     ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in completions]
@@ -69,12 +73,43 @@ def score_labels(
     number of prompts done so far."""
     if not prompts:
         return np.zeros((0, len(labels)))
-    prompt_ids = encode_prompts(tokenizer, prompts, settings.max_length)
+    return score_with_vocab(model, tokenizer, prompts, labels, settings, progress, completions)[0]
+
+
+def score_with_vocab(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    labels: Sequence[str],
+    settings: ScoringSettings = ScoringSettings(),
+    progress: Callable[[int], None] | None = None,
+    completions: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores as score_labels gives them, vocabulary argmax): where every label is one token,
+    the second is, per prompt, the index of the label whose token is the most likely token of the
+    whole vocabulary at the label position, or -1 where it is no label's; None otherwise."""
+    if not prompts:
+        return np.zeros((0, len(labels))), None
+    prompt_ids = encode_prompts(tokenizer, prompts, settings.max_length, settings.truncation_side)
     label_ids = completion_ids(tokenizer, labels, completions)
-    if all(len(ids) == 1 for ids in label_ids):
-        return _score_single_token(model, tokenizer, prompt_ids, [ids[0] for ids in label_ids],
-                                   settings.batch_size, progress)
-    return _score_sequences(model, tokenizer, prompt_ids, label_ids, settings.batch_size, progress)
+    with _autocast(model, settings.precision):
+        if all(len(ids) == 1 for ids in label_ids):
+            return _score_single_token(model, tokenizer, prompt_ids, [ids[0] for ids in label_ids],
+                                       settings.batch_size, progress)
+        return _score_sequences(model, tokenizer, prompt_ids, label_ids, settings.batch_size, progress), None
+
+
+def _autocast(model, precision: str):
+    """torch.autocast for a bf16/fp16 precision on the model's device type; else nothing."""
+    import torch
+
+    from adaptune.hardware import autocast_dtype
+
+    dtype = autocast_dtype(precision)
+    if dtype is None:
+        return nullcontext()
+    device_type = model.get_input_embeddings().weight.device.type
+    return torch.autocast(device_type=device_type, dtype=dtype)
 
 
 def predicted_labels(scores: np.ndarray, labels: Sequence[str]) -> list[str]:
@@ -89,20 +124,33 @@ def label_probabilities(scores: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+def label_log_probs(logits, label_tokens):
+    """(log-softmax over the vocabulary in float64, its columns of `label_tokens`) of logits at
+    label positions, shape (rows, vocabulary): the single-token scores, also used by training's
+    validation accuracy."""
+    import torch
+
+    log_probs = torch.log_softmax(logits.double(), dim=-1)
+    return log_probs, log_probs[:, label_tokens.to(log_probs.device)]
+
+
 def _score_single_token(model, tokenizer, prompt_ids, label_tokens, batch_size, progress):
     import torch
 
     scores = np.zeros((len(prompt_ids), len(label_tokens)))
+    vocab_choice = np.full(len(prompt_ids), -1)
     order = _by_length([len(ids) for ids in prompt_ids])
     targets = torch.tensor(label_tokens)
     with torch.inference_mode():
         for done, batch in _batches(order, batch_size):
             logits = _forward(model, tokenizer, [prompt_ids[i] for i in batch], keep=1)
-            log_probs = torch.log_softmax(logits[:, -1, :].double(), dim=-1)
-            scores[batch] = log_probs[:, targets.to(log_probs.device)].double().cpu().numpy()
+            log_probs, label_scores = label_log_probs(logits[:, -1, :], targets)
+            scores[batch] = label_scores.cpu().numpy()
+            top = log_probs.argmax(-1).cpu()
+            vocab_choice[batch] = [label_tokens.index(t) if t in label_tokens else -1 for t in top.tolist()]
             if progress:
                 progress(done)
-    return scores
+    return scores, vocab_choice
 
 
 def _score_sequences(model, tokenizer, prompt_ids, label_ids, batch_size, progress):
@@ -132,28 +180,10 @@ def _score_sequences(model, tokenizer, prompt_ids, label_ids, batch_size, progre
 
 
 def _forward(model, tokenizer, sequences: list[list[int]], keep: int):
-    """Logits of the last `keep` positions of left-padded `sequences`."""
-    import torch
+    """Logits of the last `keep` positions of `sequences` in the training batch layout."""
+    from adaptune.batches import last_logits, left_padded, pad_token_id
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    pad = 0 if pad is None else pad
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        attention_mask[row, width - len(ids):] = 1
-    # Positions count real tokens only, so a padded prompt is scored as if it stood alone.
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    device = model.get_input_embeddings().weight.device
-    output = model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
-        position_ids=position_ids.to(device),
-        use_cache=False,
-        logits_to_keep=keep,
-    )
-    return output.logits
+    return last_logits(model, left_padded(sequences, pad_token_id(tokenizer)), keep)
 
 
 def _by_length(lengths: list[int]) -> list[int]:

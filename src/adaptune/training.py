@@ -5,7 +5,8 @@
   lora_all        LoRA on attention and MLP projections (lm_head excluded), optionally the input embedding
 
 The base weights stay frozen (and int8/NF4 when quantized). The loss covers the completion
-tokens only; see adaptune.training_data for the batch layout. `train` writes an output folder
+tokens only; see adaptune.batches for the batch layout and adaptune.training_module for the
+LightningModule. `train` writes an output folder
 whole or not at all:
     adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus adaptune_adapter.json
     curves.csv    step, epoch, train_loss, val_loss, val_accuracy
@@ -17,9 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from adaptune.adapters import make_trainable, save_adapter
@@ -28,7 +28,7 @@ from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_e
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
 
@@ -44,12 +44,18 @@ class LoraSettings:
     alpha: float = 16
     dropout: float = 0.05
     embedding: bool = False  # also adapt the input embedding (lora_all only)
+    # Unset in the schema means "no"; the reference study set all three.
+    lm_head: bool | None = None  # also adapt the LM head (lora_all only)
+    norms: bool | None = None    # also train the normalization layers
+    biases: bool | None = None   # also train the Linear layers' biases
 
     def __post_init__(self):
         _check(isinstance(self.r, int) and self.r >= 1, "lora.r", self.r, "an integer >= 1")
         _check(_number(self.alpha) and self.alpha > 0, "lora.alpha", self.alpha, "a number > 0")
         _check(_number(self.dropout) and 0 <= self.dropout < 1, "lora.dropout", self.dropout, "in [0, 1)")
-        _check(isinstance(self.embedding, bool), "lora.embedding", self.embedding, "true or false")
+        for key in ("embedding", "lm_head", "norms", "biases"):
+            value = getattr(self, key)
+            _check(value is None or isinstance(value, bool), f"lora.{key}", value, "true or false")
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class TrainSettings:
     warmup_ratio: float = 0.1
     lora: LoraSettings | None = None
     seed: int = 42
-    precision: str = "32-true"
+    precision: str = "auto"  # resolved by adaptune.hardware.resolve_precision when training starts
     optimizer: str = "adamw"
     max_length: int = 96
     gradient_checkpointing: bool = False
@@ -80,11 +86,14 @@ class TrainSettings:
     validate_first: bool = True
     val_checks_per_epoch: int = 1  # 2 scores the validation split every half epoch
     max_steps: int | None = None  # stop early (tests, benchmarks); None trains all epochs
+    checkpoint_every_n_steps: int = 50
+    truncation_side: str | None = None  # which end of a long prompt is cut; unset keeps the end
+    biases: bool | None = None  # layernorm: also train the Linear layers' biases
 
     def __post_init__(self):
         _check(self.approach in APPROACHES, "approach", self.approach, f"one of {list(APPROACHES)}")
         _check(_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
-        for key in ("epochs", "batch_size", "log_every_n_steps", "val_checks_per_epoch"):
+        for key in ("epochs", "batch_size", "log_every_n_steps", "val_checks_per_epoch", "checkpoint_every_n_steps"):
             value = getattr(self, key)
             _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
         _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
@@ -93,6 +102,8 @@ class TrainSettings:
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
         _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
+        _check(self.truncation_side in (None, "left", "right"), "truncation_side", self.truncation_side, "left or right")
+        _check(self.biases is None or isinstance(self.biases, bool), "biases", self.biases, "true or false")
         _check(self.quantization in QUANTIZATIONS, "quantization", self.quantization, f"one of {list(QUANTIZATIONS)}")
         _check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", self.labels, "two or more distinct names")
         _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1), "max_steps", self.max_steps, "None or an integer >= 1")
@@ -138,105 +149,6 @@ def _check(ok: bool, key: str, value, expected: str) -> None:
         raise ValueError(f"training settings: {key}: got {value!r}, expected {expected}")
 
 
-# ---------------------------------------------------------------------------- the Lightning module
-
-
-def _lightning_module_class():
-    """Defined on first use so that importing adaptune.training stays light."""
-    import pytorch_lightning as pl
-    import torch
-    import torch.nn.functional as F
-
-    class CompletionLM(pl.LightningModule):
-        """Causal LM trained on completion tokens; validation also scores the label words."""
-
-        def __init__(self, model, settings: TrainSettings, label_token_ids: list[int]):
-            super().__init__()
-            self.model = model
-            self.settings = settings
-            self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
-            self._epoch_losses: list[float] = []
-            self.epoch_train_losses: list[float] = []
-
-        def completion_logits(self, batch):
-            """Logits of the last completion_length + 1 positions: those that predict the
-            completion tokens (and one past, unused)."""
-            keep = int(batch["completion_length"]) + 1
-            output = self.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False,
-            )
-            return output.logits
-
-        def completion_loss(self, logits, batch):
-            width = int(batch["completion_length"])
-            targets = batch["labels"][:, -width:]
-            predictions = logits[:, :-1].float()
-            return F.cross_entropy(predictions.reshape(-1, predictions.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
-
-        def training_step(self, batch, batch_idx):
-            loss = self.completion_loss(self.completion_logits(batch), batch)
-            size = batch["input_ids"].size(0)
-            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
-            self._epoch_losses.append(loss.item())
-            return loss
-
-        def on_train_epoch_end(self):
-            if self._epoch_losses:
-                self.epoch_train_losses.append(sum(self._epoch_losses) / len(self._epoch_losses))
-            self._epoch_losses = []
-
-        def validation_step(self, batch, batch_idx):
-            logits = self.completion_logits(batch)
-            loss = self.completion_loss(logits, batch)
-            # The label position predicts a row's first completion token; with the completion at
-            # the row's end it is kept position (completion_length - that row's length).
-            rows = torch.arange(logits.size(0), device=logits.device)
-            position = int(batch["completion_length"]) - batch["label_length"]
-            scores = logits[rows, position][:, self.label_ids]
-            accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
-            size = batch["input_ids"].size(0)
-            self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-            self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
-
-        def configure_optimizers(self):
-            from transformers import get_linear_schedule_with_warmup
-
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            s = self.settings
-            if s.optimizer == "adamw8bit":
-                import bitsandbytes as bnb
-
-                optimizer = bnb.optim.AdamW8bit(params, lr=s.learning_rate, weight_decay=s.weight_decay)
-            else:
-                optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
-            total = int(self.trainer.estimated_stepping_batches)
-            schedule = get_linear_schedule_with_warmup(
-                optimizer, num_warmup_steps=round(s.warmup_ratio * total), num_training_steps=total
-            )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    return CompletionLM
-
-
-def _timer_callback():
-    import pytorch_lightning as pl
-
-    class TrainTimer(pl.Callback):
-        """Seconds and examples spent in training steps (validation and setup excluded)."""
-
-        def __init__(self):
-            self.seconds, self.samples, self._start = 0.0, 0, 0.0
-
-        def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            self.seconds += time.perf_counter() - self._start
-            self.samples += int(batch["input_ids"].size(0))
-
-    return TrainTimer()
 
 
 # ---------------------------------------------------------------------------- train
@@ -248,13 +160,17 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     summary.json into `out_dir` (all or nothing). Returns the summary."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import TQDMProgressBar
+    from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
+    from adaptune.hardware import resolve_precision
     from adaptune.prompts import read_prompts
     from adaptune.training_data import PromptDataModule
+    from adaptune.training_module import CompletionLM, TrainTimer
 
     stopwatch = Stopwatch()
+    # The precision actually used goes into the summary and the adapter record.
+    settings = replace(settings, precision=resolve_precision(settings.precision))
     entry = model_entry(model_dir)
     for path in (train_prompts, val_prompts):  # fail on bad input before the slow model load
         read_prompts(path, settings.labels)
@@ -272,13 +188,24 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     log.info("%s on %s (%s): %d trainable parameters of %d", settings.approach, entry.get("name"),
              settings.quantization, trainable, count_parameters(model))
     data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
-                            settings.batch_size, settings.max_length, settings.seed)
-    module = _lightning_module_class()(model, settings, data.label_token_ids)
-    timer = _timer_callback()
+                            settings.batch_size, settings.max_length, settings.seed,
+                            truncation_side=settings.truncation_side)
+    module = CompletionLM(model, settings, data.label_token_ids)
+    timer = TrainTimer()
 
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="adaptune-train-") as scratch, atomic_dir(out_dir) as tmp:
-        logger = CSVLogger(scratch, name="", version="", flush_logs_every_n_steps=settings.log_every_n_steps)
+    clear_stale_scratch(out_dir)
+    checkpoints = out_dir / "checkpoints" / run_fingerprint(settings, model_dir, train_prompts, val_prompts)
+    resume_from = latest_checkpoint(out_dir / "checkpoints", checkpoints)
+    # The checkpoints live inside out_dir, which the finished outputs replace whole: they go then.
+    with atomic_dir(out_dir) as tmp:
+        logger = CSVLogger(checkpoints, name="", version="", flush_logs_every_n_steps=1)
+        if resume_from is not None:
+            log.info("resuming from %s", resume_from)
+            _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
+        saver = ModelCheckpoint(dirpath=checkpoints, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
+                                save_top_k=1, monitor="step", mode="max", save_weights_only=False,
+                                enable_version_counter=False, auto_insert_metric_name=False)
         trainer = pl.Trainer(
             max_epochs=settings.epochs,
             max_steps=settings.max_steps or -1,
@@ -289,25 +216,71 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             deterministic=True if not torch.cuda.is_available() else "warn",
             logger=logger,
             # tqdm rather than rich: it writes as it goes, also into a log file.
-            callbacks=[timer, TQDMProgressBar(refresh_rate=settings.log_every_n_steps)],
+            callbacks=[timer, saver, TQDMProgressBar(refresh_rate=settings.log_every_n_steps)],
             log_every_n_steps=settings.log_every_n_steps,
             val_check_interval=1.0 / settings.val_checks_per_epoch,
-            enable_checkpointing=False,
+            enable_checkpointing=True,
             enable_model_summary=False,  # it prints to stdout; the counts are logged below
             num_sanity_val_steps=0,
-            default_root_dir=scratch,
+            default_root_dir=checkpoints,
         )
-        if settings.validate_first:
+        if settings.validate_first and resume_from is None:
             trainer.validate(module, datamodule=data, verbose=False)
             module.train()
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
         curves = read_curves(Path(logger.log_dir) / "metrics.csv")
         save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
         write_csv(tmp / "curves.csv", curves)
         summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
                            count_parameters(module.model), base_parameters, stopwatch)
+        summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def clear_stale_scratch(out_dir: Path) -> None:
+    """Remove the hidden scratch folders an interrupted atomic write left beside `out_dir`."""
+    import shutil
+
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_fingerprint(settings: TrainSettings, model_dir, train_prompts, val_prompts) -> str:
+    """A digest of what a run's result depends on; a checkpoint is resumed only under the same one."""
+    import hashlib
+
+    from adaptune.io import sha256_of
+
+    parts = {"settings": asdict(settings), "model": model_fingerprint(model_dir),
+             "train": sha256_of(train_prompts), "val": sha256_of(val_prompts)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def latest_checkpoint(root: Path, run_dir: Path) -> str | None:
+    """The newest checkpoint of this run; other runs' checkpoint folders are deleted."""
+    import shutil
+
+    if root.is_dir():
+        for other in root.iterdir():
+            if other != run_dir:
+                shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
+    found = sorted(run_dir.glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+def _checkpoint_step(path) -> int:
+    return int(Path(path).stem.removeprefix("step"))
+
+
+def _drop_rows_after(metrics_csv: Path, step: int) -> None:
+    """Keep the logged rows up to the checkpoint's step: the later ones are logged again."""
+    import pandas as pd
+
+    if metrics_csv.is_file():
+        frame = pd.read_csv(metrics_csv)
+        frame[frame["step"] < step].to_csv(metrics_csv, index=False)
 
 
 def read_curves(metrics_csv: Path):
@@ -334,6 +307,7 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "approach": settings.approach,
         "style": settings.style,
         "quantization": settings.quantization,
+        "precision": settings.precision,  # resolved: what training ran under
         "trainable_parameters": trainable,
         # Every parameter of the trained model (base + adapter), each counted once, by element
         # (int8 weights one per element, NF4 weights by their unpacked shape).

@@ -8,7 +8,7 @@ padding are labelled -100).
 
 Truncation keeps a prompt's last `max_length` tokens: the end of the message and the template's
 tail ("Category:") survive, the start goes. Scoring must encode prompts the same way, with
-`adaptune.encoding` and `position_ids`.
+`adaptune.encoding`; the padding itself is `adaptune.batches`, shared with scoring.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from adaptune.batches import left_padded, pad_token_id
 from adaptune.encoding import encode_completion, encode_prompts
-from adaptune.prompts import read_prompts
+from adaptune.prompts import completion, read_prompts
 
 IGNORE = -100
 
@@ -48,7 +49,7 @@ def label_completions(rows: list[dict], labels) -> dict[str, str]:
             raise ValueError(
                 f"label {row['label']!r} has two completions: {previous!r} and {row['completion']!r}"
             )
-    return {label: seen.get(label, " " + label) for label in labels}
+    return {label: seen.get(label, completion(label)) for label in labels}
 
 
 @dataclass
@@ -69,9 +70,10 @@ class ExampleDataset(Dataset):
         return self.examples[index]
 
 
-def encode_rows(tokenizer, rows: list[dict], labels, max_length: int) -> list[Example]:
+def encode_rows(tokenizer, rows: list[dict], labels, max_length: int,
+                truncation_side: str | None = None) -> list[Example]:
     labels = list(labels)
-    prompt_ids = encode_prompts(tokenizer, [row["prompt"] for row in rows], max_length)
+    prompt_ids = encode_prompts(tokenizer, [row["prompt"] for row in rows], max_length, truncation_side)
     return [
         Example(
             prompt_ids=ids,
@@ -82,12 +84,6 @@ def encode_rows(tokenizer, rows: list[dict], labels, max_length: int) -> list[Ex
     ]
 
 
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that start at 0 at each row's first real token, so left padding does not shift
-    the rotary/learned positions of the text."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
 class Collator:
     """Left-pad a list of examples into input_ids, attention_mask, position_ids and labels."""
 
@@ -95,20 +91,13 @@ class Collator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, batch: list[Example]) -> dict[str, torch.Tensor]:
-        rows = [e.prompt_ids + e.completion_ids for e in batch]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        for i, (example, row) in enumerate(zip(batch, rows)):
-            input_ids[i, width - len(row):] = torch.tensor(row)
-            attention_mask[i, width - len(row):] = 1
+        layout = left_padded([e.prompt_ids + e.completion_ids for e in batch], self.pad_token_id)
+        labels = torch.full_like(layout["input_ids"], IGNORE)
+        for i, example in enumerate(batch):
             n = len(example.completion_ids)
-            labels[i, width - n:] = torch.tensor(example.completion_ids)
+            labels[i, labels.size(1) - n:] = torch.tensor(example.completion_ids)
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "position_ids": position_ids(attention_mask),
+            **layout,
             "labels": labels,
             "completion_length": max(len(e.completion_ids) for e in batch),
             "label_index": torch.tensor([e.label_index for e in batch]),
@@ -149,11 +138,35 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         return len(self.lengths)
 
 
+class ResumableLoader(DataLoader):
+    """A DataLoader that resumes mid-epoch: given `resume` (epoch, batches done), its passes over
+    that epoch skip those batches of the epoch's seeded order. Lightning may start a pass more
+    than once while it restores, so the skip holds for the whole epoch."""
+
+    def __init__(self, *args, resume: tuple[int, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+        if resume is not None:
+            self.sampler.set_epoch(resume[0])
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        if self.resume is not None:
+            epoch, skip = self.resume
+            if self.sampler.epoch != epoch:
+                self.resume = None
+            else:
+                for _ in range(skip):
+                    next(iterator, None)
+        return iterator
+
+
 class PromptDataModule(pl.LightningDataModule):
     """Train and validation prompts of one style, tokenized once."""
 
     def __init__(self, tokenizer, train_path: str | os.PathLike, val_path: str | os.PathLike,
-                 labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None):
+                 labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None,
+                 truncation_side: str | None = None):
         super().__init__()
         self.tokenizer = tokenizer
         self.train_path, self.val_path = Path(train_path), Path(val_path)
@@ -162,22 +175,33 @@ class PromptDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.max_length = max_length
         self.seed = seed
-        self.collate = Collator(tokenizer.pad_token_id)
+        self.collate = Collator(pad_token_id(tokenizer))
+        self._resume: tuple[int, int] | None = None  # set when Lightning restores a checkpoint
         train_rows = read_prompts(self.train_path, self.labels)
         val_rows = read_prompts(self.val_path, self.labels)
         # The label set scored for validation accuracy is read off the validation completions.
         self.completions = label_completions(val_rows, self.labels)
         self.label_token_ids = label_token_ids(tokenizer, self.completions)
-        self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length)
-        self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length)
+        self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length, truncation_side)
+        self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length, truncation_side)
 
     def train_dataloader(self) -> DataLoader:
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
-        return DataLoader(
+        return ResumableLoader(
             ExampleDataset(self.train_examples), batch_size=self.batch_size,
             sampler=LengthGroupedSampler(lengths, self.batch_size, self.seed),
-            collate_fn=self.collate,
+            collate_fn=self.collate, resume=self._resume,
         )
+
+    def state_dict(self) -> dict:
+        """Where training stands in the data, saved in checkpoints: checkpoints are written at the
+        end of a training batch, once it is processed."""
+        loop = self.trainer.fit_loop
+        return {"epoch": loop.epoch_progress.current.processed,
+                "batches_done": loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         # Sorted by length: least padding, and validation needs no shuffling.

@@ -1,0 +1,107 @@
+"""The LightningModule that fine-tunes a causal LM on completion tokens, and a timer callback.
+
+Validation accuracy is the scorer's: the label tokens' log-likelihood at the label position
+(adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches."""
+
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from adaptune.batches import last_logits
+from adaptune.scoring import label_log_probs
+
+
+class CompletionLM(pl.LightningModule):
+    """Causal LM trained on completion tokens; validation also scores the label words."""
+
+    def __init__(self, model, settings, label_token_ids: list[int]):
+        super().__init__()
+        self.model = model
+        self.settings = settings
+        self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
+        self._epoch_losses: list[float] = []
+        self.epoch_train_losses: list[float] = []
+        # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
+        self.strict_loading = False
+
+    def on_save_checkpoint(self, checkpoint):
+        trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["epoch_train_losses"] = list(self.epoch_train_losses)
+        checkpoint["epoch_losses"] = list(self._epoch_losses)
+
+    def on_load_checkpoint(self, checkpoint):
+        self.epoch_train_losses = list(checkpoint.get("epoch_train_losses", []))
+        self._epoch_losses = list(checkpoint.get("epoch_losses", []))
+
+    def completion_logits(self, batch):
+        """Logits of the last completion_length + 1 positions: those that predict the
+        completion tokens (and one past, unused)."""
+        return last_logits(self.model, batch, keep=int(batch["completion_length"]) + 1)
+
+    def completion_loss(self, logits, batch):
+        width = int(batch["completion_length"])
+        targets = batch["labels"][:, -width:]
+        predictions = logits[:, :-1].float()
+        return F.cross_entropy(predictions.reshape(-1, predictions.size(-1)), targets.reshape(-1),
+                               ignore_index=-100)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.completion_loss(self.completion_logits(batch), batch)
+        size = batch["input_ids"].size(0)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
+        self._epoch_losses.append(loss.item())
+        return loss
+
+    def on_train_epoch_end(self):
+        if self._epoch_losses:
+            self.epoch_train_losses.append(sum(self._epoch_losses) / len(self._epoch_losses))
+        self._epoch_losses = []
+
+    def validation_step(self, batch, batch_idx):
+        logits = self.completion_logits(batch)
+        loss = self.completion_loss(logits, batch)
+        # The label position predicts a row's first completion token; with the completion at
+        # the row's end it is kept position (completion_length - that row's length).
+        rows = torch.arange(logits.size(0), device=logits.device)
+        position = int(batch["completion_length"]) - batch["label_length"]
+        _, scores = label_log_probs(logits[rows, position], self.label_ids)
+        accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
+        size = batch["input_ids"].size(0)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        s = self.settings
+        if s.optimizer == "adamw8bit":
+            import bitsandbytes as bnb
+
+            optimizer = bnb.optim.AdamW8bit(params, lr=s.learning_rate, weight_decay=s.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches)
+        schedule = get_linear_schedule_with_warmup(
+            optimizer, num_warmup_steps=round(s.warmup_ratio * total), num_training_steps=total
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class TrainTimer(pl.Callback):
+    """Seconds and examples spent in training steps (validation and setup excluded)."""
+
+    def __init__(self):
+        self.seconds, self.samples, self._start = 0.0, 0, 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.seconds += time.perf_counter() - self._start
+        self.samples += int(batch["input_ids"].size(0))
