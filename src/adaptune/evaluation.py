@@ -156,13 +156,12 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
                      prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
                      k: int, labels: Sequence[str], style: str, settings: EvaluationSettings, name: str,
                      config_section: dict, fixed: Sequence[dict] | None = None,
-                     precision: str = "32-true") -> dict[str, dict]:
+                     precision: str = "auto") -> dict[str, dict]:
     """Score each split with the base model and k demonstrations per query from `train_prompts`
     (or the `fixed` demonstrations, records with prompt, completion and id, for every query),
     under `precision` (a Lightning precision; "auto" is resolved for this machine)."""
-    from adaptune.hardware import resolve_precision
-
     from adaptune.fewshot import build_fewshot_prompts
+    from adaptune.hardware import resolve_precision
     from adaptune.models import load_model, model_entry
     from adaptune.scoring import ScoringSettings
 

@@ -16,6 +16,7 @@ whole or not at all:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from adaptune.adapters import make_trainable, save_adapter
 from adaptune.io import atomic_dir, write_csv, write_json
-from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry
+from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry, model_fingerprint
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
