@@ -286,7 +286,10 @@ def test_training_writes_the_contract_outputs(trained, approach):
     # The precision is recorded as resolved, in the summary and in the adapter record.
     from adaptune.hardware import resolve_precision
 
-    assert summary["precision"] == meta["settings"]["precision"] == resolve_precision("auto") != "auto"
+    # "auto" was resolved (by a timing, so either answer is possible) and recorded once, the same
+    # in the summary and the adapter record.
+    assert summary["precision"] == meta["settings"]["precision"] == meta["precision"]
+    assert summary["precision"] in ("32-true", "bf16-mixed")
 
 
 @pytest.mark.parametrize("approach", training.APPROACHES)
