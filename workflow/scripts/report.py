@@ -1,5 +1,7 @@
 """Gather every metrics.json and training run into results/report/ (tables and figures)."""
 
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
+
 from pathlib import Path
 
 from adaptune.logs import log_to
