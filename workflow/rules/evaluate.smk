@@ -31,6 +31,7 @@ rule evaluate:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=int(config["gpu"]),
     conda:
         "../../envs/eval.yaml"
     script:
@@ -58,6 +59,7 @@ rule fewshot:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=int(config["gpu"]),
     conda:
         "../../envs/eval.yaml"
     script:
