@@ -43,7 +43,6 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/model.smk"
@@ -63,6 +62,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
