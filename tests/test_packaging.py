@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,15 @@ def normalize(name: str) -> str:
 
 
 def build_wheel(out: Path) -> Path:
+    """The wheel of this checkout, built from a copy (the build leaves folders behind)."""
+    source = out / "source"
+    shutil.copytree(REPO / "src", source / "src",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out), str(REPO)],
-                   check=True, capture_output=True)
+                    "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out), str(source)],
+                   check=True, capture_output=True, env=clean_environ())
     (wheel,) = out.glob("adaptune-*.whl")
     return wheel
 
