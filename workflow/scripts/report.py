@@ -1,5 +1,7 @@
 """Gather every system's evaluation and training run into results/report/ (tables and figures)."""
 
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
+
 from adaptune.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,0 +1,88 @@
+"""GPU as a Snakemake resource, the profiles, and the rules kept on the submitting node."""
+
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
+
+GPU_RULES = {"train_layernorm", "train_lora_attention", "train_lora_all", "evaluate", "fewshot"}
+NETWORK_RULES = {"download_dataset", "prepare_model", "openai_finetune", "openai_evaluate"}
+
+
+@pytest.fixture
+def planner(tmp_path):
+    pipeline = Pipeline(tmp_path / "run", tiny_pipeline_config(tmp_path / "no-model"))
+    write_raw_csv(pipeline.path("data/labeled_data.csv"), per_class=40)
+    return pipeline
+
+
+def planned_resources(result) -> dict[str, set[str]]:
+    """{rule: the `resources:` lines of its planned jobs} from a dry run's job listing."""
+    resources: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        line = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        if rule and line:
+            resources.setdefault(rule[1], set()).add(line[1])
+    return resources
+
+
+def gpu_of(resources_line: str) -> int:
+    match = re.search(r"\bgpu=(\d+)", resources_line)
+    return int(match[1]) if match else 0
+
+
+def test_gpu_jobs_ask_for_one_gpu_when_the_config_says_so(planner):
+    on = planned_resources(planner.run("-n", "--config", "gpu=true"))
+    assert GPU_RULES <= set(on), sorted(on)
+    for rule, lines in on.items():
+        expected = 1 if rule in GPU_RULES else 0
+        assert {gpu_of(line) for line in lines} == {expected}, (rule, lines)
+
+
+def test_no_job_asks_for_a_gpu_by_default(planner):
+    off = planned_resources(planner.run("-n"))
+    assert GPU_RULES <= set(off)
+    assert all(gpu_of(line) == 0 for lines in off.values() for line in lines)
+
+
+def test_the_gpt_j_config_uses_the_gpu():
+    assert yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())["gpu"] is True
+
+
+def test_the_default_profile_offers_one_gpu():
+    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert profile["resources"] == {"gpu": 1}
+
+
+def rule_names(planner) -> set[str]:
+    result = planner.run("--list-rules", "--config", 'openai={"enabled": true}',
+                         env={"OPENAI_API_KEY": "sk-test-not-used"})
+    return {line.strip() for line in result.stdout.splitlines() if re.fullmatch(r"\s*\w+", line)}
+
+
+def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(planner):
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    rules = rule_names(planner)
+    assert GPU_RULES | NETWORK_RULES <= rules
+    assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
+    assert set(profile["set-threads"]) <= rules
+    assert profile["default-resources"]["slurm_account"] == "<your-account>"
+    assert profile["default-resources"]["runtime"] > 0
+    for rule in rules - NETWORK_RULES - {"all"}:
+        assert "runtime" in profile["set-resources"].get(rule, {}), f"{rule}: no runtime in the profile"
+    for rule in GPU_RULES:
+        assert profile["set-resources"][rule]["slurm_partition"] == "gpu"
+
+
+def test_network_rules_are_local(planner):
+    """The Snakefile declares them `localrules`, and Snakemake finds each of them a rule."""
+    block = re.search(r"^localrules:\n((?:    \w+,?\n)+)", (REPO / "Snakefile").read_text(), flags=re.M)
+    assert block, "the Snakefile declares no localrules"
+    declared = set(re.findall(r"\w+", block[1]))
+    assert declared == NETWORK_RULES
+    result = planner.run("-n", "--config", 'openai={"enabled": true}',
+                         env={"OPENAI_API_KEY": "sk-test-not-used"})
+    assert "localrules directive specifies rules that are not present" not in result.stdout + result.stderr
