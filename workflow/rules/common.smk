@@ -201,10 +201,17 @@ def sweep_params(approach):
 
     def params(wildcards):
         sweep = config["sweep"]
-        cell = SimpleNamespace(model=wildcards.model, style=sweep["style"], seed=sweep["seed"],
-                               quantization=sweep["quantization"])
-        return {**train_params(approach)(cell), "learning_rate": float(wildcards.rate),
-                "epochs": int(wildcards.epochs)}
+        cell = SimpleNamespace(
+            model=wildcards.model,
+            style=sweep["style"],
+            seed=sweep["seed"],
+            quantization=sweep["quantization"],
+        )
+        return {
+            **train_params(approach)(cell),
+            "learning_rate": float(wildcards.rate),
+            "epochs": int(wildcards.epochs),
+        }
 
     return params
 

@@ -4,15 +4,15 @@
 rule download_dataset:
     output:
         "data/labeled_data.csv",
-    params:
-        url=config["dataset"]["url"],
-        sha256=config["dataset"]["sha256"],
     log:
         "logs/download_dataset.log",
     benchmark:
         "benchmarks/download_dataset.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        url=config["dataset"]["url"],
+        sha256=config["dataset"]["sha256"],
     script:
         "../scripts/download_dataset.py"
 
@@ -20,16 +20,16 @@ rule download_dataset:
 rule download_reference:
     output:
         "data/reference_{part}.csv",
-    params:
-        url=lambda w: config["splits"]["reference"][f"{w.part}_url"],
-    wildcard_constraints:
-        part="train|val",
     log:
         "logs/download_reference/{part}.log",
     benchmark:
         "benchmarks/download_reference/{part}.tsv"
+    wildcard_constraints:
+        part="train|val",
     conda:
         "../../envs/data.yaml"
+    params:
+        url=lambda w: config["splits"]["reference"][f"{w.part}_url"],
     script:
         "../scripts/download_reference.py"
 
@@ -42,14 +42,14 @@ rule sample_splits:
         train="results/splits/train.csv",
         val="results/splits/val.csv",
         test="results/splits/test.csv",
-    params:
-        splits=config["splits"],
-        labels=config["labels"],
     log:
         "logs/sample_splits.log",
     benchmark:
         "benchmarks/sample_splits.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        splits=config["splits"],
+        labels=config["labels"],
     script:
         "../scripts/sample_splits.py"

@@ -21,20 +21,20 @@ rule evaluate:
         prompts=expand("results/prompts/{{style}}/{split}.jsonl", split=EVAL_SPLITS),
     output:
         eval_files(f"results/eval/{FINETUNED_NAME}"),
-    params:
-        evaluation=EVAL_COMMON,
-        splits=EVAL_SPLITS,
-        name=lambda w: System.finetuned_cell(w).name,
     log:
         f"logs/evaluate/{FINETUNED_NAME}.log",
     benchmark:
         f"benchmarks/evaluate/{FINETUNED_NAME}.tsv"
+    conda:
+        "../../envs/eval.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         gpu=int(config["gpu"]),
-    conda:
-        "../../envs/eval.yaml"
+    params:
+        evaluation=EVAL_COMMON,
+        splits=EVAL_SPLITS,
+        name=lambda w: System.finetuned_cell(w).name,
     script:
         "../scripts/evaluate.py"
 
@@ -46,6 +46,16 @@ rule fewshot:
         prompts=expand(f"results/prompts/{FEWSHOT_STYLE}/{{split}}.jsonl", split=EVAL_SPLITS),
     output:
         eval_files(f"results/eval/{FEWSHOT_NAME}"),
+    log:
+        "logs/fewshot/{model}/k{k}.log",
+    benchmark:
+        "benchmarks/fewshot/{model}/k{k}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        gpu=int(config["gpu"]),
     params:
         evaluation={
             **EVAL_COMMON,
@@ -60,17 +70,9 @@ rule fewshot:
         labels=config["labels"],
         splits=EVAL_SPLITS,
         k=lambda w: int(w.k),
-        name=lambda w: System("fewshot", w.model, FEWSHOT_STYLE, FEWSHOT["quantization"], k=int(w.k)).name,
-    log:
-        "logs/fewshot/{model}/k{k}.log",
-    benchmark:
-        "benchmarks/fewshot/{model}/k{k}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        gpu=int(config["gpu"]),
-    conda:
-        "../../envs/eval.yaml"
+        name=lambda w: System(
+            "fewshot", w.model, FEWSHOT_STYLE, FEWSHOT["quantization"], k=int(w.k)
+        ).name,
     script:
         "../scripts/fewshot.py"
 
@@ -81,18 +83,18 @@ rule baseline_tfidf:
         splits=expand("results/splits/{split}.csv", split=EVAL_SPLITS),
     output:
         eval_files("results/eval/baseline/tfidf"),
-    params:
-        evaluation={key: EVAL[key] for key in ("bootstrap_samples", "seed")},
-        labels=config["labels"],
-        splits=EVAL_SPLITS,
     log:
         "logs/baseline_tfidf.log",
     benchmark:
         "benchmarks/baseline_tfidf.tsv"
+    conda:
+        "../../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../../envs/eval.yaml"
+    params:
+        evaluation={key: EVAL[key] for key in ("bootstrap_samples", "seed")},
+        labels=config["labels"],
+        splits=EVAL_SPLITS,
     script:
         "../scripts/baseline_tfidf.py"

@@ -4,17 +4,17 @@
 rule prepare_model:
     output:
         directory("resources/models/{model}"),
-    params:
-        # Only this model's entry: editing another model's entry reruns nothing here.
-        entry=lambda wildcards: model_entry(wildcards.model),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:
         "benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        # Only this model's entry: editing another model's entry reruns nothing here.
+        entry=lambda wildcards: model_entry(wildcards.model),
     script:
         "../scripts/prepare_model.py"

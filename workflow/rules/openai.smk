@@ -14,9 +14,7 @@ OPENAI_STYLE = OPENAI["style"]
 OPENAI_CONNECTION = ("base_url", "max_retries", "timeout_s", "completion_models")
 # The evaluated OpenAI systems by directory name under results/eval/openai/, as
 # adaptune.systems names them.
-OPENAI_SYSTEMS = {
-    s.name.removeprefix("openai/"): s for s in STUDY if s.method.startswith("openai")
-}
+OPENAI_SYSTEMS = {s.name.removeprefix("openai/"): s for s in STUDY if s.method.startswith("openai")}
 
 
 rule openai_finetune:
@@ -89,12 +87,9 @@ rule openai_evaluate:
         splits=config["evaluation"]["splits"],
         labels=config["labels"],
         openai={
-            key: OPENAI[key]
-            for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")
+            key: OPENAI[key] for key in OPENAI_CONNECTION + ("style", "seed", "max_concurrency")
         },
-        evaluation={
-            key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")
-        },
+        evaluation={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
         directory=lambda w: OPENAI_SYSTEMS[w.oai_system].eval_dir,
         cache_dir="results/openai/cache",
     script:

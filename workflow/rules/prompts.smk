@@ -6,14 +6,14 @@ rule format_prompts:
         "results/splits/{split}.csv",
     output:
         "results/prompts/{style}/{split}.jsonl",
-    params:
-        template=prompt_template,
-        labels=config["labels"],
     log:
         "logs/format_prompts/{style}/{split}.log",
     benchmark:
         "benchmarks/format_prompts/{style}/{split}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        template=prompt_template,
+        labels=config["labels"],
     script:
         "../scripts/format_prompts.py"

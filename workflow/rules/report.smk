@@ -58,7 +58,9 @@ rule report:
             "label_distribution", "Predicted labels per system", "Evaluation"
         ),
         label_distribution_svg="results/report/figures/label_distribution.svg",
-        calibration=report_figure("calibration", "Calibration of the fine-tuned models", "Evaluation"),
+        calibration=report_figure(
+            "calibration", "Calibration of the fine-tuned models", "Evaluation"
+        ),
         calibration_svg="results/report/figures/calibration.svg",
         curves=report_figure("training_curves", "Training curves", "Training"),
         curves_svg="results/report/figures/training_curves.svg",
@@ -66,6 +68,12 @@ rule report:
         cost_svg="results/report/figures/quality_vs_cost.svg",
         balance=report_figure("class_balance", "Tweets per class in each split", "Data"),
         balance_svg="results/report/figures/class_balance.svg",
+    log:
+        "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
+    conda:
+        "../../envs/report.yaml"
     params:
         labels=config["labels"],
         systems=[system.block() for system in STUDY],
@@ -73,11 +81,5 @@ rule report:
         statistics={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
         model=model_entry(),
         reference_split=config["splits"]["reference"]["enabled"],
-    log:
-        "logs/report.log",
-    benchmark:
-        "benchmarks/report.tsv"
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/report.py"

@@ -5,7 +5,11 @@
 # The cell's path of each approach's rule: the system name with the approach filled in.
 TRAIN_CELL = {
     approach: FINETUNED_NAME.format(
-        model="{model}", approach=approach, style="{style}", quantization="{quantization}", seed="{seed}"
+        model="{model}",
+        approach=approach,
+        style="{style}",
+        quantization="{quantization}",
+        seed="{seed}",
     )
     for approach in APPROACHES
 }
@@ -24,18 +28,18 @@ for _approach in APPROACHES:
             adapter=directory(f"results/train/{TRAIN_CELL[_approach]}/adapter"),
             curves=f"results/train/{TRAIN_CELL[_approach]}/curves.csv",
             summary=f"results/train/{TRAIN_CELL[_approach]}/summary.json",
-        params:
-            settings=train_params(_approach),
         log:
             f"logs/train/{TRAIN_CELL[_approach]}.log",
         benchmark:
             f"benchmarks/train/{TRAIN_CELL[_approach]}.tsv"
+        conda:
+            "../../envs/train.yaml"
         threads: 2
         resources:
             mem_mb=6000,
             gpu=int(config["gpu"]),
-        conda:
-            "../../envs/train.yaml"
+        params:
+            settings=train_params(_approach),
         script:
             "../scripts/train.py"
 
@@ -56,23 +60,25 @@ for _approach in APPROACHES:
             val=f"results/prompts/{SWEEP['style']}/val.jsonl",
             model="resources/models/{model}",
         output:
-            adapter=directory(f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/adapter"),
+            adapter=directory(
+                f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/adapter"
+            ),
             curves=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/curves.csv",
             summary=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/summary.json",
-        params:
-            settings=sweep_params(_approach),
-        wildcard_constraints:
-            rate="[0-9.e+-]+",
-            epochs="[0-9]+",
         log:
             f"logs/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.log",
         benchmark:
             f"benchmarks/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.tsv"
+        wildcard_constraints:
+            rate="[0-9.e+-]+",
+            epochs="[0-9]+",
+        conda:
+            "../../envs/train.yaml"
         threads: 2
         resources:
             mem_mb=6000,
-        conda:
-            "../../envs/train.yaml"
+        params:
+            settings=sweep_params(_approach),
         script:
             "../scripts/train.py"
 
@@ -83,13 +89,13 @@ rule sweep_summary:
     output:
         csv="results/sweep/summary.csv",
         md="results/sweep/summary.md",
-    params:
-        points=sweep_points(),
     log:
         "logs/sweep_summary.log",
     benchmark:
         "benchmarks/sweep_summary.tsv"
     conda:
         "../../envs/report.yaml"
+    params:
+        points=sweep_points(),
     script:
         "../scripts/sweep_summary.py"
