@@ -58,6 +58,7 @@ include: "workflow/rules/report.smk"
 # Hub, OpenAI), and compute nodes are often offline.
 localrules:
     download_dataset,
+    download_reference,
     prepare_model,
     openai_finetune,
     openai_evaluate,

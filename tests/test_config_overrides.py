@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from adaptune.config import coerce_by_schema, load_schema, merge_overrides
-from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
+from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv, write_reference_csvs
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -50,6 +50,7 @@ def workdir_pipeline(tmp_path):
     """The real workflow on a synthetic dataset; only the data stages run, so no model is built."""
     pipeline = Pipeline(tmp_path / "run", tiny_pipeline_config(tmp_path / "no-model"))
     write_raw_csv(pipeline.path("data/labeled_data.csv"), per_class=40)
+    write_reference_csvs(pipeline.path("data"))
     return pipeline
 
 

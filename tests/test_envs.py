@@ -29,6 +29,7 @@ RUN_TIME_ONLY = {
     "accelerate": "transformers' from_pretrained(device_map=...) needs it",
     "tokenizers": "transformers' fast tokenizers",
     "gguf": "transformers reads the GGUF file of the embedded default model with it",
+    "bitsandbytes": "transformers' BitsAndBytesConfig loads the 8-bit and 4-bit bases with it",
 }
 # Listed by every environment: the interpreter and the installer.
 INFRASTRUCTURE = {"python", "pip"}

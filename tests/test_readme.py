@@ -6,9 +6,12 @@ here too, and a command that nothing here knows how to check fails the test."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -153,6 +156,9 @@ def runnable_here(argv: list[str], pipeline: Pipeline) -> list[str]:
 
 @pytest.mark.parametrize("where, argv, exported", COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_readme_command(where, argv, exported, workdir):
+    while re.fullmatch(r"\w+=\S*", argv[0]):  # VAR=value in front of a command: its environment
+        name, _, value = argv[0].partition("=")
+        exported, argv = {**exported, name: value}, argv[1:]
     name = program(argv)
     if name == "snakemake":
         args = runnable_here(argv, workdir)
@@ -170,8 +176,22 @@ def test_readme_command(where, argv, exported, workdir):
         check_pip(argv)
     elif name == "adaptune":
         check_adaptune(argv)
+    elif name in ("python", "python3") and argv[1:3] == ["-m", "adaptune"]:
+        result = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        assert result.returncode == 0, result.stderr
+        if "--version" in argv:
+            import adaptune
+
+            assert adaptune.__version__ in result.stdout
     elif name in ("python", "python3") and argv[1:3] == ["-m", "venv"]:
-        assert argv[3:] == [".venv"], argv
+        assert len(argv) == 4, argv  # one folder
+    elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"] and "-m" in argv[3:]:
+        # A marked subset (the llama.cpp server tests): the marker is registered, the files exist.
+        marker = argv[argv.index("-m", 3) + 1]
+        assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), f"marker {marker} is not registered"
+        for path in (a for a in argv if a.startswith("tests/")):
+            assert (REPO / path).is_file(), path
     elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"]:
         ci = (REPO / ".ci" / "run").read_text()
         assert " ".join([".venv/bin/python", *argv[1:]]) in ci, ".ci/run must run the README's test command"

@@ -77,6 +77,7 @@ for _approach in APPROACHES:
         threads: 2
         resources:
             mem_mb=6000,
+            gpu=int(config["gpu"]),
         params:
             settings=sweep_params(_approach),
         script:

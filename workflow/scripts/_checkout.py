@@ -27,8 +27,9 @@ def own_paths(paths: list[str], snakemake_module) -> list[str]:
     interpreter = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
     keep = [p for p in paths if p != SOURCE]
     if not _within(str(host), interpreter):
-        # sys.path[0] is the folder of the running script; "" is the working directory
-        allowed = interpreter + [CHECKOUT]
+        # sys.path[0] is the folder of the running script; "" is the working directory. Only the
+        # checkout's code folders: a virtualenv may live inside the checkout (.venv/).
+        allowed = interpreter + [CHECKOUT / "src", CHECKOUT / "workflow"]
         keep = keep[:1] + [p for p in keep[1:] if not p or not os.path.isabs(p) or _within(p, allowed)]
     return [SOURCE, *keep]
 
