@@ -85,6 +85,15 @@ def adaptune_batches(tokenizer, rows: list[dict], labels, batch_size: int, max_l
             if len(order[j:j + batch_size]) == batch_size]
 
 
+def adaptune_loss(model):
+    """adaptune's training loss on a batch, computed by its LightningModule's own methods
+    (completion-only loss from the last positions' logits), so the benchmarks time the real step."""
+    from adaptune.training_module import CompletionLM
+
+    module = CompletionLM(model, settings=None, label_token_ids=[])
+    return lambda batch: module.completion_loss(module.completion_logits(batch), batch)
+
+
 def count_flops(run_step, calls: int = 4) -> float:
     """Mean FLOPs of a call of `run_step()` (forward, backward and optimizer) over `calls` calls
     (batches differ in length), by torch's counter of matmuls, attention and convolutions."""

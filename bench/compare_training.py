@@ -54,21 +54,16 @@ def on_device(batch: dict, device) -> dict:
 def adaptune_step(model, tokenizer, rows, labels, batch_size=4):
     """adaptune's step: completion-only loss from the last positions' logits."""
     import torch
-    import torch.nn.functional as F
 
     device = model.device
     batches = [on_device(b, device) for b in benchlib.adaptune_batches(tokenizer, rows, labels, batch_size, 96)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     cycle = itertools.cycle(batches)
+    loss_of = benchlib.adaptune_loss(model)
 
     def step():
         batch = next(cycle)
-        width = int(batch["completion_length"])
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"], logits_to_keep=width + 1, use_cache=False).logits
-        predictions = logits[:, :-1].float()
-        loss = F.cross_entropy(predictions.reshape(-1, predictions.size(-1)),
-                               batch["labels"][:, -width:].reshape(-1), ignore_index=-100)
+        loss = loss_of(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -48,20 +48,15 @@ def step_function(model, batches, autocast: bool):
     import itertools
 
     import torch
-    import torch.nn.functional as F
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     cycle = itertools.cycle(batches)
+    loss_of = benchlib.adaptune_loss(model)
 
     def step():
         batch = next(cycle)
-        width = int(batch["completion_length"])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           position_ids=batch["position_ids"], logits_to_keep=width + 1, use_cache=False).logits
-            predictions = logits[:, :-1].float()
-            loss = F.cross_entropy(predictions.reshape(-1, predictions.size(-1)),
-                                   batch["labels"][:, -width:].reshape(-1), ignore_index=-100)
+            loss = loss_of(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -67,19 +67,18 @@ def linear_bias_names(model) -> list[str]:
 
 def embedding_module_name(model) -> str:
     """Full name of the input embedding module (transformer.wte, model.embed_tokens, ...)."""
-    embedding = model.get_input_embeddings()
-    for name, module in model.named_modules():
-        if module is embedding:
-            return name
-    raise ValueError("the model's input embedding is not one of its modules")
+    return _module_name(model, model.get_input_embeddings(), "input embedding")
 
 
 def lm_head_name(model) -> str:
-    head = model.get_output_embeddings()
+    return _module_name(model, model.get_output_embeddings(), "LM head")
+
+
+def _module_name(model, wanted, what: str) -> str:
     for name, module in model.named_modules():
-        if module is head:
+        if module is wanted:
             return name
-    raise ValueError("the model's LM head is not one of its modules")
+    raise ValueError(f"the model's {what} is not one of its modules")
 
 
 @contextmanager
