@@ -4,7 +4,8 @@
         [--precision fp32|bf16] [--rounds 3] [--steps 2] [--threads 2]
 
 The same model, prompts (the reference split's train.csv, instruction template) and approach
-(LoRA r=8 on all linear layers) trained three ways, their steps interleaved round by round:
+(LoRA on all linear layers, r/alpha/dropout of config.yaml's lora_all: r=8, no dropout, which is
+also PEFT's default dropout and the reference study's) trained three ways, their steps interleaved round by round:
   adaptune   its training step as adaptune.training's LightningModule computes it: batch 4,
              length-grouped left-padded batches, loss and LM head on the completion tokens only
              (logits_to_keep), AdamW, the model prepared by adaptune.acceleration
@@ -26,10 +27,12 @@ import time
 
 import benchlib
 
-LORA = dict(r=8, lora_alpha=16, lora_dropout=0.05, bias="none", task_type="CAUSAL_LM")
+_LORA_ALL = benchlib.config()["training"]["approaches"]["lora_all"]["lora"]
+LORA = dict(r=_LORA_ALL["r"], lora_alpha=_LORA_ALL["alpha"], lora_dropout=_LORA_ALL["dropout"], bias="none",
+            task_type="CAUSAL_LM")
 
 
-def lora_model(model_dir, quantization: str, precision: str, targets: list[str], dropout: float = 0.05):
+def lora_model(model_dir, quantization: str, precision: str, targets: list[str], dropout: float | None = None):
     """The base with LoRA on `targets`, prepared for `precision` as adaptune prepares it."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -41,7 +44,7 @@ def lora_model(model_dir, quantization: str, precision: str, targets: list[str],
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     for param in model.parameters():
         param.requires_grad = False
-    model = get_peft_model(model, LoraConfig(target_modules=targets, **{**LORA, "lora_dropout": dropout}))
+    model = get_peft_model(model, LoraConfig(target_modules=targets, **{**LORA, "lora_dropout": LORA["lora_dropout"] if dropout is None else dropout}))
     prepare_for_training(model, precision)
     model.train()
     return model, tokenizer

@@ -276,7 +276,7 @@ def test_training_writes_the_contract_outputs(trained, approach):
     curves = pd.read_csv(out / "curves.csv")
     assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
     assert curves["train_loss"].notna().sum() == 12  # 6 steps per epoch, logged every step
-    assert curves["val_accuracy"].notna().sum() == 3  # before training and after each epoch
+    assert curves["val_accuracy"].notna().sum() == 5  # before training and twice per epoch (the default)
     summary = json.loads((out / "summary.json").read_text())
     for key in ("model", "approach", "style", "quantization", "trainable_parameters", "total_parameters",
                 "epochs", "steps", "wall_time_s", "train_samples_per_second", "peak_memory_mb",

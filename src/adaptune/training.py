@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class LoraSettings:
     r: int = 8
     alpha: float = 16
-    dropout: float = 0.05
+    dropout: float = 0.0
     embedding: bool = False  # also adapt the input embedding (lora_all only)
     # Unset in the schema means "no"; the reference study set all three.
     lm_head: bool | None = None  # also adapt the LM head (lora_all only)
@@ -85,7 +85,7 @@ class TrainSettings:
     # Score the validation split once before training too: the curves then start at the
     # untrained model (step 0).
     validate_first: bool = True
-    val_checks_per_epoch: int = 1  # 2 scores the validation split every half epoch
+    val_checks_per_epoch: int = 2  # scores of the validation split per epoch
     max_steps: int | None = None  # stop early (tests, benchmarks); None trains all epochs
     checkpoint_every_n_steps: int = 50
     truncation_side: str | None = None  # which end of a long prompt is cut; unset keeps the end
