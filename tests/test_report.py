@@ -260,3 +260,15 @@ def test_sweep_table_marks_the_best_val_point_of_each_approach(tmp_path):
     write_json(Path(points[0]["summary"]), {"approach": "layernorm"})
     with pytest.raises(ReportInputError, match="final_val_accuracy"):
         write_sweep(points, tmp_path / "sweep.csv", tmp_path / "sweep.md")
+
+
+def test_the_answer_names_the_better_system_first_with_a_positive_difference():
+    from adaptune.report.tables import answer
+
+    groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 1}])
+    paired = pd.DataFrame([{"comparison": "approach", "a": "LoRA, attention layers", "b": "Normalization layers only",
+                            "metric": "macro_f1", "difference": -0.069, "ci_low": -0.105, "ci_high": -0.034,
+                            "excludes_zero": True}])
+    line = answer(groups, paired)[0]
+    assert line == ("Approach: Normalization layers only beats LoRA, attention layers "
+                    "(+0.069 macro-F1, 95% interval [+0.034, +0.105]).")

@@ -159,6 +159,10 @@ def verdict(result: dict) -> str:
     return "A better" if result["difference"] > 0 else "B better"
 
 
+def _interval(difference: float, low: float, high: float) -> str:
+    return f"{difference:+.3f} macro-F1, 95% interval [{low:+.3f}, {high:+.3f}]"
+
+
 def answer(groups: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
     """The first lines of the report: only what the paired intervals support."""
     ran = groups[groups["status"] == "ran"] if not groups.empty else groups
@@ -167,9 +171,14 @@ def answer(groups: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
     lines = []
     f1 = paired[paired["metric"] == "macro_f1"] if not paired.empty else paired
     for _, row in f1.iterrows():
-        interval = f"{row['difference']:+.3f} macro-F1, 95% interval [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+        interval = _interval(row["difference"], row["ci_low"], row["ci_high"])
         if row["excludes_zero"]:
-            better, worse = (row["a"], row["b"]) if row["difference"] > 0 else (row["b"], row["a"])
+            # The sentence names the better system first, so its difference is better - worse.
+            if row["difference"] > 0:
+                better, worse = row["a"], row["b"]
+            else:
+                better, worse = row["b"], row["a"]
+                interval = _interval(-row["difference"], -row["ci_high"], -row["ci_low"])
             lines.append(f"{_sentence_case(row['comparison'])}: {better} beats {worse} ({interval}).")
         else:
             lines.append(f"{_sentence_case(row['comparison'])}: no resolved difference between "
