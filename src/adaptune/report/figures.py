@@ -157,9 +157,16 @@ def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figur
         ax.set_title(title, fontweight="bold")
         ax.set_xlabel("Training step")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_ylabel("Accuracy" if column == "val_accuracy" else "Cross-entropy loss")
         if column == "val_accuracy":
+            ax.set_ylabel("Accuracy")
             ax.set_ylim(0, 1)
+        else:
+            # The untrained loss is 10-20x the trained one: a log scale keeps the end readable.
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_ylabel("Cross-entropy loss (log scale)")
     handles = [Line2D([], [], color=palette[label], lw=2.5) for label in curves]
     fig.legend(handles, list(curves), loc="outside lower center", ncol=min(3, len(curves)),
                frameon=False, title="Approach")
