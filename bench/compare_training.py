@@ -44,7 +44,8 @@ def lora_model(model_dir, quantization: str, precision: str, targets: list[str],
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     for param in model.parameters():
         param.requires_grad = False
-    model = get_peft_model(model, LoraConfig(target_modules=targets, **{**LORA, "lora_dropout": LORA["lora_dropout"] if dropout is None else dropout}))
+    settings = LORA if dropout is None else {**LORA, "lora_dropout": dropout}
+    model = get_peft_model(model, LoraConfig(target_modules=targets, **settings))
     prepare_for_training(model, precision)
     model.train()
     return model, tokenizer
