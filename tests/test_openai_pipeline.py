@@ -56,6 +56,12 @@ def wait_for_records(pipeline, process, models, timeout: float = 180) -> None:
     raise AssertionError("the fine-tuning jobs were never recorded")
 
 
+def default_sigint() -> None:
+    """A shell running the suite in the background ignores SIGINT, and its children inherit that:
+    Ctrl-C is simulated on a process that takes SIGINT as a terminal's foreground job does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def right_answer(model: str, prompt: str) -> str:
     """The label of a synthetic tweet of tests/conftest.py (each carries a phrase of its class)."""
     tweet = prompt.rsplit("Tweet:", 1)[-1]
@@ -75,7 +81,8 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_
 
         # Ctrl-C while both fine-tuning jobs are running.
         process = subprocess.Popen(snakemake_command(pipeline), cwd=pipeline.workdir, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                   preexec_fn=default_sigint)
         try:
             wait_for_records(pipeline, process, FINETUNED)
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to snakemake and its jobs
