@@ -5,6 +5,7 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -23,6 +24,21 @@ config.update(merge_overrides(config, workflow.config_settings.overwrite_config,
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+# A study in its own folder (`workdir`, configs/smoke.yaml): its results/, logs/ and benchmarks/
+# go there, while data/ and resources/ stay where snakemake runs (see shared() in common.smk).
+LAUNCH_DIR = os.getcwd()
+if config["workdir"] != "." and workflow.overwrite_workdir:
+    # Snakemake's --directory silently wins over a `workdir:` directive.
+    raise WorkflowError(
+        f"config: workdir: {config['workdir']!r} together with --directory "
+        f"{str(workflow.overwrite_workdir)!r}; expected one of them (run the config without --directory, "
+        "from the folder that holds data/ and resources/)"
+    )
+
+
+workdir: config["workdir"]
+
 
 # On a CPU shared between jobs, OpenMP threads that spin while waiting for each other make a
 # training step up to 3x slower (measured: 16 s vs 5 s per step); sleeping threads do not.

@@ -1,6 +1,7 @@
 # Helpers shared by the stages: config checks that a schema cannot express, input functions,
 # and the lists of targets that tie the stages together.
 
+import os
 import sys
 from types import SimpleNamespace
 
@@ -9,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 # The systems of the study are named by the package (also when the Snakefile runs without it
 # installed).
 sys.path.insert(0, f"{workflow.basedir}/src")
+from adaptune.config_checks import check_config  # noqa: E402
 from adaptune.systems import (  # noqa: E402
     APPROACHES,
     FEWSHOT_NAME,
@@ -24,49 +26,10 @@ QUANTIZATIONS = ["8bit", "4bit", "none"]
 
 
 def _check_config(config):
-    """Cross-key checks; each error names the key and what was expected."""
-    templates = config["prompts"]["templates"]
-    if config["model"] not in config["models"]:
-        raise WorkflowError(
-            f"config.yaml: model: unknown model {config['model']!r}; "
-            f"expected one of {sorted(config['models'])} (the keys of `models`)"
-        )
-    style_keys = [("training.styles", s) for s in config["training"]["styles"]]
-    style_keys.append(("evaluation.fewshot.style", config["evaluation"]["fewshot"]["style"]))
-    style_keys.append(("openai.style", config["openai"]["style"]))
-    for key, style in style_keys:
-        if style not in templates:
-            raise WorkflowError(
-                f"config.yaml: {key}: unknown prompt style {style!r}; "
-                f"expected one of {sorted(templates)} (the keys of prompts.templates)"
-            )
-    if config["sweep"]["enabled"]:
-        sizes = {a: len(rates) for a, rates in config["sweep"]["learning_rates"].items()}
-        if len(set(sizes.values())) > 1:
-            raise WorkflowError(
-                f"config.yaml: sweep.learning_rates: {sizes} learning rates per approach; expected "
-                "the same number for every approach (the same tuning budget)"
-            )
-        if config["sweep"]["style"] not in templates:
-            raise WorkflowError(
-                f"config.yaml: sweep.style: unknown prompt style {config['sweep']['style']!r}; "
-                f"expected one of {sorted(templates)} (the keys of prompts.templates)"
-            )
-    fewshot = config["evaluation"]["fewshot"]
-    if fewshot["demonstrations"] == "fixed":
-        fixed = fewshot["fixed_demonstrations"]
-        wrong_k = [k for k in fewshot["k"] if k not in (0, len(fixed))]
-        if wrong_k:
-            raise WorkflowError(
-                f"config.yaml: evaluation.fewshot.k: {wrong_k} with demonstrations: fixed; "
-                f"expected 0 or {len(fixed)} (the number of fixed_demonstrations)"
-            )
-        for index, demo in enumerate(fixed):
-            if demo["label"] not in config["labels"]:
-                raise WorkflowError(
-                    f"config.yaml: evaluation.fewshot.fixed_demonstrations[{index}].label: "
-                    f"{demo['label']!r} is not one of {config['labels']} (config `labels`)"
-                )
+    try:
+        check_config(config)
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
 
 
 _check_config(config)
@@ -88,6 +51,11 @@ def _check_openai_key(config):
 
 _check_openai_key(config)
 # --- end OpenAI stage ------------------------------------------------------------------------
+
+
+def shared(path):
+    """A path under the folder snakemake runs in (data/, resources/), seen from `workdir`."""
+    return os.path.normpath(os.path.join(os.path.relpath(LAUNCH_DIR), path))
 
 
 def model_entry(name=None):
@@ -164,7 +132,7 @@ def reference_files(wildcards):
     splits = config["splits"]
     if not (splits["reference"]["enabled"] or splits["exclude_reference"]):
         return {}
-    return {part: splits["reference"][part] for part in ("train", "val")}
+    return {part: shared(splits["reference"][part]) for part in ("train", "val")}
 
 
 TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}

@@ -3,7 +3,7 @@
 
 rule download_dataset:
     output:
-        "data/labeled_data.csv",
+        shared("data/labeled_data.csv"),
     log:
         "logs/download_dataset.log",
     benchmark:
@@ -19,7 +19,7 @@ rule download_dataset:
 
 rule download_reference:
     output:
-        "data/reference_{part}.csv",
+        shared("data/reference_{part}.csv"),
     log:
         "logs/download_reference/{part}.log",
     benchmark:
@@ -37,7 +37,7 @@ rule download_reference:
 rule sample_splits:
     input:
         unpack(reference_files),
-        raw="data/labeled_data.csv",
+        raw=shared("data/labeled_data.csv"),
     output:
         train="results/splits/train.csv",
         val="results/splits/val.csv",

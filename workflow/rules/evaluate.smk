@@ -16,7 +16,7 @@ EVAL_COMMON = {key: EVAL[key] for key in ("batch_size", "bootstrap_samples", "se
 
 rule evaluate:
     input:
-        model="resources/models/{model}",
+        model=shared("resources/models/{model}"),
         adapter=f"results/train/{FINETUNED_NAME}/adapter",
         prompts=expand("results/prompts/{{style}}/{split}.jsonl", split=EVAL_SPLITS),
     output:
@@ -41,7 +41,7 @@ rule evaluate:
 
 rule fewshot:
     input:
-        model="resources/models/{model}",
+        model=shared("resources/models/{model}"),
         train=f"results/prompts/{FEWSHOT_STYLE}/train.jsonl",
         prompts=expand(f"results/prompts/{FEWSHOT_STYLE}/{{split}}.jsonl", split=EVAL_SPLITS),
     output:

@@ -3,7 +3,7 @@
 
 rule prepare_model:
     output:
-        directory("resources/models/{model}"),
+        directory(shared("resources/models/{model}")),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:

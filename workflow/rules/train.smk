@@ -23,7 +23,7 @@ for _approach in APPROACHES:
         input:
             train="results/prompts/{style}/train.jsonl",
             val="results/prompts/{style}/val.jsonl",
-            model="resources/models/{model}",
+            model=shared("resources/models/{model}"),
         output:
             adapter=directory(f"results/train/{TRAIN_CELL[_approach]}/adapter"),
             curves=f"results/train/{TRAIN_CELL[_approach]}/curves.csv",
@@ -58,7 +58,7 @@ for _approach in APPROACHES:
         input:
             train=f"results/prompts/{SWEEP['style']}/train.jsonl",
             val=f"results/prompts/{SWEEP['style']}/val.jsonl",
-            model="resources/models/{model}",
+            model=shared("resources/models/{model}"),
         output:
             adapter=directory(
                 f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/adapter"

@@ -1,0 +1,54 @@
+"""Checks of a config that its schema cannot express (keys that must name other keys).
+
+The Snakefile runs them after validating the config against workflow/schemas/config.schema.yaml,
+before any job; the tests run them in process on the same configs.
+"""
+
+from __future__ import annotations
+
+
+def check_config(config: dict) -> None:
+    """The cross-key checks of a validated config that a JSON schema cannot express; each error
+    names the key and what was expected."""
+    templates = config["prompts"]["templates"]
+    if config["model"] not in config["models"]:
+        raise ValueError(
+            f"config.yaml: model: unknown model {config['model']!r}; "
+            f"expected one of {sorted(config['models'])} (the keys of `models`)"
+        )
+    style_keys = [("training.styles", s) for s in config["training"]["styles"]]
+    style_keys.append(("evaluation.fewshot.style", config["evaluation"]["fewshot"]["style"]))
+    style_keys.append(("openai.style", config["openai"]["style"]))
+    for key, style in style_keys:
+        if style not in templates:
+            raise ValueError(
+                f"config.yaml: {key}: unknown prompt style {style!r}; "
+                f"expected one of {sorted(templates)} (the keys of prompts.templates)"
+            )
+    if config["sweep"]["enabled"]:
+        sizes = {a: len(rates) for a, rates in config["sweep"]["learning_rates"].items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(
+                f"config.yaml: sweep.learning_rates: {sizes} learning rates per approach; expected "
+                "the same number for every approach (the same tuning budget)"
+            )
+        if config["sweep"]["style"] not in templates:
+            raise ValueError(
+                f"config.yaml: sweep.style: unknown prompt style {config['sweep']['style']!r}; "
+                f"expected one of {sorted(templates)} (the keys of prompts.templates)"
+            )
+    fewshot = config["evaluation"]["fewshot"]
+    if fewshot["demonstrations"] == "fixed":
+        fixed = fewshot["fixed_demonstrations"]
+        wrong_k = [k for k in fewshot["k"] if k not in (0, len(fixed))]
+        if wrong_k:
+            raise ValueError(
+                f"config.yaml: evaluation.fewshot.k: {wrong_k} with demonstrations: fixed; "
+                f"expected 0 or {len(fixed)} (the number of fixed_demonstrations)"
+            )
+        for index, demo in enumerate(fixed):
+            if demo["label"] not in config["labels"]:
+                raise ValueError(
+                    f"config.yaml: evaluation.fewshot.fixed_demonstrations[{index}].label: "
+                    f"{demo['label']!r} is not one of {config['labels']} (config `labels`)"
+                )
