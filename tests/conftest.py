@@ -101,7 +101,7 @@ def deep_update(base: dict, overrides: dict) -> dict:
 
 def tiny_pipeline_config(model_dir: Path) -> dict:
     """The default config, shrunk: a tiny local GPT-J held in 8-bit (the quantized path, which the
-    CPU default leaves out), small splits, one short epoch."""
+    CPU default leaves out), small splits, one short epoch in fp32 with one validation pass."""
     default = yaml.safe_load((REPO / "config.yaml").read_text())
     one_epoch = {"epochs": 1, "batch_size": 8}
     return deep_update(default, {
@@ -112,7 +112,9 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
             "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
             "mlp_modules": ["fc_in", "fc_out"],
         }},
-        "training": {"max_length": 64, "styles": ["instruction"], "quantizations": ["8bit"], "approaches": {
+        # fp32: no bf16 timing probe per job; one validation pass per epoch.
+        "training": {"max_length": 64, "styles": ["instruction"], "quantizations": ["8bit"],
+                     "precision": "32-true", "val_checks_per_epoch": 1, "approaches": {
             "layernorm": one_epoch, "lora_attention": one_epoch, "lora_all": one_epoch,
         }},
         "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1], "quantization": "8bit"}},
@@ -134,8 +136,8 @@ class Pipeline:
     def run(self, *args: str, config: dict | None = None, check: bool = True,
             env: dict | None = None) -> subprocess.CompletedProcess:
         self.write_config(config)
-        command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                   "--directory", str(self.workdir), "--cores", "2", *args]
+        # Run from the working directory, as users do (a config's own `workdir` then applies).
+        command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
         result = subprocess.run(command, capture_output=True, text=True, cwd=self.workdir,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
         if check and result.returncode != 0:
@@ -156,3 +158,36 @@ def pipeline(tmp_path, tiny_gptj) -> Pipeline:
     write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
     write_reference_csvs(workdir / "data")
     return Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
+
+
+# Both prompt styles, so that the shared run can show a change of one style rerunning that
+# style's cells alone.
+FINISHED_OVERRIDES = {"training": {"styles": ["instruction", "raw"]}}
+
+
+@pytest.fixture(scope="session")
+def finished_pipeline(tmp_path_factory, tiny_gptj) -> Pipeline:
+    """The whole chain run once by the real snakemake on the tiny config (both prompt styles),
+    shared by every test that reads a finished run's outputs or plans on top of it. Such tests
+    must leave it as they found it: dry runs, `--report`, or reading files."""
+    workdir = tmp_path_factory.mktemp("finished") / "run"
+    write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
+    write_reference_csvs(workdir / "data")
+    pipeline = Pipeline(workdir, deep_update(tiny_pipeline_config(tiny_gptj), FINISHED_OVERRIDES))
+    pipeline.run()
+    return pipeline
+
+
+@pytest.fixture(scope="session")
+def default_plan(tmp_path_factory) -> subprocess.CompletedProcess:
+    """`snakemake -n` of the tiny config as it stands, run once for every test that reads what the
+    default plan holds (its rules, its jobs' resources)."""
+    pipeline = Pipeline(tmp_path_factory.mktemp("plan") / "run", tiny_pipeline_config(REPO / "no-model"))
+    write_raw_csv(pipeline.path("data/labeled_data.csv"), per_class=40)
+    return pipeline.run("-n")
+
+
+def job_stats(plan: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run: rule -> number of jobs."""
+    rows = plan.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
+    return {row.split()[0]: int(row.split()[1]) for row in rows if row.strip()}

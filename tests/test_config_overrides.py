@@ -68,14 +68,30 @@ def test_the_readme_openai_override_plans_the_openai_rules(workdir_pipeline):
     assert "openai_finetune" in result.stdout and "openai_evaluate" in result.stdout
 
 
-@pytest.mark.parametrize("override, message", [
+BAD_OVERRIDES = [
     ('splits={"train": "many"}', "'many' is not of type 'integer'"),
     ('openai={"enabled": "maybe"}', "'maybe' is not of type 'boolean'"),
     ('splits={"trains": 5}', "'trains' was unexpected"),
-])
-def test_a_bad_nested_override_is_refused_with_the_key(workdir_pipeline, override, message):
+]
+
+
+@pytest.mark.parametrize("override, message", BAD_OVERRIDES)
+def test_a_bad_nested_override_is_refused_with_the_key(override, message):
+    """As the Snakefile does it, in process: snakemake's own parsing of --config, the overrides
+    typed and merged, the schema's validation."""
+    from snakemake.cli import parse_config
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    merged = merge_overrides(DEFAULT, parse_config([override]), SCHEMA)
+    with pytest.raises(WorkflowError) as refused:
+        validate(merged, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    assert message in str(refused.value)
+
+
+def test_a_bad_nested_override_stops_snakemake_before_any_job(workdir_pipeline):
+    override, message = BAD_OVERRIDES[-1]
     result = workdir_pipeline.run("-n", "--config", override, check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not workdir_pipeline.path("results").exists()
-

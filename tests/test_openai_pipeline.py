@@ -16,7 +16,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import LABELS, REPO, WORDS
+from conftest import LABELS, REPO, WORDS, job_stats
 from fake_openai import FakeOpenAI
 from openai_helpers import KEY
 
@@ -39,8 +39,7 @@ def openai_on(base_url: str) -> dict:
 
 
 def snakemake_command(pipeline, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-            str(pipeline.workdir), "--cores", "2", *args]
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
 
 
 def wait_for_records(pipeline, process, models, timeout: float = 180) -> None:
@@ -135,15 +134,12 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_
     assert leaks == []
 
 
-def planned_jobs(plan: str) -> dict[str, int]:
-    """The "Job stats" table of a dry run: rule -> number of jobs."""
-    rows = plan.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
-    return {row.split()[0]: int(row.split()[1]) for row in rows if row.strip()}
+planned_jobs = job_stats
 
 
-def test_without_openai_the_plan_has_no_openai_job_and_with_it_one_per_system(pipeline, monkeypatch):
+def test_without_openai_the_plan_has_no_openai_job_and_with_it_one_per_system(pipeline, monkeypatch, default_plan):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    plan = planned_jobs(pipeline.run("-n", "--quiet", "rules").stdout)
+    plan = planned_jobs(default_plan.stdout)
     assert "report" in plan and not [rule for rule in plan if "openai" in rule]
     plan = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=openai_on("http://127.0.0.1:9/v1")).stdout)
     assert {rule: n for rule, n in plan.items() if "openai" in rule} == {"openai_finetune": 2, "openai_evaluate": 4}
@@ -189,10 +185,3 @@ def test_pipeline_with_a_refused_fine_tuning_and_a_retired_chat_model_completes_
     assert status["baseline/tfidf"] == "ran"
     table = pipeline.path("results/report/summary.md").read_text()
     assert message in table and "shut down on 2026-10-23" in table
-
-
-def test_the_readme_overlay_turns_openai_on_with_the_default_models(pipeline, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    result = pipeline.run("-n", "--quiet", "rules", "--configfile", str(REPO / "configs" / "openai.yaml"))
-    plan = planned_jobs(result.stdout)
-    assert {rule: n for rule, n in plan.items() if "openai" in rule} == {"openai_finetune": 2, "openai_evaluate": 4}

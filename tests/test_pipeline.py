@@ -1,76 +1,143 @@
-"""The whole chain, run by the real snakemake on a tiny 8-bit GPT-J: every stage, every output,
-the report, a rerun that does nothing, and a rerun of one approach after its config changed."""
+"""The whole chain, run once by the real snakemake on a tiny 8-bit GPT-J (`finished_pipeline` in
+conftest.py): every stage and output, numbers that are the scorer's and the metrics code's own on
+the same prompts and predictions, the report, a rerun that does nothing, and a rerun of one
+approach after its config changed."""
 
 import json
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from conftest import LABELS
 
 pytestmark = pytest.mark.slow
 
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
+STYLES = ("instruction", "raw")
+CELL = "tiny-gptj/{approach}/{style}/8bit/seed42"
+SYSTEMS = [CELL.format(approach=a, style=s) for a in APPROACHES for s in STYLES] + [
+    "tiny-gptj/fewshot-k0", "tiny-gptj/fewshot-k1", "baseline/tfidf"]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_gptj):
-    from conftest import Pipeline, tiny_pipeline_config, write_raw_csv, write_reference_csvs
-
-    workdir = tmp_path_factory.mktemp("pipeline") / "run"
-    write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
-    write_reference_csvs(workdir / "data")
-    pipeline = Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
-    pipeline.run()
-    return pipeline
+def evaluation(pipeline, system: str, split: str) -> tuple[pd.DataFrame, dict]:
+    directory = pipeline.path(f"results/eval/{system}" + ("" if split == "test" else f"/{split}"))
+    predictions = pd.read_csv(directory / "predictions.csv", dtype={"id": str}, keep_default_na=False)
+    return predictions, json.loads((directory / "metrics.json").read_text())
 
 
-def test_every_approach_trains_and_is_evaluated(finished):
+def score_columns(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The per-label score columns (<what>_<label>), in label order."""
+    columns = [next(c for c in predictions.columns if re.fullmatch(rf"[a-z]+_{label}", c)) for label in LABELS]
+    return predictions[columns]
+
+
+def test_every_approach_trains_and_is_evaluated(finished_pipeline):
     for approach in APPROACHES:
-        train = finished.path(f"results/train/tiny-gptj/{approach}/instruction/8bit/seed42")
-        summary = json.loads((train / "summary.json").read_text())
-        assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
-        assert (train / "curves.csv").exists() and (train / "adapter").is_dir()
-        for split_dir in ("", "val/"):
-            metrics = json.loads(finished.path(
-                f"results/eval/tiny-gptj/{approach}/instruction/8bit/seed42/{split_dir}metrics.json").read_text())
-            assert metrics["n"] == 12 and 0 <= metrics["accuracy"] <= 1
-            assert metrics["split"] == ("val" if split_dir else "test")
+        for style in STYLES:
+            train = finished_pipeline.path(f"results/train/{CELL.format(approach=approach, style=style)}")
+            summary = json.loads((train / "summary.json").read_text())
+            assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
+            assert summary["approach"] == approach and summary["style"] == style
+            assert (train / "curves.csv").exists() and (train / "adapter").is_dir()
 
 
-def test_fewshot_and_baseline_are_evaluated(finished):
-    for system in ("tiny-gptj/fewshot-k0", "tiny-gptj/fewshot-k1", "baseline/tfidf"):
-        predictions = pd.read_csv(finished.path(f"results/eval/{system}/predictions.csv"))
-        assert len(predictions) == 12
-        assert set(predictions["predicted"]) <= {"hate", "offensive", "neutral"}
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_every_systems_metrics_are_the_metrics_code_on_its_predictions(finished_pipeline, split):
+    """metrics.json holds what adaptune.metrics computes from predictions.csv, and the
+    predictions cover the split's tweets with their gold labels."""
+    from adaptune.metrics import classification_metrics
+
+    evaluation_config = finished_pipeline.config["evaluation"]
+    tweets = pd.read_csv(finished_pipeline.path(f"results/splits/{split}.csv"), dtype={"id": str})
+    for system in SYSTEMS:
+        predictions, metrics = evaluation(finished_pipeline, system, split)
+        assert sorted(predictions["id"]) == sorted(tweets["id"])
+        gold = dict(zip(tweets["id"], tweets["label"]))
+        assert predictions["gold"].tolist() == [gold[i] for i in predictions["id"]]
+        assert set(predictions["predicted"]) <= set(LABELS)
+        expected = classification_metrics(predictions["gold"].tolist(), predictions["predicted"].tolist(), LABELS,
+                                          evaluation_config["bootstrap_samples"], evaluation_config["seed"])
+        assert metrics["split"] == split and metrics["n"] == len(tweets) == 12
+        assert {key: metrics[key] for key in expected} == expected, system
+        # the predicted label is the best-scored one
+        scores = score_columns(predictions).to_numpy()
+        assert predictions["predicted"].tolist() == [LABELS[j] for j in scores.argmax(axis=1)]
 
 
-def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished):
-    summary = finished.path("results/report/summary.md").read_text()
+def test_a_fine_tuned_systems_predictions_are_the_scorers(finished_pipeline, one_thread):
+    """The test prompts scored again in process, with the adapter the pipeline saved, give the
+    scores and labels of its predictions.csv."""
+    from adaptune.adapters import load_trained
+    from adaptune.prompts import read_prompts
+    from adaptune.scoring import ScoringSettings, score_labels
+
+    cell = CELL.format(approach="lora_all", style="instruction")
+    model, tokenizer, record = load_trained(finished_pipeline.path(f"results/train/{cell}/adapter"),
+                                            finished_pipeline.path("resources/models/tiny-gptj"))
+    records = read_prompts(finished_pipeline.path("results/prompts/instruction/test.jsonl"), LABELS)
+    trained = record.get("settings", {})
+    scores = score_labels(model, tokenizer, [r["prompt"] for r in records], LABELS,
+                          ScoringSettings(max_length=int(record["max_length"]),
+                                          truncation_side=trained.get("truncation_side"),
+                                          precision=trained.get("precision", "32-true")))
+    predictions, _ = evaluation(finished_pipeline, cell, "test")
+    by_id = predictions.set_index("id")
+    ids = [r["id"] for r in records]
+    np.testing.assert_allclose(score_columns(by_id.loc[ids]).to_numpy(), scores, rtol=1e-4, atol=1e-4)
+    assert by_id.loc[ids, "predicted"].tolist() == [LABELS[j] for j in scores.argmax(axis=1)]
+
+
+def test_the_baselines_predictions_are_the_baselines(finished_pipeline):
+    from adaptune.baseline import BaselineSettings, predict_frame, read_split, train_baseline
+
+    splits = {name: read_split(finished_pipeline.path(f"results/splits/{name}.csv"), LABELS)
+              for name in ("train", "test")}
+    model = train_baseline(splits["train"]["text"].tolist(), splits["train"]["label"].tolist(),
+                           BaselineSettings(seed=finished_pipeline.config["evaluation"]["seed"]))
+    expected = predict_frame(model, splits["test"], LABELS)
+    predictions, _ = evaluation(finished_pipeline, "baseline/tfidf", "test")
+    assert predictions["predicted"].tolist() == expected["predicted"].tolist()
+    np.testing.assert_allclose(score_columns(predictions).to_numpy(), score_columns(expected).to_numpy(),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished_pipeline):
+    summary = finished_pipeline.path("results/report/summary.md").read_text()
     for name in ("LoRA, all linear layers", "LoRA, attention", "ormalization", "TF-IDF", "shot"):
         assert name in summary, f"{name!r} missing from summary.md"
     assert "not run: openai.enabled is false" in summary
-    paired = pd.read_csv(finished.path("results/report/paired_differences.csv"))
+    paired = pd.read_csv(finished_pipeline.path("results/report/paired_differences.csv"))
     assert {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"} <= set(paired["comparison"])
     answer = summary.split("##")[0]
     assert answer.count("- ") >= 5  # one line per macro-F1 comparison and the note on intervals
-    groups = pd.read_csv(finished.path("results/report/groups.csv"))
-    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == 3  # the fine-tuned ones
+    groups = pd.read_csv(finished_pipeline.path("results/report/groups.csv"))
+    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == 6  # the fine-tuned ones
+    # The report's numbers are the systems' metrics.json
+    runs = pd.read_csv(finished_pipeline.path("results/report/summary.csv")).set_index("name")
+    for system in SYSTEMS:
+        _, metrics = evaluation(finished_pipeline, system, "test")
+        assert runs.loc[system, "accuracy"] == pytest.approx(metrics["accuracy"])
+        assert runs.loc[system, "macro_f1"] == pytest.approx(metrics["macro_f1"])
 
 
-def test_html_report_embeds_every_figure(finished):
-    finished.run("--report", "report.html")
-    html = finished.path("report.html").read_text()
-    figures = list(finished.path("results/report").rglob("*.png"))
+def test_html_report_embeds_every_figure(finished_pipeline):
+    finished_pipeline.run("--report", "report.html")
+    html = finished_pipeline.path("report.html").read_text()
+    figures = list(finished_pipeline.path("results/report").rglob("*.png"))
     assert figures
     for figure in figures:
         assert figure.name in html
 
 
-def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished):
-    assert "Nothing to be done" in finished.run("-n").stdout + finished.run("-n").stderr
+def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipeline):
+    result = finished_pipeline.run("-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
     from test_workflow import planned_rules
 
-    learning_rate = finished.config["training"]["approaches"]["lora_all"]["learning_rate"]
-    plan = planned_rules(finished.run("-n", "--quiet", "rules", config={
+    learning_rate = finished_pipeline.config["training"]["approaches"]["lora_all"]["learning_rate"]
+    plan = planned_rules(finished_pipeline.run("-n", "--quiet", "rules", config={
         "training": {"approaches": {"lora_all": {"learning_rate": 2 * learning_rate}}}}))
     assert "train_lora_all" in plan
     assert "train_layernorm" not in plan and "train_lora_attention" not in plan

@@ -47,7 +47,8 @@ def trained(tmp_path_factory, tiny_gptj):
     settings = TrainSettings(approach="lora_attention", learning_rate=1e-3, epochs=1, batch_size=4,
                              lora=LoraSettings(),
                              quantization="none", template=TEMPLATE, labels=tuple(LABELS), max_length=64,
-                             max_steps=2, validate_first=False, model={"name": "tiny-gptj"})
+                             max_steps=2, validate_first=False, model={"name": "tiny-gptj"},
+                             precision="32-true")
     out = root / "train" / "tiny-gptj" / "lora_attention" / "instruction"
     train(settings, root / "train.jsonl", root / "val.jsonl", model_dir, out)
     return model_dir, out / "adapter", root

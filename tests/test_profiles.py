@@ -1,6 +1,7 @@
 """GPU as a Snakemake resource, the profiles, and the rules kept on the submitting node."""
 
 import re
+import shutil
 
 import pytest
 import yaml
@@ -35,37 +36,37 @@ def gpu_of(resources_line: str) -> int:
 
 
 def test_gpu_jobs_ask_for_one_gpu_when_the_config_says_so(planner):
-    on = planned_resources(planner.run("-n", "--config", "gpu=true"))
+    """Planned with the default profile, which offers one GPU to the jobs that ask for it."""
+    shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
+    on = planned_resources(planner.run("-n", "--profile", "profiles/default", "--config", "gpu=true"))
     assert GPU_RULES <= set(on), sorted(on)
     for rule, lines in on.items():
         expected = 1 if rule in GPU_RULES else 0
         assert {gpu_of(line) for line in lines} == {expected}, (rule, lines)
 
 
-def test_no_job_asks_for_a_gpu_by_default(planner):
-    off = planned_resources(planner.run("-n"))
+def test_no_job_asks_for_a_gpu_by_default(default_plan):
+    off = planned_resources(default_plan)
     assert GPU_RULES <= set(off)
     assert all(gpu_of(line) == 0 for lines in off.values() for line in lines)
 
 
-def test_the_gpt_j_config_uses_the_gpu():
-    assert yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())["gpu"] is True
+@pytest.fixture(scope="module")
+def listed_rules(tmp_path_factory):
+    """`snakemake --list-rules` with every stage on (OpenAI too)."""
+    pipeline = Pipeline(tmp_path_factory.mktemp("rules") / "run", tiny_pipeline_config(REPO / "no-model"))
+    write_raw_csv(pipeline.path("data/labeled_data.csv"), per_class=40)
+    return pipeline.run("--list-rules", "--config", 'openai={"enabled": true}',
+                        env={"OPENAI_API_KEY": "sk-test-not-used"})
 
 
-def test_the_default_profile_offers_one_gpu():
-    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
-    assert profile["resources"] == {"gpu": 1}
+def rule_names(listed) -> set[str]:
+    return {line.strip() for line in listed.stdout.splitlines() if re.fullmatch(r"\s*\w+", line)}
 
 
-def rule_names(planner) -> set[str]:
-    result = planner.run("--list-rules", "--config", 'openai={"enabled": true}',
-                         env={"OPENAI_API_KEY": "sk-test-not-used"})
-    return {line.strip() for line in result.stdout.splitlines() if re.fullmatch(r"\s*\w+", line)}
-
-
-def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(planner):
+def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rules):
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    rules = rule_names(planner)
+    rules = rule_names(listed_rules)
     assert GPU_RULES | NETWORK_RULES <= rules
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     assert set(profile["set-threads"]) <= rules
@@ -77,12 +78,42 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(planner):
         assert profile["set-resources"][rule]["slurm_partition"] == "gpu"
 
 
-def test_network_rules_are_local(planner):
+def resource_values(line: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in line.split(", ") if "=" in item)
+
+
+def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_memory_and_time(planner):
+    """configs/gpt-j-6b.yaml planned under the SLURM profile (less the executor and conda, which
+    need a cluster): the jobs asking for a GPU are exactly those sent to the GPU partition, and
+    every job gets an account, a run-time limit and at least the memory its rule asks for."""
+    study = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())
+    study["models"] = {"gpt-j-6b": planner.config["models"]["tiny-gptj"]}  # nothing to fetch
+    study.setdefault("training", {})["styles"] = ["instruction"]
+    planner.path("gpt-j.yaml").parent.mkdir(parents=True, exist_ok=True)
+    planner.path("gpt-j.yaml").write_text(yaml.safe_dump(study))
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    here = {k: v for k, v in profile.items() if k not in ("executor", "software-deployment-method", "use-conda")}
+    planner.path("profiles/slurm").mkdir(parents=True)
+    planner.path("profiles/slurm/config.yaml").write_text(yaml.safe_dump(here))
+
+    own = planned_resources(planner.run("-n", "--configfile", "gpt-j.yaml"))
+    slurm = planned_resources(planner.run("-n", "--configfile", "gpt-j.yaml", "--profile", "profiles/slurm"))
+    assert set(slurm) == set(own) and GPU_RULES <= set(slurm), sorted(slurm)
+    for rule, lines in slurm.items():
+        asked = max(int(resource_values(line).get("mem_mb", 0)) for line in own[rule])
+        for line in lines:
+            values = resource_values(line)
+            assert values["slurm_account"] == "<your-account>" and int(values["runtime"]) > 0, (rule, line)
+            assert int(values["mem_mb"]) >= asked, (rule, values["mem_mb"], asked)
+            on_gpu = values["slurm_partition"] == "gpu"
+            assert on_gpu == (gpu_of(line) == 1) == (rule in GPU_RULES), (rule, line)
+
+
+def test_network_rules_are_local(listed_rules):
     """The Snakefile declares them `localrules`, and Snakemake finds each of them a rule."""
     block = re.search(r"^localrules:\n((?:    \w+,?\n)+)", (REPO / "Snakefile").read_text(), flags=re.M)
     assert block, "the Snakefile declares no localrules"
     declared = set(re.findall(r"\w+", block[1]))
     assert declared == NETWORK_RULES
-    result = planner.run("-n", "--config", 'openai={"enabled": true}',
-                         env={"OPENAI_API_KEY": "sk-test-not-used"})
-    assert "localrules directive specifies rules that are not present" not in result.stdout + result.stderr
+    assert declared <= rule_names(listed_rules)
+    assert "localrules directive specifies rules that are not present" not in listed_rules.stdout + listed_rules.stderr

@@ -1,8 +1,9 @@
-"""Every command the README shows, run as written: each `snakemake` command as a dry run (the
-study is long, OpenAI costs money) in a working directory with the tiny-model config,
-`adaptune` commands through the command's own parser, and install commands checked for their
-form against pyproject.toml. The README is read generically, so a command added to it is run
-here too, and a command that nothing here knows how to check fails the test."""
+"""Every command the README and the docs/ pages show, run as written: each `snakemake` command
+as a dry run (the study is long, OpenAI costs money) in a working directory with the tiny-model
+config, `adaptune` commands through the command's own parser, and install commands checked for
+their form against pyproject.toml. The pages are read generically, so a command added to one is
+run here too, and a command that nothing here knows how to check fails the test. A command shown
+on several pages runs once. Every relative link and every #anchor of those pages resolves."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import pytest
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
-from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
+from conftest import REPO, Pipeline, job_stats, tiny_pipeline_config, write_raw_csv
 
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 README = (REPO / "README.md").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 FLOORS = {Requirement(text).name: Requirement(text).specifier
@@ -47,29 +49,58 @@ def split_commands(line: str) -> list[list[str]]:
     return [c for c in commands + [current] if c]
 
 
-def readme_commands() -> list[tuple[str, list[str], dict[str, str]]]:
-    """(where, argv, exported variables) of every command in the README's bash blocks and of every
+def bash_blocks(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+
+
+def page_commands(page: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(where, argv, exported variables) of every command in a page's bash blocks and of every
     inline `snakemake ...` in its text."""
+    text, name = page.read_text(), page.relative_to(REPO)
     commands = []
-    for number, block in enumerate(re.findall(r"```bash\n(.*?)```", README, flags=re.S), start=1):
+    for number, block in enumerate(bash_blocks(text), start=1):
         exported: dict[str, str] = {}
         for line in block.replace("\\\n", " ").splitlines():
             for argv in split_commands(line):
                 if argv[0] == "export":
-                    name, _, value = argv[1].partition("=")
-                    exported[name] = value
+                    name_, _, value = argv[1].partition("=")
+                    exported[name_] = value
                     continue
-                commands.append((f"block {number}: {' '.join(argv)}", argv, dict(exported)))
-    for inline in re.findall(r"`(snakemake [^`]+)`", README):
-        commands.append((f"inline: {inline}", shlex.split(inline), {}))
+                commands.append((f"{name} block {number}: {' '.join(argv)}", argv, dict(exported)))
+    for inline in re.findall(r"`(snakemake [^`]+)`", text):
+        commands.append((f"{name} inline: {inline}", shlex.split(inline), {}))
     return commands
-
-
-COMMANDS = readme_commands()
 
 
 def program(argv: list[str]) -> str:
     return Path(argv[0]).name
+
+
+def what_runs(argv: list[str], exported: dict[str, str]) -> tuple:
+    """What a command does here: the same for `snakemake -n` and `.venv/bin/snakemake`, so that
+    the pages' repeats of one dry run are run once."""
+    if program(argv) == "snakemake":
+        args = [a for a in argv[1:] if a not in NOT_HERE and a not in ("-n", "--dry-run")]
+        if "--cores" in args:  # the plan is the same on any number of cores
+            del args[args.index("--cores"):args.index("--cores") + 2]
+        return ("snakemake", tuple(args), tuple(sorted(exported.items())))
+    return (tuple(argv), tuple(sorted(exported.items())))
+
+
+def distinct_commands() -> list[tuple[str, list[str], dict[str, str]]]:
+    seen: dict[tuple, int] = {}
+    distinct = []
+    for where, argv, exported in (c for page in PAGES for c in page_commands(page)):
+        key = what_runs(argv, exported)
+        if key in seen:
+            continue
+        seen[key] = len(distinct)
+        distinct.append((where, argv, exported))
+    return distinct
+
+
+COMMANDS = [c for page in PAGES for c in page_commands(page)]
+DISTINCT = distinct_commands()
 
 
 def test_the_readme_shows_the_commands_it_must():
@@ -78,18 +109,31 @@ def test_the_readme_shows_the_commands_it_must():
     assert any("--use-conda" in argv for _, argv, _ in COMMANDS)
 
 
-def test_quickstart_is_two_commands_that_install_and_test():
+def test_quickstart_installs_plans_smokes_runs_and_tests():
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", quickstart, flags=re.S)[1]
-    lines = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
-    assert len(lines) == 2, lines
-    install = split_commands(lines[0])
+    lines = [line for line in bash_blocks(quickstart)[0].splitlines() if line.strip() and not line.startswith("#")]
+    install, plan, smoke, study, tests = (split_commands(line) for line in lines)
     assert install[0][:3] == ["python3", "-m", "venv"]
     assert any(argv[0].endswith("/pip") and "torch==2.13.0" in argv and ".[test]" in argv for argv in install)
-    assert install[-1][0].endswith("/snakemake")
-    assert split_commands(lines[1]) == [[".venv/bin/python", "-m", "pytest"]]
+    assert plan == [[".venv/bin/snakemake", "-n"]]
+    assert smoke == [[".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/smoke.yaml"]]
+    assert study == [[".venv/bin/snakemake", "--cores", "2"]]
+    assert tests == [[".venv/bin/python", "-m", "pytest"]]
     python = PYPROJECT["project"]["requires-python"]
     assert f"Python ≥ {python.removeprefix('>=')}" in quickstart
+
+
+def test_the_predict_line_names_an_adapter_of_the_default_study():
+    from adaptune.systems import System
+
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    adapters = re.findall(r"adaptune predict --adapter (\S+)", README)
+    assert adapters
+    training = default["training"]
+    cells = {f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
+             for approach in training["approaches"] for style in training["styles"]
+             for quantization in training["quantizations"] for seed in training["seeds"]}
+    assert set(adapters) <= cells, (adapters, sorted(cells))
 
 
 def check_pip(argv: list[str]) -> None:
@@ -154,8 +198,8 @@ def runnable_here(argv: list[str], pipeline: Pipeline) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("where, argv, exported", COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_readme_command(where, argv, exported, workdir):
+@pytest.mark.parametrize("where, argv, exported", DISTINCT, ids=[c[0] for c in DISTINCT])
+def test_readme_command(where, argv, exported, workdir, request):
     while re.fullmatch(r"\w+=\S*", argv[0]):  # VAR=value in front of a command: its environment
         name, _, value = argv[0].partition("=")
         exported, argv = {**exported, name: value}, argv[1:]
@@ -169,9 +213,15 @@ def test_readme_command(where, argv, exported, workdir):
         elif "--lint" in args:
             result = workdir.run(*args, env=exported)
             assert "in a good condition" in result.stdout + result.stderr
-        else:
-            result = workdir.run(*args, "-n", env=exported)
+        elif not what_runs(argv, exported)[1]:  # the default plan, which another test needs too
+            result = request.getfixturevalue("default_plan")
             assert "This was a dry-run" in result.stdout + result.stderr
+        else:
+            result = workdir.run(*args, "-n", "--quiet", "rules", env=exported)
+            assert "This was a dry-run" in result.stdout + result.stderr
+            if "configs/openai.yaml" in args:  # the overlay turns OpenAI on with its default models
+                openai = {rule: n for rule, n in job_stats(result.stdout).items() if "openai" in rule}
+                assert openai == {"openai_finetune": 2, "openai_evaluate": 4}, openai
     elif name == "pip":
         check_pip(argv)
     elif name == "adaptune":
@@ -187,9 +237,11 @@ def test_readme_command(where, argv, exported, workdir):
     elif name in ("python", "python3") and argv[1:3] == ["-m", "venv"]:
         assert len(argv) == 4, argv  # one folder
     elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"] and "-m" in argv[3:]:
-        # A marked subset (the llama.cpp server tests): the marker is registered, the files exist.
-        marker = argv[argv.index("-m", 3) + 1]
-        assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), f"marker {marker} is not registered"
+        # A marked subset (the llama.cpp server tests, the unit tests): its markers are registered,
+        # the files exist.
+        expression = argv[argv.index("-m", 3) + 1]
+        for marker in set(re.findall(r"\w+", expression)) - {"not", "and", "or"}:
+            assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), f"marker {marker} is not registered"
         for path in (a for a in argv if a.startswith("tests/")):
             assert (REPO / path).is_file(), path
     elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"]:
@@ -199,3 +251,48 @@ def test_readme_command(where, argv, exported, workdir):
         assert len(argv) == 2, argv  # feeds a file to the next command of its pipeline
     else:
         raise AssertionError(f"{where}: no check for this command; add one to tests/test_readme.py")
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]|<[^>]+>", "", heading).strip().lower()
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *#*$", text, flags=re.M):
+        base, n = slug(heading), 0
+        while (name := base if n == 0 else f"{base}-{n}") in found:
+            n += 1
+        found.add(name)
+    return found | set(re.findall(r'<a (?:name|id)="([^"]+)"', text))
+
+
+def links(page: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_link_and_anchor_resolves(page):
+    broken = []
+    for link in links(page):
+        if re.match(r"[a-z]+:", link):  # https:, mailto:: not checked offline
+            continue
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            broken.append(f"{link}: no file {target}")
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
+            broken.append(f"{link}: no heading #{anchor} in {target.name}")
+    assert not broken, broken
+
+
+def test_the_slugs_are_githubs():
+    assert slug("Use the winner: `adaptune predict`") == "use-the-winner-adaptune-predict"
+    assert slug("GPU: GPT-J-6B in 8-bit") == "gpu-gpt-j-6b-in-8-bit"
+    assert slug("Data, offline use") == "data-offline-use"

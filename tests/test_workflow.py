@@ -7,8 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from adaptune.systems import System
-from conftest import REPO, write_raw_csv, write_reference_csvs
+from conftest import REPO, job_stats, tiny_pipeline_config, write_raw_csv, write_reference_csvs
 
 PROMPTS = "results/prompts/instruction/train.jsonl"
 
@@ -33,8 +32,8 @@ def planned_rules(result) -> set[str]:
     return set(planned_jobs(result))
 
 
-def test_dry_run_plans_the_whole_chain(pipeline):
-    plan = planned_rules(pipeline.run("-n", "--quiet", "rules"))
+def test_dry_run_plans_the_whole_chain(default_plan):
+    plan = set(job_stats(default_plan.stdout))
     assert plan >= {"sample_splits", "format_prompts", "prepare_model", "train_layernorm",
                     "train_lora_attention", "train_lora_all", "evaluate", "fewshot", "baseline_tfidf",
                     "report"}, plan
@@ -52,37 +51,31 @@ def test_the_grid_plans_one_training_and_evaluation_per_cell(pipeline):
 
 
 @pytest.mark.slow
-def test_changing_one_style_or_adding_a_seed_reruns_only_those_cells(pipeline):
-    """Trained cells of one approach (two styles x two seeds); then a new raw template plans the
-    raw cells only, and a third seed plans that seed's cells only."""
-    config = {"training": {"styles": ["instruction", "raw"], "seeds": [1, 2], "approaches": {
-        "lora_attention": {"enabled": False}, "lora_all": {"enabled": False}}}}
-
-    def cells(styles, seeds):
-        return [f"{System('layernorm', 'tiny-gptj', style, '8bit', seed).train_dir}/summary.json"
-                for style in styles for seed in seeds]
-
-    trained = cells(["instruction", "raw"], [1, 2])
-    pipeline.run(*trained, config=config)
-    assert planned_jobs(pipeline.run(*trained, "-n", "--quiet", "rules", config=config)) == {}
-
-    new_raw = {**config, "prompts": {"templates": {"instruction": pipeline.config["prompts"]["templates"]
-                                                   ["instruction"], "raw": "{text}\n=>"}}}
-    jobs = planned_jobs(pipeline.run(*trained, "-n", "--quiet", "rules", config=new_raw))
-    assert jobs == {"format_prompts": 2, "train_layernorm": 2}  # raw train and val prompts
-    plan = pipeline.run(*trained, "-n", config=new_raw)
+def test_changing_one_style_or_adding_a_seed_reruns_only_those_cells(finished_pipeline):
+    """On the finished run (three approaches x two styles, one seed): a new raw template plans
+    the raw cells only, and a second seed plans that seed's cells only."""
+    pipeline = finished_pipeline
+    templates = pipeline.config["prompts"]["templates"]
+    new_raw = {"prompts": {"templates": {**templates, "raw": "{text}\n=>"}}}
+    plan = pipeline.run("-n", config=new_raw)
+    assert job_stats(plan.stdout) == {"format_prompts": 3, "train_layernorm": 1, "train_lora_attention": 1,
+                                      "train_lora_all": 1, "evaluate": 3, "report": 1, "all": 1}
     outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
-    assert any("/raw/8bit/seed1/" in line for line in outputs) and any("/raw/8bit/seed2/" in line for line in outputs)
+    cells = [line for line in outputs if "/seed" in line]
+    assert len(cells) == 6 and all("/raw/8bit/seed42" in line for line in cells)
     assert not any("instruction" in line for line in outputs)
 
-    three_seeds = {"training": {**config["training"], "seeds": [1, 2, 3]}}
-    jobs = planned_jobs(pipeline.run(*cells(["instruction", "raw"], [1, 2, 3]), "-n", "--quiet", "rules",
-                                     config=three_seeds))
-    assert jobs == {"train_layernorm": 2}
+    two_seeds = {"training": {"seeds": [42, 43]}}
+    plan = pipeline.run("-n", config=two_seeds)
+    assert job_stats(plan.stdout) == {"train_layernorm": 2, "train_lora_attention": 2, "train_lora_all": 2,
+                                      "evaluate": 6, "report": 1, "all": 1}
+    outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:") and "/seed" in line]
+    assert outputs and all("/seed43" in line and "/seed42" not in line for line in outputs)
 
 
-def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, tmp_path):
-    pipeline.run(PROMPTS)
+@pytest.mark.slow
+def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(finished_pipeline, tmp_path):
+    pipeline = finished_pipeline
     records = [json.loads(line) for line in pipeline.path(PROMPTS).read_text().splitlines()]
     assert len(records) == 24
     assert {r["label"] for r in records} == {"hate", "offensive", "neutral"}
@@ -107,7 +100,7 @@ def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, t
         assert digest(pipeline.path(relative)) == digest(again.path(relative))
 
 
-@pytest.mark.parametrize("overrides, message", [
+REFUSED = [
     ({"splits": {"train": -5}}, "-5 is less than the minimum"),
     ({"splits": {"train": "many"}}, "'many' is not of type 'integer'"),
     ({"training": {"approaches": {"prefix_tuning": {"enabled": True}}}}, "prefix_tuning"),
@@ -117,8 +110,44 @@ def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(pipeline, t
                                  "fixed_demonstrations": [{"text": "hi", "label": "hate"}]}}},
      "evaluation.fewshot.k: [3] with demonstrations: fixed; expected 0 or 1"),
     ({"model": "gpt-5"}, "model: unknown model 'gpt-5'"),
-])
-def test_bad_config_is_refused_before_any_job(pipeline, overrides, message):
+]
+
+
+def refusal(config: dict) -> str:
+    """Why the Snakefile refuses `config` (its schema validation, then adaptune's own checks),
+    run in process; "" when it is accepted."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from adaptune.config_checks import check_config
+
+    try:
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+        check_config(config)
+    except (WorkflowError, ValueError) as error:
+        return str(error)
+    return ""
+
+
+def test_the_tiny_config_and_every_shipped_config_are_accepted():
+    from conftest import deep_update
+    import yaml
+
+    tiny = tiny_pipeline_config(REPO / "no-model")
+    assert refusal(tiny) == ""
+    for configfile in sorted((REPO / "configs").glob("*.yaml")):
+        assert refusal(deep_update(tiny, yaml.safe_load(configfile.read_text()))) == "", configfile.name
+
+
+@pytest.mark.parametrize("overrides, message", REFUSED)
+def test_bad_config_is_refused_with_the_key(overrides, message):
+    from conftest import deep_update
+
+    assert message in refusal(deep_update(tiny_pipeline_config(REPO / "no-model"), overrides))
+
+
+@pytest.mark.parametrize("overrides, message", [REFUSED[0], REFUSED[-1]], ids=["schema", "cross-key"])
+def test_bad_config_stops_snakemake_before_any_job(pipeline, overrides, message):
     result = pipeline.run(PROMPTS, config=overrides, check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
@@ -132,32 +161,28 @@ def test_unknown_prompt_style_target_is_refused(pipeline):
     assert not pipeline.path("results").exists()
 
 
-BAD_RAW = {
-    "no class column": (",count,hate_speech,offensive_language,neither,tweet\n0,3,0,0,3,hi\n", "missing column(s) class"),
-    "class 7": (",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,0,3,7,hi\n", "class '7' is not one of 0, 1, 2"),
-    "empty": ("", "the file is empty"),
-    "binary": (bytes(range(256)).decode("latin-1") * 4, "binary file"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_RAW))
-def test_bad_dataset_is_refused_and_leaves_no_split(pipeline, case):
-    content, message = BAD_RAW[case]
-    pipeline.path("data/labeled_data.csv").write_text(content, encoding="latin-1")
+def test_bad_dataset_is_refused_and_leaves_no_split(pipeline):
+    """The wiring: sample_splits stops on a bad raw file, names it, writes no split and keeps the
+    user's file (each way a file can be bad is tested in process by test_data.py)."""
+    pipeline.path("data/labeled_data.csv").write_text(
+        ",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,0,3,7,hi\n")
     result = pipeline.run(PROMPTS, check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert message in output and "labeled_data.csv" in output
+    assert "class '7' is not one of 0, 1, 2" in output and "labeled_data.csv" in output
     assert not list(pipeline.path("results").rglob("*.csv"))
     assert pipeline.path("data/labeled_data.csv").exists()  # the user's file is never deleted
 
 
-def test_split_larger_than_a_class_is_refused(pipeline):
-    result = pipeline.run(PROMPTS, config={"splits": {"train": 150}}, check=False)
-    assert result.returncode != 0
+def test_split_larger_than_a_class_left_after_the_reference_is_refused(tmp_path):
+    from adaptune.data import DataError, SplitSettings, make_splits
+
+    raw = write_raw_csv(tmp_path / "labeled_data.csv", per_class=40)
+    reference = write_reference_csvs(tmp_path)
     # 40 written, 4 of them in the reference split
-    assert "class 'hate' has 36 distinct tweets, but the splits need" in result.stdout + result.stderr
-    assert not pipeline.path("results/splits").exists() or not list(pipeline.path("results/splits").iterdir())
+    with pytest.raises(DataError, match="class 'hate' has 36 distinct tweets, but the splits need"):
+        make_splits(raw, ["hate", "offensive", "neutral"],
+                    SplitSettings(train=150, val=12, test=12, exclude_reference=True), reference)
 
 
 @pytest.mark.parametrize("configfile, expected", [
