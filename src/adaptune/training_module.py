@@ -72,8 +72,13 @@ class CompletionLM(pl.LightningModule):
         _, scores = label_log_probs(logits[rows, position], self.label_ids)
         accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
         size = batch["input_ids"].size(0)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
+        # Under DDP every process scores the whole validation split: the values agree.
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
