@@ -32,6 +32,7 @@ from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, p
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
+LR_SCHEDULES = ("linear", "constant")
 # "auto": one process on one device; "ddp": Lightning's DDP, one process per device, each started
 # by re-running the script (so it works inside a Snakemake script job and any plain script).
 STRATEGIES = ("auto", "ddp")
@@ -74,6 +75,9 @@ class TrainSettings:
     batch_size: int = 4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
+    # linear: warm-up then linear decay to zero; constant: warm-up then the peak rate throughout
+    # (the reference study: constant, no warm-up).
+    lr_schedule: str = "linear"
     lora: LoraSettings | None = None
     seed: int = 42
     precision: str = "auto"  # resolved by adaptune.hardware.resolve_precision when training starts
@@ -116,6 +120,7 @@ class TrainSettings:
         _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
         _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
         _check(self.truncation_side in (None, "left", "right"), "truncation_side", self.truncation_side, "left or right")
         _check(self.biases is None or isinstance(self.biases, bool), "biases", self.biases, "true or false")

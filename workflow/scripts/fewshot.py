@@ -36,4 +36,5 @@ evaluate_fewshot(
                     "quantization": snakemake.params.quantization,
                     "fixed_demonstrations": snakemake.params.fixed_demonstrations},
     fixed=fixed,
+    precision=snakemake.params.precision,
 )
