@@ -9,7 +9,7 @@ tokens only; see adaptune.batches for the batch layout and adaptune.training_mod
 LightningModule. `train` writes an output folder
 whole or not at all:
     adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus adaptune_adapter.json
-    curves.csv    step, epoch, train_loss, val_loss, val_accuracy
+    curves.csv    step, epoch, train_loss, val_loss, val_accuracy, val_macro_f1
     summary.json  parameter counts, steps, speed, memory, final metrics, provenance
 `adaptune.adapters.load_trained` puts a saved adapter back on its base model.
 """
@@ -32,7 +32,7 @@ APPROACHES = ("layernorm", "lora_attention", "lora_all")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
 LR_SCHEDULES = ("linear", "constant")
-CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
+CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"]
 
 log = logging.getLogger(__name__)
 
@@ -333,5 +333,6 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "final_train_loss": None if final_train is None else round(final_train, 6),
         "final_val_loss": _last(curves, "val_loss"),
         "final_val_accuracy": _last(curves, "val_accuracy"),
+        "final_val_macro_f1": _last(curves, "val_macro_f1"),
         "provenance": provenance(config, settings.seed, stopwatch),
     }
