@@ -78,8 +78,13 @@ class CompletionLM(pl.LightningModule):
         self._val_choices.append(choices.detach().cpu())
         self._val_gold.append(batch["label_index"].detach().cpu())
         size = batch["input_ids"].size(0)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
+        # Under DDP every process scores the whole validation split: the values agree.
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def on_validation_epoch_end(self):
         # Macro-F1 needs the whole pass, not a mean over batches.
