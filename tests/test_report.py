@@ -123,6 +123,17 @@ def test_every_run_has_its_own_row_with_the_numbers_of_its_metrics(built):
     assert (zero_shot["share_neutral"], zero_shot["share_hate"]) == (1.0, 0.0)
 
 
+def test_fine_tuned_rows_name_their_adapter_for_predict(built):
+    root, out = built
+    table = pd.read_csv(out["summary_csv"])
+    tuned = table[table["approach"] == "fine-tuning"]
+    assert len(tuned) >= 9
+    for _, row in tuned.iterrows():
+        assert row["adapter"] == f"results/train/{row['name']}/adapter"
+        assert (root / row["adapter"]).parent.joinpath("summary.json").is_file()
+    assert table.loc[table["name"] == f"{MODEL}/fewshot-k0", "adapter"].isna().all()
+
+
 def test_groups_give_mean_and_sd_over_seeds(built):
     root, out = built
     runs = pd.read_csv(out["summary_csv"])
