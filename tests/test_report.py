@@ -255,24 +255,6 @@ def test_report_without_fine_tuning_or_val(tmp_path):
     assert "No system was evaluated on the validation split" in out["val_md"].read_text()
 
 
-def test_sweep_table_marks_the_best_val_point_of_each_approach(tmp_path):
-    from adaptune.report.sweep import write_sweep
-
-    points = []
-    for approach, accuracies in (("layernorm", (0.61, 0.66)), ("lora_all", (0.72, 0.70))):
-        for rate, accuracy in zip((1e-3, 3e-3), accuracies):
-            path = tmp_path / approach / f"lr{rate:g}" / "summary.json"
-            write_json(path, {"approach": approach, "final_val_accuracy": accuracy, "wall_time_s": 60.0})
-            points.append({"approach": approach, "learning_rate": rate, "epochs": 1, "summary": str(path)})
-    table = write_sweep(points, tmp_path / "sweep.csv", tmp_path / "sweep.md")
-    chosen = table[table["best"]].set_index("approach")["learning_rate"].to_dict()
-    assert chosen == {"layernorm": 3e-3, "lora_all": 1e-3}
-    assert "not held-out results" in (tmp_path / "sweep.md").read_text()
-    write_json(Path(points[0]["summary"]), {"approach": "layernorm"})
-    with pytest.raises(ReportInputError, match="final_val_accuracy"):
-        write_sweep(points, tmp_path / "sweep.csv", tmp_path / "sweep.md")
-
-
 def test_the_answer_names_the_better_system_first_with_a_positive_difference():
     from adaptune.report.tables import answer
 
