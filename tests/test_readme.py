@@ -22,7 +22,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from conftest import REPO, Pipeline, job_stats, tiny_pipeline_config, write_raw_csv
 
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# The README and the pages it links to, whose commands are run and whose links are checked.
+PAGES = [path for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "profiles" / "README.md"]
+         if path.is_file()]
 README = (REPO / "README.md").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 FLOORS = {Requirement(text).name: Requirement(text).specifier

@@ -6,6 +6,8 @@ before any job; the tests run them in process on the same configs.
 
 from __future__ import annotations
 
+from adaptune.systems import APPROACHES
+
 
 def check_config(config: dict) -> None:
     """The cross-key checks of a validated config that a JSON schema cannot express; each error
@@ -26,7 +28,12 @@ def check_config(config: dict) -> None:
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
     if config["sweep"]["enabled"]:
-        sizes = {a: len(rates) for a, rates in config["sweep"]["learning_rates"].items()}
+        approaches = config["training"]["approaches"]
+        sizes = {
+            a: len(rates)
+            for a, rates in config["sweep"]["learning_rates"].items()
+            if approaches[a]["enabled"]
+        }
         if len(set(sizes.values())) > 1:
             raise ValueError(
                 f"config.yaml: sweep.learning_rates: {sizes} learning rates per approach; expected "
@@ -37,6 +44,8 @@ def check_config(config: dict) -> None:
                 f"config.yaml: sweep.style: unknown prompt style {config['sweep']['style']!r}; "
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
+    if config["sweep"]["tune_study"]:
+        check_tuning(config)
     fewshot = config["evaluation"]["fewshot"]
     if fewshot["demonstrations"] == "fixed":
         fixed = fewshot["fixed_demonstrations"]
@@ -52,3 +61,33 @@ def check_config(config: dict) -> None:
                     f"config.yaml: evaluation.fewshot.fixed_demonstrations[{index}].label: "
                     f"{demo['label']!r} is not one of {config['labels']} (config `labels`)"
                 )
+
+
+def check_tuning(config: dict) -> None:
+    """The tuned study: the sweep runs, and its epoch-e score stands for an e-epoch run, which
+    holds only when the learning rate does not depend on the run's length."""
+    where = "config.yaml: sweep.tune_study is true, but"
+    if not config["sweep"]["enabled"]:
+        raise ValueError(f"{where} sweep.enabled is false; the sweep chooses the settings")
+    if config["training"]["lr_schedule"] != "constant":
+        raise ValueError(
+            f"{where} training.lr_schedule is {config['training']['lr_schedule']!r}; expected "
+            "constant (the sweep scores epoch e inside one longer run, which equals an e-epoch "
+            "run only when the rate does not decay with the run's length)"
+        )
+    approaches = config["training"]["approaches"]
+    warm = [
+        a for a, section in approaches.items() if section["enabled"] and section["warmup_ratio"] > 0
+    ]
+    if warm:
+        raise ValueError(
+            f"{where} training.approaches.{warm[0]}.warmup_ratio is {approaches[warm[0]]['warmup_ratio']}; "
+            "expected 0 (a warm-up over a fraction of the run depends on the run's length)"
+        )
+    missing = [
+        a
+        for a in APPROACHES
+        if approaches[a]["enabled"] and a not in config["sweep"]["learning_rates"]
+    ]
+    if missing:
+        raise ValueError(f"{where} sweep.learning_rates has no rates for {missing}")

@@ -1,7 +1,8 @@
 """The LightningModule that fine-tunes a causal LM on completion tokens, and a timer callback.
 
-Validation accuracy is the scorer's: the label tokens' log-likelihood at the label position
-(adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches."""
+Validation accuracy and macro-F1 are the scorer's: the label tokens' log-likelihood at the label
+position (adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches;
+macro-F1 over the whole validation pass, as adaptune.metrics computes it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class CompletionLM(pl.LightningModule):
         self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
+        self._val_choices: list[torch.Tensor] = []
+        self._val_gold: list[torch.Tensor] = []
         # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
         self.strict_loading = False
 
@@ -70,13 +73,31 @@ class CompletionLM(pl.LightningModule):
         rows = torch.arange(logits.size(0), device=logits.device)
         position = int(batch["completion_length"]) - batch["label_length"]
         _, scores = label_log_probs(logits[rows, position], self.label_ids)
-        accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
+        choices = scores.argmax(-1)
+        accuracy = (choices == batch["label_index"]).float().mean()
+        self._val_choices.append(choices.detach().cpu())
+        self._val_gold.append(batch["label_index"].detach().cpu())
         size = batch["input_ids"].size(0)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
+        # Under DDP every process scores the whole validation split: the values agree.
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def on_validation_epoch_end(self):
+        # Macro-F1 needs the whole pass, not a mean over batches.
+        if self._val_choices:
+            from adaptune.metrics import macro_f1_rows
+
+            gold = torch.cat(self._val_gold).numpy()[None]
+            chosen = torch.cat(self._val_choices).numpy()[None]
+            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]), sync_dist=self._distributed)
+        self._val_choices, self._val_gold = [], []
 
     def configure_optimizers(self):
-        from transformers import get_linear_schedule_with_warmup
+        from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         s = self.settings
@@ -87,9 +108,12 @@ class CompletionLM(pl.LightningModule):
         else:
             optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
-        schedule = get_linear_schedule_with_warmup(
-            optimizer, num_warmup_steps=round(s.warmup_ratio * total), num_training_steps=total
-        )
+        warmup = round(s.warmup_ratio * total)
+        if s.lr_schedule == "constant":
+            schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup)
+        else:
+            schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
+                                                       num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

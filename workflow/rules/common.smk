@@ -92,23 +92,30 @@ def all_targets():
     targets += all_eval_files()
     targets += report_outputs()
     if config["sweep"]["enabled"]:
-        targets.append("results/sweep/summary.csv")
+        targets += [SWEEP_SUMMARY, SWEEP_CHOSEN]
     return targets
 
 
-def sweep_points():
-    """Every point of the sweep (approach x learning rate x epochs) with its summary.json."""
+SWEEP_SUMMARY = "results/sweep/summary.csv"
+SWEEP_CHOSEN = "results/sweep/chosen.yaml"
+
+
+def sweep_runs():
+    """Every run of the sweep (enabled approach x learning rate x seed), each trained for the
+    largest epoch count, with its curves.csv."""
     sweep = config["sweep"]
+    approaches = config["training"]["approaches"]
     return [
         {
             "approach": approach,
             "learning_rate": rate,
-            "epochs": epochs,
-            "summary": f"results/sweep/{MODEL}/{approach}/lr{rate:g}/epochs{epochs}/summary.json",
+            "seed": seed,
+            "curves": f"results/sweep/{MODEL}/{approach}/lr{rate:g}/seed{seed}/curves.csv",
         }
         for approach, rates in sweep["learning_rates"].items()
+        if approaches[approach]["enabled"]
         for rate in rates
-        for epochs in sweep["epochs"]
+        for seed in sweep["seeds"]
     ]
 
 
@@ -138,6 +145,28 @@ def reference_files(wildcards):
 TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
 
 
+def tuned_input(wildcards):
+    """The sweep's choice, an input of every study cell when the study is tuned."""
+    return [SWEEP_CHOSEN] if config["sweep"]["tune_study"] else []
+
+
+def study_train_params(approach):
+    """The params of train_{approach}: train_params, with the learning rate and epochs the sweep
+    chose (results/sweep/chosen.yaml, a checkpoint's output) when the study is tuned."""
+    base = train_params(approach)
+
+    def params(wildcards):
+        settings = base(wildcards)
+        if config["sweep"]["tune_study"]:
+            from adaptune.tuning import read_chosen
+
+            chosen = checkpoints.sweep_summary.get().output.chosen
+            settings.update(read_chosen(chosen, approach))
+        return settings
+
+    return params
+
+
 def train_params(approach):
     """The params of train_{approach}: the training keys shared by all approaches, this
     approach's section alone, the cell's seed and quantization, the model entry, the labels and
@@ -164,21 +193,24 @@ def train_params(approach):
 
 
 def sweep_params(approach):
-    """The params of sweep_{approach}: those of its training rule for the sweep's style,
-    quantization and seed, with the point's learning rate and epochs."""
+    """The params of sweep_{approach}: those of its training rule for the sweep's style and
+    quantization and the run's seed, at the run's learning rate, for the largest epoch count,
+    with the val split scored once at every epoch's end."""
 
     def params(wildcards):
         sweep = config["sweep"]
         cell = SimpleNamespace(
             model=wildcards.model,
             style=sweep["style"],
-            seed=sweep["seed"],
+            seed=wildcards.seed,
             quantization=sweep["quantization"],
         )
         return {
             **train_params(approach)(cell),
             "learning_rate": float(wildcards.rate),
-            "epochs": int(wildcards.epochs),
+            "epochs": max(sweep["epochs"]),
+            "val_checks_per_epoch": 1,
+            "validate_first": False,
         }
 
     return params
