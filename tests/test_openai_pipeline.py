@@ -86,7 +86,8 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_
             wait_for_records(pipeline, process, FINETUNED)
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to snakemake and its jobs
             # Snakemake stops its running jobs first; on a loaded 2-core machine that can take minutes.
-            process.wait(timeout=600)
+            # Its output is read meanwhile: the tracebacks of the stopped jobs overfill a pipe.
+            process.communicate(timeout=600)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
