@@ -16,6 +16,7 @@ import pytest
 from adaptune.io import write_json
 from adaptune.metrics import evaluation_record, write_evaluation
 from adaptune.report import OUTPUTS, ReportInputError, build_report, output_paths
+from adaptune.report.plan import AnalysisPlan
 from adaptune.report.tables import REFERENCE_RESULTS
 from adaptune.systems import System
 
@@ -97,7 +98,7 @@ def make_study(root: Path, systems=None) -> list[System]:
 def run_report(root: Path, systems, splits=("test", "val"), reference_split=False) -> dict[str, Path]:
     outputs = output_paths(root / "results/report")
     build_report(systems, outputs, LABELS, splits, sorted((root / "results/splits").glob("*.csv")),
-                 samples=300, seed=3, root=root,
+                 plan=AnalysisPlan(bootstrap_samples=1000), seed=3, root=root,
                  model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
                  reference_split=reference_split)
     return outputs
@@ -141,19 +142,58 @@ def test_groups_give_mean_and_sd_over_seeds(built):
 def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built):
     root, out = built
     paired = pd.read_csv(out["paired_csv"])
-    f1 = paired[paired["metric"] == "macro_f1"].set_index(["a_group", "b_group"])
+    assert set(paired["metric"]) == {"macro_f1"}  # the plan's metric only: the family is what is tested
+    f1 = paired.set_index(["a_group", "b_group"])
     approach = lambda a: f"{MODEL}/{a}/instruction/8bit"  # noqa: E731
     far = f1.loc[(approach("lora_attention"), approach("layernorm"))]
-    assert far["excludes_zero"] and far["ci_low"] > 0.2
+    assert far["resolved"] and far["ci_low"] > 0.2 and far["verdict"] == "A beats B"
     assert set(paired["comparison"]) == {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"}
-    versus_tfidf = f1.loc[(approach("lora_all"), "baseline/tfidf")]
-    assert versus_tfidf["excludes_zero"] and versus_tfidf["difference"] > 0.1
+    best = paired.loc[paired["comparison"] == "best fine-tuning vs TF-IDF"].iloc[0]
+    assert best["b_group"] == "baseline/tfidf" and best["resolved"] and best["difference"] > 0.1
     first_lines = out["summary_md"].read_text().split("##")[0]
     close = f1.loc[(approach("lora_all"), approach("lora_attention"))]  # 0.01 apart on 300 tweets
-    assert not close["excludes_zero"]
+    assert not close["resolved"] and close["verdict"] == "no resolved difference"
     assert "no resolved difference between LoRA, all linear layers and LoRA, attention layers" in first_lines
     assert "LoRA, attention layers beats Normalization layers only" in first_lines
-    assert "the 3 training seeds" in first_lines
+    assert "Holm" in first_lines and "5 planned comparisons" in first_lines
+    assert "t-based term for the training seeds (up to 3)" in first_lines
+    # The Holm-adjusted p-values are those of the family's raw p-values, and only they decide.
+    from adaptune.report.statistics import holm
+    assert paired["p_holm"].to_numpy() == pytest.approx(holm(paired["p_value"].to_numpy()))
+    assert (paired["resolved"] == (paired["p_holm"] < 0.05)).all()
+    assert "How these were made" in out["summary_md"].read_text()
+
+
+def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_them(tmp_path):
+    """The val split alone chooses the best fine-tuned system and the best few-shot prompting:
+    making the chosen one's test predictions all wrong, and a rival's all right, changes the test
+    numbers but not the choice."""
+    systems = make_study(tmp_path)
+    first = run_report(tmp_path, systems)
+    groups = pd.read_csv(first["groups_csv"]).fillna({"chosen": ""})
+    chosen = dict(zip(groups["chosen"], groups["group"]))
+    best, best_fewshot = chosen["best fine-tuned (chosen on val)"], chosen["best few-shot (chosen on val)"]
+    on_val = groups.set_index("group")["val_macro_f1_mean"]
+    finetuned_groups = [g for g in groups["group"] if "/fewshot" not in g and "baseline" not in g and "openai" not in g]
+    assert on_val[best] == max(on_val[g] for g in finetuned_groups if not pd.isna(on_val[g]))
+    assert best_fewshot == f"{MODEL}/fewshot-k3"  # the k=0 one answers "neutral" always
+    rival = next(g for g in finetuned_groups if g != best and not pd.isna(on_val[g]))
+    for system in systems:
+        if system.ran and system.group in (best, rival):
+            path = tmp_path / system.eval_dir / "predictions.csv"
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame["predicted"] = frame["gold"] if system.group == rival else \
+                [LABELS[(LABELS.index(g) + 1) % 3] for g in frame["gold"]]
+            frame.to_csv(path, index=False)
+    second = run_report(tmp_path, systems)
+    again = pd.read_csv(second["groups_csv"]).fillna({"chosen": ""}).set_index("group")
+    assert again.loc[best, "macro_f1_mean"] < 0.1 < 0.99 < again.loc[rival, "macro_f1_mean"]
+    assert again.loc[best, "chosen"] == "best fine-tuned (chosen on val)" and again.loc[rival, "chosen"] == ""
+    assert again.loc[best_fewshot, "chosen"] == "best few-shot (chosen on val)"
+    paired = pd.read_csv(second["paired_csv"])
+    assert set(paired.loc[paired["comparison"].str.startswith("best"), "a_group"]) == {best}
+    first_lines = second["summary_md"].read_text().split("##")[0]
+    assert "Chosen on the val split's macro-F1, then tested once on test" in first_lines
 
 
 def test_systems_not_run_are_listed_with_their_reason(built, tmp_path):
@@ -268,7 +308,20 @@ def test_the_answer_names_the_better_system_first_with_a_positive_difference():
     groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 1}])
     paired = pd.DataFrame([{"comparison": "approach", "a": "LoRA, attention layers", "b": "Normalization layers only",
                             "metric": "macro_f1", "difference": -0.069, "ci_low": -0.105, "ci_high": -0.034,
-                            "excludes_zero": True}])
+                            "p_value": 0.0002, "p_holm": 0.0022, "resolved": True}])
     line = answer(groups, paired)[0]
     assert line == ("Approach: Normalization layers only beats LoRA, attention layers "
-                    "(+0.069 macro-F1, 95% interval [+0.034, +0.105]).")
+                    "(+0.069 macro-F1, 95% interval [+0.034, +0.105]; Holm-adjusted p 0.0022).")
+
+
+def test_an_interval_that_excludes_zero_is_no_beat_unless_it_survives_the_correction():
+    from adaptune.report.tables import answer
+
+    groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 5}])
+    paired = pd.DataFrame([{"comparison": "prompt style", "a": "LoRA (raw)", "b": "LoRA (instruction)",
+                            "metric": "macro_f1", "difference": 0.024, "ci_low": 0.005, "ci_high": 0.044,
+                            "p_value": 0.012, "p_holm": 0.13, "resolved": False}])
+    lines = answer(groups, paired)
+    assert lines[0] == ("Prompt style: no resolved difference between LoRA (raw) and LoRA (instruction) "
+                        "(+0.024 macro-F1, 95% interval [+0.005, +0.044]).")
+    assert not any("beats" in line for line in lines)

@@ -161,7 +161,7 @@ def test_split_larger_than_a_class_is_refused(pipeline):
 
 
 @pytest.mark.parametrize("configfile, expected", [
-    ("seeds.yaml", {"train_lora_all": 3, "evaluate": 9}),
+    ("seeds.yaml", {"train_lora_all": 5, "evaluate": 15}),
     ("quantization.yaml", {"train_lora_all": 3, "evaluate": 9}),
     ("reference.yaml", {"train_lora_all": 1, "evaluate": 3, "fewshot": 2}),
     ("gpt-j-6b.yaml", {"train_lora_all": 1}),

@@ -78,7 +78,7 @@ rule report:
         labels=config["labels"],
         systems=[system.block() for system in STUDY],
         splits=config["evaluation"]["splits"],
-        statistics={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
+        statistics={key: config["evaluation"][key] for key in ("analysis", "seed")},
         model=model_entry(),
         reference_split=config["splits"]["reference"]["enabled"],
     script:
