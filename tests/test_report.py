@@ -325,3 +325,15 @@ def test_an_interval_that_excludes_zero_is_no_beat_unless_it_survives_the_correc
     assert lines[0] == ("Prompt style: no resolved difference between LoRA (raw) and LoRA (instruction) "
                         "(+0.024 macro-F1, 95% interval [+0.005, +0.044]).")
     assert not any("beats" in line for line in lines)
+
+
+def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baseline(built):
+    root, out = built
+    block = out["summary_md"].read_text().split("## Reference study")[1]
+    header = next(line for line in block.splitlines() if line.startswith("| System"))
+    assert "| Accuracy |" not in header
+    assert "argmax over the whole vocabulary" in header and "argmax over the 3 label tokens" in header
+    rows = {line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| ")}
+    cells = [c.strip() for c in rows["3-shot prompting"].split("|")[1:-1]]
+    assert cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")] == "0.415"
+    assert "78 hate, 56 offensive, 66 neutral" in block and "scores 0.39" in block
