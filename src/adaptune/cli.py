@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", type=Path, help="write a CSV here instead of printing")
     predict.add_argument("--batch-size", type=int, default=16, help="texts per forward pass (default 16)")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    from adaptune.report.publish import add_commands
+
+    add_commands(commands)  # publish, readme: published numbers come from a study's outputs
     return parser
 
 
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     try:
-        return predict(args)
+        return args.run(args) if "run" in args else predict(args)
     except UsageError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR

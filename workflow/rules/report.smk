@@ -40,6 +40,7 @@ rule report:
             category="Comparison",
             labels={"result": "Paired differences between systems (CSV)"},
         ),
+        run_json="results/report/run.json",
         val_csv="results/report/summary_val.csv",
         val_md="results/report/summary_val.md",
         val_html=report(

@@ -21,4 +21,5 @@ build_report(
     seed=int(statistics["seed"]),
     model=dict(snakemake.params.model),
     reference_split=bool(snakemake.params.reference_split),
+    config=snakemake.config,
 )

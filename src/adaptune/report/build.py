@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from adaptune.io import write_csv
+from adaptune.io import write_csv, write_json
+from adaptune.provenance import git_commit, machine
 from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts
 from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
@@ -25,6 +27,7 @@ TABLES = {
     "summary_csv": "summary.csv", "summary_md": "summary.md", "summary_html": "summary.html",
     "groups_csv": "groups.csv", "paired_csv": "paired_differences.csv",
     "val_csv": "summary_val.csv", "val_md": "summary_val.md", "val_html": "summary_val.html",
+    "run_json": "run.json",
 }
 FIGURES = {"macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
            "label_distribution": "label_distribution", "calibration": "calibration",
@@ -63,11 +66,12 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                  labels: Sequence[str], splits: Sequence[str] = ("test", "val"),
                  split_paths: Sequence[str | os.PathLike] = (), plan: AnalysisPlan | None = None,
                  seed: int = 42, root: str | os.PathLike = ".", model: Mapping | None = None,
-                 dpi: int = 170, reference_split: bool = False) -> None:
+                 dpi: int = 170, reference_split: bool = False, config: Mapping | None = None) -> None:
     """Write every output named in OUTPUTS to the path `outputs` gives it. `plan`: the analysis
     plan (comparisons, metric, alpha, bootstrap resamples; the config's evaluation.analysis).
     `reference_split`: the val split is the reference study's own, so the reference block shows
-    our numbers on it."""
+    our numbers on it. `config`: the run's config, written to run.json with the commit and the
+    machine (what `adaptune publish` copies beside the tables)."""
     plan = plan or AnalysisPlan()
     if set(outputs) != set(OUTPUTS):
         raise ValueError(f"report outputs: got names {sorted(outputs)}; expected {sorted(OUTPUTS)}")
@@ -120,6 +124,9 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                    Section("Every run", display_runs(table, labels)),
                ], note, same_split)
     _write_val(val_runs, labels, shown, outputs)
+    write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
+                                     "machine": machine(), "config": dict(config or {}),
+                                     "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts, outputs, dpi)
 
 

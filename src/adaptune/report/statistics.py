@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adaptune.metrics import macro_f1_rows, stratified_rows
+from adaptune.metrics import _macro_f1_rows, macro_f1_rows, stratified_rows
 
 METRICS = ("accuracy", "macro_f1")
 # Item resamples are scored in chunks of this many cells, so memory stays bounded.
@@ -95,16 +95,23 @@ class Bootstrap:
 
     def scores(self, codes: Codes, metric: str) -> np.ndarray:
         """(samples, runs): the metric of every run of `codes` on every item resample."""
+        return self.all_scores(codes, (metric,))[metric]
+
+    def all_scores(self, codes: Codes, metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+        """scores() of several metrics at once, each resample indexed once for all of them."""
         codes = align(self.reference, codes)
-        out = np.empty((self.samples, codes.predicted.shape[0]))
+        out = {metric: np.empty((self.samples, codes.predicted.shape[0])) for metric in metrics}
         chunk = max(1, _CHUNK_CELLS // len(codes.gold))
         for start in range(0, self.samples, chunk):
             rows = self.rows[start:start + chunk]
             gold = codes.gold[rows]
             for run, predicted in enumerate(codes.predicted):
                 p = predicted[rows]
-                out[start:start + chunk, run] = ((gold == p).mean(axis=1) if metric == "accuracy"
-                                                 else macro_f1_rows(gold, p, codes.n_labels))
+                correct = gold == p
+                for metric in metrics:
+                    out[metric][start:start + chunk, run] = (
+                        correct.mean(axis=1) if metric == "accuracy"
+                        else _macro_f1_rows(gold, p, correct, codes.n_labels))
         return out
 
     def draws(self, stream: int) -> np.random.Generator:
@@ -187,7 +194,7 @@ def summarize(codes: Codes, boot: Bootstrap, scores: dict[str, np.ndarray], stre
 def group_statistics(codes: Codes, samples: int, seed: int) -> dict:
     """summarize() with a bootstrap of its own."""
     boot = Bootstrap(codes, samples, seed)
-    return summarize(codes, boot, {metric: boot.scores(codes, metric) for metric in METRICS})
+    return summarize(codes, boot, boot.all_scores(codes))
 
 
 def difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,

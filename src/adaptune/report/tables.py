@@ -107,16 +107,15 @@ class GroupScores:
         self.systems = {g: members[0].system for g, (members, _) in self.coded.items()}
         first = next(iter(self.coded.values()), None)
         self.boot = Bootstrap(first[1], samples, seed) if first else None
-        self._scores: dict[tuple[str, str], object] = {}
+        self._scores: dict[str, dict] = {}
 
     def codes(self, group: str) -> Codes:
         return self.coded[group][1]
 
     def scores(self, group: str, metric: str):
-        key = (group, metric)
-        if key not in self._scores:
-            self._scores[key] = self.boot.scores(self.codes(group), metric)
-        return self._scores[key]
+        if group not in self._scores:
+            self._scores[group] = self.boot.all_scores(self.codes(group))
+        return self._scores[group][metric]
 
 
 def val_means(val_runs: Sequence[Run], metric: str = "macro_f1") -> dict[str, float]:
