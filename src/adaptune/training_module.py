@@ -1,7 +1,8 @@
 """The LightningModule that fine-tunes a causal LM on completion tokens, and a timer callback.
 
-Validation accuracy is the scorer's: the label tokens' log-likelihood at the label position
-(adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches."""
+Validation accuracy and macro-F1 are the scorer's: the label tokens' log-likelihood at the label
+position (adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches;
+macro-F1 over the whole validation pass, as adaptune.metrics computes it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class CompletionLM(pl.LightningModule):
         self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
+        self._val_choices: list[torch.Tensor] = []
+        self._val_gold: list[torch.Tensor] = []
         # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
         self.strict_loading = False
 
@@ -70,7 +73,10 @@ class CompletionLM(pl.LightningModule):
         rows = torch.arange(logits.size(0), device=logits.device)
         position = int(batch["completion_length"]) - batch["label_length"]
         _, scores = label_log_probs(logits[rows, position], self.label_ids)
-        accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
+        choices = scores.argmax(-1)
+        accuracy = (choices == batch["label_index"]).float().mean()
+        self._val_choices.append(choices.detach().cpu())
+        self._val_gold.append(batch["label_index"].detach().cpu())
         size = batch["input_ids"].size(0)
         # Under DDP every process scores the whole validation split: the values agree.
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
@@ -79,6 +85,16 @@ class CompletionLM(pl.LightningModule):
     @property
     def _distributed(self) -> bool:
         return self._trainer is not None and self.trainer.world_size > 1
+
+    def on_validation_epoch_end(self):
+        # Macro-F1 needs the whole pass, not a mean over batches.
+        if self._val_choices:
+            from adaptune.metrics import macro_f1_rows
+
+            gold = torch.cat(self._val_gold).numpy()[None]
+            chosen = torch.cat(self._val_choices).numpy()[None]
+            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]))
+        self._val_choices, self._val_gold = [], []
 
     def configure_optimizers(self):
         from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
