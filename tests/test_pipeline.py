@@ -63,7 +63,7 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
     import shutil
 
     from adaptune.cli import main
-    from adaptune.report.publish import current_section, published_studies, section
+    from adaptune.publish import current_section, published_studies, section
 
     report = finished.path("results/report")
     folder = tmp_path / "docs/results/tiny"

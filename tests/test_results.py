@@ -3,7 +3,7 @@ never typed: regenerating it from the folder it names gives exactly what the REA
 
 from pathlib import Path
 
-from adaptune.report.publish import current_section, published_studies, section
+from adaptune.publish import current_section, published_studies, section
 
 REPO = Path(__file__).resolve().parents[1]
 

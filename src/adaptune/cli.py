@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision of the saved weights (default float32)")
     export.add_argument("--model-dir", type=Path,
                         help="the prepared base model (default: the one recorded with the adapter)")
-    from adaptune.report.publish import add_commands
+    from adaptune.publish import add_commands
 
     add_commands(commands)  # publish, readme: published numbers come from a study's outputs
     return parser
