@@ -200,7 +200,7 @@ def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_t
     finetuned_groups = {s.group for s in systems if s.finetuned}
     assert on_val[best] == max(on_val[g] for g in finetuned_groups)
     assert best_fewshot == f"{MODEL}/fewshot-k3"  # the k=0 one answers "neutral" always
-    assert groups.loc[best, "chosen"] == "best fine-tuned (chosen on val)"
+    assert groups.loc[best, "chosen"] == "best fine-tuned, chosen on val"
     rival = next(g for g in sorted(finetuned_groups) if g != best)
     for system in systems:
         if system.group in (best, rival):

@@ -147,7 +147,7 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
     macro-F1 and whether it is the val-chosen best; ordered by val macro-F1 (the split that
     chooses), test macro-F1 where there is no val."""
     on_val, chosen = on_val or {}, chosen or {}
-    marks = {group: f"best {kind} (chosen on val)" for kind, group in
+    marks = {group: f"best {kind}, chosen on val" for kind, group in
              (("fine-tuned", chosen.get("finetuned")), ("few-shot", chosen.get("fewshot"))) if group}
     table = runs_table(runs, labels, {r.system.name: shown_groups[r.system.group] for r in runs})
     rows = []
