@@ -295,9 +295,13 @@ def effective_batch_size(settings: TrainSettings) -> int:
 
 
 def launched_rank() -> int:
-    """This process's local rank when Lightning's DDP launcher started it (0 in the process that
-    runs the script first, or without DDP)."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0)
+    """This process's rank in a DDP run, known before the Trainer exists: from Lightning's
+    launcher (LOCAL_RANK, set in the processes it starts) or SLURM's (SLURM_PROCID, one task per
+    device); 0 in the process that runs the script first, or without DDP."""
+    for variable in ("SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(variable, "").isdigit() and int(os.environ[variable]) > 0:
+            return int(os.environ[variable])
+    return 0
 
 
 @contextmanager

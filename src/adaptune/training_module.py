@@ -93,7 +93,7 @@ class CompletionLM(pl.LightningModule):
 
             gold = torch.cat(self._val_gold).numpy()[None]
             chosen = torch.cat(self._val_choices).numpy()[None]
-            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]))
+            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]), sync_dist=self._distributed)
         self._val_choices, self._val_gold = [], []
 
     def configure_optimizers(self):
