@@ -6,7 +6,7 @@ before any job; the tests run them in process on the same configs.
 
 from __future__ import annotations
 
-from adaptune.systems import APPROACHES
+from adaptune.systems import APPROACHES, split_draws
 
 
 def check_config(config: dict) -> None:
@@ -46,6 +46,12 @@ def check_config(config: dict) -> None:
             )
     if config["sweep"]["tune_study"]:
         check_tuning(config)
+    if len(split_draws(config)) > 1 and config["splits"]["reference"]["enabled"]:
+        raise ValueError(
+            "config.yaml: training.split_seeds draws other train splits, but "
+            "splits.reference.enabled fixes the train split to the reference study's; "
+            "expected split_seeds: [] with the reference split"
+        )
     fewshot = config["evaluation"]["fewshot"]
     if fewshot["demonstrations"] == "fixed":
         fixed = fewshot["fixed_demonstrations"]

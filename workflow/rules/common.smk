@@ -16,7 +16,9 @@ from adaptune.systems import (  # noqa: E402
     FEWSHOT_NAME,
     FINETUNED_NAME,
     System,
+    parse_seed_segment,
     running,
+    split_draws,
     study_systems,
 )
 
@@ -142,7 +144,14 @@ def reference_files(wildcards):
     return {part: shared(splits["reference"][part]) for part in ("train", "val")}
 
 
-TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
+TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "split_seeds", "approaches"}
+
+
+def train_prompts(wildcards):
+    """A cell's train prompts: the study's train split, or the draw its seed segment names."""
+    _, split_seed = parse_seed_segment(wildcards.seed)
+    part = "train" if split_seed is None else f"train-split{split_seed}"
+    return f"results/prompts/{wildcards.style}/{part}.jsonl"
 
 
 def tuned_input(wildcards):
@@ -181,7 +190,7 @@ def train_params(approach):
             "approach": approach,
             **shared,
             **section,
-            "seed": int(wildcards.seed),
+            "seed": parse_seed_segment(wildcards.seed)[0],
             "quantization": wildcards.quantization,
             "model": model_entry(wildcards.model),
             "labels": list(config["labels"]),
