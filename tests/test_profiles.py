@@ -143,13 +143,16 @@ def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_me
     own = planned_resources(planner.run("-n", "--configfile", "gpt-j.yaml"))
     slurm = planned_resources(planner.run("-n", "--configfile", "gpt-j.yaml", "--profile", "profiles/slurm"))
     assert set(slurm) == set(own) and GPU_RULES <= set(slurm), sorted(slurm)
+    gpu_partition = profile["set-resources"]["train_lora_all"]["slurm_partition"]
+    assert gpu_partition != profile["default-resources"]["slurm_partition"]
     for rule, lines in slurm.items():
         asked = max(int(resource_values(line).get("mem_mb", 0)) for line in own[rule])
         for line in lines:
             values = resource_values(line)
-            assert values["slurm_account"] == "<your-account>" and int(values["runtime"]) > 0, (rule, line)
+            assert values["slurm_account"] == profile["default-resources"]["slurm_account"], (rule, line)
+            assert int(values["runtime"]) > 0, (rule, line)
             assert int(values["mem_mb"]) >= asked, (rule, values["mem_mb"], asked)
-            on_gpu = values["slurm_partition"] == "gpu"
+            on_gpu = values["slurm_partition"] == gpu_partition
             assert on_gpu == (gpu_of(line) == 1) == (rule in GPU_RULES), (rule, line)
 
 

@@ -61,7 +61,7 @@ def test_changing_one_style_or_adding_a_seed_reruns_only_those_cells(finished_pi
     assert job_stats(plan.stdout) == {"format_prompts": 3, "train_layernorm": 1, "train_lora_attention": 1,
                                       "train_lora_all": 1, "evaluate": 3, "report": 1, "all": 1}
     outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
-    cells = [line for line in outputs if "/seed" in line]
+    cells = [line for line in outputs if "results/train/" in line or "results/eval/" in line]
     assert len(cells) == 6 and all("/raw/8bit/seed42" in line for line in cells)
     assert not any("instruction" in line for line in outputs)
 
@@ -69,7 +69,8 @@ def test_changing_one_style_or_adding_a_seed_reruns_only_those_cells(finished_pi
     plan = pipeline.run("-n", config=two_seeds)
     assert job_stats(plan.stdout) == {"train_layernorm": 2, "train_lora_attention": 2, "train_lora_all": 2,
                                       "evaluate": 6, "report": 1, "all": 1}
-    outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:") and "/seed" in line]
+    outputs = [line for line in plan.stdout.splitlines()
+               if line.strip().startswith("output:") and ("results/train/" in line or "results/eval/" in line)]
     assert outputs and all("/seed43" in line and "/seed42" not in line for line in outputs)
 
 
