@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adaptune.config import schema_defaults
 from adaptune.io import atomic_path, sha256_of, write_csv
+from adaptune.names import SPLITS
 
 RAW_COLUMNS = ("count", "hate_speech", "offensive_language", "neither", "class", "tweet")
 CLASSES = (0, 1, 2)
-SPLITS = ("train", "val", "test")
 
 
 class DataError(ValueError):
@@ -141,15 +142,18 @@ def read_labeled_csv(path: str | os.PathLike, labels: list[str] | None) -> pd.Da
 
 # --------------------------------------------------------------------------- splits
 
+_SPLITS = schema_defaults("splits")  # the defaults, from the config schema
+
+
 @dataclass(frozen=True)
 class SplitSettings:
-    train: int = 1000
-    val: int = 200
-    test: int = 600
-    seed: int = 42
-    unescape_html: bool = True
-    exclude_reference: bool = True
-    reference: dict = field(default_factory=dict)
+    train: int = _SPLITS["train"]
+    val: int = _SPLITS["val"]
+    test: int = _SPLITS["test"]
+    seed: int = _SPLITS["seed"]
+    unescape_html: bool = _SPLITS["unescape_html"]
+    exclude_reference: bool = _SPLITS["exclude_reference"]
+    reference: dict = field(default_factory=lambda: schema_defaults("splits", "reference"))
 
     def __post_init__(self):
         for name in SPLITS:

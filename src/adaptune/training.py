@@ -24,16 +24,22 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from adaptune.adapters import make_trainable, save_adapter
+from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
-from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.names import APPROACHES, QUANTIZATIONS
+from adaptune.models import count_parameters, load_model, model_entry, model_fingerprint
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
-APPROACHES = ("layernorm", "lora_attention", "lora_all")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
 
 log = logging.getLogger(__name__)
+
+# Defaults come from the config schema: a direct call trains what the pipeline would.
+_TRAINING = schema_defaults("training")
+_APPROACH = _TRAINING["approaches"]["lora_all"]  # the keys every approach has share their defaults
+_LORA = _APPROACH["lora"]
 
 
 # ---------------------------------------------------------------------------- settings
@@ -41,10 +47,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoraSettings:
-    r: int = 8
-    alpha: float = 16
-    dropout: float = 0.0
-    embedding: bool = False  # also adapt the input embedding (lora_all only)
+    r: int = _LORA["r"]
+    alpha: float = _LORA["alpha"]
+    dropout: float = _LORA["dropout"]
+    embedding: bool = _LORA["embedding"]  # also adapt the input embedding (lora_all only)
     # Unset in the schema means "no"; the reference study set all three.
     lm_head: bool | None = None  # also adapt the LM head (lora_all only)
     norms: bool | None = None    # also train the normalization layers
@@ -67,27 +73,27 @@ class TrainSettings:
     approach: str
     learning_rate: float
     epochs: int
-    batch_size: int = 4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.1
+    batch_size: int = _APPROACH["batch_size"]
+    weight_decay: float = _APPROACH["weight_decay"]
+    warmup_ratio: float = _APPROACH["warmup_ratio"]
     lora: LoraSettings | None = None
-    seed: int = 42
-    precision: str = "auto"  # resolved by adaptune.hardware.resolve_precision when training starts
-    optimizer: str = "adamw"
-    max_length: int = 96
-    gradient_checkpointing: bool = False
-    quantization: str = "8bit"
-    style: str = "instruction"
-    labels: tuple[str, ...] = ("hate", "offensive", "neutral")
+    seed: int = _TRAINING["seeds"][0]
+    precision: str = _TRAINING["precision"]  # resolved by adaptune.hardware.resolve_precision when training starts
+    optimizer: str = _TRAINING["optimizer"]
+    max_length: int = _TRAINING["max_length"]
+    gradient_checkpointing: bool = _TRAINING["gradient_checkpointing"]
+    quantization: str = _TRAINING["quantizations"][0]
+    style: str = _TRAINING["styles"][0]
+    labels: tuple[str, ...] = tuple(schema_defaults("labels"))
     template: str | None = None
     model: dict | None = None  # the config `models` entry (with "name") the rule was given
     log_every_n_steps: int = 5
     # Score the validation split once before training too: the curves then start at the
     # untrained model (step 0).
     validate_first: bool = True
-    val_checks_per_epoch: int = 2  # scores of the validation split per epoch
+    val_checks_per_epoch: int = _TRAINING["val_checks_per_epoch"]  # scores of the validation split per epoch
     max_steps: int | None = None  # stop early (tests, benchmarks); None trains all epochs
-    checkpoint_every_n_steps: int = 50
+    checkpoint_every_n_steps: int = _TRAINING["checkpoint_every_n_steps"]
     truncation_side: str | None = None  # which end of a long prompt is cut; unset keeps the end
     biases: bool | None = None  # layernorm: also train the Linear layers' biases
 
