@@ -33,6 +33,7 @@ from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, p
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
+STEPS = "steps"  # the folder of a run's checkpoints, beside its logged metrics.csv
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
                             settings.batch_size, settings.max_length, settings.seed,
                             truncation_side=settings.truncation_side)
-    module = CompletionLM(model, settings, data.label_token_ids)
+    module = CompletionLM(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer()
 
     out_dir = Path(out_dir)
@@ -210,7 +211,9 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         if resume_from is not None:
             log.info("resuming from %s", resume_from)
             _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
-        saver = ModelCheckpoint(dirpath=checkpoints, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
+        # The checkpoints in a folder of their own: the logger's files beside them would make a
+        # fresh run's folder look used ("exists and is not empty").
+        saver = ModelCheckpoint(dirpath=checkpoints / STEPS, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
                                 save_top_k=1, monitor="step", mode="max", save_weights_only=False,
                                 enable_version_counter=False, auto_insert_metric_name=False)
         trainer = pl.Trainer(
@@ -273,7 +276,7 @@ def latest_checkpoint(root: Path, run_dir: Path) -> str | None:
         for other in root.iterdir():
             if other != run_dir:
                 shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
-    found = sorted(run_dir.glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
+    found = sorted((run_dir / STEPS).glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
     return str(found[-1]) if found else None
 
 
@@ -282,12 +285,13 @@ def _checkpoint_step(path) -> int:
 
 
 def _drop_rows_after(metrics_csv: Path, step: int) -> None:
-    """Keep the logged rows up to the checkpoint's step: the later ones are logged again."""
+    """Keep the logged rows up to the checkpoint's step: the later ones are logged again. The
+    file is replaced whole: an interrupted rewrite leaves the old one."""
     import pandas as pd
 
     if metrics_csv.is_file():
         frame = pd.read_csv(metrics_csv)
-        frame[frame["step"] < step].to_csv(metrics_csv, index=False)
+        write_csv(metrics_csv, frame[frame["step"] < step])
 
 
 def read_curves(metrics_csv: Path):

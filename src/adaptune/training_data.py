@@ -25,19 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 from adaptune.batches import left_padded, pad_token_id
 from adaptune.encoding import encode_completion, encode_prompts
 from adaptune.prompts import completion, read_prompts
+from adaptune.scoring import completion_ids
 
 IGNORE = -100
-
-
-def label_token_ids(tokenizer, completions: dict[str, str]) -> list[int]:
-    """First token of each label's completion; they must differ to tell the labels apart."""
-    ids = [encode_completion(tokenizer, c)[0] for c in completions.values()]
-    if len(set(ids)) != len(ids):
-        raise ValueError(
-            f"the completions {list(completions.values())} start with the same token in this "
-            "tokenizer; validation accuracy compares first tokens, so they must differ"
-        )
-    return ids
 
 
 def label_completions(rows: list[dict], labels) -> dict[str, str]:
@@ -102,12 +92,16 @@ class Collator:
             "completion_length": max(len(e.completion_ids) for e in batch),
             "label_index": torch.tensor([e.label_index for e in batch]),
             "label_length": torch.tensor([len(e.completion_ids) for e in batch]),
+            # The prompts alone, for scoring every label's completion after them (validation).
+            "prompt_ids": [e.prompt_ids for e in batch],
         }
 
 
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[int]:
-    """A shuffled order in which each run of `group` batches is sorted by length, so the
-    examples of a batch have similar lengths and little padding; batches are then shuffled."""
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[list[int]]:
+    """Shuffled batches in which each run of `group` batches is cut from examples sorted by
+    length, so the examples of a batch have similar lengths and little padding. A group whose
+    size is not a multiple of `batch_size` ends in a short batch, which stays a batch of its own
+    wherever the shuffle puts it."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -117,12 +111,12 @@ def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: 
         part = sorted(order[start:start + chunk], key=lambda i: lengths[i], reverse=True)
         batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
     rng.shuffle(batches)
-    return [i for b in batches for i in b]
+    return batches
 
 
-class LengthGroupedSampler(torch.utils.data.Sampler):
-    """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number
-    (Lightning calls set_epoch before each epoch)."""
+class EpochSeed(torch.utils.data.Sampler):
+    """The epoch of a length-grouped shuffle. Lightning calls set_epoch on a batch sampler's
+    `sampler` before each epoch; iterated, it gives the examples in the epoch's order."""
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int):
         self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
@@ -131,11 +125,28 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def batches(self) -> list[list[int]]:
+        return length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch)
+
     def __iter__(self):
-        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + self.epoch))
+        return iter([i for batch in self.batches() for i in batch])
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+
+class LengthGroupedBatchSampler(torch.utils.data.Sampler):
+    """A new length-grouped shuffle of batches every epoch, fixed by the seed and the epoch
+    number; a DataLoader's `batch_sampler`, so no batch spans two length groups."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.sampler = EpochSeed(lengths, batch_size, seed)
+
+    def __iter__(self):
+        return iter(self.sampler.batches())
+
+    def __len__(self) -> int:
+        return len(self.sampler.batches())
 
 
 class ResumableLoader(DataLoader):
@@ -147,13 +158,13 @@ class ResumableLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self.resume = resume
         if resume is not None:
-            self.sampler.set_epoch(resume[0])
+            self.batch_sampler.sampler.set_epoch(resume[0])
 
     def __iter__(self):
         iterator = super().__iter__()
         if self.resume is not None:
             epoch, skip = self.resume
-            if self.sampler.epoch != epoch:
+            if self.batch_sampler.sampler.epoch != epoch:
                 self.resume = None
             else:
                 for _ in range(skip):
@@ -181,15 +192,16 @@ class PromptDataModule(pl.LightningDataModule):
         val_rows = read_prompts(self.val_path, self.labels)
         # The label set scored for validation accuracy is read off the validation completions.
         self.completions = label_completions(val_rows, self.labels)
-        self.label_token_ids = label_token_ids(tokenizer, self.completions)
+        # Each label's completion tokens, as the scorer encodes them.
+        self.label_ids = completion_ids(tokenizer, self.labels, [self.completions[label] for label in self.labels])
         self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length, truncation_side)
         self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length, truncation_side)
 
     def train_dataloader(self) -> DataLoader:
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
         return ResumableLoader(
-            ExampleDataset(self.train_examples), batch_size=self.batch_size,
-            sampler=LengthGroupedSampler(lengths, self.batch_size, self.seed),
+            ExampleDataset(self.train_examples),
+            batch_sampler=LengthGroupedBatchSampler(lengths, self.batch_size, self.seed),
             collate_fn=self.collate, resume=self._resume,
         )
 
