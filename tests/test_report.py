@@ -123,6 +123,17 @@ def test_every_run_has_its_own_row_with_the_numbers_of_its_metrics(built):
     assert (zero_shot["share_neutral"], zero_shot["share_hate"]) == (1.0, 0.0)
 
 
+def test_fine_tuned_rows_name_their_adapter_for_predict(built):
+    root, out = built
+    table = pd.read_csv(out["summary_csv"])
+    tuned = table[table["approach"] == "fine-tuning"]
+    assert len(tuned) >= 9
+    for _, row in tuned.iterrows():
+        assert row["adapter"] == f"results/train/{row['name']}/adapter"
+        assert (root / row["adapter"]).parent.joinpath("summary.json").is_file()
+    assert table.loc[table["name"] == f"{MODEL}/fewshot-k0", "adapter"].isna().all()
+
+
 def test_groups_give_mean_and_sd_over_seeds(built):
     root, out = built
     runs = pd.read_csv(out["summary_csv"])
@@ -272,3 +283,15 @@ def test_the_answer_names_the_better_system_first_with_a_positive_difference():
     line = answer(groups, paired)[0]
     assert line == ("Approach: Normalization layers only beats LoRA, attention layers "
                     "(+0.069 macro-F1, 95% interval [+0.034, +0.105]).")
+
+
+def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baseline(built):
+    root, out = built
+    block = out["summary_md"].read_text().split("## Reference study")[1]
+    header = next(line for line in block.splitlines() if line.startswith("| System"))
+    assert "| Accuracy |" not in header
+    assert "argmax over the whole vocabulary" in header and "argmax over the 3 label tokens" in header
+    rows = {line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| ")}
+    cells = [c.strip() for c in rows["3-shot prompting"].split("|")[1:-1]]
+    assert cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")] == "0.415"
+    assert "78 hate, 56 offensive, 66 neutral" in block and "scores 0.39" in block

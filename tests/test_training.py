@@ -151,7 +151,7 @@ def test_truncation_keeps_the_prompt_end_and_the_completion(workspace):
 def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
     import random
 
-    from adaptune.training_data import LengthGroupedBatchSampler, length_grouped_batches
+    from adaptune.training_data import LengthGroupedSampler, length_grouped_batches
 
     rng = random.Random(1)
     lengths = [rng.randint(20, 100) for _ in range(400)]
@@ -165,15 +165,16 @@ def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
     shuffled = list(range(400))
     random.Random(3).shuffle(shuffled)
     assert padding(batches) < padding([shuffled[i:i + 8] for i in range(0, 400, 8)]) / 4
-    sampler = LengthGroupedBatchSampler(lengths, 8, seed=3)
+    assert all(len(b) == 8 for b in batches)  # 400 = 50 x 8: no short batch
+    sampler = LengthGroupedSampler(lengths, 8, seed=3)
     first = list(sampler)
-    sampler.sampler.set_epoch(1)  # where Lightning sets the epoch
-    assert list(sampler) != first and len(sampler) == len(first)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
 
 
 def test_no_training_batch_spans_two_length_groups(workspace):
-    """A split whose size is not a multiple of the batch size has a short batch; wherever the
-    shuffle puts it, every batch the loader gives is one run of the length-sorted examples."""
+    """A split whose size is not a multiple of the batch size has a short batch; every batch the
+    loader gives, in every epoch, is one run of the length-sorted examples."""
     from transformers import AutoTokenizer
 
     from adaptune.training_data import PromptDataModule
@@ -189,9 +190,7 @@ def test_no_training_batch_spans_two_length_groups(workspace):
     runs = sorted(sorted(by_length[j:j + 4]) for j in range(0, 10, 4))
     loader = data.train_dataloader()
     for epoch in range(4):
-        for sampler in (loader.sampler, loader.batch_sampler, getattr(loader.batch_sampler, "sampler", None)):
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
         assert sorted(sorted(batch) for batch in loader.batch_sampler) == runs, f"epoch {epoch}"
 
 
@@ -466,3 +465,33 @@ def test_nf4_base_with_8bit_adam_trains(workspace, tmp_path):
     model, _, meta = load_trained(tmp_path / "out" / "adapter", workspace["model"])
     assert meta["quantization"] == "4bit"
     assert any(p.__class__.__name__ == "Params4bit" for p in model.parameters())
+
+
+@pytest.mark.parametrize("schedule, expected", [("constant", [0.01] * 9), ("linear", None)])
+def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, expected):
+    """The module's real optimizer and scheduler over 10 steps without warm-up."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from adaptune.training_module import CompletionLM
+
+    module = CompletionLM(torch.nn.Linear(4, 4), settings("layernorm", learning_rate=0.01, warmup_ratio=0.0,
+                                                       lr_schedule=schedule), [0, 1, 2])
+    module._trainer = SimpleNamespace(estimated_stepping_batches=10)
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(9):
+        optimizer.step()
+        scheduler.step()
+        rates.append(round(optimizer.param_groups[0]["lr"], 8))
+    if expected is not None:
+        assert rates == expected
+    else:
+        assert rates == [round(0.01 * (10 - step) / 10, 8) for step in range(1, 10)]
+
+
+def test_lr_schedule_must_be_known():
+    with pytest.raises(ValueError, match="lr_schedule: got 'cosine'"):
+        settings("layernorm", lr_schedule="cosine")

@@ -35,6 +35,8 @@ class EvaluationSettings:
     bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
     seed: int = _EVALUATION["seed"]
     fewshot_max_length: int = _EVALUATION["fewshot"]["max_length"]   # prompt tokens kept for few-shot prompts
+    fewshot_instruction: str = _EVALUATION["fewshot"]["instruction"]  # written once, before the demonstrations
+    fewshot_separator: str = _EVALUATION["fewshot"]["separator"]  # after each demonstration
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "bootstrap_samples", "fewshot_max_length"):
@@ -53,6 +55,8 @@ class EvaluationSettings:
             bootstrap_samples=int(evaluation.get("bootstrap_samples", cls.bootstrap_samples)),
             seed=int(evaluation.get("seed", cls.seed)),
             fewshot_max_length=int(fewshot.get("max_length", cls.fewshot_max_length)),
+            fewshot_instruction=str(fewshot.get("instruction", cls.fewshot_instruction)),
+            fewshot_separator=str(fewshot.get("separator", cls.fewshot_separator)),
         )
 
 
@@ -184,7 +188,8 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
     for split, path in prompt_files.items():
         records = read_prompts(path, labels)
         prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}",
-                                           fixed=fixed)
+                                           fixed=fixed, instruction=settings.fewshot_instruction,
+                                           separator=settings.fewshot_separator)
         frame, speed = score_records(model, tokenizer, records, labels, scoring, prompts=prompts)
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,
                                 config_section, stopwatch)

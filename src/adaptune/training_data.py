@@ -99,9 +99,10 @@ class Collator:
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[list[int]]:
     """Shuffled batches in which each run of `group` batches is cut from examples sorted by
-    length, so the examples of a batch have similar lengths and little padding. A group whose
-    size is not a multiple of `batch_size` ends in a short batch, which stays a batch of its own
-    wherever the shuffle puts it."""
+    length, so the examples of a batch have similar lengths and little padding. Only the last
+    run can end in a short batch (when the split is not a multiple of `batch_size`): it comes
+    last, so that a loader cutting the order into batches of `batch_size` cuts these batches,
+    none of them across two length groups."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -110,43 +111,41 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group
     for start in range(0, len(order), chunk):
         part = sorted(order[start:start + chunk], key=lambda i: lengths[i], reverse=True)
         batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    short = batches.pop() if batches and len(batches[-1]) < batch_size else None
     rng.shuffle(batches)
-    return batches
+    return batches + ([short] if short else [])
 
 
-class EpochSeed(torch.utils.data.Sampler):
-    """The epoch of a length-grouped shuffle. Lightning calls set_epoch on a batch sampler's
-    `sampler` before each epoch; iterated, it gives the examples in the epoch's order."""
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[int]:
+    """The examples of length_grouped_batches in their order."""
+    return [i for batch in length_grouped_batches(lengths, batch_size, seed, group) for i in batch]
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number
+    (Lightning calls set_epoch before each epoch).
+
+    The order is grouped by the examples of one optimizer step (`samples_per_step`: the batch
+    times the micro-batches accumulated times the DDP processes), so a step sees the same
+    examples however it is split. Under DDP (`replicas` > 1) this process takes every
+    `replicas`-th example from position `rank`: its consecutive micro-batches then fall within
+    the same steps as the others'. The order is cut to a multiple of `replicas` so every
+    process runs as many batches."""
+
+    def __init__(self, lengths: list[int], samples_per_step: int, seed: int, rank: int = 0, replicas: int = 1):
+        self.lengths, self.samples_per_step, self.seed = lengths, samples_per_step, seed
+        self.rank, self.replicas = rank, replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batches(self) -> list[list[int]]:
-        return length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch)
-
     def __iter__(self):
-        return iter([i for batch in self.batches() for i in batch])
+        order = length_grouped_order(self.lengths, self.samples_per_step, self.seed + self.epoch)
+        return iter(order[:len(self) * self.replicas][self.rank::self.replicas])
 
     def __len__(self) -> int:
-        return len(self.lengths)
-
-
-class LengthGroupedBatchSampler(torch.utils.data.Sampler):
-    """A new length-grouped shuffle of batches every epoch, fixed by the seed and the epoch
-    number; a DataLoader's `batch_sampler`, so no batch spans two length groups."""
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int):
-        self.sampler = EpochSeed(lengths, batch_size, seed)
-
-    def __iter__(self):
-        return iter(self.sampler.batches())
-
-    def __len__(self) -> int:
-        return len(self.sampler.batches())
+        return len(self.lengths) // self.replicas
 
 
 class ResumableLoader(DataLoader):
@@ -158,13 +157,13 @@ class ResumableLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self.resume = resume
         if resume is not None:
-            self.batch_sampler.sampler.set_epoch(resume[0])
+            self.sampler.set_epoch(resume[0])
 
     def __iter__(self):
         iterator = super().__iter__()
         if self.resume is not None:
             epoch, skip = self.resume
-            if self.batch_sampler.sampler.epoch != epoch:
+            if self.sampler.epoch != epoch:
                 self.resume = None
             else:
                 for _ in range(skip):
@@ -177,12 +176,13 @@ class PromptDataModule(pl.LightningDataModule):
 
     def __init__(self, tokenizer, train_path: str | os.PathLike, val_path: str | os.PathLike,
                  labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None,
-                 truncation_side: str | None = None):
+                 truncation_side: str | None = None, samples_per_step: int | None = None):
         super().__init__()
         self.tokenizer = tokenizer
         self.train_path, self.val_path = Path(train_path), Path(val_path)
         self.labels = list(labels)
         self.batch_size = batch_size
+        self.samples_per_step = samples_per_step or batch_size  # see LengthGroupedSampler
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.max_length = max_length
         self.seed = seed
@@ -200,8 +200,10 @@ class PromptDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
         return ResumableLoader(
-            ExampleDataset(self.train_examples),
-            batch_sampler=LengthGroupedBatchSampler(lengths, self.batch_size, self.seed),
+            ExampleDataset(self.train_examples), batch_size=self.batch_size,
+            sampler=LengthGroupedSampler(lengths, self.samples_per_step, self.seed,
+                                         rank=self.trainer.global_rank if self.trainer else 0,
+                                         replicas=self.trainer.world_size if self.trainer else 1),
             collate_fn=self.collate, resume=self._resume,
         )
 

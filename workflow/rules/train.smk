@@ -37,7 +37,7 @@ for _approach in APPROACHES:
         threads: 2
         resources:
             mem_mb=6000,
-            gpu=int(config["gpu"]),
+            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
             settings=train_params(_approach),
         script:
@@ -77,7 +77,7 @@ for _approach in APPROACHES:
         threads: 2
         resources:
             mem_mb=6000,
-            gpu=int(config["gpu"]),
+            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
             settings=sweep_params(_approach),
         script:

@@ -6,6 +6,11 @@ from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.devices import claim_devices
+
+# Before torch sees CUDA: this job's own GPU(s) where several jobs share a machine.
+claim_devices(int(snakemake.params.settings.get("devices", 1)))
+
 import torch
 
 from adaptune.training import TrainSettings, train
@@ -19,7 +24,8 @@ summary = train(
     model_dir=snakemake.input.model,
     out_dir=Path(snakemake.output.summary).parent,
 )
-logging.info(
-    "%s: val accuracy %s after %d steps, %.2f samples/s",
-    settings.approach, summary["final_val_accuracy"], summary["steps"], summary["train_samples_per_second"],
-)
+if summary is not None:  # None in the other processes of a DDP run
+    logging.info(
+        "%s: val accuracy %s after %d steps, %.2f samples/s",
+        settings.approach, summary["final_val_accuracy"], summary["steps"], summary["train_samples_per_second"],
+    )
