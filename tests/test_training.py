@@ -477,7 +477,7 @@ def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, ex
     from adaptune.training_module import CompletionLM
 
     module = CompletionLM(torch.nn.Linear(4, 4), settings("layernorm", learning_rate=0.01, warmup_ratio=0.0,
-                                                       lr_schedule=schedule), [0, 1, 2])
+                                                       lr_schedule=schedule), [[0], [1], [2]])
     module._trainer = SimpleNamespace(estimated_stepping_batches=10)
     config = module.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
