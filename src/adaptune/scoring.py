@@ -56,21 +56,11 @@ def completion_ids(tokenizer, labels: Sequence[str], completions: Sequence[str] 
     return ids
 
 
-def score_labels(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    labels: Sequence[str],
-    settings: ScoringSettings = ScoringSettings(),
-    progress: Callable[[int], None] | None = None,
-    completions: Sequence[str] | None = None,
-) -> np.ndarray:
+def score_labels(model, tokenizer, prompts: Sequence[str], labels: Sequence[str], *options, **named) -> np.ndarray:
     """Log-likelihood of each label's completion (default " <label>") after each prompt: array
-    (len(prompts), len(labels)), float64. `progress(n)` is called after each batch with the
-    number of prompts done so far."""
-    if not prompts:
-        return np.zeros((0, len(labels)))
-    return score_with_vocab(model, tokenizer, prompts, labels, settings, progress, completions)[0]
+    (len(prompts), len(labels)), float64. The options are score_with_vocab's (settings, progress,
+    completions); `progress(n)` is called after each batch with the number of prompts done."""
+    return score_with_vocab(model, tokenizer, prompts, labels, *options, **named)[0]
 
 
 def score_with_vocab(
