@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the prepared base model (default: the one recorded with the adapter)")
     export.add_argument("--debug", "-v", action="store_true",
                         help="show the traceback of an input error too")
+    from adaptune.publish import add_commands
+
+    add_commands(commands)  # publish, readme: published numbers come from a study's outputs
     return parser
 
 
@@ -282,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     # Only the errors of unusable input are one line; anything else is a bug and keeps its
     # traceback.
     try:
+        if "run" in args:  # publish, readme
+            return args.run(args)
         return export(args) if args.command == "export" else predict(args)
     except (UsageError, InputError, AdapterError, OSError) as error:
         if getattr(args, "debug", False):

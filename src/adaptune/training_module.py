@@ -1,9 +1,10 @@
 """The LightningModule that fine-tunes a causal LM on completion tokens, and a timer callback.
 
-Validation accuracy is the scorer's: each label's completion log-likelihood, summed over its
-tokens. Where every label is one token, that is the label position's log-softmax
+Validation accuracy and macro-F1 are the scorer's: each label's completion log-likelihood,
+summed over its tokens. Where every label is one token, that is the label position's log-softmax
 (adaptune.scoring.label_log_probs) on the logits the validation loss already computed; else the
-scorer itself (adaptune.scoring.score_ids) scores each prompt with every label's completion."""
+scorer itself (adaptune.scoring.score_ids) scores each prompt with every label's completion.
+Macro-F1 is taken over the whole validation pass, as adaptune.metrics computes it."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class CompletionLM(pl.LightningModule):
                              persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
+        self._val_choices: list[torch.Tensor] = []
+        self._val_gold: list[torch.Tensor] = []
         # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
         self.strict_loading = False
 
@@ -72,7 +75,11 @@ class CompletionLM(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         logits = self.completion_logits(batch)
         loss = self.completion_loss(logits, batch)
-        accuracy = (self.label_scores(logits, batch).argmax(-1).cpu() == batch["label_index"].cpu()).float().mean()
+        gold = batch["label_index"]
+        choices = self.label_scores(logits, batch).argmax(-1).to(gold.device)
+        accuracy = (choices == gold).float().mean()
+        self._val_choices.append(choices.detach().cpu())
+        self._val_gold.append(gold.detach().cpu())
         size = batch["input_ids"].size(0)
         # Under DDP every process scores the whole validation split: the values agree.
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
@@ -93,6 +100,16 @@ class CompletionLM(pl.LightningModule):
         scores, _ = score_ids(self.model, self.pad_id, batch["prompt_ids"], self.label_ids,
                               batch_size=len(batch["prompt_ids"]) * len(self.label_ids))
         return torch.from_numpy(scores)
+
+    def on_validation_epoch_end(self):
+        # Macro-F1 needs the whole pass, not a mean over batches.
+        if self._val_choices:
+            from adaptune.metrics import macro_f1_rows
+
+            gold = torch.cat(self._val_gold).numpy()[None]
+            chosen = torch.cat(self._val_choices).numpy()[None]
+            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]), sync_dist=self._distributed)
+        self._val_choices, self._val_gold = [], []
 
     def configure_optimizers(self):
         from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
