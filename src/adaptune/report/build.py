@@ -140,8 +140,9 @@ def _write_val(val_runs, labels, shown, outputs) -> None:
     table = runs_table(val_runs, labels, shown)
     write_csv(outputs["val_csv"], table)
     write_page(outputs["val_md"], outputs["val_html"], title,
-               ["The validation split chose the training settings (configs/sweep.yaml), so these "
-                "numbers are not held-out results; the test split's report is the answer."],
+               ["The validation split chose the training settings (the sweep) and the report's best "
+                "fine-tuned system and best few-shot prompting, so these numbers are not held-out "
+                "results; the test split's report is the answer."],
                [Section("Every run", display_runs(table, labels))])
 
 
