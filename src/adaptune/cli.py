@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision of the saved weights (default float32)")
     export.add_argument("--model-dir", type=Path,
                         help="the prepared base model (default: the one recorded with the adapter)")
+    from adaptune.publish import add_commands
+
+    add_commands(commands)  # publish, readme: published numbers come from a study's outputs
     return parser
 
 
@@ -271,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     try:
+        if "run" in args:  # publish, readme
+            return args.run(args)
         return export(args) if args.command == "export" else predict(args)
     except UsageError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
