@@ -340,3 +340,28 @@ def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baselin
     cells = [c.strip() for c in rows["3-shot prompting"].split("|")[1:-1]]
     assert cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")] == "0.415"
     assert "78 hate, 56 offensive, 66 neutral" in block and "scores 0.39" in block
+
+
+@pytest.mark.parametrize("quantizations, family", [(("8bit",), 11), (("none", "8bit", "4bit"), 47)])
+def test_the_config_declares_the_family_the_report_tests(tmp_path, quantizations, family):
+    """The analysis plan of config.yaml on the default grid (three approaches x two prompt styles)
+    is 11 comparisons; with three quantizations, 47. A plan without the style kind drops those."""
+    import yaml
+
+    from adaptune.report.inputs import load_runs
+    from adaptune.report.tables import GroupScores, choose_on_val, planned_pairs, val_means
+
+    block = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["evaluation"]["analysis"]
+    plan = AnalysisPlan.from_config(block)
+    assert plan.bootstrap_samples >= 10_000 and plan.alpha == 0.05 and plan.metric == "macro_f1"
+    grid = [System(a, MODEL, style, q, 42) for a in ACCURACY for style in ("instruction", "raw") for q in quantizations]
+    systems = make_study(tmp_path, grid + OTHERS)
+    ran = [s for s in systems if s.ran]
+    scores = GroupScores(load_runs(ran, "test", LABELS, tmp_path, with_training=False), LABELS, 10, 0)
+    chosen = choose_on_val(scores.systems, val_means(load_runs(ran, "val", LABELS, tmp_path, with_training=False)))
+    pairs = planned_pairs(scores, plan, chosen)
+    assert len(pairs) == family
+    no_style = AnalysisPlan.from_config({**block, "comparisons": ["approach", "quantization", "best_vs_tfidf"]})
+    assert len(planned_pairs(scores, no_style, chosen)) == family - 3 * len(quantizations) - 1
+    with pytest.raises(ValueError, match="evaluation.analysis"):
+        AnalysisPlan.from_config({**block, "comparisons": ["every pair"]})

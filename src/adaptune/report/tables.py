@@ -102,21 +102,30 @@ def group_codes(runs: Sequence[Run], labels: Sequence[str]) -> dict[str, tuple[l
 
 class GroupScores:
     """Every group's coded test predictions and, computed once and shared by the group table and
-    every comparison, each group's scores on one set of item resamples."""
+    every comparison, each group's scores on one set of item resamples per set of items (every
+    system scores the whole test split, so normally one; a paired comparison needs the same)."""
 
     def __init__(self, runs: Sequence[Run], labels: Sequence[str], samples: int, seed: int):
         self.coded = group_codes(runs, labels)
         self.systems = {g: members[0].system for g, (members, _) in self.coded.items()}
-        first = next(iter(self.coded.values()), None)
-        self.boot = Bootstrap(first[1], samples, seed) if first else None
+        self.samples, self.seed = samples, seed
+        self._boots: dict[frozenset, Bootstrap] = {}
         self._scores: dict[str, dict] = {}
 
     def codes(self, group: str) -> Codes:
         return self.coded[group][1]
 
+    def boot(self, group: str) -> Bootstrap:
+        """The item resamples of `group`'s items (shared with every group scored on the same)."""
+        codes = self.codes(group)
+        key = frozenset(codes.ids)
+        if key not in self._boots:
+            self._boots[key] = Bootstrap(codes, self.samples, self.seed)
+        return self._boots[key]
+
     def scores(self, group: str, metric: str):
         if group not in self._scores:
-            self._scores[group] = self.boot.all_scores(self.codes(group))
+            self._scores[group] = self.boot(group).all_scores(self.codes(group))
         return self._scores[group][metric]
 
 
@@ -153,7 +162,7 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
     rows = []
     for index, (group, (members, codes)) in enumerate(scores.coded.items()):
         s: System = members[0].system
-        stats = summarize(codes, scores.boot, {m: scores.scores(group, m) for m in METRICS}, stream=index)
+        stats = summarize(codes, scores.boot(group), {m: scores.scores(group, m) for m in METRICS}, stream=index)
         mine = table[table["group"] == group]
         rows.append({"system": shown_groups[group], "group": group, "method": s.method,
                      "model": s.model_label, "style": s.style, "quantization": s.quantization,
@@ -215,7 +224,7 @@ def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: Analysi
     rows = []
     for index, (kind, a, b) in enumerate(planned_pairs(scores, plan, chosen)):
         result = difference(scores.codes(a), scores.codes(b), scores.scores(a, plan.metric),
-                            scores.scores(b, plan.metric), scores.boot, plan.metric, stream=index)
+                            scores.scores(b, plan.metric), scores.boot(a), plan.metric, stream=index)
         rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
                      "a_group": a, "b_group": b, "seeds_a": len(scores.coded[a][0]),
                      "seeds_b": len(scores.coded[b][0]), **result})
