@@ -274,6 +274,32 @@ def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitS
     return splits
 
 
+def draw_train_split(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings,
+                     held_out: list[str | os.PathLike], split_seed: int,
+                     reference: dict[str, str | os.PathLike] | None = None,
+                     exclude_texts: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Another balanced draw of the train split (which tweets are trained on), seeded by
+    `split_seed`, from the pool `make_splits` samples from, less the tweets of the `held_out`
+    split files (the study's val and test, which stay the same for every draw), compared by
+    `text_key`."""
+    if settings.reference.get("enabled"):
+        raise DataError("splits.reference.enabled: the reference study's train split is fixed; "
+                        "training.split_seeds draws other train splits only from a sampled study")
+    pool = tweets_by_label(read_raw_dataset(raw_path), labels, settings.unescape_html)
+    seen = {text_key(text) for text in exclude_texts}
+    if settings.exclude_reference:
+        missing = [part for part in ("train", "val") if not (reference or {}).get(part)]
+        if missing:
+            raise DataError(f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
+                            "(splits.exclude_reference) but were not given")
+        for part in ("train", "val"):
+            seen |= set(read_labeled_csv(reference[part], labels)["text"].astype(str).map(text_key))
+    for path in held_out:
+        seen |= set(read_labeled_csv(path, labels)["text"].astype(str).map(text_key))
+    pool = pool[~pool["key"].isin(seen)].drop(columns="key")
+    return sample_balanced(pool, {"train": settings.train}, labels, split_seed, str(raw_path))["train"]
+
+
 def write_splits(splits: dict[str, pd.DataFrame], paths: dict[str, str | os.PathLike]) -> None:
     """Write all splits; if any write fails, none of them is left behind."""
     written = []

@@ -14,7 +14,9 @@ from adaptune.systems import (  # noqa: E402
     FEWSHOT_NAME,
     FINETUNED_NAME,
     System,
+    parse_seed_segment,
     running,
+    split_draws,
     study_systems,
 )
 
@@ -59,6 +61,12 @@ def _check_config(config):
             )
     if config["sweep"]["tune_study"]:
         _check_tuning(config)
+    if len(split_draws(config)) > 1 and config["splits"]["reference"]["enabled"]:
+        raise WorkflowError(
+            "config.yaml: training.split_seeds draws other train splits, but "
+            "splits.reference.enabled fixes the train split to the reference study's; "
+            "expected split_seeds: [] with the reference split"
+        )
     fewshot = config["evaluation"]["fewshot"]
     if fewshot["demonstrations"] == "fixed":
         fixed = fewshot["fixed_demonstrations"]
@@ -211,7 +219,14 @@ def reference_files(wildcards):
     return {part: splits["reference"][part] for part in ("train", "val")}
 
 
-TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
+TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "split_seeds", "approaches"}
+
+
+def train_prompts(wildcards):
+    """A cell's train prompts: the study's train split, or the draw its seed segment names."""
+    _, split_seed = parse_seed_segment(wildcards.seed)
+    part = "train" if split_seed is None else f"train-split{split_seed}"
+    return f"results/prompts/{wildcards.style}/{part}.jsonl"
 
 
 def tuned_input(wildcards):
@@ -250,7 +265,7 @@ def train_params(approach):
             "approach": approach,
             **shared,
             **section,
-            "seed": int(wildcards.seed),
+            "seed": parse_seed_segment(wildcards.seed)[0],
             "quantization": wildcards.quantization,
             "model": model_entry(wildcards.model),
             "labels": list(config["labels"]),

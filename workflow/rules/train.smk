@@ -22,7 +22,7 @@ for _approach in APPROACHES:
             f"train_{_approach}"
         input:
             tuned_input,
-            train="results/prompts/{style}/train.jsonl",
+            train=train_prompts,
             val="results/prompts/{style}/val.jsonl",
             model="resources/models/{model}",
         output:

@@ -47,7 +47,8 @@ def runs_table(runs: Sequence[Run], labels: Sequence[str], shown: dict[str, str]
         s = run.system
         row = {"system": shown[s.name], "name": s.name, "group": s.group, "model": s.model_label,
                "approach": s.approach_label, "method": s.method, "style": s.style, "k": s.k,
-               "quantization": s.quantization, "seed": s.seed, "order": s.order(),
+               "quantization": s.quantization, "seed": s.seed, "split_seed": s.split_seed,
+               "order": s.order(),
                "status": "ran" if run.ran else f"not run: {run.reason}", "split": run.split,
                # What `adaptune predict --adapter` takes, relative to the workflow's directory.
                "adapter": f"{s.train_dir}/adapter" if s.finetuned else None}
