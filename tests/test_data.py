@@ -256,3 +256,13 @@ def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path
     assert set(drawn["id"]) != set(splits["train"]["id"])
     with pytest.raises(DataError, match="reference study's train split is fixed"):
         draw_train_split(raw_csv, LABELS, SplitSettings(reference={"enabled": True}), [], split_seed=7)
+
+
+def test_the_reports_reference_val_counts_are_those_of_the_reference_file():
+    from adaptune.report.tables import REFERENCE_MAJORITY, REFERENCE_VAL_COUNTS
+
+    need_real_files(REFERENCE["val"])
+    labels = pd.read_csv(REFERENCE["val"], keep_default_na=False)["label"]
+    assert labels.value_counts().to_dict() == REFERENCE_VAL_COUNTS
+    majority = labels.value_counts()
+    assert (majority.index[0], majority.iloc[0] / len(labels)) == REFERENCE_MAJORITY

@@ -22,9 +22,9 @@ import zipfile
 from pathlib import Path
 
 from adaptune.io import atomic_dir, sha256_of, write_json
+from adaptune.names import QUANTIZATIONS
 
 ENTRY_FILE = "adaptune_model.json"
-QUANTIZATIONS = ("8bit", "4bit", "none")
 SOURCES = ("pypi_wheel", "hub", "local")
 # Keys of config.json that say how a copy was written, not which model it is.
 _VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "dtype", "torch_dtype"}

@@ -93,7 +93,12 @@ checkpoint sweep_summary:
     output:
         # first: Snakemake waits for a checkpoint's first output
         chosen=SWEEP_CHOSEN,
-        csv=SWEEP_SUMMARY,
+        csv=report(
+            SWEEP_SUMMARY,
+            caption="../report/sweep.rst",
+            category="Tuning",
+            labels={"result": "Sweep on the validation split and the chosen settings"},
+        ),
         md="results/sweep/summary.md",
     log:
         "logs/sweep_summary.log",
