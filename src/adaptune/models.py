@@ -219,6 +219,7 @@ def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=N
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run prepare_model")
     dtype = dtype or torch.float32
     device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    device = "cuda:0" if device == "cuda" else device  # device_map wants an index
     cuda = device.startswith("cuda")
     compute_dtype = torch.bfloat16 if cuda and dtype == torch.float32 else dtype
     model = AutoModelForCausalLM.from_pretrained(
