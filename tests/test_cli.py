@@ -152,7 +152,28 @@ def test_runtime_failures_exit_1(adapter, tmp_path, capsys, case, message):
         argv = ["predict", "--adapter", str(copy), "a text"]
     code, out, err = run(argv, capsys)
     assert code == 1 and out == ""
-    assert err.startswith("adaptune predict: error:") and message in err
+    assert err.startswith("adaptune predict: error:") and message in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback_of_an_input_error(adapter, tmp_path, capsys):
+    folder, _ = adapter
+    for flag in ("--debug", "-v"):
+        code, out, err = run(["predict", flag, "--adapter", str(folder), "--file", str(tmp_path / "absent.txt")],
+                             capsys)
+        assert code == 1 and "Traceback" in err and err.rstrip().endswith("no such file")
+
+
+def test_an_error_that_is_no_input_error_keeps_its_traceback(adapter, monkeypatch):
+    """A ValueError from inside a library (here: the scorer) is a bug, not bad input: it is not
+    turned into a one-line message."""
+    import adaptune.scoring
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep in a library")
+
+    monkeypatch.setattr(adaptune.scoring, "score_labels", broken)
+    with pytest.raises(ValueError, match="a bug deep in a library"):
+        main(["predict", "--adapter", str(adapter[0]), "a text"])
 
 
 def test_progress_bar_only_on_a_terminal_and_for_large_inputs(adapter, tmp_path, monkeypatch, capsys):
@@ -171,3 +192,34 @@ def test_progress_bar_only_on_a_terminal_and_for_large_inputs(adapter, tmp_path,
     assert len(rows(out)) == PROGRESS_MIN_TEXTS
     code, _, err = run(few, capsys)
     assert code == 0 and "/3" not in err
+
+
+# --- the same adapter evaluated as the pipeline does ---------------------------------------------
+
+def test_metrics_carry_the_training_seed_and_predictions_say_their_scores_are_log_likelihoods(adapter, tmp_path):
+    """A fine-tuned system's metrics.json carries its training seed; its predictions.csv says
+    its scores are log-likelihoods (loglik_<label>)."""
+    import json
+
+    import pandas as pd
+
+    from adaptune.evaluation import EvaluationSettings, evaluate_adapter
+    from adaptune.io import write_jsonl
+    from adaptune.prompts import completion, render
+
+    folder, model_dir = adapter
+    texts = ["you stupid idiot", "lovely weather today", "those people are vermin"]
+    write_jsonl(tmp_path / "test.jsonl", [
+        {"id": str(i), "text": text, "prompt": render(TEMPLATE, text, list(LABELS)),
+         "completion": completion(label), "label": label}
+        for i, (text, label) in enumerate(zip(texts, LABELS))])
+    name = "tiny-gptj/lora_attention/instruction/none/seed42"
+    evaluate_adapter(model_dir, folder, {"test": tmp_path / "test.jsonl"}, {"test": tmp_path / "eval"},
+                     EvaluationSettings(batch_size=2, bootstrap_samples=100), name=name, config_section={})
+    record = json.loads((folder / "adaptune_adapter.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["system"]["seed"] == record["settings"]["seed"] == 42
+    predictions = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    columns = [f"loglik_{label}" for label in LABELS]
+    assert [c for c in predictions.columns if c.startswith(("loglik_", "prob_", "score_"))] == columns
+    assert (predictions[columns].to_numpy() < 0).all()  # log-likelihoods of a probability below 1

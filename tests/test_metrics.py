@@ -95,7 +95,7 @@ def test_bad_input_is_rejected_with_a_clear_message():
 def test_write_evaluation_writes_contract_files(tmp_path):
     gold, pred = ["hate", "neutral"], ["hate", "hate"]
     frame = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "gold": gold, "predicted": pred,
-                          "score_hate": [-0.1, -0.5], "score_offensive": [-3, -3], "score_neutral": [-4, -1]})
+                          "loglik_hate": [-0.1, -0.5], "loglik_offensive": [-3, -3], "loglik_neutral": [-4, -1]})
     record = evaluation_record(system_info("baseline", "tfidf", "baseline/tfidf"), "test", gold, pred,
                                LABELS, examples_per_second=10.0, provenance={"seed": 42},
                                bootstrap_samples=100)
@@ -203,14 +203,14 @@ def test_calibration_of_label_log_likelihoods():
                           "predicted": ["hate", "offensive", "neutral", "neutral"]})
     # log-likelihoods whose softmax puts 0.8 on the predicted label, 0.1 on the others
     for label in LABELS:
-        frame[f"score_{label}"] = np.log(np.where(frame["predicted"] == label, 0.8, 0.1))
+        frame[f"loglik_{label}"] = np.log(np.where(frame["predicted"] == label, 0.8, 0.1))
     result = calibration(frame, LABELS)
     assert result["ece"] == pytest.approx(abs(0.75 - 0.8))  # one bin: 3 of 4 right at confidence 0.8
     expected_brier = (3 * (0.2**2 + 2 * 0.1**2) + (0.9**2 + 0.1**2 + 0.8**2)) / 4
     assert result["brier"] == pytest.approx(expected_brier)
     assert label_distribution(frame, LABELS) == pytest.approx(
         {"hate": 0.25, "offensive": 0.25, "neutral": 0.5, "no label": 0.0})
-    assert calibration(frame.drop(columns="score_hate"), LABELS) is None
+    assert calibration(frame.drop(columns="loglik_hate"), LABELS) is None
 
 
 def test_paired_test_pairs_items_by_id_not_by_row_order():

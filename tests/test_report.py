@@ -56,7 +56,7 @@ def predictions(system: System, split: str) -> pd.DataFrame:
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": "a tweet", "gold": gold,
                           "predicted": predicted})
     for j, label in enumerate(LABELS):
-        frame[f"score_{label}"] = scores[:, j]
+        frame[f"loglik_{label}"] = scores[:, j]
     return frame
 
 

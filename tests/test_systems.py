@@ -8,12 +8,13 @@ import sys
 import pytest
 import yaml
 
+from adaptune.config import with_defaults
 from adaptune.systems import System, colours, group_systems, labels, study_systems
 from conftest import REPO
 
 
 def config(**training):
-    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    base = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     base["training"].update(training)
     return base
 

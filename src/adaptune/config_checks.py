@@ -6,7 +6,8 @@ before any job; the tests run them in process on the same configs.
 
 from __future__ import annotations
 
-from adaptune.systems import APPROACHES, split_draws
+from adaptune.names import APPROACHES
+from adaptune.systems import split_draws
 
 
 def check_config(config: dict) -> None:

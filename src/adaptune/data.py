@@ -7,19 +7,19 @@ import html
 import os
 import re
 import shutil
-import tempfile
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from adaptune.config import schema_fields
 from adaptune.io import atomic_path, sha256_of, write_csv
+from adaptune.names import SPLITS
 
 RAW_COLUMNS = ("count", "hate_speech", "offensive_language", "neither", "class", "tweet")
 CLASSES = (0, 1, 2)
-SPLITS = ("train", "val", "test")
 
 
 class DataError(ValueError):
@@ -50,37 +50,33 @@ def fetch(url_or_path: str, destination: str | os.PathLike, sha256: str | None =
 def download_dataset(url: str, sha256: str, destination: str | os.PathLike) -> Path:
     """Download the raw CSV (checksum pinned) and check its columns and classes."""
     destination = Path(destination)
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            fetched = fetch(url, Path(scratch) / destination.name, sha256)
-        except OSError as error:
-            raise DataError(
-                f"could not download {url} ({error}); without network, put the file at "
-                f"{destination} yourself (see data/README.md)"
-            ) from None
+    # Downloaded beside the destination and renamed into place once checked: never a partial
+    # or unchecked file at the destination, and no move across filesystems.
+    with atomic_path(destination) as fetched:
+        _download(url, fetched, destination, sha256)
         read_raw_dataset(fetched)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(fetched, destination)
     return destination
 
 
 def download_reference(url: str, destination: str | os.PathLike) -> Path:
     """Download one file of the reference study's split (columns label, text) and check it."""
     destination = Path(destination)
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            fetched = fetch(url, Path(scratch) / destination.name)
-        except OSError as error:
-            raise DataError(
-                f"could not download {url} ({error}); without network, put the file at "
-                f"{destination} yourself (see data/README.md)"
-            ) from None
+    with atomic_path(destination, suffix=".csv") as fetched:
+        _download(url, fetched, destination)
         frame = read_labeled_csv(str(fetched), None)
         if frame.empty:
             raise DataError(f"{url}: the CSV has a header but no rows")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(fetched, destination)
     return destination
+
+
+def _download(url: str, path: Path, destination: Path, sha256: str | None = None) -> None:
+    try:
+        fetch(url, path, sha256)
+    except OSError as error:
+        raise DataError(
+            f"could not download {url} ({error}); without network, put the file at "
+            f"{destination} yourself (see data/README.md)"
+        ) from None
 
 
 # --------------------------------------------------------------------------- reading
@@ -90,7 +86,8 @@ def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    head = path.open("rb").read(4096)
+    with path.open("rb") as handle:
+        head = handle.read(4096)
     if not head.strip():
         raise DataError(f"{path}: the file is empty; expected a CSV with columns {', '.join(RAW_COLUMNS)}")
     if b"\x00" in head:
@@ -143,14 +140,15 @@ def read_labeled_csv(path: str | os.PathLike, labels: list[str] | None) -> pd.Da
 # --------------------------------------------------------------------------- splits
 
 @dataclass(frozen=True)
+@schema_fields("splits")  # the defaults
 class SplitSettings:
-    train: int = 1000
-    val: int = 200
-    test: int = 600
-    seed: int = 42
-    unescape_html: bool = True
-    exclude_reference: bool = True
-    reference: dict = field(default_factory=dict)
+    train: int
+    val: int
+    test: int
+    seed: int
+    unescape_html: bool
+    exclude_reference: bool
+    reference: dict
 
     def __post_init__(self):
         for name in SPLITS:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-APPROACHES = ("layernorm", "lora_attention", "lora_all")
+from adaptune.names import APPROACHES
+
 APPROACH_LABELS = {
     "layernorm": "Normalization layers only",
     "lora_attention": "LoRA, attention layers",
@@ -241,10 +242,6 @@ def study_systems(config: Mapping) -> list[System]:
 
 def running(systems: Iterable[System]) -> list[System]:
     return [s for s in systems if s.ran]
-
-
-def by_name(systems: Iterable[System]) -> dict[str, System]:
-    return {s.name: s for s in systems}
 
 
 # ------------------------------------------------------------------ labels and colours

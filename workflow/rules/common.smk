@@ -2,17 +2,15 @@
 # and the lists of targets that tie the stages together.
 
 import os
-import sys
 from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
-# The systems of the study are named by the package (also when the Snakefile runs without it
-# installed).
-sys.path.insert(0, f"{workflow.basedir}/src")
-from adaptune.config_checks import check_config  # noqa: E402
-from adaptune.systems import (  # noqa: E402
-    APPROACHES,
+# The systems of the study are named by the package (the Snakefile put this checkout's src/ on
+# the path).
+from adaptune.config_checks import check_config
+from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
+from adaptune.systems import (
     FEWSHOT_NAME,
     FINETUNED_NAME,
     System,
@@ -22,9 +20,7 @@ from adaptune.systems import (  # noqa: E402
     study_systems,
 )
 
-SPLITS = ["train", "val", "test"]
 MODEL = config["model"]
-QUANTIZATIONS = ["8bit", "4bit", "none"]
 
 
 def _check_config(config):
@@ -75,7 +71,7 @@ def eval_files(directory):
     """predictions.csv and metrics.json of one system: test at the top, other splits below."""
     files = []
     for split in config["evaluation"]["splits"]:
-        prefix = directory if split == "test" else f"{directory}/{split}"
+        prefix = split_dir(directory, split)
         files += [f"{prefix}/predictions.csv", f"{prefix}/metrics.json"]
     return files
 

@@ -1,29 +1,31 @@
-"""The part of config `openai` that the OpenAI scripts use; defaults live in the schema."""
+"""The part of config `openai` that the OpenAI scripts use; defaults come from the schema."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+from adaptune.config import schema_fields
+
 
 @dataclass(frozen=True)
+@schema_fields("openai")  # the defaults
 class OpenAISettings:
-    """See workflow/schemas/config.schema.yaml, section `openai`, for what each key means. The
-    values here only serve tests and direct calls; the workflow passes every key."""
+    """See workflow/schemas/config.schema.yaml, section `openai`, for what each key means."""
 
-    base_url: str = ""
-    style: str = "instruction"
-    epochs: int = 4
-    max_training_tokens: int = 2_000_000
-    max_concurrency: int = 4
-    max_retries: int = 5
-    timeout_s: float = 120.0
-    poll_interval_s: float = 15.0
-    max_poll_interval_s: float = 300.0
-    seed: int = 42
-    completion_models: tuple[str, ...] = ("babbage-002", "davinci-002")
-    create_attempts: int = 3
-    delete_files: bool = True
+    base_url: str
+    style: str
+    epochs: int
+    max_training_tokens: int
+    max_concurrency: int
+    max_retries: int
+    timeout_s: float
+    poll_interval_s: float
+    max_poll_interval_s: float
+    seed: int
+    completion_models: tuple[str, ...]
+    create_attempts: int
+    delete_files: bool
 
     def __post_init__(self) -> None:
         checks = {

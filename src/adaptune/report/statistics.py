@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from adaptune.metrics import _macro_f1_rows, macro_f1_rows, stratified_rows
+from adaptune.names import LOGLIK, score_column
 
 METRICS = ("accuracy", "macro_f1")
 # Item resamples are scored in chunks of this many cells, so memory stays bounded.
@@ -218,17 +219,17 @@ def paired_difference(a: Codes, b: Codes, samples: int, seed: int, metric: str =
 
 
 def softmax_probabilities(predictions: pd.DataFrame, labels: Sequence[str]) -> np.ndarray | None:
-    """Label probabilities from the score_<label> columns (label log-likelihoods), or None when
-    a column is missing or not finite."""
-    columns = [f"score_{label}" for label in labels]
+    """Label probabilities from the loglik_<label> columns (a language model's label
+    log-likelihoods), or None when a column is missing or not finite."""
+    from adaptune.scoring import label_probabilities
+
+    columns = [score_column(LOGLIK, label) for label in labels]
     if any(c not in predictions.columns for c in columns):
         return None
     scores = predictions[columns].to_numpy(float)
     if not np.isfinite(scores).all():
         return None
-    scores = scores - scores.max(axis=1, keepdims=True)
-    weights = np.exp(scores)
-    return weights / weights.sum(axis=1, keepdims=True)
+    return label_probabilities(scores)
 
 
 def calibration(predictions: pd.DataFrame, labels: Sequence[str], bins: int = 10) -> dict | None:
