@@ -27,6 +27,19 @@ def evaluation(pipeline, system: str, split: str) -> tuple[pd.DataFrame, dict]:
     return predictions, json.loads((directory / "metrics.json").read_text())
 
 
+def evaluation_settings(pipeline) -> dict:
+    """The run's `evaluation` section as the Snakefile saw it: validated, schema defaults filled."""
+    import copy
+
+    from snakemake.utils import validate
+
+    from conftest import REPO
+
+    config = copy.deepcopy(pipeline.config)
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config["evaluation"]
+
+
 def score_columns(predictions: pd.DataFrame) -> pd.DataFrame:
     """The per-label score columns (<what>_<label>), in label order."""
     columns = [next(c for c in predictions.columns if re.fullmatch(rf"[a-z]+_{label}", c)) for label in LABELS]
@@ -49,7 +62,7 @@ def test_every_systems_metrics_are_the_metrics_code_on_its_predictions(finished_
     predictions cover the split's tweets with their gold labels."""
     from adaptune.metrics import classification_metrics
 
-    evaluation_config = finished_pipeline.config["evaluation"]
+    evaluation_config = evaluation_settings(finished_pipeline)
     tweets = pd.read_csv(finished_pipeline.path(f"results/splits/{split}.csv"), dtype={"id": str})
     for system in SYSTEMS:
         predictions, metrics = evaluation(finished_pipeline, system, split)
@@ -95,7 +108,7 @@ def test_the_baselines_predictions_are_the_baselines(finished_pipeline):
     splits = {name: read_split(finished_pipeline.path(f"results/splits/{name}.csv"), LABELS)
               for name in ("train", "test")}
     model = train_baseline(splits["train"]["text"].tolist(), splits["train"]["label"].tolist(),
-                           BaselineSettings(seed=finished_pipeline.config["evaluation"]["seed"]))
+                           BaselineSettings(seed=evaluation_settings(finished_pipeline)["seed"]))
     expected = predict_frame(model, splits["test"], LABELS)
     predictions, _ = evaluation(finished_pipeline, "baseline/tfidf", "test")
     assert predictions["predicted"].tolist() == expected["predicted"].tolist()
