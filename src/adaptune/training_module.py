@@ -25,6 +25,9 @@ class CompletionLM(pl.LightningModule):
         self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
+        # The last validation pass's per-row label scores, in val_dataloader order, with the step
+        # it ran at and its seconds: the evaluation of the val split reuses the final one.
+        self.val_scores, self.val_vocab, self.val_step, self.val_seconds = [], [], None, 0.0
         # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
         self.strict_loading = False
 
@@ -62,6 +65,12 @@ class CompletionLM(pl.LightningModule):
             self.epoch_train_losses.append(sum(self._epoch_losses) / len(self._epoch_losses))
         self._epoch_losses = []
 
+    def on_validation_epoch_start(self):
+        self.val_scores, self.val_vocab, self._val_start = [], [], time.perf_counter()
+
+    def on_validation_epoch_end(self):
+        self.val_step, self.val_seconds = int(self.global_step), time.perf_counter() - self._val_start
+
     def validation_step(self, batch, batch_idx):
         logits = self.completion_logits(batch)
         loss = self.completion_loss(logits, batch)
@@ -69,7 +78,9 @@ class CompletionLM(pl.LightningModule):
         # the row's end it is kept position (completion_length - that row's length).
         rows = torch.arange(logits.size(0), device=logits.device)
         position = int(batch["completion_length"]) - batch["label_length"]
-        _, scores = label_log_probs(logits[rows, position], self.label_ids)
+        log_probs, scores = label_log_probs(logits[rows, position], self.label_ids)
+        self.val_scores.append(scores.cpu())
+        self.val_vocab.append(log_probs.argmax(-1).cpu())
         accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
         size = batch["input_ids"].size(0)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)

@@ -21,12 +21,14 @@ for _approach in APPROACHES:
         name:
             f"train_{_approach}"
         input:
+            unpack(precision_decision),
             train="results/prompts/{style}/train.jsonl",
             val="results/prompts/{style}/val.jsonl",
             model="resources/models/{model}",
         output:
             adapter=directory(f"results/train/{TRAIN_CELL[_approach]}/adapter"),
             curves=f"results/train/{TRAIN_CELL[_approach]}/curves.csv",
+            val_scores=f"results/train/{TRAIN_CELL[_approach]}/val_scores.csv",
             summary=f"results/train/{TRAIN_CELL[_approach]}/summary.json",
         log:
             f"logs/train/{TRAIN_CELL[_approach]}.log",
@@ -56,6 +58,7 @@ for _approach in APPROACHES:
         name:
             f"sweep_{_approach}"
         input:
+            unpack(precision_decision),
             train=f"results/prompts/{SWEEP['style']}/train.jsonl",
             val=f"results/prompts/{SWEEP['style']}/val.jsonl",
             model="resources/models/{model}",
@@ -64,6 +67,7 @@ for _approach in APPROACHES:
                 f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/adapter"
             ),
             curves=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/curves.csv",
+            val_scores=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/val_scores.csv",
             summary=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/summary.json",
         log:
             f"logs/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.log",

@@ -3,6 +3,8 @@ from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
+import json
+
 import torch
 
 from adaptune.evaluation import EvaluationSettings, evaluate_adapter, split_directories
@@ -17,4 +19,6 @@ evaluate_adapter(
     settings=EvaluationSettings.from_config(dict(snakemake.params.evaluation)),
     name=snakemake.params.name,
     config_section={"evaluation": dict(snakemake.params.evaluation)},
+    val_scores=snakemake.input.val_scores,
+    val_examples_per_second=json.loads(open(snakemake.input.summary).read()).get("final_val_examples_per_second"),
 )

@@ -32,4 +32,6 @@ evaluate_fewshot(
                     "quantization": snakemake.params.quantization,
                     "fixed_demonstrations": snakemake.params.fixed_demonstrations},
     fixed=fixed,
+    precision=snakemake.params.precision,
+    precision_file=snakemake.input.get("precision"),
 )
