@@ -56,3 +56,75 @@ def test_read_prompts_checks_every_record(tmp_path):
         read_prompts(path, LABELS)
     path.write_text(json.dumps(good) + "\n")
     assert read_prompts(path, LABELS) == [good]
+
+
+# ------------------------------------------------------------- the reference study's prompts
+# Copied verbatim from github.com/vetka925/gpt-j-8bit-lightning-finetune at commit
+# a92fcb6a4d075afffc234b8e4618a8083cf3775c: finetune.ipynb (create_instruction_prompt, and how
+# its label list is built) and fewshot.ipynb (create_prompt).
+
+
+def notebook_create_instruction_prompt(text, all_labels):
+    prompt =  f''' Classify the following messages into one of the following categories: {','.join(all_labels)}
+
+Message: {text}
+
+Category:'''
+    return prompt
+
+
+def notebook_create_prompt(text):
+        prompt = f'''Classify the following messages into one of the following categories: neutral, hate, offensive
+
+Message: I could go for a brownie right now
+Category: neutral
+/n/n###/n/n
+Message: What these bitches want from a nigga?, like on some DMX shit
+Category: hate
+/n/n###/n/n
+Message: So says the one who fills an empty hole inside herself by worshiping a royal. Who 4 all u kno may be a raging snotty bitch
+Category: offensive
+/n/n###/n/n
+Message: {text}
+Category:'''
+        return prompt
+
+
+def reference_config():
+    import yaml
+
+    from conftest import REPO
+
+    return yaml.safe_load((REPO / "configs" / "reference.yaml").read_text())
+
+
+TWEETS = ["RT @someone: I could go &amp; see", "  two  spaces\nand a line  ", "ends with a colon:"]
+
+
+@pytest.mark.parametrize("text", TWEETS)
+def test_reference_template_renders_the_notebooks_prompt_byte_for_byte(text):
+    template = reference_config()["prompts"]["templates"]["reference"]
+    check_template(template, "reference")
+    # Its labels: the set of completions " hate", " neutral", " offensive", in the order its
+    # notebook shows; joined by "," they put two spaces after "categories:".
+    expected = notebook_create_instruction_prompt(text, [" hate", " neutral", " offensive"])
+    assert "categories:  hate, neutral, offensive\n" in expected
+    assert render(template, text, LABELS) == expected
+
+
+@pytest.mark.parametrize("text", TWEETS)
+def test_reference_fewshot_prompt_is_the_notebooks_byte_for_byte(text):
+    from adaptune.fewshot import build_fewshot_prompts
+    from adaptune.prompts import completion
+
+    config = reference_config()
+    fewshot = config["evaluation"]["fewshot"]
+    template = config["prompts"]["templates"][fewshot["style"]]
+    # As workflow/scripts/fewshot.py builds the fixed demonstrations.
+    fixed = [{"id": f"fixed-{i}", "prompt": render(template, d["text"], LABELS), "completion": completion(d["label"])}
+             for i, d in enumerate(fewshot["fixed_demonstrations"])]
+    query = {"id": "q", "text": text, "prompt": render(template, text, LABELS)}
+    prompts, _ = build_fewshot_prompts([query], [], LABELS, 3, seed=0, fixed=fixed,
+                                       instruction=fewshot["instruction"], separator=fewshot["separator"])
+    assert prompts == [notebook_create_prompt(text)]
+    assert prompts[0].count("Classify") == 1 and prompts[0].count("\n/n/n###/n/n\n") == 3

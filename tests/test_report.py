@@ -272,3 +272,15 @@ def test_the_answer_names_the_better_system_first_with_a_positive_difference():
     line = answer(groups, paired)[0]
     assert line == ("Approach: Normalization layers only beats LoRA, attention layers "
                     "(+0.069 macro-F1, 95% interval [+0.034, +0.105]).")
+
+
+def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baseline(built):
+    root, out = built
+    block = out["summary_md"].read_text().split("## Reference study")[1]
+    header = next(line for line in block.splitlines() if line.startswith("| System"))
+    assert "| Accuracy |" not in header
+    assert "argmax over the whole vocabulary" in header and "argmax over the 3 label tokens" in header
+    rows = {line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| ")}
+    cells = [c.strip() for c in rows["3-shot prompting"].split("|")[1:-1]]
+    assert cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")] == "0.415"
+    assert "78 hate, 56 offensive, 66 neutral" in block and "scores 0.39" in block

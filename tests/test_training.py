@@ -398,3 +398,33 @@ def test_nf4_base_with_8bit_adam_trains(workspace, tmp_path):
     model, _, meta = load_trained(tmp_path / "out" / "adapter", workspace["model"])
     assert meta["quantization"] == "4bit"
     assert any(p.__class__.__name__ == "Params4bit" for p in model.parameters())
+
+
+@pytest.mark.parametrize("schedule, expected", [("constant", [0.01] * 9), ("linear", None)])
+def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, expected):
+    """The module's real optimizer and scheduler over 10 steps without warm-up."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from adaptune.training_module import CompletionLM
+
+    module = CompletionLM(torch.nn.Linear(4, 4), settings("layernorm", learning_rate=0.01, warmup_ratio=0.0,
+                                                       lr_schedule=schedule), [0, 1, 2])
+    module._trainer = SimpleNamespace(estimated_stepping_batches=10)
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(9):
+        optimizer.step()
+        scheduler.step()
+        rates.append(round(optimizer.param_groups[0]["lr"], 8))
+    if expected is not None:
+        assert rates == expected
+    else:
+        assert rates == [round(0.01 * (10 - step) / 10, 8) for step in range(1, 10)]
+
+
+def test_lr_schedule_must_be_known():
+    with pytest.raises(ValueError, match="lr_schedule: got 'cosine'"):
+        settings("layernorm", lr_schedule="cosine")

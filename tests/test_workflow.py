@@ -163,7 +163,8 @@ def test_split_larger_than_a_class_is_refused(pipeline):
 @pytest.mark.parametrize("configfile, expected", [
     ("seeds.yaml", {"train_lora_all": 3, "evaluate": 9}),
     ("quantization.yaml", {"train_lora_all": 3, "evaluate": 9}),
-    ("reference.yaml", {"train_lora_all": 1, "evaluate": 3, "fewshot": 2}),
+    ("reference.yaml", {"train_layernorm": 1, "train_lora_attention": 1, "train_lora_all": 1, "evaluate": 3,
+                        "fewshot": 2}),
     ("gpt-j-6b.yaml", {"train_lora_all": 1}),
     ("sweep.yaml", {"sweep_layernorm": 6, "sweep_lora_attention": 6, "sweep_lora_all": 6, "sweep_summary": 1}),
 ])

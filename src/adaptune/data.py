@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -170,15 +171,38 @@ def per_class(total: int, n_classes: int = len(CLASSES)) -> list[int]:
     return [base + (i < rest) for i in range(n_classes)]
 
 
+_URL = re.compile(r"(?:https?://|www\.)\S+")
+_HANDLE = re.compile(r"@\w+:?")
+_LEADING_RT = re.compile(r"^(?:\s*rt\b:?)+")
+_SPACE = re.compile(r"\s+")
+
+
+def text_key(text: str) -> str:
+    """The key under which two tweets count as the same: HTML entities decoded, lowercase,
+    URLs and @handles removed, a leading RT removed, whitespace collapsed. Retweets of one text
+    and copies that differ only in a handle or link then share a key."""
+    key = html.unescape(str(text)).lower()
+    key = _HANDLE.sub(" ", _URL.sub(" ", key))
+    key = _LEADING_RT.sub(" ", key)
+    return _SPACE.sub(" ", key).strip()
+
+
+def near_duplicates(texts: pd.Series) -> int:
+    """How many of `texts` share their `text_key` with another one."""
+    keys = texts.map(text_key)
+    return int(keys.duplicated(keep=False).sum())
+
+
 def tweets_by_label(raw: pd.DataFrame, labels: list[str], unescape_html: bool = True) -> pd.DataFrame:
-    """id, text, label: HTML entities decoded (unless `unescape_html` is false), and each text
-    kept once (first row wins; texts are compared after unescaping either way)."""
+    """id, text, label, key: HTML entities decoded (unless `unescape_html` is false), and one
+    tweet per `text_key` (first row wins), so that no split holds a near-duplicate of another
+    split's tweet or of its own."""
     texts = raw["tweet"].astype(str)
     frame = pd.DataFrame({
         "id": raw.index.astype(str),
         "text": texts.map(html.unescape) if unescape_html else texts,
         "label": raw["class"].map(dict(enumerate(labels))),
-        "key": texts.map(html.unescape),
+        "key": texts.map(text_key),
     })
     return frame.drop_duplicates("key", keep="first").reset_index(drop=True)
 
@@ -211,26 +235,29 @@ def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str]
 
 
 def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings,
-                reference: dict[str, str | os.PathLike] | None = None) -> dict[str, pd.DataFrame]:
+                reference: dict[str, str | os.PathLike] | None = None,
+                exclude_texts: list[str] | tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
     """Balanced, seeded, disjoint train/val/test; or the reference train/val plus a sampled test.
 
+    Tweets are compared by `text_key` throughout: the pool keeps one tweet per key, so sampled
+    splits share no near-duplicate with each other or within themselves.
     `reference` maps train and val to the reference study's split files. With
     `settings.reference["enabled"]` they are the train and val splits; with
-    `settings.exclude_reference` their tweets (compared after HTML unescaping) are left out of the
-    pool every sampled split is drawn from."""
+    `settings.exclude_reference` their tweets are left out of the pool every sampled split is
+    drawn from (with `enabled`, always). `exclude_texts` (fixed few-shot demonstrations) are left
+    out of that pool too."""
     pool = tweets_by_label(read_raw_dataset(raw_path), labels, settings.unescape_html)
     use_reference = bool(settings.reference.get("enabled"))
+    seen = {text_key(text) for text in exclude_texts}
     if use_reference or settings.exclude_reference:
         missing = [part for part in ("train", "val") if not (reference or {}).get(part)]
         if missing:
             raise DataError(f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
                             "(splits.reference.enabled or splits.exclude_reference) but were not given")
         frames = {part: read_labeled_csv(reference[part], labels) for part in ("train", "val")}
-        seen = set()
         for frame in frames.values():
-            seen |= set(frame["text"].astype(str).map(html.unescape))
-        pool = pool[~pool["key"].isin(seen)]
-    pool = pool.drop(columns="key")
+            seen |= set(frame["text"].astype(str).map(text_key))
+    pool = pool[~pool["key"].isin(seen)].drop(columns="key")
     if not use_reference:
         sizes = {name: getattr(settings, name) for name in SPLITS}
         return sample_balanced(pool, sizes, labels, settings.seed, str(raw_path))

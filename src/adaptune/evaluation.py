@@ -32,6 +32,8 @@ class EvaluationSettings:
     bootstrap_samples: int = 1000
     seed: int = 42
     fewshot_max_length: int = 1024   # prompt tokens kept for few-shot prompts
+    fewshot_instruction: str = ""    # written once, before the demonstrations
+    fewshot_separator: str = "\n\n"  # after each demonstration
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "bootstrap_samples", "fewshot_max_length"):
@@ -49,6 +51,8 @@ class EvaluationSettings:
             bootstrap_samples=int(evaluation.get("bootstrap_samples", 1000)),
             seed=int(evaluation.get("seed", 42)),
             fewshot_max_length=int(fewshot.get("max_length", 1024)),
+            fewshot_instruction=str(fewshot.get("instruction", "")),
+            fewshot_separator=str(fewshot.get("separator", "\n\n")),
         )
 
 
@@ -215,7 +219,8 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
     for split, path in prompt_files.items():
         records = read_prompts(path, labels)
         prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}",
-                                           fixed=fixed)
+                                           fixed=fixed, instruction=settings.fewshot_instruction,
+                                           separator=settings.fewshot_separator)
         frame, speed = score_records(model, tokenizer, records, labels, scoring, prompts=prompts)
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,
                                 config_section, stopwatch)

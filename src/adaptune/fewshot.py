@@ -9,7 +9,10 @@ Demonstrations never come from the evaluated split: the pool must share no id wi
 ValueError), and a pool row whose text equals the query's text is skipped (the dataset holds
 duplicate tweets).
 
-A prompt is the demonstrations, each `prompt + completion + "\\n\\n"`, then the query's prompt.
+A prompt is the instruction (written once; empty by default), the demonstrations, each
+`prompt + completion + separator` (separator "\\n\\n" by default), then the query's prompt. The
+reference study's 3-shot prompt is its instruction once and demonstrations separated by its
+literal "/n/n###/n/n" on a line of its own (configs/reference.yaml).
 """
 
 from __future__ import annotations
@@ -52,25 +55,29 @@ def draw_demonstrations(pool: Sequence[dict], labels: Sequence[str], k: int, rng
     return chosen
 
 
-def fewshot_prompt(demonstrations: Sequence[dict], query_prompt: str) -> str:
-    return "".join(d["prompt"] + d["completion"] + "\n\n" for d in demonstrations) + query_prompt
+def fewshot_prompt(demonstrations: Sequence[dict], query_prompt: str, instruction: str = "",
+                   separator: str = "\n\n") -> str:
+    shots = "".join(d["prompt"] + d["completion"] + separator for d in demonstrations)
+    return instruction + shots + query_prompt
 
 
 def build_fewshot_prompts(queries: Sequence[dict], pool: Sequence[dict], labels: Sequence[str], k: int,
                           seed: int, split: str = "the evaluated split",
-                          fixed: Sequence[dict] | None = None) -> tuple[list[str], list[list[str]]]:
+                          fixed: Sequence[dict] | None = None, instruction: str = "",
+                          separator: str = "\n\n") -> tuple[list[str], list[list[str]]]:
     """The prompt of each query and the ids of its demonstrations. With `fixed` (records with
-    prompt, completion and id), every query gets those demonstrations, in that order, when k > 0."""
+    prompt, completion and id), every query gets those demonstrations, in that order, when k > 0.
+    `instruction` and `separator`: see the module's docstring."""
     check_disjoint(pool, queries, split)
     prompts, demo_ids = [], []
     if fixed is not None and k > 0:
         if k != len(fixed):
             raise ValueError(f"k={k} but {len(fixed)} fixed demonstrations are given")
-        return ([fewshot_prompt(fixed, q["prompt"]) for q in queries],
+        return ([fewshot_prompt(fixed, q["prompt"], instruction, separator) for q in queries],
                 [[d["id"] for d in fixed] for _ in queries])
     for query in queries:
         rng = random.Random(f"{seed}:{query['id']}")
         demos = draw_demonstrations(pool, labels, k, rng, exclude_text=query["text"])
-        prompts.append(fewshot_prompt(demos, query["prompt"]))
+        prompts.append(fewshot_prompt(demos, query["prompt"], instruction, separator))
         demo_ids.append([d["id"] for d in demos])
     return prompts, demo_ids

@@ -199,13 +199,14 @@ def quantization_config(quantization: str, compute_dtype=None):
     )
 
 
-def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=None):
+def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=None, device: str | None = None):
     """Load (model, tokenizer) from a prepared directory.
 
     quantization: "8bit" (bitsandbytes int8 Linear layers), "4bit" (NF4) or "none".
     dtype: of the weights that are not quantized (norms, embeddings, lm_head); default float32,
-    which is what training upcasts them to anyway. The model is on the GPU when there is one,
-    else on the CPU (bitsandbytes' CPU backend). The tokenizer pads on the left, so a batch's
+    which is what training upcasts them to anyway. device: "cpu", "cuda" or "cuda:N"; default the
+    first visible GPU when there is one (adaptune.devices narrows what is visible to the job's
+    own), else the CPU (bitsandbytes' CPU backend). The tokenizer pads on the left, so a batch's
     last position is every row's last token, and always has a pad token.
     """
     import torch
@@ -217,13 +218,14 @@ def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=N
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run prepare_model")
     dtype = dtype or torch.float32
-    cuda = torch.cuda.is_available()
+    device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    cuda = device.startswith("cuda")
     compute_dtype = torch.bfloat16 if cuda and dtype == torch.float32 else dtype
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
         dtype=dtype,
         quantization_config=quantization_config(quantization, compute_dtype),
-        device_map={"": 0} if cuda else "cpu",
+        device_map={"": torch.device(device)} if cuda else "cpu",
     )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"

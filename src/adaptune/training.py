@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -32,6 +33,10 @@ from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, p
 
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
 OPTIMIZERS = ("adamw", "adamw8bit")
+LR_SCHEDULES = ("linear", "constant")
+# "auto": one process on one device; "ddp": Lightning's DDP, one process per device, each started
+# by re-running the script (so it works inside a Snakemake script job and any plain script).
+STRATEGIES = ("auto", "ddp")
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
 # The final validation pass's label scores, which the evaluation of the val split reuses.
 VAL_SCORES = "val_scores.csv"
@@ -73,6 +78,9 @@ class TrainSettings:
     batch_size: int = 4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
+    # linear: warm-up then linear decay to zero; constant: warm-up then the peak rate throughout
+    # (the reference study: constant, no warm-up).
+    lr_schedule: str = "linear"
     lora: LoraSettings | None = None
     seed: int = 42
     precision: str = "auto"  # resolved by adaptune.precision.resolve when training starts
@@ -93,11 +101,21 @@ class TrainSettings:
     checkpoint_every_n_steps: int = 50
     truncation_side: str | None = None  # which end of a long prompt is cut; unset keeps the end
     biases: bool | None = None  # layernorm: also train the Linear layers' biases
+    # Lightning's Trainer knobs: micro-batches per optimizer step, gradient-norm clipping, and a
+    # wall-clock limit ("DD:HH:MM:SS"; training stops there and the adapter so far is saved).
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    max_time: str | None = None
+    # Devices for this one run and how they share it (see STRATEGIES); the batch per optimizer
+    # step is batch_size x accumulate_grad_batches x devices.
+    devices: int = 1
+    strategy: str = "auto"
 
     def __post_init__(self):
         _check(self.approach in APPROACHES, "approach", self.approach, f"one of {list(APPROACHES)}")
         _check(_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
-        for key in ("epochs", "batch_size", "log_every_n_steps", "val_checks_per_epoch", "checkpoint_every_n_steps"):
+        for key in ("epochs", "batch_size", "log_every_n_steps", "val_checks_per_epoch", "checkpoint_every_n_steps",
+                    "accumulate_grad_batches", "devices"):
             value = getattr(self, key)
             _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
         _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
@@ -105,11 +123,22 @@ class TrainSettings:
         _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
         _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
         _check(self.truncation_side in (None, "left", "right"), "truncation_side", self.truncation_side, "left or right")
         _check(self.biases is None or isinstance(self.biases, bool), "biases", self.biases, "true or false")
         _check(self.quantization in QUANTIZATIONS, "quantization", self.quantization, f"one of {list(QUANTIZATIONS)}")
         _check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", self.labels, "two or more distinct names")
+        _check(self.gradient_clip_val is None or (_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
+               "gradient_clip_val", self.gradient_clip_val, "unset or a number > 0")
+        _check(self.max_time is None or _is_duration(self.max_time), "max_time", self.max_time, 'unset or "DD:HH:MM:SS"')
+        _check(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {list(STRATEGIES)}")
+        _check(self.devices == 1 or self.strategy == "ddp", "devices", self.devices, '1 unless strategy is "ddp"')
+        # bitsandbytes' int8/NF4 weights cannot be replicated and moved per process (litgpt refuses
+        # quantization with several devices for the same reason).
+        _check(self.strategy != "ddp" or self.quantization == "none", "strategy", self.strategy,
+               f'"auto" with quantization {self.quantization!r}: a bitsandbytes-quantized base cannot be '
+               'trained with DDP; use quantization "none" or one device')
         _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1), "max_steps", self.max_steps, "None or an integer >= 1")
         if self.approach == "layernorm":
             _check(self.lora is None, "lora", self.lora, "absent for layernorm")
@@ -146,6 +175,11 @@ class TrainSettings:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_duration(value) -> bool:
+    parts = value.split(":") if isinstance(value, str) else []
+    return len(parts) == 4 and all(p.isdigit() for p in parts)
 
 
 def _check(ok: bool, key: str, value, expected: str) -> None:
@@ -187,7 +221,10 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             f"{settings.model.get('name')!r}"
         )
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    model, tokenizer = load_model(model_dir, settings.quantization)
+    # Under DDP every process runs this function; the first one writes the outputs.
+    rank = launched_rank()
+    # Under DDP each process's copy goes to its own device with Lightning, from the CPU.
+    model, tokenizer = load_model(model_dir, settings.quantization, device="cpu" if settings.devices > 1 else None)
     base_parameters = count_parameters(model)
     model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
@@ -196,28 +233,38 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
              settings.quantization, trainable, count_parameters(model))
     data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
                             settings.batch_size, settings.max_length, settings.seed,
-                            truncation_side=settings.truncation_side)
+                            truncation_side=settings.truncation_side,
+                            samples_per_step=effective_batch_size(settings))
     module = CompletionLM(model, settings, data.label_token_ids)
     timer = TrainTimer()
 
     out_dir = Path(out_dir)
-    clear_stale_scratch(out_dir)
+    if rank == 0:
+        clear_stale_scratch(out_dir)
     checkpoints = out_dir / "checkpoints" / run_fingerprint(settings, model_dir, train_prompts, val_prompts)
-    resume_from = latest_checkpoint(out_dir / "checkpoints", checkpoints)
+    resume_from = latest_checkpoint(out_dir / "checkpoints", checkpoints, keep_others=rank > 0)
     # The checkpoints live inside out_dir, which the finished outputs replace whole: they go then.
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) if rank == 0 else _discarded_dir() as tmp:
         logger = CSVLogger(checkpoints, name="", version="", flush_logs_every_n_steps=1)
         if resume_from is not None:
             log.info("resuming from %s", resume_from)
-            _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
+            if rank == 0:
+                _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
         saver = ModelCheckpoint(dirpath=checkpoints, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
                                 save_top_k=1, monitor="step", mode="max", save_weights_only=False,
                                 enable_version_counter=False, auto_insert_metric_name=False)
         trainer = pl.Trainer(
             max_epochs=settings.epochs,
             max_steps=settings.max_steps or -1,
+            max_time=settings.max_time,
+            accumulate_grad_batches=settings.accumulate_grad_batches,
+            gradient_clip_val=settings.gradient_clip_val,
             accelerator="auto",
-            devices=1,
+            devices=settings.devices,
+            strategy=settings.strategy,
+            # The training sampler shards each optimizer step's samples over the processes itself
+            # (adaptune.training_data), so that DDP sees the samples one process would.
+            use_distributed_sampler=False,
             precision=lightning_precision(settings.precision),
             # Some CUDA kernels (bitsandbytes') have no deterministic version: warn there.
             deterministic=True if not torch.cuda.is_available() else "warn",
@@ -238,6 +285,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         if module.val_step != trainer.global_step:
             # The curves end at the trained adapter, and evaluation reuses this pass (val split).
             trainer.validate(module, datamodule=data, verbose=False)
+        if not trainer.is_global_zero:
+            return None
         curves = read_curves(Path(logger.log_dir) / "metrics.csv")
         save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
         write_csv(tmp / "curves.csv", curves)
@@ -269,7 +318,9 @@ def final_val_scores(module, data, labels):
     import torch
 
     frame = pd.DataFrame({"id": [data.val_ids[i] for i in data.val_order]})
-    if not all(len(e.completion_ids) == 1 for e in data.val_examples) or not module.val_scores:
+    # Under DDP each process scored a shard of the split: evaluation then scores it whole.
+    scored = sum(len(s) for s in module.val_scores)
+    if not all(len(e.completion_ids) == 1 for e in data.val_examples) or scored != len(frame):
         return frame.iloc[:0]
     scores = torch.cat(module.val_scores).numpy()
     tokens = data.label_token_ids
@@ -278,6 +329,27 @@ def final_val_scores(module, data, labels):
     top = torch.cat(module.val_vocab).tolist()
     frame["vocab_choice"] = [labels[tokens.index(t)] if t in tokens else "" for t in top]
     return frame
+
+
+def effective_batch_size(settings: TrainSettings) -> int:
+    """Examples per optimizer step: the batch, times the micro-batches accumulated, times the
+    processes of DDP."""
+    return settings.batch_size * settings.accumulate_grad_batches * settings.devices
+
+
+def launched_rank() -> int:
+    """This process's local rank when Lightning's DDP launcher started it (0 in the process that
+    runs the script first, or without DDP)."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
+@contextmanager
+def _discarded_dir():
+    """The output folder of a DDP process other than the first: nothing it writes is kept."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="adaptune-rank-") as scratch:
+        yield Path(scratch)
 
 
 def clear_stale_scratch(out_dir: Path) -> None:
@@ -300,11 +372,12 @@ def run_fingerprint(settings: TrainSettings, model_dir, train_prompts, val_promp
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def latest_checkpoint(root: Path, run_dir: Path) -> str | None:
-    """The newest checkpoint of this run; other runs' checkpoint folders are deleted."""
+def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> str | None:
+    """The newest checkpoint of this run; other runs' checkpoint folders are deleted (unless
+    keep_others: the other processes of a DDP run leave that to the first)."""
     import shutil
 
-    if root.is_dir():
+    if root.is_dir() and not keep_others:
         for other in root.iterdir():
             if other != run_dir:
                 shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
@@ -359,10 +432,14 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "trainable_fraction": round(trainable / total, 8) if total else None,
         "epochs": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
-        "train_samples": timer.samples,
+        # Examples per optimizer step (batch_size x accumulate_grad_batches x devices).
+        "effective_batch_size": effective_batch_size(settings),
+        "devices": int(trainer.world_size),
+        # Every process sees its equal share: the first one's count times the processes.
+        "train_samples": timer.samples * int(trainer.world_size),
         "wall_time_s": round(stopwatch.seconds, 2),
         "train_time_s": round(timer.seconds, 2),
-        "train_samples_per_second": round(timer.samples / timer.seconds, 3) if timer.seconds else None,
+        "train_samples_per_second": round(timer.samples * int(trainer.world_size) / timer.seconds, 3) if timer.seconds else None,
         "peak_memory_mb": peak_memory_mb(),
         "peak_gpu_memory_mb": peak_gpu_memory_mb(),
         # Mean training loss over the last epoch's steps.

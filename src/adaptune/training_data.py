@@ -122,20 +122,29 @@ def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: 
 
 class LengthGroupedSampler(torch.utils.data.Sampler):
     """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number
-    (Lightning calls set_epoch before each epoch)."""
+    (Lightning calls set_epoch before each epoch).
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+    The order is grouped by the examples of one optimizer step (`samples_per_step`: the batch
+    times the micro-batches accumulated times the DDP processes), so a step sees the same
+    examples however it is split. Under DDP (`replicas` > 1) this process takes every
+    `replicas`-th example from position `rank`: its consecutive micro-batches then fall within
+    the same steps as the others'. The order is cut to a multiple of `replicas` so every
+    process runs as many batches."""
+
+    def __init__(self, lengths: list[int], samples_per_step: int, seed: int, rank: int = 0, replicas: int = 1):
+        self.lengths, self.samples_per_step, self.seed = lengths, samples_per_step, seed
+        self.rank, self.replicas = rank, replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + self.epoch))
+        order = length_grouped_order(self.lengths, self.samples_per_step, self.seed + self.epoch)
+        return iter(order[:len(self) * self.replicas][self.rank::self.replicas])
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.lengths) // self.replicas
 
 
 class ResumableLoader(DataLoader):
@@ -166,12 +175,13 @@ class PromptDataModule(pl.LightningDataModule):
 
     def __init__(self, tokenizer, train_path: str | os.PathLike, val_path: str | os.PathLike,
                  labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None,
-                 truncation_side: str | None = None):
+                 truncation_side: str | None = None, samples_per_step: int | None = None):
         super().__init__()
         self.tokenizer = tokenizer
         self.train_path, self.val_path = Path(train_path), Path(val_path)
         self.labels = list(labels)
         self.batch_size = batch_size
+        self.samples_per_step = samples_per_step or batch_size  # see LengthGroupedSampler
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.max_length = max_length
         self.seed = seed
@@ -192,7 +202,9 @@ class PromptDataModule(pl.LightningDataModule):
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
         return ResumableLoader(
             ExampleDataset(self.train_examples), batch_size=self.batch_size,
-            sampler=LengthGroupedSampler(lengths, self.batch_size, self.seed),
+            sampler=LengthGroupedSampler(lengths, self.samples_per_step, self.seed,
+                                         rank=self.trainer.global_rank if self.trainer else 0,
+                                         replicas=self.trainer.world_size if self.trainer else 1),
             collate_fn=self.collate, resume=self._resume,
         )
 

@@ -83,11 +83,16 @@ class CompletionLM(pl.LightningModule):
         self.val_vocab.append(log_probs.argmax(-1).cpu())
         accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
         size = batch["input_ids"].size(0)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size)
+        # Under DDP every process scores the whole validation split: the values agree.
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def configure_optimizers(self):
-        from transformers import get_linear_schedule_with_warmup
+        from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         s = self.settings
@@ -98,9 +103,12 @@ class CompletionLM(pl.LightningModule):
         else:
             optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
-        schedule = get_linear_schedule_with_warmup(
-            optimizer, num_warmup_steps=round(s.warmup_ratio * total), num_training_steps=total
-        )
+        warmup = round(s.warmup_ratio * total)
+        if s.lr_schedule == "constant":
+            schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup)
+        else:
+            schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
+                                                       num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

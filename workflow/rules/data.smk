@@ -51,5 +51,7 @@ rule sample_splits:
     params:
         splits=config["splits"],
         labels=config["labels"],
+        # Fixed few-shot demonstrations stay out of every sampled split.
+        exclude_texts=[d["text"] for d in config["evaluation"]["fewshot"]["fixed_demonstrations"]],
     script:
         "../scripts/sample_splits.py"

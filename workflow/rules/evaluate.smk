@@ -63,14 +63,18 @@ rule fewshot:
     params:
         evaluation={
             **EVAL_COMMON,
-            "fewshot": {key: FEWSHOT[key] for key in ("style", "max_length", "demonstrations")},
+            "fewshot": {
+                key: FEWSHOT[key]
+                for key in ("style", "max_length", "demonstrations", "instruction", "separator")
+            },
         },
         # only when fixed, so that per-query runs do not rerun for an unused list
         fixed_demonstrations=(
             FEWSHOT["fixed_demonstrations"] if FEWSHOT["demonstrations"] == "fixed" else []
         ),
         quantization=FEWSHOT["quantization"],
-        # The training precision (auto: the decision file's choice) scores the base model too.
+        # The precision the fine-tuned systems train and score under (training.precision; auto:
+        # the decision file's choice).
         precision=config["training"]["precision"],
         template=lambda w: config["prompts"]["templates"][FEWSHOT_STYLE],
         labels=config["labels"],

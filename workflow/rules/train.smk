@@ -39,7 +39,7 @@ for _approach in APPROACHES:
         threads: 2
         resources:
             mem_mb=6000,
-            gpu=int(config["gpu"]),
+            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
             settings=train_params(_approach),
         script:
@@ -81,7 +81,7 @@ for _approach in APPROACHES:
         threads: 2
         resources:
             mem_mb=6000,
-            gpu=int(config["gpu"]),
+            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
             settings=sweep_params(_approach),
         script:

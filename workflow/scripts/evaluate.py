@@ -5,6 +5,10 @@ log_to(snakemake.log[0])
 
 import json
 
+from adaptune.devices import claim_devices
+
+claim_devices(1)  # before torch sees CUDA: this job's own GPU where several jobs share a machine
+
 import torch
 
 from adaptune.evaluation import EvaluationSettings, evaluate_adapter, split_directories

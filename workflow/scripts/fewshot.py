@@ -3,6 +3,10 @@ from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.devices import claim_devices
+
+claim_devices(1)  # before torch sees CUDA: this job's own GPU where several jobs share a machine
+
 import torch
 
 from adaptune.evaluation import EvaluationSettings, evaluate_fewshot, split_directories

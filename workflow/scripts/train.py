@@ -6,6 +6,11 @@ from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.devices import claim_devices
+
+# Before torch sees CUDA: this job's own GPU(s) where several jobs share a machine.
+claim_devices(int(snakemake.params.settings.get("devices", 1)))
+
 import torch
 
 from adaptune.training import TrainSettings, train
@@ -20,9 +25,10 @@ summary = train(
     out_dir=Path(snakemake.output.summary).parent,
     precision_file=snakemake.input.get("precision"),
 )
-if summary["torch_threads"] != snakemake.threads:
-    logging.warning("torch used %d threads, the rule declares %d", summary["torch_threads"], snakemake.threads)
-logging.info(
-    "%s: val accuracy %s after %d steps, %.2f samples/s",
-    settings.approach, summary["final_val_accuracy"], summary["steps"], summary["train_samples_per_second"],
-)
+if summary is not None:  # None in the other processes of a DDP run
+    if summary["torch_threads"] != snakemake.threads:
+        logging.warning("torch used %d threads, the rule declares %d", summary["torch_threads"], snakemake.threads)
+    logging.info(
+        "%s: val accuracy %s after %d steps, %.2f samples/s",
+        settings.approach, summary["final_val_accuracy"], summary["steps"], summary["train_samples_per_second"],
+    )
