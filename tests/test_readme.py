@@ -197,5 +197,13 @@ def test_readme_command(where, argv, exported, workdir):
         assert " ".join([".venv/bin/python", *argv[1:]]) in ci, ".ci/run must run the README's test command"
     elif name == "cat":
         assert len(argv) == 2, argv  # feeds a file to the next command of its pipeline
+    elif name in ("python", "python3") and len(argv) > 1 and argv[1].startswith("bench/"):
+        # A benchmark runs minutes on the real model: its arguments are checked by its --help.
+        assert (REPO / argv[1]).is_file(), argv[1]
+        done = subprocess.run([sys.executable, str(REPO / argv[1]), "--help"], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        options = set(re.findall(r"--[\w-]+", done.stdout))
+        assert {a for a in argv[2:] if a.startswith("--")} <= options, (argv, options)
     else:
         raise AssertionError(f"{where}: no check for this command; add one to tests/test_readme.py")
