@@ -19,7 +19,7 @@ def test_gpu_check_runs_tiny_gptj_and_prints_every_approach(tmp_path):
            "ADAPTUNE_GPTJ_DIR": "", "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "absent"),
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(ROOT / "bench/gpu_check.py"), "--rounds", "1", "--steps", "1",
-                           "--examples", "24"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+                           "--examples", "24", "--checks", "comparison"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "tiny GPT-J (random weights), 8bit, 24 prompts" in out
@@ -33,6 +33,27 @@ def test_gpu_check_runs_tiny_gptj_and_prints_every_approach(tmp_path):
         assert float(gflop) >= 0
     for name in ("batched (16)", "one at a time"):
         assert re.search(rf"^{re.escape(name)}\s+[\d.]+\s+[\d.]+x$", out, re.M), out
+
+
+@pytest.mark.slow
+def test_gpu_check_features_run_on_a_cpu_and_say_what_they_skip(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "ADAPTUNE_GPTJ_DIR": "",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, str(ROOT / "bench/gpu_check.py"), "--checks", "features"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "allocator runs against 2 pretend devices" in out
+    assert re.search(r"2 concurrent jobs got CUDA_VISIBLE_DEVICES \['[01]', '[01]'\] \(distinct\)", out), out
+    assert "one job more waits: yes" in out
+    killed = re.search(r"after SIGKILL of the job on (\d), the waiting job got (\d)", out)
+    assert killed and killed[1] == killed[2], out
+    difference = re.search(r"accumulation: batch 2 x 2 \(effective 4, \d+ steps\) against batch 4: "
+                           r"largest adapter difference ([\d.e+-]+)", out)
+    assert difference and float(difference[1]) < 1e-4, out
+    assert "ddp: skipped, 0 GPU(s) here" in out
+    exported = re.search(r"export \(float32\) on cpu: largest score difference from base \+ adapter ([\d.e+-]+)", out)
+    assert exported and float(exported[1]) < 1e-4, out
 
 
 def test_gpu_check_refuses_a_folder_without_a_model(tmp_path):

@@ -126,6 +126,7 @@ if summary is not None:
 """
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path):
     """Lightning's DDP launcher re-runs the script that started it (as in a Snakemake job), so
     the run is a script of its own here, not pytest."""

@@ -149,3 +149,46 @@ def test_console_script_reports_errors(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "adaptune predict: error: no input" in result.stderr
+
+
+def test_jsonl_from_a_tweet_column_on_the_cpu(trained, capsys):
+    """The dataset's own file names its column `tweet`; programs read one JSON object a line."""
+    import json
+
+    model_dir, adapter, root = trained
+    pd.DataFrame({"count": [3, 3, 3], "tweet": TEXTS}).to_csv(root / "tweets.csv", index=False)
+    base = ["predict", "--model-dir", str(model_dir), "--adapter", str(adapter), "--file", str(root / "tweets.csv"),
+            "--text-column", "tweet", "--device", "cpu"]
+    code, out, err = run(base + ["--format", "jsonl"], capsys)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.strip().split("\n")]
+    assert [r["text"] for r in records] == TEXTS
+    code, table, err = run(base, capsys)
+    assert code == 0, err
+    for record, line in zip(records, table.strip().split("\n")[1:]):
+        predicted, *probs, _ = line.split("\t")
+        assert record["label"] == predicted and list(record["probabilities"]) == LABELS
+        assert [round(p, 4) for p in record["probabilities"].values()] == pytest.approx([float(p) for p in probs], abs=1e-4)
+    code, _, err = run(base + ["--format", "jsonl", "--output", str(root / "out.jsonl")], capsys)
+    assert code == 0, err
+    assert [json.loads(line) for line in (root / "out.jsonl").read_text().splitlines()] == records
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "gpu"], "expected cpu, cuda or cuda:N"),
+    (["--format", "xml"], "invalid choice"),
+])
+def test_bad_device_or_format_is_a_usage_error(trained, capsys, argv, message):
+    model_dir, adapter, _ = trained
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", "--adapter", str(adapter), *argv, TEXTS[0]])
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_cuda_device_the_machine_lacks_is_refused(trained, capsys):
+    import torch
+
+    model_dir, adapter, _ = trained
+    code, _, err = run(["predict", "--adapter", str(adapter), "--device", f"cuda:{torch.cuda.device_count()}", TEXTS[0]],
+                       capsys)
+    assert code == 2 and "CUDA device(s)" in err

@@ -73,8 +73,52 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(planner):
     assert profile["default-resources"]["runtime"] > 0
     for rule in rules - NETWORK_RULES - {"all"}:
         assert "runtime" in profile["set-resources"].get(rule, {}), f"{rule}: no runtime in the profile"
-    for rule in GPU_RULES:
-        assert profile["set-resources"][rule]["slurm_partition"] == "gpu"
+    gpu_job = profile["set-resources"]["train_layernorm"]
+    for rule in GPU_RULES | {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all"}:
+        resources = profile["set-resources"][rule]
+        assert (resources["slurm_partition"], resources["gpu_model"]) == ("<gpu-partition>", "<gpu-type>"), rule
+    assert profile["default-resources"]["slurm_partition"] == "<cpu-partition>"
+    # One place: the partition and GPU type are written once (an anchor the other GPU rules merge).
+    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    assert text.count("<gpu-partition>") == text.count("<gpu-type>") == text.count("<cpu-partition>") == 1
+    assert text.count("{<<: *gpu_job") == len(GPU_RULES) + 3 - 1 and gpu_job["runtime"] > 0
+
+
+def slurm_plugin_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
+
+
+def test_the_slurm_profile_plans_gpu_jobs_on_its_gpu_partition(planner, tmp_path):
+    """`snakemake --profile profiles/slurm -n`: with the SLURM executor plugin when it is
+    installed, else the same profile less `executor` (a dry run plans the same jobs); without
+    conda's deployment, which this machine lacks."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.pop("software-deployment-method")
+    if not slurm_plugin_installed():
+        profile.pop("executor")
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "slurm" / "config.yaml").write_text(yaml.safe_dump(profile))
+    planned = planned_resources(planner.run("--profile", str(tmp_path / "slurm"), "-n", "--config", "gpu=true"))
+    assert GPU_RULES <= set(planned)
+    for rule, lines in planned.items():
+        for line in lines:
+            if rule in GPU_RULES:
+                assert "slurm_partition=<gpu-partition>" in line and "gpu_model=<gpu-type>" in line, (rule, line)
+                assert gpu_of(line) == 1
+            else:
+                assert "slurm_partition=<cpu-partition>" in line and "gpu_model" not in line, (rule, line)
+            assert "slurm_account=<your-account>" in line
+
+
+def test_a_ddp_training_run_asks_for_its_devices(planner):
+    ddp = {"training": {"devices": 2, "strategy": "ddp", "quantizations": ["none"]}}
+    # The default profile offers one GPU, and Snakemake caps a job's request at what is offered.
+    planned = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=ddp))
+    for rule in ("train_layernorm", "train_lora_attention", "train_lora_all"):
+        assert {gpu_of(line) for line in planned[rule]} == {2}, planned[rule]
+    assert {gpu_of(line) for line in planned["evaluate"]} == {1}
 
 
 def test_network_rules_are_local(planner):

@@ -22,6 +22,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
 
 README = (REPO / "README.md").read_text()
+# The pages the README links to, whose commands are run the same way.
+PAGES = {path.relative_to(REPO).as_posix(): path.read_text()
+         for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "profiles" / "README.md"]
+         if path.is_file()}
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 FLOORS = {Requirement(text).name: Requirement(text).specifier
           for group in [PYPROJECT["project"]["dependencies"], *PYPROJECT["project"]["optional-dependencies"].values()]
@@ -48,20 +52,22 @@ def split_commands(line: str) -> list[list[str]]:
 
 
 def readme_commands() -> list[tuple[str, list[str], dict[str, str]]]:
-    """(where, argv, exported variables) of every command in the README's bash blocks and of every
-    inline `snakemake ...` in its text."""
+    """(where, argv, exported variables) of every command in the bash blocks of the README and
+    the pages it links to, and of every inline `snakemake ...` in their text."""
     commands = []
-    for number, block in enumerate(re.findall(r"```bash\n(.*?)```", README, flags=re.S), start=1):
-        exported: dict[str, str] = {}
-        for line in block.replace("\\\n", " ").splitlines():
-            for argv in split_commands(line):
-                if argv[0] == "export":
-                    name, _, value = argv[1].partition("=")
-                    exported[name] = value
-                    continue
-                commands.append((f"block {number}: {' '.join(argv)}", argv, dict(exported)))
-    for inline in re.findall(r"`(snakemake [^`]+)`", README):
-        commands.append((f"inline: {inline}", shlex.split(inline), {}))
+    for page, text in PAGES.items():
+        where = "" if page == "README.md" else f"{page} "
+        for number, block in enumerate(re.findall(r"```bash\n(.*?)```", text, flags=re.S), start=1):
+            exported: dict[str, str] = {}
+            for line in block.replace("\\\n", " ").splitlines():
+                for argv in split_commands(line):
+                    if argv[0] == "export":
+                        name, _, value = argv[1].partition("=")
+                        exported[name] = value
+                        continue
+                    commands.append((f"{where}block {number}: {' '.join(argv)}", argv, dict(exported)))
+        for inline in re.findall(r"`(snakemake [^`]+)`", text):
+            commands.append((f"{where}inline: {inline}", shlex.split(inline), {}))
     return commands
 
 

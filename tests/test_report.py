@@ -123,6 +123,17 @@ def test_every_run_has_its_own_row_with_the_numbers_of_its_metrics(built):
     assert (zero_shot["share_neutral"], zero_shot["share_hate"]) == (1.0, 0.0)
 
 
+def test_fine_tuned_rows_name_their_adapter_for_predict(built):
+    root, out = built
+    table = pd.read_csv(out["summary_csv"])
+    tuned = table[table["approach"] == "fine-tuning"]
+    assert len(tuned) >= 9
+    for _, row in tuned.iterrows():
+        assert row["adapter"] == f"results/train/{row['name']}/adapter"
+        assert (root / row["adapter"]).parent.joinpath("summary.json").is_file()
+    assert table.loc[table["name"] == f"{MODEL}/fewshot-k0", "adapter"].isna().all()
+
+
 def test_groups_give_mean_and_sd_over_seeds(built):
     root, out = built
     runs = pd.read_csv(out["summary_csv"])
@@ -242,24 +253,6 @@ def test_report_without_fine_tuning_or_val(tmp_path):
         assert path.is_file()
     assert len(pd.read_csv(out["groups_csv"])) == 3 + 2
     assert "No system was evaluated on the validation split" in out["val_md"].read_text()
-
-
-def test_sweep_table_marks_the_best_val_point_of_each_approach(tmp_path):
-    from adaptune.report.sweep import write_sweep
-
-    points = []
-    for approach, accuracies in (("layernorm", (0.61, 0.66)), ("lora_all", (0.72, 0.70))):
-        for rate, accuracy in zip((1e-3, 3e-3), accuracies):
-            path = tmp_path / approach / f"lr{rate:g}" / "summary.json"
-            write_json(path, {"approach": approach, "final_val_accuracy": accuracy, "wall_time_s": 60.0})
-            points.append({"approach": approach, "learning_rate": rate, "epochs": 1, "summary": str(path)})
-    table = write_sweep(points, tmp_path / "sweep.csv", tmp_path / "sweep.md")
-    chosen = table[table["best"]].set_index("approach")["learning_rate"].to_dict()
-    assert chosen == {"layernorm": 3e-3, "lora_all": 1e-3}
-    assert "not held-out results" in (tmp_path / "sweep.md").read_text()
-    write_json(Path(points[0]["summary"]), {"approach": "layernorm"})
-    with pytest.raises(ReportInputError, match="final_val_accuracy"):
-        write_sweep(points, tmp_path / "sweep.csv", tmp_path / "sweep.md")
 
 
 def test_the_answer_names_the_better_system_first_with_a_positive_difference():

@@ -274,9 +274,12 @@ def test_training_writes_the_contract_outputs(trained, approach):
     import pandas as pd
 
     curves = pd.read_csv(out / "curves.csv")
-    assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
+    assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"]
     assert curves["train_loss"].notna().sum() == 12  # 6 steps per epoch, logged every step
     assert curves["val_accuracy"].notna().sum() == 5  # before training and twice per epoch (the default)
+    # macro-F1 over each whole validation pass, logged beside its accuracy
+    f1 = curves.dropna(subset=["val_macro_f1"])
+    assert len(f1) == 5 and f1["val_macro_f1"].between(0, 1).all() and f1["val_accuracy"].notna().all()
     summary = json.loads((out / "summary.json").read_text())
     for key in ("model", "approach", "style", "quantization", "trainable_parameters", "total_parameters",
                 "epochs", "steps", "wall_time_s", "train_samples_per_second", "peak_memory_mb",

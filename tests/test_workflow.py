@@ -161,12 +161,14 @@ def test_split_larger_than_a_class_is_refused(pipeline):
 
 
 @pytest.mark.parametrize("configfile, expected", [
-    ("seeds.yaml", {"train_lora_all": 3, "evaluate": 9}),
+    ("seeds.yaml", {"train_lora_all": 5, "evaluate": 15}),
     ("quantization.yaml", {"train_lora_all": 3, "evaluate": 9}),
     ("reference.yaml", {"train_layernorm": 1, "train_lora_attention": 1, "train_lora_all": 1, "evaluate": 3,
                         "fewshot": 2}),
     ("gpt-j-6b.yaml", {"train_lora_all": 1}),
     ("sweep.yaml", {"sweep_layernorm": 6, "sweep_lora_attention": 6, "sweep_lora_all": 6, "sweep_summary": 1}),
+    ("tuned.yaml", {"sweep_layernorm": 4, "sweep_lora_attention": 4, "sweep_lora_all": 4, "sweep_summary": 1,
+                    "train_layernorm": 5, "train_lora_all": 5, "evaluate": 15}),
 ])
 def test_every_shipped_config_validates_and_plans_its_grid(pipeline, configfile, expected):
     """Each file of configs/ on top of the tiny config: valid against the schema, and its grid

@@ -247,18 +247,28 @@ def base_model_dir(adapter_dir: str | os.PathLike, record: dict | None = None) -
     return path
 
 
+def is_exported(folder: str | os.PathLike) -> bool:
+    """Whether `folder` is a model written by `adaptune export` (a transformers model folder with
+    the adapter record), rather than an adapter folder."""
+    return (Path(folder) / "config.json").is_file() and (Path(folder) / ADAPTER_FILE).is_file()
+
+
 def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
-                 quantization: str | None = None, precision: str | None = None):
+                 quantization: str | None = None, precision: str | None = None, device: str | None = None):
     """(model, tokenizer, record): the adapter in `adapter_dir` on its base model, eval mode.
+    `adapter_dir` may also be a folder written by `adaptune export`: that model is loaded as it is.
 
     model_dir: the base model (default: the one the record names, relative to the adapter);
-    quantization: of the base weights (default: the one it was trained with);
-    precision: recorded in the returned record for the scorer (default: the trained one).
+    quantization: of the base weights (default: the one it was trained with; "none" for an
+    exported model); precision: recorded in the returned record for the scorer (default: the
+    trained one); device: "cpu", "cuda" or "cuda:N" (default: the GPU when there is one).
     A base other than the one it was trained on is refused.
     """
     import torch
     from peft import PeftModel
 
+    if is_exported(adapter_dir):
+        return _load_exported(Path(adapter_dir), model_dir, quantization, precision, device)
     record = read_record(adapter_dir)
     model_dir = Path(model_dir) if model_dir is not None else base_model_dir(adapter_dir, record)
     fingerprint = model_fingerprint(model_dir)
@@ -270,7 +280,7 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
             f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
             "load it with the model it was trained on"
         )
-    model, tokenizer = load_model(model_dir, quantization or record["quantization"])
+    model, tokenizer = load_model(model_dir, quantization or record["quantization"], device=device)
     with _norms_accepted():
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     biases = Path(adapter_dir) / LINEAR_BIASES_FILE
@@ -290,4 +300,17 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
                 param.data = tensor.to(device=param.device, dtype=torch.float32)
     model.eval()
     record = {**record, "model_dir": str(model_dir), "precision": precision or record.get("precision")}
+    return model, tokenizer, record
+
+
+def _load_exported(folder: Path, model_dir, quantization, precision, device):
+    import torch
+
+    if model_dir is not None:
+        raise ValueError(f"{folder}: an exported model holds its base; give no base model directory")
+    record = read_record(folder)
+    dtype = torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
+    model, tokenizer = load_model(folder, quantization or "none", dtype=dtype, device=device)
+    model.eval()
+    record = {**record, "model_dir": str(folder), "precision": precision or record.get("precision")}
     return model, tokenizer, record

@@ -2,14 +2,22 @@
 
     adaptune predict --adapter results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\
         [--model-dir resources/models/smollm2-135m] [--quantization 8bit|4bit|none] \\
-        [--output out.csv] (TEXT... | --file F | --file - | -)
+        [--output out.csv] [--format tsv|csv|jsonl] [--text-column tweet] [--device cpu|cuda[:N]] \
+        (TEXT... | --file F | --file - | -)
 
 prints, for each text, the predicted label and the probability of every label (a softmax over
-the labels' log-likelihoods), tab-separated with a header; or writes them to --output as CSV.
---file reads a CSV with a `text` column (by its .csv suffix) or one text per line; `-` (as TEXT
-or as --file) reads one text per line from stdin. The base model is the one recorded with the
-adapter unless --model-dir names it. Runs offline on the CPU (or the GPU when there is one),
-with the template, labels and max_length recorded with the adapter.
+the labels' log-likelihoods), tab-separated with a header; or writes them to --output as CSV;
+--format jsonl gives one JSON object per input ({"text", "label", "probabilities"}) instead.
+--file reads a CSV's `text` column (or --text-column's; by its .csv suffix) or one text per line;
+`-` (as TEXT or as --file) reads one text per line from stdin. The base model is the one recorded
+with the adapter unless --model-dir names it; --adapter may also be a folder written by
+`adaptune export`. Runs offline on the CPU (or the GPU when there is one, or --device's), with
+the template, labels and max_length recorded with the adapter.
+
+    adaptune export --adapter ADAPTER --output DIR [--dtype float32|bfloat16] [--model-dir M]
+
+merges the adapter into its (unquantized) base and writes a plain transformers model folder
+with the tokenizer and the adapter record: AutoModelForCausalLM.from_pretrained(DIR) loads it.
 
 Exit status: 0 done, 2 a usage error (the command line is wrong), 1 a failure while running
 (unreadable input file, adapter or model).
@@ -33,6 +41,8 @@ EXAMPLES = """examples:
   adaptune predict --adapter ADAPTER --file tweets.csv --output labelled.csv
   cat tweets.txt | adaptune predict --adapter ADAPTER --file -
   adaptune predict --adapter ADAPTER --model-dir resources/models/smollm2-135m --quantization none TEXT
+  adaptune predict --adapter ADAPTER --file data/labeled_data.csv --text-column tweet --format jsonl --device cuda:1
+  adaptune export --adapter ADAPTER --output exported/lora_all --dtype bfloat16
 """
 
 
@@ -67,7 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", type=Path, help="write a CSV here instead of printing")
     predict.add_argument("--batch-size", type=int, default=16, help="texts per forward pass (default 16)")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    predict.add_argument("--text-column", default="text", help="the CSV column holding the texts (default text)")
+    predict.add_argument("--format", choices=["tsv", "csv", "jsonl"],
+                         help="tsv (default on the terminal), csv (default for --output) or jsonl: one JSON "
+                              "object per input with its label and probabilities")
+    predict.add_argument("--device", type=device_name,
+                         help="cpu, cuda or cuda:N (default: the first GPU when there is one, else the CPU)")
+    export = commands.add_parser(
+        "export", help="merge an adapter into its base and save a plain transformers model",
+        description="Merge a trained adapter into its unquantized base model and save it, with its "
+                    "tokenizer and adapter record, as a folder that transformers loads alone.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("--adapter", required=True, type=Path, help="the adapter folder to merge")
+    export.add_argument("--output", required=True, type=Path, help="the model folder to write (replaced whole)")
+    export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="precision of the saved weights (default float32)")
+    export.add_argument("--model-dir", type=Path,
+                        help="the prepared base model (default: the one recorded with the adapter)")
     return parser
+
+
+def device_name(value: str) -> str:
+    """cpu, cuda or cuda:N, as torch spells them."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected cpu, cuda or cuda:N")
+    return value
 
 
 def read_texts(args) -> list[str]:
@@ -84,7 +121,7 @@ def read_texts(args) -> list[str]:
             raise InputError("stdin: no texts (expected one text per line)")
         return texts
     if args.file is not None:
-        return _read_file(Path(args.file))
+        return _read_file(Path(args.file), args.text_column)
     if "-" in args.texts:
         raise UsageError("'-' (stdin) cannot be mixed with TEXT arguments")
     for position, text in enumerate(args.texts, start=1):
@@ -93,7 +130,7 @@ def read_texts(args) -> list[str]:
     return list(args.texts)
 
 
-def _read_file(path: Path) -> list[str]:
+def _read_file(path: Path, column: str = "text") -> list[str]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() == ".csv":
@@ -103,10 +140,10 @@ def _read_file(path: Path) -> list[str]:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
             raise InputError(f"{path}: not a readable CSV ({error})") from None
-        if "text" not in frame.columns:
-            raise InputError(f"{path}: no 'text' column (columns: {list(frame.columns)}); "
-                             "expected a CSV with a text column")
-        texts = frame["text"].tolist()
+        if column not in frame.columns:
+            raise InputError(f"{path}: no {column!r} column (columns: {list(frame.columns)}); "
+                             "expected a CSV with a text column (name it with --text-column)")
+        texts = frame[column].tolist()
         for row, text in enumerate(texts, start=2):
             if not text.strip():
                 raise InputError(f"{path}: row {row}: empty text")
@@ -129,6 +166,12 @@ def predict(args) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.adapter.is_dir():
         raise UsageError(f"{args.adapter}: no such adapter directory")
+    if args.device and args.device.startswith("cuda"):
+        import torch
+
+        index = int(args.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if args.model_dir is not None and not (args.model_dir / "config.json").is_file():
         raise UsageError(f"{args.model_dir}: not a prepared model directory (no config.json)")
 
@@ -143,7 +186,7 @@ def predict(args) -> int:
     hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tokenizer, meta = load_trained(args.adapter, args.model_dir, args.quantization)
+    model, tokenizer, meta = load_trained(args.adapter, args.model_dir, args.quantization, device=args.device)
     labels = list(meta["labels"])
     template = meta.get("template")
     if not template:
@@ -161,17 +204,46 @@ def predict(args) -> int:
     frame = pd.DataFrame({"text": texts, "predicted": [labels[i] for i in scores.argmax(axis=1)]})
     for j, label in enumerate(labels):
         frame[f"prob_{label}"] = probabilities[:, j].round(6)
-    if args.output:
+    form = args.format or ("csv" if args.output else "tsv")
+    if form == "jsonl":
+        import json
+
+        records = [{"text": text, "label": label,
+                    "probabilities": {name: round(float(p), 6) for name, p in zip(labels, row)}}
+                   for text, label, row in zip(texts, frame["predicted"], probabilities)]
+        if args.output:
+            from adaptune.io import write_jsonl
+
+            write_jsonl(args.output, records)
+            print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+        else:
+            print("\n".join(json.dumps(record) for record in records))
+    elif form == "csv":
         from adaptune.io import write_csv
 
-        write_csv(args.output, frame)
-        print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+        if args.output:
+            write_csv(args.output, frame)
+            print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+        else:
+            frame.to_csv(sys.stdout, index=False)
     else:
         columns = ["predicted"] + [f"prob_{label}" for label in labels]
         print("\t".join(columns + ["text"]))
         for row in frame.itertuples(index=False):
             values = [row.predicted] + [f"{getattr(row, f'prob_{label}'):.4f}" for label in labels]
             print("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
+    return 0
+
+
+def export(args) -> int:
+    if not args.adapter.is_dir():
+        raise UsageError(f"{args.adapter}: no such adapter directory")
+    if args.model_dir is not None and not (args.model_dir / "config.json").is_file():
+        raise UsageError(f"{args.model_dir}: not a prepared model directory (no config.json)")
+    from adaptune.export import export_model
+
+    export_model(args.adapter, args.output, dtype=args.dtype, model_dir=args.model_dir)
+    print(f"wrote the merged model ({args.dtype}) to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -199,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     try:
-        return predict(args)
+        return export(args) if args.command == "export" else predict(args)
     except UsageError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR

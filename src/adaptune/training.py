@@ -9,7 +9,7 @@ tokens only; see adaptune.batches for the batch layout and adaptune.training_mod
 LightningModule. `train` writes an output folder
 whole or not at all:
     adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus adaptune_adapter.json
-    curves.csv    step, epoch, train_loss, val_loss, val_accuracy
+    curves.csv    step, epoch, train_loss, val_loss, val_accuracy, val_macro_f1
     val_scores.csv  the final validation pass's label scores per prompt (evaluation reuses them)
     summary.json  parameter counts, steps, speed, memory, final metrics, provenance
 `adaptune.adapters.load_trained` puts a saved adapter back on its base model.
@@ -37,7 +37,7 @@ LR_SCHEDULES = ("linear", "constant")
 # "auto": one process on one device; "ddp": Lightning's DDP, one process per device, each started
 # by re-running the script (so it works inside a Snakemake script job and any plain script).
 STRATEGIES = ("auto", "ddp")
-CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy"]
+CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"]
 # The final validation pass's label scores, which the evaluation of the val split reuses.
 VAL_SCORES = "val_scores.csv"
 
@@ -338,9 +338,13 @@ def effective_batch_size(settings: TrainSettings) -> int:
 
 
 def launched_rank() -> int:
-    """This process's local rank when Lightning's DDP launcher started it (0 in the process that
-    runs the script first, or without DDP)."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0)
+    """This process's rank in a DDP run, known before the Trainer exists: from Lightning's
+    launcher (LOCAL_RANK, set in the processes it starts) or SLURM's (SLURM_PROCID, one task per
+    device); 0 in the process that runs the script first, or without DDP."""
+    for variable in ("SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(variable, "").isdigit() and int(os.environ[variable]) > 0:
+            return int(os.environ[variable])
+    return 0
 
 
 @contextmanager
@@ -446,5 +450,6 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "final_train_loss": None if final_train is None else round(final_train, 6),
         "final_val_loss": _last(curves, "val_loss"),
         "final_val_accuracy": _last(curves, "val_accuracy"),
+        "final_val_macro_f1": _last(curves, "val_macro_f1"),
         "provenance": provenance(config, settings.seed, stopwatch),
     }

@@ -1,7 +1,8 @@
 """The LightningModule that fine-tunes a causal LM on completion tokens, and a timer callback.
 
-Validation accuracy is the scorer's: the label tokens' log-likelihood at the label position
-(adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches."""
+Validation accuracy and macro-F1 are the scorer's: the label tokens' log-likelihood at the label
+position (adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches;
+macro-F1 over the whole validation pass, as adaptune.metrics computes it."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class CompletionLM(pl.LightningModule):
         # The last validation pass's per-row label scores, in val_dataloader order, with the step
         # it ran at and its seconds: the evaluation of the val split reuses the final one.
         self.val_scores, self.val_vocab, self.val_step, self.val_seconds = [], [], None, 0.0
+        self._val_choices: list[torch.Tensor] = []
+        self._val_gold: list[torch.Tensor] = []
         # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
         self.strict_loading = False
 
@@ -68,9 +71,6 @@ class CompletionLM(pl.LightningModule):
     def on_validation_epoch_start(self):
         self.val_scores, self.val_vocab, self._val_start = [], [], time.perf_counter()
 
-    def on_validation_epoch_end(self):
-        self.val_step, self.val_seconds = int(self.global_step), time.perf_counter() - self._val_start
-
     def validation_step(self, batch, batch_idx):
         logits = self.completion_logits(batch)
         loss = self.completion_loss(logits, batch)
@@ -79,9 +79,12 @@ class CompletionLM(pl.LightningModule):
         rows = torch.arange(logits.size(0), device=logits.device)
         position = int(batch["completion_length"]) - batch["label_length"]
         log_probs, scores = label_log_probs(logits[rows, position], self.label_ids)
-        self.val_scores.append(scores.cpu())
+        self.val_scores.append(scores.detach().cpu())
         self.val_vocab.append(log_probs.argmax(-1).cpu())
-        accuracy = (scores.argmax(-1) == batch["label_index"]).float().mean()
+        choices = scores.argmax(-1)
+        accuracy = (choices == batch["label_index"]).float().mean()
+        self._val_choices.append(choices.detach().cpu())
+        self._val_gold.append(batch["label_index"].detach().cpu())
         size = batch["input_ids"].size(0)
         # Under DDP every process scores the whole validation split: the values agree.
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
@@ -90,6 +93,17 @@ class CompletionLM(pl.LightningModule):
     @property
     def _distributed(self) -> bool:
         return self._trainer is not None and self.trainer.world_size > 1
+
+    def on_validation_epoch_end(self):
+        self.val_step, self.val_seconds = int(self.global_step), time.perf_counter() - self._val_start
+        # Macro-F1 needs the whole pass, not a mean over batches.
+        if self._val_choices:
+            from adaptune.metrics import macro_f1_rows
+
+            gold = torch.cat(self._val_gold).numpy()[None]
+            chosen = torch.cat(self._val_choices).numpy()[None]
+            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]), sync_dist=self._distributed)
+        self._val_choices, self._val_gold = [], []
 
     def configure_optimizers(self):
         from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup

@@ -41,7 +41,12 @@ def _check_config(config):
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
     if config["sweep"]["enabled"]:
-        sizes = {a: len(rates) for a, rates in config["sweep"]["learning_rates"].items()}
+        approaches = config["training"]["approaches"]
+        sizes = {
+            a: len(rates)
+            for a, rates in config["sweep"]["learning_rates"].items()
+            if approaches[a]["enabled"]
+        }
         if len(set(sizes.values())) > 1:
             raise WorkflowError(
                 f"config.yaml: sweep.learning_rates: {sizes} learning rates per approach; expected "
@@ -52,6 +57,8 @@ def _check_config(config):
                 f"config.yaml: sweep.style: unknown prompt style {config['sweep']['style']!r}; "
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
+    if config["sweep"]["tune_study"]:
+        _check_tuning(config)
     fewshot = config["evaluation"]["fewshot"]
     if fewshot["demonstrations"] == "fixed":
         fixed = fewshot["fixed_demonstrations"]
@@ -67,6 +74,36 @@ def _check_config(config):
                     f"config.yaml: evaluation.fewshot.fixed_demonstrations[{index}].label: "
                     f"{demo['label']!r} is not one of {config['labels']} (config `labels`)"
                 )
+
+
+def _check_tuning(config):
+    """The tuned study: the sweep runs, and its epoch-e score stands for an e-epoch run, which
+    holds only when the learning rate does not depend on the run's length."""
+    where = "config.yaml: sweep.tune_study is true, but"
+    if not config["sweep"]["enabled"]:
+        raise WorkflowError(f"{where} sweep.enabled is false; the sweep chooses the settings")
+    if config["training"]["lr_schedule"] != "constant":
+        raise WorkflowError(
+            f"{where} training.lr_schedule is {config['training']['lr_schedule']!r}; expected "
+            "constant (the sweep scores epoch e inside one longer run, which equals an e-epoch "
+            "run only when the rate does not decay with the run's length)"
+        )
+    approaches = config["training"]["approaches"]
+    warm = [
+        a for a, section in approaches.items() if section["enabled"] and section["warmup_ratio"] > 0
+    ]
+    if warm:
+        raise WorkflowError(
+            f"{where} training.approaches.{warm[0]}.warmup_ratio is {approaches[warm[0]]['warmup_ratio']}; "
+            "expected 0 (a warm-up over a fraction of the run depends on the run's length)"
+        )
+    missing = [
+        a
+        for a in APPROACHES
+        if approaches[a]["enabled"] and a not in config["sweep"]["learning_rates"]
+    ]
+    if missing:
+        raise WorkflowError(f"{where} sweep.learning_rates has no rates for {missing}")
 
 
 _check_config(config)
@@ -124,23 +161,30 @@ def all_targets():
     targets += all_eval_files()
     targets += report_outputs()
     if config["sweep"]["enabled"]:
-        targets.append("results/sweep/summary.csv")
+        targets += [SWEEP_SUMMARY, SWEEP_CHOSEN]
     return targets
 
 
-def sweep_points():
-    """Every point of the sweep (approach x learning rate x epochs) with its summary.json."""
+SWEEP_SUMMARY = "results/sweep/summary.csv"
+SWEEP_CHOSEN = "results/sweep/chosen.yaml"
+
+
+def sweep_runs():
+    """Every run of the sweep (enabled approach x learning rate x seed), each trained for the
+    largest epoch count, with its curves.csv."""
     sweep = config["sweep"]
+    approaches = config["training"]["approaches"]
     return [
         {
             "approach": approach,
             "learning_rate": rate,
-            "epochs": epochs,
-            "summary": f"results/sweep/{MODEL}/{approach}/lr{rate:g}/epochs{epochs}/summary.json",
+            "seed": seed,
+            "curves": f"results/sweep/{MODEL}/{approach}/lr{rate:g}/seed{seed}/curves.csv",
         }
         for approach, rates in sweep["learning_rates"].items()
+        if approaches[approach]["enabled"]
         for rate in rates
-        for epochs in sweep["epochs"]
+        for seed in sweep["seeds"]
     ]
 
 
@@ -170,6 +214,28 @@ def reference_files(wildcards):
 TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
 
 
+def tuned_input(wildcards):
+    """The sweep's choice, an input of every study cell when the study is tuned."""
+    return [SWEEP_CHOSEN] if config["sweep"]["tune_study"] else []
+
+
+def study_train_params(approach):
+    """The params of train_{approach}: train_params, with the learning rate and epochs the sweep
+    chose (results/sweep/chosen.yaml, a checkpoint's output) when the study is tuned."""
+    base = train_params(approach)
+
+    def params(wildcards):
+        settings = base(wildcards)
+        if config["sweep"]["tune_study"]:
+            from adaptune.tuning import read_chosen
+
+            chosen = checkpoints.sweep_summary.get().output.chosen
+            settings.update(read_chosen(chosen, approach))
+        return settings
+
+    return params
+
+
 def train_params(approach):
     """The params of train_{approach}: the training keys shared by all approaches, this
     approach's section alone, the cell's seed and quantization, the model entry, the labels and
@@ -196,21 +262,24 @@ def train_params(approach):
 
 
 def sweep_params(approach):
-    """The params of sweep_{approach}: those of its training rule for the sweep's style,
-    quantization and seed, with the point's learning rate and epochs."""
+    """The params of sweep_{approach}: those of its training rule for the sweep's style and
+    quantization and the run's seed, at the run's learning rate, for the largest epoch count,
+    with the val split scored once at every epoch's end."""
 
     def params(wildcards):
         sweep = config["sweep"]
         cell = SimpleNamespace(
             model=wildcards.model,
             style=sweep["style"],
-            seed=sweep["seed"],
+            seed=wildcards.seed,
             quantization=sweep["quantization"],
         )
         return {
             **train_params(approach)(cell),
             "learning_rate": float(wildcards.rate),
-            "epochs": int(wildcards.epochs),
+            "epochs": max(sweep["epochs"]),
+            "val_checks_per_epoch": 1,
+            "validate_first": False,
         }
 
     return params

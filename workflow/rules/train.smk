@@ -22,6 +22,7 @@ for _approach in APPROACHES:
             f"train_{_approach}"
         input:
             unpack(precision_decision),
+            tuned_input,
             train="results/prompts/{style}/train.jsonl",
             val="results/prompts/{style}/val.jsonl",
             model="resources/models/{model}",
@@ -41,14 +42,16 @@ for _approach in APPROACHES:
             mem_mb=6000,
             gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
-            settings=train_params(_approach),
+            settings=study_train_params(_approach),
         script:
             "../scripts/train.py"
 
 
-# The sweep (configs/sweep.yaml): the same training, one run per approach x learning rate x
-# epochs on the sweep's style, quantization and seed, judged by its val accuracy; nothing in the
-# study reads these runs, so choosing on val never touches test.
+# The sweep (configs/sweep.yaml, configs/tuned.yaml): one run per approach x learning rate x
+# seed on the sweep's style and quantization, trained for the largest epoch count and scored on
+# val at every epoch's end; summarised by val macro-F1. Only the sweep's choice
+# (results/sweep/chosen.yaml) reaches the study, and only when sweep.tune_study is set: choosing
+# on val never touches test.
 SWEEP = config["sweep"]
 
 
@@ -64,18 +67,17 @@ for _approach in APPROACHES:
             model="resources/models/{model}",
         output:
             adapter=directory(
-                f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/adapter"
+                f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/adapter"
             ),
-            curves=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/curves.csv",
-            val_scores=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/val_scores.csv",
-            summary=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}/summary.json",
+            curves=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/curves.csv",
+            val_scores=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/val_scores.csv",
+            summary=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/summary.json",
         log:
-            f"logs/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.log",
+            f"logs/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}.log",
         benchmark:
-            f"benchmarks/sweep/{{model}}/{_approach}/lr{{rate}}/epochs{{epochs}}.tsv"
+            f"benchmarks/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}.tsv"
         wildcard_constraints:
             rate="[0-9.e+-]+",
-            epochs="[0-9]+",
         conda:
             "../../envs/train.yaml"
         threads: 2
@@ -88,11 +90,14 @@ for _approach in APPROACHES:
             "../scripts/train.py"
 
 
-rule sweep_summary:
+# A checkpoint: the tuned study's cells read its chosen.yaml when their params are built.
+checkpoint sweep_summary:
     input:
-        [point["summary"] for point in sweep_points()],
+        [run["curves"] for run in sweep_runs()],
     output:
-        csv="results/sweep/summary.csv",
+        # first: Snakemake waits for a checkpoint's first output
+        chosen=SWEEP_CHOSEN,
+        csv=SWEEP_SUMMARY,
         md="results/sweep/summary.md",
     log:
         "logs/sweep_summary.log",
@@ -101,6 +106,7 @@ rule sweep_summary:
     conda:
         "../../envs/report.yaml"
     params:
-        points=sweep_points(),
+        runs=sweep_runs(),
+        epochs=SWEEP["epochs"],
     script:
         "../scripts/sweep_summary.py"

@@ -1,4 +1,4 @@
-"""The sweep's table (results/sweep/summary.csv and .md)."""
+"""The sweep's tables and choice (results/sweep/summary.csv, summary.md, chosen.yaml)."""
 
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 
@@ -8,4 +8,5 @@ log_to(snakemake.log[0])
 
 from adaptune.report.sweep import write_sweep  # noqa: E402
 
-write_sweep(list(snakemake.params.points), snakemake.output.csv, snakemake.output.md)
+write_sweep(list(snakemake.params.runs), list(snakemake.params.epochs), snakemake.output.csv,
+            snakemake.output.md, snakemake.output.chosen)

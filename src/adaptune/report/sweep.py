@@ -1,5 +1,10 @@
-"""The sweep's table: every approach x learning rate x epochs run with its accuracy on the val
-split, and the best point of each approach (the one configs and README then adopt)."""
+"""The sweep's tables and its choice: per approach, the learning rate and epochs whose val
+macro-F1, averaged over the sweep's seeds, is highest.
+
+Each sweep run trains one approach at one learning rate and seed for the largest epoch count,
+and scores the val split at the end of every epoch; the score after epoch e stands for an
+e-epoch run (exactly so under a constant learning rate without warm-up, which the tuned study
+requires). Ties go to fewer epochs, then to the lower learning rate: the cheaper setting."""
 
 from __future__ import annotations
 
@@ -9,43 +14,91 @@ from pathlib import Path
 import pandas as pd
 
 from adaptune.io import write_csv, write_text
-from adaptune.report.inputs import ReportInputError, read_json
+from adaptune.report.inputs import ReportInputError
 from adaptune.report.rendering import markdown_table
+from adaptune.tuning import format_chosen
 
-SUMMARY_KEYS = ("approach", "final_val_accuracy", "wall_time_s")
-COLUMNS = ("approach", "learning_rate", "epochs", "final_val_accuracy", "wall_time_s", "summary")
+POINT_COLUMNS = ("approach", "learning_rate", "epochs", "seed", "val_macro_f1", "val_accuracy", "curves")
+MEAN_COLUMNS = ("approach", "learning_rate", "epochs", "seeds", "val_macro_f1", "val_macro_f1_sd",
+                "val_accuracy", "chosen")
 
 
-def sweep_table(points: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per point (approach, learning_rate, epochs, summary: its summary.json), best val
-    accuracy first within each approach; `best` marks the choice."""
+def epoch_scores(curves_csv: str | Path, epochs: Sequence[int]) -> dict[int, dict[str, float]]:
+    """val macro-F1 and accuracy at the end of each epoch in `epochs` (1-based), read from a
+    run's curves.csv (Lightning counts epochs from 0; the last val row of an epoch is its end)."""
+    path = Path(curves_csv)
+    if not path.is_file():
+        raise ReportInputError(f"{path}: no such file; every sweep run writes curves.csv")
+    curves = pd.read_csv(path)
+    missing = [c for c in ("step", "epoch", "val_macro_f1", "val_accuracy") if c not in curves]
+    if missing:
+        raise ReportInputError(f"{path}: missing column(s) {missing}; a sweep run's curves.csv needs "
+                               "step, epoch, val_macro_f1 and val_accuracy")
+    scored = curves.dropna(subset=["val_macro_f1"])
+    scored = scored[scored["step"] > 0].sort_values("step")  # the untrained model's score is no epoch's end
+    ends = scored.groupby("epoch").tail(1).set_index("epoch")
+    result = {}
+    for epoch in epochs:
+        if epoch - 1 not in ends.index:
+            raise ReportInputError(f"{path}: no val score at the end of epoch {epoch}; the run has "
+                                   f"{len(ends)} scored epoch(s)")
+        row = ends.loc[epoch - 1]
+        result[int(epoch)] = {"val_macro_f1": float(row["val_macro_f1"]),
+                              "val_accuracy": float(row["val_accuracy"])}
+    return result
+
+
+def sweep_tables(runs: Sequence[Mapping], epochs: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(points, means): one row per run x epoch count, and one per approach x learning rate x
+    epochs with the mean over seeds; `chosen` marks each approach's choice."""
     rows = []
-    for point in points:
-        path = Path(point["summary"])
-        summary = read_json(path)
-        missing = [key for key in SUMMARY_KEYS if key not in summary]
-        if missing:
-            raise ReportInputError(f"{path}: missing key(s) {missing}; a sweep run's summary.json needs {list(SUMMARY_KEYS)}")
-        if summary["approach"] != point["approach"]:
-            raise ReportInputError(f"{path}: approach is {summary['approach']!r}; expected {point['approach']!r}")
-        rows.append({"approach": point["approach"], "learning_rate": float(point["learning_rate"]),
-                     "epochs": int(point["epochs"]), "final_val_accuracy": summary["final_val_accuracy"],
-                     "wall_time_s": summary["wall_time_s"], "summary": str(path)})
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    table = table.sort_values(["approach", "final_val_accuracy", "wall_time_s"],
-                              ascending=[True, False, True], kind="stable").reset_index(drop=True)
-    table.insert(0, "best", ~table["approach"].duplicated())
-    return table
+    for run in runs:
+        for epoch, scores in epoch_scores(run["curves"], epochs).items():
+            rows.append({"approach": run["approach"], "learning_rate": float(run["learning_rate"]),
+                         "epochs": epoch, "seed": int(run["seed"]), **scores, "curves": str(run["curves"])})
+    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    grouped = points.groupby(["approach", "learning_rate", "epochs"], sort=True)
+    means = grouped.agg(seeds=("seed", "nunique"), val_macro_f1=("val_macro_f1", "mean"),
+                        val_macro_f1_sd=("val_macro_f1", "std"),
+                        val_accuracy=("val_accuracy", "mean")).reset_index()
+    ranked = means.sort_values(["approach", "val_macro_f1", "epochs", "learning_rate"],
+                               ascending=[True, False, True, True], kind="stable")
+    means["chosen"] = means.index.isin(ranked.groupby("approach").head(1).index)
+    return points, means[list(MEAN_COLUMNS)]
 
 
-def write_sweep(points: Sequence[Mapping], csv_path, md_path) -> pd.DataFrame:
-    table = sweep_table(points)
-    write_csv(csv_path, table)
-    shown = table.assign(val_accuracy=table["final_val_accuracy"].map("{:.3f}".format),
-                         minutes=(table["wall_time_s"] / 60).map("{:.1f}".format),
-                         best=table["best"].map({True: "chosen", False: ""}))
-    shown = shown[["approach", "learning_rate", "epochs", "val_accuracy", "minutes", "best"]]
-    write_text(md_path, "# Sweep: accuracy on this pipeline's val split\n\n"
-               "These runs chose the settings; their numbers are tuning numbers, not held-out "
-               "results.\n\n" + markdown_table(shown) + "\n")
-    return table
+def chosen_settings(means: pd.DataFrame) -> dict[str, dict]:
+    """{approach: {learning_rate, epochs, val_macro_f1, seeds}} of the chosen rows."""
+    return {row.approach: {"learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
+                           "val_macro_f1": round(float(row.val_macro_f1), 6), "seeds": int(row.seeds)}
+            for row in means[means["chosen"]].itertuples(index=False)}
+
+
+def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_path,
+                chosen_path=None) -> pd.DataFrame:
+    """Write the per-seed points (csv), the val curves and the choice (md) and, when
+    `chosen_path` is given, the chosen settings (yaml). Returns the table of means."""
+    points, means = sweep_tables(runs, epochs)
+    seeds = sorted(points["seed"].unique().tolist())
+    write_csv(csv_path, points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
+                                     on=["approach", "learning_rate", "epochs"]))
+    curves = means.pivot_table(index=["approach", "learning_rate"], columns="epochs",
+                               values="val_macro_f1").reset_index()
+    curves.columns = ["approach", "learning rate", *[f"epoch {e}" for e in curves.columns[2:]]]
+    for column in curves.columns[2:]:
+        curves[column] = curves[column].map("{:.3f}".format)
+    shown = means[means["chosen"]].assign(
+        val_macro_f1=lambda t: t["val_macro_f1"].map("{:.3f}".format),
+        sd=lambda t: t["val_macro_f1_sd"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
+        val_accuracy=lambda t: t["val_accuracy"].map("{:.3f}".format),
+    )[["approach", "learning_rate", "epochs", "val_macro_f1", "sd", "val_accuracy"]]
+    write_text(md_path, "# Sweep: macro-F1 on this pipeline's val split\n\n"
+               f"Mean over training seeds {', '.join(map(str, seeds))}; each learning rate trained once "
+               f"per seed for {max(epochs)} epoch(s) and scored at every epoch's end. These runs chose "
+               "the settings; their numbers are tuning numbers, not held-out results.\n\n"
+               "## Chosen (highest mean val macro-F1; ties: fewer epochs, then the lower rate)\n\n"
+               + markdown_table(shown) + "\n\n## Val macro-F1 by epoch (the curves behind the choice)\n\n"
+               + markdown_table(curves) + "\n")
+    if chosen_path is not None:
+        write_text(chosen_path, format_chosen(chosen_settings(means), seeds))
+    return means

@@ -47,7 +47,9 @@ def runs_table(runs: Sequence[Run], labels: Sequence[str], shown: dict[str, str]
         row = {"system": shown[s.name], "name": s.name, "group": s.group, "model": s.model_label,
                "approach": s.approach_label, "method": s.method, "style": s.style, "k": s.k,
                "quantization": s.quantization, "seed": s.seed, "order": s.order(),
-               "status": "ran" if run.ran else f"not run: {run.reason}", "split": run.split}
+               "status": "ran" if run.ran else f"not run: {run.reason}", "split": run.split,
+               # What `adaptune predict --adapter` takes, relative to the workflow's directory.
+               "adapter": f"{s.train_dir}/adapter" if s.finetuned else None}
         if run.ran:
             m = run.metrics
             row.update({"n": m["n"], "accuracy": m["accuracy"], "accuracy_ci_low": m["accuracy_ci"][0],

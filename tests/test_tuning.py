@@ -1,0 +1,124 @@
+"""The sweep that tunes the study: val macro-F1 read at every epoch's end of one run, the choice
+by the mean over seeds, chosen.yaml, and a real tiny Snakemake run in which chosen.yaml sets the
+study cell's learning rate and epochs."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from adaptune.report.inputs import ReportInputError
+from adaptune.report.sweep import epoch_scores, write_sweep
+from adaptune.tuning import ChosenSettingsError, read_chosen
+
+
+def write_curves(path, f1_by_epoch, steps_per_epoch=5):
+    """A run's curves.csv as training writes it: train-loss rows, a step-0 val row, and one val
+    row at each epoch's end (Lightning's epochs count from 0)."""
+    rows = [{"step": 0, "epoch": 0, "train_loss": None, "val_loss": 1.0, "val_accuracy": 0.3, "val_macro_f1": 0.2}]
+    for epoch, f1 in enumerate(f1_by_epoch):
+        end = (epoch + 1) * steps_per_epoch
+        rows.append({"step": end - 1, "epoch": epoch, "train_loss": 0.9, "val_loss": None,
+                     "val_accuracy": None, "val_macro_f1": None})
+        rows.append({"step": end, "epoch": epoch, "train_loss": None, "val_loss": 0.8,
+                     "val_accuracy": f1 + 0.05, "val_macro_f1": f1})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def runs(tmp_path, table):
+    """table: {(approach, rate, seed): [f1 after epoch 1, 2, ...]}"""
+    return [{"approach": a, "learning_rate": rate, "seed": seed,
+             "curves": str(write_curves(tmp_path / a / f"lr{rate:g}" / f"seed{seed}" / "curves.csv", f1s))}
+            for (a, rate, seed), f1s in table.items()]
+
+
+def test_epoch_scores_are_each_epochs_last_val_row_not_the_untrained_one(tmp_path):
+    path = write_curves(tmp_path / "curves.csv", [0.5, 0.6, 0.55])
+    scores = epoch_scores(path, [1, 3])
+    assert scores == {1: {"val_macro_f1": 0.5, "val_accuracy": 0.55},
+                      3: {"val_macro_f1": 0.55, "val_accuracy": pytest.approx(0.6)}}
+    with pytest.raises(ReportInputError, match="no val score at the end of epoch 4"):
+        epoch_scores(path, [4])
+
+
+def test_choice_is_the_best_mean_macro_f1_over_seeds_per_approach(tmp_path):
+    # layernorm: lr 1e-3 wins on one seed, but 3e-3 wins on the mean; its epoch 2 beats epoch 1.
+    # lora_all: a tie between epochs 1 and 2 goes to 1 epoch.
+    table = {("layernorm", 1e-3, 1): [0.50, 0.80], ("layernorm", 1e-3, 2): [0.50, 0.40],
+             ("layernorm", 3e-3, 1): [0.55, 0.70], ("layernorm", 3e-3, 2): [0.55, 0.66],
+             ("lora_all", 1e-3, 1): [0.70, 0.70], ("lora_all", 1e-3, 2): [0.60, 0.60],
+             ("lora_all", 3e-3, 1): [0.40, 0.50], ("lora_all", 3e-3, 2): [0.40, 0.50]}
+    out = tmp_path / "out"
+    means = write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md", out / "chosen.yaml")
+    chosen = yaml.safe_load((out / "chosen.yaml").read_text())
+    assert {a: (c["learning_rate"], c["epochs"]) for a, c in chosen.items()} == {
+        "layernorm": (3e-3, 2), "lora_all": (1e-3, 1)}
+    assert chosen["layernorm"]["val_macro_f1"] == pytest.approx(0.68) and chosen["layernorm"]["seeds"] == 2
+    assert read_chosen(out / "chosen.yaml", "lora_all") == {"learning_rate": 1e-3, "epochs": 1}
+    assert means["chosen"].sum() == 2
+    points = pd.read_csv(out / "summary.csv")
+    assert len(points) == 16 and set(points["seed"]) == {1, 2}
+    md = (out / "summary.md").read_text()
+    assert "macro-F1" in md and "not held-out results" in md and "epoch 2" in md
+
+
+def test_accuracy_cannot_change_the_choice(tmp_path):
+    """Judged on macro-F1: a run with better accuracy but worse macro-F1 is not chosen."""
+    table = {("layernorm", 1e-3, 1): [0.6], ("layernorm", 3e-3, 1): [0.5]}
+    made = runs(tmp_path, table)
+    frame = pd.read_csv(made[1]["curves"])
+    frame.loc[frame["val_accuracy"].notna(), "val_accuracy"] = 0.99
+    frame.to_csv(made[1]["curves"], index=False)
+    out = tmp_path / "out"
+    write_sweep(made, [1], out / "s.csv", out / "s.md", out / "chosen.yaml")
+    assert read_chosen(out / "chosen.yaml", "layernorm")["learning_rate"] == 1e-3
+
+
+def test_read_chosen_names_the_file_and_the_missing_approach(tmp_path):
+    path = tmp_path / "chosen.yaml"
+    path.write_text("layernorm: {learning_rate: 0.001, epochs: 1}\n")
+    with pytest.raises(ChosenSettingsError, match=r"chosen.yaml: no learning_rate and epochs for 'lora_all'"):
+        read_chosen(path, "lora_all")
+    with pytest.raises(ChosenSettingsError, match="not a readable"):
+        read_chosen(tmp_path / "absent.yaml", "layernorm")
+
+
+def test_tuning_needs_a_constant_rate_without_warm_up(pipeline):
+    base = {"sweep": {"enabled": True, "tune_study": True}}
+    result = pipeline.run("-n", config=base, check=False)
+    assert result.returncode != 0
+    assert "training.lr_schedule is 'linear'; expected constant" in result.stdout + result.stderr
+    warm = {**base, "training": {"lr_schedule": "constant"}}
+    result = pipeline.run("-n", config=warm, check=False)
+    assert result.returncode != 0 and "warmup_ratio is 0.1; expected 0" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
+    """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
+    from one run), its checkpoint, then the study cell trained at the chosen setting."""
+    configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
+    rates = [configured * 4, configured * 10]
+    config = {
+        "sweep": {"enabled": True, "tune_study": True, "quantization": "8bit", "seeds": [1], "epochs": [1, 2],
+                  "learning_rates": {"layernorm": rates}},
+        "training": {"lr_schedule": "constant", "val_checks_per_epoch": 1, "approaches": {
+            "layernorm": {"warmup_ratio": 0.0},
+            "lora_attention": {"enabled": False}, "lora_all": {"enabled": False}}},
+    }
+    cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
+    # One thread per job, so that the two sweep runs overlap (their time is mostly start-up).
+    pipeline.run(cell, "--set-threads", "sweep_layernorm=1", config=config)
+    chosen = yaml.safe_load(pipeline.path("results/sweep/chosen.yaml").read_text())["layernorm"]
+    assert chosen["learning_rate"] in rates
+    summary = json.loads(pipeline.path(cell).read_text())
+    trained = summary["provenance"]["config"]
+    assert trained["learning_rate"] == chosen["learning_rate"] != configured
+    assert trained["epochs"] == chosen["epochs"] == summary["epochs"]
+    # Each sweep run trained the largest epoch count once and was scored at every epoch's end.
+    for rate in rates:
+        curves = pd.read_csv(pipeline.path(f"results/sweep/tiny-gptj/layernorm/lr{rate:g}/seed1/curves.csv"))
+        assert curves["val_macro_f1"].notna().sum() == 2
