@@ -106,6 +106,19 @@ def test_scoring_follows_the_trained_precision(trained_bf16_base, workspace, one
     assert np.allclose(a, b, atol=0.2)  # ... but score the same prompts alike
 
 
+def test_a_bf16_base_adapter_scores_with_the_dtypes_it_trained_with(trained_bf16_base, workspace, one_thread):
+    from adaptune.acceleration import prepare_for_inference
+    from adaptune.adapters import load_trained
+
+    _, out = trained_bf16_base
+    model, _, _ = load_trained(out / "adapter", workspace["model"])
+    prepare_for_inference(model, "bf16-base")
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    assert {d for n, d in dtypes.items() if "lora_" in n} == {torch.float32}
+    assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
 def test_fewshot_obeys_the_decision(workspace, one_thread):
     ev = EvaluationSettings(batch_size=4, bootstrap_samples=10)
     scores = {}

@@ -5,7 +5,8 @@ Training calls `prepare_for_training` after the adapter is attached and trains W
 (Lightning "32-true"): the LoRA layers cast their small input to float32 themselves, and nothing
 recasts the big frozen weights at every step as autocast on a float32 base does (aten::copy_:
 5,740 calls a step with autocast, 4,874 without); the optimizer updates float32 weights.
-Scoring calls `prepare_for_inference`, which casts every floating-point weight (adapters too).
+Scoring calls `prepare_for_inference`, which casts the base the same way and keeps an adapter's
+weights float32.
 Any other precision leaves the model as it is (bf16-mixed is Lightning's / torch.autocast's job).
 Measured and not kept: torch.compile (333 s to compile; a 250-step run saves less than that),
 eager attention (no faster than SDPA). See bench/README.md.
@@ -72,14 +73,19 @@ def prepare_for_training(model, precision: str):
 
 
 def prepare_for_inference(model, precision: str):
-    """Eval mode; bf16-base: every floating-point weight (adapters too) to bfloat16. Scores then
-    differ from float32 ones in their third digit (the scorer's log-softmax runs in float64)."""
+    """Eval mode; bf16-base: the base model's floating-point weights to bfloat16, an adapter's
+    (PEFT) weights kept float32, as in training, so that a model scores the way its training's
+    validation passes scored it. Scores then differ from float32 ones in their third digit (the
+    scorer's log-softmax runs in float64)."""
     import torch
 
     if precision == BF16_BASE:
+        adapters = tuple(f".{name}." for name in getattr(model, "peft_config", {}))
+        for name, param in model.named_parameters():
+            param.requires_grad_(any(a in name for a in adapters))
+        cast_frozen(model, torch.bfloat16)
         for param in model.parameters():
             param.requires_grad_(False)
-        cast_frozen(model, torch.bfloat16)
     model.eval()
     return model
 

@@ -5,7 +5,7 @@ Candidates (what training and scoring do under each):
     32-true     everything float32.
     bf16-base   frozen base weights in bfloat16, trainable ones (LoRA, norms) in float32, no
                 autocast (Lightning "32-true" over a model prepared by
-                adaptune.acceleration.prepare_for_training; scoring casts the whole model).
+                adaptune.acceleration.prepare_for_training; scoring casts the base alike).
     bf16-mixed  float32 weights, forward under bfloat16 autocast (Lightning "bf16-mixed").
 
 A fast bf16 matmul does not make a fast bf16 training step (on an Intel Xeon with AMX a LoRA step
