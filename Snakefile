@@ -40,8 +40,9 @@ wildcard_constraints:
     approach="|".join(APPROACHES),
     style="[^/]+",
     quantization="|".join(QUANTIZATIONS),
-    seed="[0-9]+",
-    split="|".join(SPLITS),
+    # a training seed, and for another draw of the train split "-split<its seed>"
+    seed="[0-9]+(-split[0-9]+)?",
+    split="|".join(SPLITS) + "|train-split[0-9]+",
     k="[0-9]+",
 
 

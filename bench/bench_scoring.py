@@ -25,6 +25,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from adaptune.names import QUANTIZATIONS  # noqa: E402
 from adaptune.prompts import render  # noqa: E402
 
 DEFAULT_TEXTS = REPO / "results/splits/val.csv"
@@ -35,7 +36,7 @@ def main(argv=None) -> None:
     parser.add_argument("--model-dir", default=str(REPO / "resources/models/smollm2-135m"))
     parser.add_argument("--texts", default=str(DEFAULT_TEXTS), help="CSV with a text column")
     parser.add_argument("--n", type=int, default=64, help="prompts to score")
-    parser.add_argument("--quantization", default="8bit", choices=["8bit", "4bit", "none"])
+    parser.add_argument("--quantization", default="8bit", choices=QUANTIZATIONS)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)

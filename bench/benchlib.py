@@ -102,14 +102,13 @@ def synthetic_rows(n: int, style: str = "instruction", seed: int = 0) -> list[di
 
 def adaptune_batches(tokenizer, rows: list[dict], labels, batch_size: int, max_length: int, seed: int = 42):
     """Batches exactly as adaptune's training loader makes them (left padded, length grouped)."""
-    from adaptune.training_data import Collator, encode_rows, length_grouped_order
+    from adaptune.training_data import Collator, encode_rows, length_grouped_batches
 
     examples = encode_rows(tokenizer, rows, labels, max_length)
     lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
-    order = length_grouped_order(lengths, batch_size, seed)
     collate = Collator(tokenizer.pad_token_id)
-    return [collate([examples[i] for i in order[j:j + batch_size]]) for j in range(0, len(order), batch_size)
-            if len(order[j:j + batch_size]) == batch_size]
+    return [collate([examples[i] for i in batch]) for batch in length_grouped_batches(lengths, batch_size, seed)
+            if len(batch) == batch_size]
 
 
 def lora_all_settings(quantization: str = "none", batch_size: int = 4):
@@ -152,7 +151,7 @@ def adaptune_loss(model):
     (completion-only loss from the last positions' logits), so the benchmarks time the real step."""
     from adaptune.training_module import CompletionLM
 
-    module = CompletionLM(model, settings=None, label_token_ids=[])
+    module = CompletionLM(model, settings=None, label_ids=[])
     return lambda batch: module.completion_loss(module.completion_logits(batch), batch)
 
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO / "src"))
 from adaptune.baseline import BaselineSettings, run_baseline  # noqa: E402
 from adaptune.evaluation import EvaluationSettings, evaluate_fewshot  # noqa: E402
 from adaptune.io import write_csv, write_jsonl  # noqa: E402
+from adaptune.names import QUANTIZATIONS  # noqa: E402
 from adaptune.prompts import format_split  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split-dir", required=True, type=Path)
     parser.add_argument("--model-dir", default=REPO / "resources/models/smollm2-135m", type=Path)
-    parser.add_argument("--quantization", default="8bit", choices=["8bit", "4bit", "none"])
+    parser.add_argument("--quantization", default="8bit", choices=QUANTIZATIONS)
     parser.add_argument("--k", type=int, nargs="*", default=[0, 3])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)

@@ -23,6 +23,7 @@ every request, so tests can count created jobs, and it checks the bearer key whe
 from __future__ import annotations
 
 import email.parser
+import itertools
 import email.policy
 import json
 import re
@@ -79,6 +80,7 @@ class FakeOpenAI:
         self.snapshots: dict[str, str] = {}  # requested model -> the model id that answers
         self.deleted_files: list[str] = []
         self._drops = 0
+        self._file_ids = itertools.count(1)  # a deleted file's id is never given again, as at OpenAI
         self.answer: Callable[[str, str], str] = default_answer
         self.logprobs = True
         self._failures: list[tuple[int, re.Pattern]] = []
@@ -197,7 +199,7 @@ class FakeOpenAI:
         content = parts["file"].get_payload(decode=True)
         lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
         with self._lock:
-            file_id = f"file-{len(self.files) + 1:04d}"
+            file_id = f"file-{next(self._file_ids):04d}"
             self.files[file_id] = {"lines": lines, "purpose": parts["purpose"].get_content().strip()}
         return 200, {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
                      "filename": parts["file"].get_filename(), "purpose": "fine-tune", "status": "processed"}
@@ -233,7 +235,7 @@ class FakeOpenAI:
         if body.get("training_file") not in self.files:
             return 400, _error(f"training file {body.get('training_file')} not found", "invalid_request_error")
         with self._lock:
-            job_id = f"ftjob-{len(self.jobs) + 1:04d}"
+            job_id = f"ftjob-{len(self.jobs) + 1:04d}"  # jobs are never deleted
             epochs = body.get("method", {}).get("supervised", {}).get("hyperparameters", {}).get("n_epochs")
             data = {
                 "id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()) + len(self.jobs),

@@ -94,7 +94,7 @@ def test_scoring_follows_the_trained_precision(trained_bf16_base, workspace, one
     assert bf16["val"]["provenance"]["config"]["precision"] == "bf16-base"
     record = out / "adapter" / "adaptune_adapter.json"
     meta = json.loads(record.read_text())
-    meta["settings"]["precision"] = "32-true"  # the same adapter, as if trained in fp32
+    meta["precision"] = "32-true"  # the same adapter, as if trained in fp32
     record.write_text(json.dumps(meta))
     fp32 = evaluate_adapter(workspace["model"], out / "adapter", {"val": workspace["val"]},
                             {"val": workspace["root"] / "eval-fp32"}, ev, "x", {})

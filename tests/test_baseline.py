@@ -29,8 +29,8 @@ def test_learns_a_separable_toy_set():
     predictions = predict_frame(model, test, LABELS)
     assert (predictions["predicted"] == predictions["gold"]).all()
     assert list(predictions.columns) == ["id", "text", "gold", "predicted",
-                                         "score_hate", "score_offensive", "score_neutral"]
-    probabilities = predictions[[f"score_{label}" for label in LABELS]]
+                                         "prob_hate", "prob_offensive", "prob_neutral"]
+    probabilities = predictions[[f"prob_{label}" for label in LABELS]]
     assert probabilities.sum(axis=1).round(6).eq(1.0).all()
 
 

@@ -152,7 +152,28 @@ def test_runtime_failures_exit_1(adapter, tmp_path, capsys, case, message):
         argv = ["predict", "--adapter", str(copy), "a text"]
     code, out, err = run(argv, capsys)
     assert code == 1 and out == ""
-    assert err.startswith("adaptune predict: error:") and message in err
+    assert err.startswith("adaptune predict: error:") and message in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback_of_an_input_error(adapter, tmp_path, capsys):
+    folder, _ = adapter
+    for flag in ("--debug", "-v"):
+        code, out, err = run(["predict", flag, "--adapter", str(folder), "--file", str(tmp_path / "absent.txt")],
+                             capsys)
+        assert code == 1 and "Traceback" in err and err.rstrip().endswith("no such file")
+
+
+def test_an_error_that_is_no_input_error_keeps_its_traceback(adapter, monkeypatch):
+    """A ValueError from inside a library (here: the scorer) is a bug, not bad input: it is not
+    turned into a one-line message."""
+    import adaptune.scoring
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep in a library")
+
+    monkeypatch.setattr(adaptune.scoring, "score_labels", broken)
+    with pytest.raises(ValueError, match="a bug deep in a library"):
+        main(["predict", "--adapter", str(adapter[0]), "a text"])
 
 
 def test_progress_bar_only_on_a_terminal_and_for_large_inputs(adapter, tmp_path, monkeypatch, capsys):

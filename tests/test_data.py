@@ -238,3 +238,31 @@ def test_near_duplicates_never_span_splits_and_fixed_demonstrations_stay_out(tmp
     with pytest.raises(DataError, match="class 'hate' has 8 distinct tweets"):
         make_splits(raw, LABELS, SplitSettings(train=18, val=6, test=3, exclude_reference=False),
                     exclude_texts=[demo])
+
+
+def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path):
+    from adaptune.data import draw_train_split
+
+    settings = SplitSettings(train=24, val=12, test=12, seed=3, exclude_reference=False)
+    splits = make_splits(raw_csv, LABELS, settings)
+    paths = {name: tmp_path / f"{name}.csv" for name in splits}
+    write_splits(splits, paths)
+    drawn = draw_train_split(raw_csv, LABELS, settings, [paths["val"], paths["test"]], split_seed=7)
+    again = draw_train_split(raw_csv, LABELS, settings, [paths["val"], paths["test"]], split_seed=7)
+    pd.testing.assert_frame_equal(drawn, again)
+    assert len(drawn) == 24 and drawn["label"].value_counts().to_dict() == {label: 8 for label in LABELS}
+    held = set(pd.concat([splits["val"], splits["test"]])["text"].map(text_key))
+    assert not set(drawn["text"].map(text_key)) & held
+    assert set(drawn["id"]) != set(splits["train"]["id"])
+    with pytest.raises(DataError, match="reference study's train split is fixed"):
+        draw_train_split(raw_csv, LABELS, SplitSettings(reference={"enabled": True}), [], split_seed=7)
+
+
+def test_the_reports_reference_val_counts_are_those_of_the_reference_file():
+    from adaptune.report.tables import REFERENCE_MAJORITY, REFERENCE_VAL_COUNTS
+
+    need_real_files(REFERENCE["val"])
+    labels = pd.read_csv(REFERENCE["val"], keep_default_na=False)["label"]
+    assert labels.value_counts().to_dict() == REFERENCE_VAL_COUNTS
+    majority = labels.value_counts()
+    assert (majority.index[0], majority.iloc[0] / len(labels)) == REFERENCE_MAJORITY

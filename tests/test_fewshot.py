@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from adaptune.evaluation import EvaluationSettings, evaluate_fewshot, split_outputs
+from adaptune.evaluation import EvaluationSettings, evaluate_fewshot
+from adaptune.names import split_dir
 from adaptune.fewshot import build_fewshot_prompts, draw_demonstrations
 from adaptune.io import write_jsonl
 from adaptune.prompts import completion, render
@@ -85,7 +86,7 @@ def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
     write_jsonl(tmp_path / "train.jsonl", TRAIN)
     write_jsonl(tmp_path / "test.jsonl", TEST)
     write_jsonl(tmp_path / "val.jsonl", records("val", 2))
-    outputs = split_outputs(tmp_path / "eval" / "tiny-llama" / "fewshot-k3", ["test", "val"])
+    outputs = {split: split_dir(tmp_path / "eval" / "tiny-llama" / "fewshot-k3", split) for split in ("test", "val")}
     results = evaluate_fewshot(model_dir, "none", tmp_path / "train.jsonl",
                                {"test": tmp_path / "test.jsonl", "val": tmp_path / "val.jsonl"}, outputs,
                                k=3, labels=LABELS, style="instruction",

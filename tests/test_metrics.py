@@ -95,7 +95,7 @@ def test_bad_input_is_rejected_with_a_clear_message():
 def test_write_evaluation_writes_contract_files(tmp_path):
     gold, pred = ["hate", "neutral"], ["hate", "hate"]
     frame = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "gold": gold, "predicted": pred,
-                          "score_hate": [-0.1, -0.5], "score_offensive": [-3, -3], "score_neutral": [-4, -1]})
+                          "loglik_hate": [-0.1, -0.5], "loglik_offensive": [-3, -3], "loglik_neutral": [-4, -1]})
     record = evaluation_record(system_info("baseline", "tfidf", "baseline/tfidf"), "test", gold, pred,
                                LABELS, examples_per_second=10.0, provenance={"seed": 42},
                                bootstrap_samples=100)
@@ -151,7 +151,7 @@ def test_paired_bootstrap_finds_a_known_difference():
     result = paired_difference(coded(gold, better), coded(gold, worse), samples=1000, seed=0, metric="accuracy")
     assert result["difference"] == pytest.approx(
         accuracy_score(gold, better) - accuracy_score(gold, worse))
-    assert result["excludes_zero"] and result["ci_low"] > 0.1
+    assert result["ci_low"] > 0.1 and result["p_value"] < 0.01
     assert result["ci_low"] < result["difference"] < result["ci_high"]
 
 
@@ -167,9 +167,9 @@ def test_paired_bootstrap_of_equally_good_systems_contains_zero():
     a, b = right_on(3), right_on(4)
     for metric in ("accuracy", "macro_f1"):
         result = paired_difference(coded(gold, a), coded(gold, b), samples=1000, seed=0, metric=metric)
-        assert result["ci_low"] < 0 < result["ci_high"] and not result["excludes_zero"]
+        assert result["ci_low"] < 0 < result["ci_high"] and result["p_value"] > 0.05
     same = paired_difference(coded(gold, a), coded(gold, a), samples=200, seed=0)
-    assert (same["difference"], same["ci_low"], same["ci_high"]) == (0, 0, 0)
+    assert (same["difference"], same["ci_low"], same["ci_high"], same["p_value"]) == (0, 0, 0, 1)
 
 
 def test_seeds_that_disagree_widen_the_interval_of_their_mean():
@@ -203,11 +203,85 @@ def test_calibration_of_label_log_likelihoods():
                           "predicted": ["hate", "offensive", "neutral", "neutral"]})
     # log-likelihoods whose softmax puts 0.8 on the predicted label, 0.1 on the others
     for label in LABELS:
-        frame[f"score_{label}"] = np.log(np.where(frame["predicted"] == label, 0.8, 0.1))
+        frame[f"loglik_{label}"] = np.log(np.where(frame["predicted"] == label, 0.8, 0.1))
     result = calibration(frame, LABELS)
     assert result["ece"] == pytest.approx(abs(0.75 - 0.8))  # one bin: 3 of 4 right at confidence 0.8
     expected_brier = (3 * (0.2**2 + 2 * 0.1**2) + (0.9**2 + 0.1**2 + 0.8**2)) / 4
     assert result["brier"] == pytest.approx(expected_brier)
     assert label_distribution(frame, LABELS) == pytest.approx(
         {"hate": 0.25, "offensive": 0.25, "neutral": 0.5, "no label": 0.0})
-    assert calibration(frame.drop(columns="score_hate"), LABELS) is None
+    assert calibration(frame.drop(columns="loglik_hate"), LABELS) is None
+
+
+def test_paired_test_pairs_items_by_id_not_by_row_order():
+    """B's rows in another order (shuffled, or permuted within each class so that the gold
+    sequence still matches row for row) give exactly the result of B in A's order."""
+    from adaptune.report.statistics import encode, paired_difference
+
+    gold = LABELS * 100
+    ids = [f"t{i}" for i in range(len(gold))]
+    a = coded(gold, predictions_for(gold, 0.8, seed=1))
+    frame = pd.DataFrame({"id": ids, "gold": gold, "predicted": predictions_for(gold, 0.6, seed=2)})
+    in_order = paired_difference(a, encode([frame.assign(id=[str(i) for i in range(len(gold))])], LABELS, ["b"]),
+                                 samples=500, seed=0)
+    frame["id"] = [str(i) for i in range(len(gold))]
+    rng = np.random.default_rng(0)
+    within_class = frame.copy()
+    for label in LABELS:  # rows of one class trade places: gold row by row unchanged
+        where = np.flatnonzero(within_class["gold"] == label)
+        within_class.iloc[where] = within_class.iloc[rng.permutation(where)].to_numpy()
+    assert (within_class["gold"] == frame["gold"]).all() and not (within_class["id"] == frame["id"]).all()
+    for reordered in (frame.sample(frac=1, random_state=1), within_class):
+        result = paired_difference(a, encode([reordered], LABELS, ["b"]), samples=500, seed=0)
+        assert result == in_order
+
+
+def test_holm_matches_a_hand_worked_example():
+    """p = (0.01, 0.04, 0.03, 0.005), m = 4. Sorted: 0.005 x 4 = 0.02; 0.01 x 3 = 0.03;
+    0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to the running maximum 0.06. At 0.05 only the two
+    smallest are rejected, though all four are below 0.05 unadjusted."""
+    from adaptune.report.statistics import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.9, 0.3]).tolist() == pytest.approx([0.9, 0.6])  # back in the input's order
+    assert holm([0.6, 0.9]).tolist() == [1.0, 1.0]  # 1.2 capped at 1, then the running maximum
+    assert holm([0.02]).tolist() == [0.02]
+    with pytest.raises(ValueError, match="p-values"):
+        holm([0.2, 1.5])
+
+
+def test_bootstrap_p_value_is_two_sided_and_never_zero():
+    from adaptune.report.statistics import two_sided_p
+
+    assert two_sided_p(np.full(999, 0.3)) == pytest.approx(2 / 1000)
+    assert two_sided_p(np.zeros(999)) == 1.0
+    assert two_sided_p(np.r_[np.full(900, 0.1), np.full(99, -0.1)]) == pytest.approx(2 * 100 / 1000)
+
+
+def test_interval_covers_a_known_difference_about_95_percent_of_the_time():
+    """Synthetic studies with a known macro-F1 difference, five seeds each with its own accuracy
+    shift, items whose difficulty both systems share and a tenth of answers that flip from seed
+    to seed. Wrong answers go to the next class, so each class's F1 equals its accuracy and the
+    true macro-F1 is 0.1 + 0.8 * (share of easy items). The t-based interval covers the truth
+    about 95% of the time (a little more: the item resampling is slightly conservative)."""
+    from adaptune.report.statistics import Bootstrap, Codes, difference
+
+    rng = np.random.default_rng(0)
+    per_class, seeds, trials = 50, 5, 200
+    easy = (0.80, 0.72)
+    truth = 0.8 * (easy[0] - easy[1])
+    gold = np.repeat(np.arange(3), per_class)
+    ids = np.arange(len(gold)).astype(object)
+    covered = 0
+    for trial in range(trials):
+        shared = rng.random(len(gold))
+        systems = []
+        for share in easy:
+            p_right = np.where(shared < share, 0.9, 0.1) + rng.normal(0, 0.03, size=(seeds, 1))
+            right = rng.random((seeds, len(gold))) < p_right
+            systems.append(Codes(ids, gold, np.where(right, gold, (gold + 1) % 3), 3))
+        boot = Bootstrap(systems[0], 300, trial)
+        result = difference(*systems, boot.scores(systems[0], "macro_f1"),
+                            boot.scores(systems[1], "macro_f1"), boot, "macro_f1")
+        covered += result["ci_low"] <= truth <= result["ci_high"]
+    assert 0.92 <= covered / trials <= 0.99

@@ -355,3 +355,42 @@ def test_a_crash_that_quotes_the_key_writes_it_nowhere(server, tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     leaks = [str(p) for p in written if KEY.encode() in p.read_bytes()]
     assert leaks == [] and KEY.encode() not in result.stdout + result.stderr
+
+
+# --- one model's job is never another's ---------------------------------------------------------
+
+OTHER_MODEL = "gpt-4.1-mini-2025-04-14"
+
+
+def test_a_refused_model_after_another_models_run_is_not_run(server, prompts, tmp_path):
+    """The first model's uploads are deleted once its job ends; the second model's uploads must
+    not lead it to the first model's job."""
+    first = run_finetune(prompts, tmp_path, settings_for(server))
+    server.refuse_finetune[OTHER_MODEL] = (400, "model_not_available", "fine-tuning not available")
+    second = run_finetune(prompts, tmp_path, settings_for(server), OTHER_MODEL)
+    assert first["status"] == "ran"
+    assert second["status"] == "not_run" and "fine_tuned_model" not in second
+    assert creates(server) == 2
+
+
+def test_the_fake_server_never_reuses_a_file_id(server):
+    import io
+
+    from adaptune.openai.client import make_client
+
+    client = make_client(settings_for(server))
+    first = client.files.create(file=("a.jsonl", io.BytesIO(b'{"a": 1}\n')), purpose="fine-tune").id
+    client.files.delete(first)
+    second = client.files.create(file=("b.jsonl", io.BytesIO(b'{"b": 1}\n')), purpose="fine-tune").id
+    assert second != first
+
+
+def test_a_job_found_by_its_training_file_must_be_for_the_requested_model(server, prompts, tmp_path):
+    from adaptune.openai.client import make_client
+    from adaptune.openai.finetune import RECORD_KEY, find_job
+
+    result = run_finetune(prompts, tmp_path, settings_for(server, delete_files=False))
+    client = make_client(settings_for(server))
+    same_file = {"training_file": result["training_file"], RECORD_KEY: "another-record"}
+    assert find_job(client, {**same_file, "model": MODEL}).id == result["job_id"]
+    assert find_job(client, {**same_file, "model": OTHER_MODEL}) is None

@@ -62,12 +62,12 @@ def test_chat_evaluation_writes_the_contract_format_and_counts_non_labels(server
     assert val["split"] == "val" and val["n"] == 6
 
     predictions = pd.read_csv(tmp_path / "eval" / CHAT.name / "predictions.csv", keep_default_na=False)
-    assert list(predictions.columns) == ["id", "text", "gold", "predicted", "score_hate", "score_offensive",
-                                         "score_neutral"]
+    assert list(predictions.columns) == ["id", "text", "gold", "predicted", "prob_hate", "prob_offensive",
+                                         "prob_neutral"]
     refused = predictions[predictions["gold"] == "offensive"]
     assert (refused["predicted"] == "").all()
     right = predictions[predictions["gold"] == "hate"].iloc[0]
-    assert right["predicted"] == "hate" and float(right["score_hate"]) == pytest.approx(math.exp(-0.05))
+    assert right["predicted"] == "hate" and float(right["prob_hate"]) == pytest.approx(math.exp(-0.05))
 
     # The requests: temperature 0, top log-probabilities, 3 demonstrations as chat turns.
     chat = [r.body for r in server.requests if r.path == "/v1/chat/completions"]
@@ -121,7 +121,7 @@ def test_a_fine_tuned_completion_model_is_asked_on_the_completions_endpoint(serv
     assert metrics["system"]["k"] is None and metrics["system"]["method"] == "openai_finetune"
     assert metrics["system"]["openai_model"] == "babbage-002"
     predictions = pd.read_csv(tmp_path / "eval" / system.name / "predictions.csv")
-    assert predictions["score_hate"].isna().all()
+    assert predictions["prob_hate"].isna().all()
 
 
 def read_not_run(directory) -> tuple[dict, pd.DataFrame]:
@@ -130,7 +130,7 @@ def read_not_run(directory) -> tuple[dict, pd.DataFrame]:
     assert metrics["status"] == "not_run" and metrics["labels"] == LABELS
     assert not {"n", "accuracy", "macro_f1", "confusion_matrix"} & set(metrics)
     assert predictions.empty and list(predictions.columns) == [
-        "id", "text", "gold", "predicted", "score_hate", "score_offensive", "score_neutral"]
+        "id", "text", "gold", "predicted", "prob_hate", "prob_offensive", "prob_neutral"]
     return metrics, predictions
 
 
@@ -150,7 +150,8 @@ def test_a_model_the_endpoint_no_longer_serves_is_not_run_without_a_request(serv
     test, _ = read_not_run(tmp_path / "eval" / CHAT.name)
     val, _ = read_not_run(tmp_path / "eval" / CHAT.name / "val")
     assert test["split"] == "test" and val["split"] == "val" and test["reason"] == val["reason"] == reason
-    assert test["system"]["name"] == "openai/gpt-4o-mini-k3" and test["system"]["seed"] == 42
+    # An OpenAI system has no training seed (its seeds are in the provenance).
+    assert test["system"]["name"] == "openai/gpt-4o-mini-k3" and test["system"]["seed"] is None
     assert server.count("POST", "/v1/chat/completions") == 0
 
 

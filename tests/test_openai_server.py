@@ -121,7 +121,7 @@ def test_a_real_compatible_server_is_evaluated_like_any_endpoint(llama_server, s
     predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert len(predictions) == 6 and set(predictions["predicted"]) <= {*LABELS, ""}
     assert metrics["invalid"] == (predictions["predicted"] == "").sum()
-    scores = predictions[[f"score_{label}" for label in LABELS]].astype(float)
+    scores = predictions[[f"prob_{label}" for label in LABELS]].astype(float)
     assert ((scores >= 0) & (scores <= 1 + 1e-6)).all().all()
     assert (scores.sum(axis=1) > 0).any()  # labels were among the top tokens somewhere
     cached = list((tmp_path / "cache").rglob("*.json"))

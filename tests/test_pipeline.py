@@ -56,6 +56,48 @@ def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished):
     assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == 3  # the fine-tuned ones
 
 
+def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(finished, tmp_path):
+    """`adaptune publish` copies the report's tables with the run's commit, config, machine and
+    time; `adaptune readme` writes the README section from those files alone, so that a number
+    changed in a file no longer matches the README."""
+    import shutil
+
+    from adaptune.cli import main
+    from adaptune.publish import current_section, published_studies, section
+
+    report = finished.path("results/report")
+    folder = tmp_path / "docs/results/tiny"
+    assert main(["publish", str(report), str(folder), "--root", str(finished.workdir)]) == 0
+    for name in ("summary.md", "summary.csv", "groups.csv", "paired_differences.csv"):
+        assert (folder / name).read_bytes() == (report / name).read_bytes(), name
+    run = json.loads((folder / "run.json").read_text())
+    assert len(run["commit"]) >= 40 and "core" in run["machine"]
+    assert run["run_time"]["jobs"] >= 10 and run["run_time"]["wall_time_s"] > 0
+    import yaml
+    assert yaml.safe_load((folder / "config.yaml").read_text())["splits"]["test"] == 12
+    assert published_studies(tmp_path) == ["docs/results/tiny"]
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# adaptune\n\n<!-- results:begin -->\ntyped by hand: 0.99\n<!-- results:end -->\n\nMore.\n")
+    assert main(["readme", "docs/results/tiny", "--readme", str(readme)]) == 0
+    current, source = current_section(readme)
+    assert source == "docs/results/tiny" and "typed by hand" not in current
+    assert readme.read_text().startswith("# adaptune\n\n") and readme.read_text().endswith("\n\nMore.\n")
+    groups = pd.read_csv(folder / "groups.csv")
+    for _, row in groups[groups["status"] == "ran"].iterrows():
+        assert f"{row['macro_f1_mean']:.3f}" in current
+    paired = pd.read_csv(folder / "paired_differences.csv")
+    assert current.count(" beats ") == paired["resolved"].sum()
+    assert f"Holm correction over the {len(paired)} planned comparisons" in current
+    assert current == section(source, tmp_path)
+    # A number changed in the published files: the README no longer matches them.
+    edited = groups.copy()
+    edited.loc[edited["status"] == "ran", "macro_f1_mean"] += 0.01
+    edited.to_csv(folder / "groups.csv", index=False)
+    assert current != section(source, tmp_path)
+    shutil.rmtree(folder)
+
+
 def test_html_report_embeds_every_figure(finished):
     finished.run("--report", "report.html")
     html = finished.path("report.html").read_text()

@@ -16,6 +16,7 @@ import pytest
 from adaptune.io import write_json
 from adaptune.metrics import evaluation_record, write_evaluation
 from adaptune.report import OUTPUTS, ReportInputError, build_report, output_paths
+from adaptune.report.plan import AnalysisPlan
 from adaptune.report.tables import REFERENCE_RESULTS
 from adaptune.systems import System
 
@@ -55,7 +56,7 @@ def predictions(system: System, split: str) -> pd.DataFrame:
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": "a tweet", "gold": gold,
                           "predicted": predicted})
     for j, label in enumerate(LABELS):
-        frame[f"score_{label}"] = scores[:, j]
+        frame[f"loglik_{label}"] = scores[:, j]
     return frame
 
 
@@ -97,7 +98,7 @@ def make_study(root: Path, systems=None) -> list[System]:
 def run_report(root: Path, systems, splits=("test", "val"), reference_split=False) -> dict[str, Path]:
     outputs = output_paths(root / "results/report")
     build_report(systems, outputs, LABELS, splits, sorted((root / "results/splits").glob("*.csv")),
-                 samples=300, seed=3, root=root,
+                 plan=AnalysisPlan(bootstrap_samples=1000), seed=3, root=root,
                  model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
                  reference_split=reference_split)
     return outputs
@@ -152,19 +153,68 @@ def test_groups_give_mean_and_sd_over_seeds(built):
 def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built):
     root, out = built
     paired = pd.read_csv(out["paired_csv"])
-    f1 = paired[paired["metric"] == "macro_f1"].set_index(["a_group", "b_group"])
+    assert set(paired["metric"]) == {"macro_f1"}  # the plan's metric only: the family is what is tested
+    f1 = paired.set_index(["a_group", "b_group"])
     approach = lambda a: f"{MODEL}/{a}/instruction/8bit"  # noqa: E731
     far = f1.loc[(approach("lora_attention"), approach("layernorm"))]
-    assert far["excludes_zero"] and far["ci_low"] > 0.2
+    assert far["resolved"] and far["ci_low"] > 0.2 and far["verdict"] == "A beats B"
     assert set(paired["comparison"]) == {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"}
-    versus_tfidf = f1.loc[(approach("lora_all"), "baseline/tfidf")]
-    assert versus_tfidf["excludes_zero"] and versus_tfidf["difference"] > 0.1
+    best = paired.loc[paired["comparison"] == "best fine-tuning vs TF-IDF"].iloc[0]
+    assert best["b_group"] == "baseline/tfidf" and best["resolved"] and best["difference"] > 0.1
     first_lines = out["summary_md"].read_text().split("##")[0]
     close = f1.loc[(approach("lora_all"), approach("lora_attention"))]  # 0.01 apart on 300 tweets
-    assert not close["excludes_zero"]
+    assert not close["resolved"] and close["verdict"] == "no resolved difference"
     assert "no resolved difference between LoRA, all linear layers and LoRA, attention layers" in first_lines
     assert "LoRA, attention layers beats Normalization layers only" in first_lines
-    assert "the 3 training seeds" in first_lines
+    assert "Holm" in first_lines and "5 planned comparisons" in first_lines
+    assert "t-based term for the training seeds (up to 3)" in first_lines
+    # The Holm-adjusted p-values are those of the family's raw p-values, and only they decide.
+    from adaptune.report.statistics import holm
+    assert paired["p_holm"].to_numpy() == pytest.approx(holm(paired["p_value"].to_numpy()))
+    assert (paired["resolved"] == (paired["p_holm"] < 0.05)).all()
+    assert "How these were made" in out["summary_md"].read_text()
+
+
+def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_them(tmp_path):
+    """The val split alone chooses the best fine-tuned system and the best few-shot prompting:
+    making the chosen one's test predictions all wrong, and a rival's all right, changes the test
+    numbers but not the choice, nor the comparisons it enters. (The report's own steps on the
+    study's real files, figures left out; build_report runs the same steps.)"""
+    from adaptune.report.inputs import load_runs
+    from adaptune.report.tables import GroupScores, choose_on_val, comparisons, groups_table, val_means
+    from adaptune.systems import labels as system_labels
+
+    systems = [s for s in make_study(tmp_path) if s.ran]
+    shown = system_labels(systems, with_seed=False)
+
+    def report():
+        runs = load_runs(systems, "test", LABELS, tmp_path, with_training=False)
+        on_val = val_means(load_runs(systems, "val", LABELS, tmp_path, with_training=False))
+        scores = GroupScores(runs, LABELS, 500, 3)
+        chosen = choose_on_val(scores.systems, on_val)
+        groups = groups_table(runs, LABELS, shown, scores, on_val, chosen).set_index("group")
+        return chosen, groups, comparisons(scores, shown, AnalysisPlan(bootstrap_samples=500), chosen), on_val
+
+    chosen, groups, paired, on_val = report()
+    best, best_fewshot = chosen["finetuned"], chosen["fewshot"]
+    finetuned_groups = {s.group for s in systems if s.finetuned}
+    assert on_val[best] == max(on_val[g] for g in finetuned_groups)
+    assert best_fewshot == f"{MODEL}/fewshot-k3"  # the k=0 one answers "neutral" always
+    assert groups.loc[best, "chosen"] == "best fine-tuned, chosen on val"
+    rival = next(g for g in sorted(finetuned_groups) if g != best)
+    for system in systems:
+        if system.group in (best, rival):
+            path = tmp_path / system.eval_dir / "predictions.csv"
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame["predicted"] = frame["gold"] if system.group == rival else \
+                [LABELS[(LABELS.index(g) + 1) % 3] for g in frame["gold"]]
+            frame.to_csv(path, index=False)
+    again, groups_again, paired_again, _ = report()
+    assert groups_again.loc[best, "macro_f1_mean"] < 0.1 < 0.99 < groups_again.loc[rival, "macro_f1_mean"]
+    assert again == chosen and groups_again.loc[rival, "chosen"] == ""
+    best_rows = lambda p: p.loc[p["comparison"].str.startswith("best"), ["a_group", "b_group"]]  # noqa: E731
+    assert best_rows(paired_again).equals(best_rows(paired)) and set(best_rows(paired)["a_group"]) == {best}
+    assert (paired_again.loc[paired_again["comparison"].str.startswith("best"), "difference"] < 0).all()
 
 
 def test_systems_not_run_are_listed_with_their_reason(built, tmp_path):
@@ -261,10 +311,23 @@ def test_the_answer_names_the_better_system_first_with_a_positive_difference():
     groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 1}])
     paired = pd.DataFrame([{"comparison": "approach", "a": "LoRA, attention layers", "b": "Normalization layers only",
                             "metric": "macro_f1", "difference": -0.069, "ci_low": -0.105, "ci_high": -0.034,
-                            "excludes_zero": True}])
+                            "p_value": 0.0002, "p_holm": 0.0022, "resolved": True}])
     line = answer(groups, paired)[0]
     assert line == ("Approach: Normalization layers only beats LoRA, attention layers "
-                    "(+0.069 macro-F1, 95% interval [+0.034, +0.105]).")
+                    "(+0.069 macro-F1, 95% interval [+0.034, +0.105]; Holm-adjusted p 0.0022).")
+
+
+def test_an_interval_that_excludes_zero_is_no_beat_unless_it_survives_the_correction():
+    from adaptune.report.tables import answer
+
+    groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 5}])
+    paired = pd.DataFrame([{"comparison": "prompt style", "a": "LoRA (raw)", "b": "LoRA (instruction)",
+                            "metric": "macro_f1", "difference": 0.024, "ci_low": 0.005, "ci_high": 0.044,
+                            "p_value": 0.012, "p_holm": 0.13, "resolved": False}])
+    lines = answer(groups, paired)
+    assert lines[0] == ("Prompt style: no resolved difference between LoRA (raw) and LoRA (instruction) "
+                        "(+0.024 macro-F1, 95% interval [+0.005, +0.044]).")
+    assert not any("beats" in line for line in lines)
 
 
 def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baseline(built):
@@ -277,3 +340,28 @@ def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baselin
     cells = [c.strip() for c in rows["3-shot prompting"].split("|")[1:-1]]
     assert cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")] == "0.415"
     assert "78 hate, 56 offensive, 66 neutral" in block and "scores 0.39" in block
+
+
+@pytest.mark.parametrize("quantizations, family", [(("8bit",), 11), (("none", "8bit", "4bit"), 47)])
+def test_the_config_declares_the_family_the_report_tests(tmp_path, quantizations, family):
+    """The analysis plan of config.yaml on the default grid (three approaches x two prompt styles)
+    is 11 comparisons; with three quantizations, 47. A plan without the style kind drops those."""
+    import yaml
+
+    from adaptune.report.inputs import load_runs
+    from adaptune.report.tables import GroupScores, choose_on_val, planned_pairs, val_means
+
+    block = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["evaluation"]["analysis"]
+    plan = AnalysisPlan.from_config(block)
+    assert plan.bootstrap_samples >= 10_000 and plan.alpha == 0.05 and plan.metric == "macro_f1"
+    grid = [System(a, MODEL, style, q, 42) for a in ACCURACY for style in ("instruction", "raw") for q in quantizations]
+    systems = make_study(tmp_path, grid + OTHERS)
+    ran = [s for s in systems if s.ran]
+    scores = GroupScores(load_runs(ran, "test", LABELS, tmp_path, with_training=False), LABELS, 10, 0)
+    chosen = choose_on_val(scores.systems, val_means(load_runs(ran, "val", LABELS, tmp_path, with_training=False)))
+    pairs = planned_pairs(scores, plan, chosen)
+    assert len(pairs) == family
+    no_style = AnalysisPlan.from_config({**block, "comparisons": ["approach", "quantization", "best_vs_tfidf"]})
+    assert len(planned_pairs(scores, no_style, chosen)) == family - 3 * len(quantizations) - 1
+    with pytest.raises(ValueError, match="evaluation.analysis"):
+        AnalysisPlan.from_config({**block, "comparisons": ["every pair"]})

@@ -57,7 +57,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace
     interrupted = tmp_path / "interrupted"
     killed = run_child(workspace, interrupted, 3)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    checkpoints = list((interrupted / "checkpoints").glob("*/step*.ckpt"))
+    checkpoints = list((interrupted / "checkpoints").glob("*/steps/step*.ckpt"))
     assert [p.name for p in checkpoints] == ["step2.ckpt"]
     assert not (interrupted / "summary.json").exists()
     stale = list(tmp_path.glob(".interrupted.*"))

@@ -64,3 +64,74 @@ def test_dataclass_defaults_equal_the_schema_defaults(case):
             disagreements.append(f"{cls.__name__}.{field.name} = {default!r}, schema default {expected!r}")
     assert compared >= 3, f"{case}: too few shared keys compared ({compared}); did a section move?"
     assert not disagreements, "\n".join(disagreements)
+
+
+def _schema_default(*path: str):
+    node = SCHEMA
+    for key in path:
+        node = node["properties"][key]
+    return node["default"]
+
+
+def test_a_direct_call_trains_the_first_cell_of_the_default_grid():
+    """Fields whose config key is a list (the grid's factors) default to the list's first entry;
+    the comparison by name above cannot see them."""
+    direct = TrainSettings(approach="lora_all", learning_rate=1e-3, epochs=1, lora=LoraSettings())
+    assert direct.quantization == _schema_default("training", "quantizations")[0]
+    assert direct.seed == _schema_default("training", "seeds")[0]
+    assert direct.style == _schema_default("training", "styles")[0]
+    assert list(direct.labels) == _schema_default("labels")
+
+
+def test_the_schema_refuses_the_lora_dropout_the_settings_refuse():
+    """A value the code refuses must be refused by the schema, before any job starts."""
+    import jsonschema
+
+    lora = SCHEMA["definitions"]["lora"]
+    jsonschema.validate({"dropout": 0.5}, lora)
+    with pytest.raises(ValueError, match="dropout"):
+        LoraSettings(dropout=1.0)
+    with pytest.raises(jsonschema.ValidationError, match="1.0"):
+        jsonschema.validate({"dropout": 1.0}, lora)
+
+
+def test_from_config_takes_the_schema_defaults_for_keys_left_out():
+    from adaptune.baseline import BaselineSettings
+
+    assert EvaluationSettings.from_config({}) == EvaluationSettings(
+        batch_size=_schema_default("evaluation", "batch_size"),
+        bootstrap_samples=_schema_default("evaluation", "bootstrap_samples"),
+        seed=_schema_default("evaluation", "seed"),
+        fewshot_max_length=section("evaluation", "fewshot")["max_length"]["default"])
+    assert BaselineSettings.from_config({}).bootstrap_samples == _schema_default("evaluation", "bootstrap_samples")
+    assert SplitSettings.from_config({}).reference == {
+        key: prop["default"] for key, prop in section("splits", "reference").items()}
+
+
+# Keys (and sections) config.yaml shows at their default because a user looks for them there;
+# the analysis plan is shown whole, fixed before any result is seen.
+SHOWN_AT_DEFAULT = {"evaluation.splits", "evaluation.fewshot.k", "evaluation.analysis", "openai.enabled",
+                    "openai.finetune_models", "openai.chat_models", "openai.chat_k"}
+
+
+def test_config_yaml_repeats_no_default_of_the_evaluation_openai_and_dataset_sections():
+    import yaml
+
+    from adaptune.config import schema_defaults
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+
+    def leaves(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    repeated = []
+    for section in ("dataset", "evaluation", "openai"):
+        for key, value in leaves(config.get(section, {}), f"{section}."):
+            shown = any(key == k or key.startswith(k + ".") for k in SHOWN_AT_DEFAULT)
+            if not shown and value == schema_defaults(*key.split(".")):
+                repeated.append(key)
+    assert not repeated, f"config.yaml repeats the schema's defaults of {repeated}"

@@ -8,12 +8,13 @@ import sys
 import pytest
 import yaml
 
+from adaptune.config import with_defaults
 from adaptune.systems import System, colours, group_systems, labels, study_systems
 from conftest import REPO
 
 
 def config(**training):
-    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    base = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     base["training"].update(training)
     return base
 
@@ -85,3 +86,23 @@ def test_imports_without_pandas_or_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(REPO / "src")})
     assert result.stdout.strip() == "[]"
+
+
+def test_another_train_draw_is_one_more_run_of_its_group():
+    from types import SimpleNamespace
+
+    from adaptune.systems import parse_seed_segment
+
+    own = config(split_seeds=[42, 7])["splits"]["seed"]
+    assert own == 42  # the study's own draw is no extra cell
+    cells = [s for s in study_systems(config(split_seeds=[42, 7])) if s.method == "lora_all" and s.style == "raw"]
+    assert [s.name for s in cells] == ["smollm2-135m/lora_all/raw/none/seed42",
+                                       "smollm2-135m/lora_all/raw/none/seed42-split7"]
+    drawn = cells[1]
+    assert drawn.group == cells[0].group and drawn.split_seed == 7 and drawn.seed == 42
+    assert System.from_block(drawn.block()) == drawn
+    wildcards = SimpleNamespace(approach="lora_all", model="smollm2-135m", style="raw", quantization="none",
+                                seed="42-split7")
+    assert System.finetuned_cell(wildcards) == drawn and parse_seed_segment("43") == (43, None)
+    shown = labels(cells)
+    assert len(set(shown.values())) == 2 and "train split 7" in shown[drawn.name]

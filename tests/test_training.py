@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tiny_model import build_tiny_model  # noqa: E402
 from adaptune import training  # noqa: E402
 from adaptune.adapters import load_trained  # noqa: E402
 from adaptune.io import write_json, write_jsonl  # noqa: E402
+from adaptune.names import APPROACHES  # noqa: E402
 from adaptune.training import LoraSettings, TrainSettings  # noqa: E402
 
 LABELS = ("hate", "offensive", "neutral")
@@ -52,7 +54,7 @@ def workspace(tmp_path_factory) -> dict:
 
 
 def settings(approach: str, **overrides) -> TrainSettings:
-    values = dict(approach=approach, learning_rate=2e-2, epochs=2, batch_size=8, seed=0,
+    values = dict(approach=approach, learning_rate=2e-2, epochs=2, batch_size=8, seed=0, quantization="8bit",
                   lora=None if approach == "layernorm" else LoraSettings(r=4, alpha=8, dropout=0.0),
                   labels=LABELS, template=TEMPLATE, log_every_n_steps=1)
     values.update(overrides)
@@ -146,28 +148,78 @@ def test_truncation_keeps_the_prompt_end_and_the_completion(workspace):
     assert tokenizer.decode(example.completion_ids) == " hate"
 
 
-def test_length_grouped_order_is_a_seeded_permutation_with_little_padding():
+def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
     import random
 
-    from adaptune.training_data import LengthGroupedSampler, length_grouped_order
+    from adaptune.training_data import LengthGroupedSampler, length_grouped_batches
 
     rng = random.Random(1)
     lengths = [rng.randint(20, 100) for _ in range(400)]
-    order = length_grouped_order(lengths, batch_size=8, seed=3)
-    assert sorted(order) == list(range(400))
-    assert order == length_grouped_order(lengths, batch_size=8, seed=3)
+    batches = length_grouped_batches(lengths, batch_size=8, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(400))
+    assert batches == length_grouped_batches(lengths, batch_size=8, seed=3)
 
-    def padding(order):
-        batches = [order[i:i + 8] for i in range(0, len(order), 8)]
+    def padding(batches):
         return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches)
 
     shuffled = list(range(400))
     random.Random(3).shuffle(shuffled)
-    assert padding(order) < padding(shuffled) / 4
+    assert padding(batches) < padding([shuffled[i:i + 8] for i in range(0, 400, 8)]) / 4
+    assert all(len(b) == 8 for b in batches)  # 400 = 50 x 8: no short batch
     sampler = LengthGroupedSampler(lengths, 8, seed=3)
     first = list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first
+
+
+def test_no_training_batch_spans_two_length_groups(workspace):
+    """A split whose size is not a multiple of the batch size has a short batch; every batch the
+    loader gives, in every epoch, is one run of the length-sorted examples."""
+    from transformers import AutoTokenizer
+
+    from adaptune.training_data import PromptDataModule
+
+    rows = [{"id": str(n), "text": "t", "prompt": "good " * n, "completion": " " + LABELS[n % 3],
+             "label": LABELS[n % 3]} for n in range(1, 11)]
+    write_jsonl(workspace["root"] / "ten.jsonl", rows)
+    data = PromptDataModule(AutoTokenizer.from_pretrained(workspace["model"]), workspace["root"] / "ten.jsonl",
+                            workspace["val"], LABELS, batch_size=4, max_length=64, seed=0)
+    lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in data.train_examples]
+    assert len(set(lengths)) == 10
+    by_length = sorted(range(10), key=lambda i: -lengths[i])  # 10 examples: one length group
+    runs = sorted(sorted(by_length[j:j + 4]) for j in range(0, 10, 4))
+    loader = data.train_dataloader()
+    for epoch in range(4):
+        loader.sampler.set_epoch(epoch)
+        assert sorted(sorted(batch) for batch in loader.batch_sampler) == runs, f"epoch {epoch}"
+
+
+def test_validation_accuracy_is_the_scorers_for_labels_of_several_tokens(workspace):
+    """Completions of two tokens that start with the same token: the scorer sums every token's
+    log-likelihood, and validation accuracy during training is computed the same way."""
+    import numpy as np
+    import pytorch_lightning as pl
+
+    from adaptune.models import load_model
+    from adaptune.scoring import ScoringSettings, score_labels
+    from adaptune.training_data import PromptDataModule
+    from adaptune.training_module import CompletionLM
+
+    completions = {label: f" the {label}" for label in LABELS}
+    rows = [{**row, "completion": completions[row["label"]]} for row in make_rows(12)]
+    write_jsonl(workspace["root"] / "val_two_tokens.jsonl", rows)
+    model, tokenizer = load_model(workspace["model"], "none")
+    data = PromptDataModule(tokenizer, workspace["root"] / "val_two_tokens.jsonl",
+                            workspace["root"] / "val_two_tokens.jsonl", LABELS, batch_size=4, max_length=64, seed=0)
+    assert all(len(ids) == 2 for ids in data.label_ids) and len({ids[0] for ids in data.label_ids}) == 1
+    module = CompletionLM(model, None, data.label_ids, data.collate.pad_token_id)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False)
+    (result,) = trainer.validate(module, datamodule=data, verbose=False)
+    scores = score_labels(model, tokenizer, [r["prompt"] for r in rows], LABELS,
+                          ScoringSettings(batch_size=4, max_length=64), completions=list(completions.values()))
+    scorer_accuracy = np.mean([LABELS[i] == r["label"] for i, r in zip(scores.argmax(axis=1), rows)])
+    assert result["val_accuracy"] == pytest.approx(scorer_accuracy)
 
 
 def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspace):
@@ -185,7 +237,7 @@ def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspac
     batch = Collator(tokenizer.pad_token_id)(examples)
     from adaptune.training_module import CompletionLM
 
-    module = CompletionLM(model, settings("lora_all"), [0, 1, 2])
+    module = CompletionLM(model, settings("lora_all"), [[0], [1], [2]])
     with torch.no_grad():
         kept = module.completion_logits(batch)
         for i, example in enumerate(examples):
@@ -245,7 +297,7 @@ def trained(workspace, tmp_path_factory):
     int8_before = {n: p.detach().clone() for n, p in reference.named_parameters() if p.dtype.is_floating_point is False}
     results = {}
     original = training.save_adapter
-    for approach in training.APPROACHES:
+    for approach in APPROACHES:
         caught = {}
 
         def catching(model, *args, **kwargs):
@@ -255,15 +307,24 @@ def trained(workspace, tmp_path_factory):
         training.save_adapter = catching
         try:
             out = tmp_path_factory.mktemp(approach) / "out"
-            summary = training.train(settings(approach), workspace["train"], workspace["val"], workspace["model"], out)
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                summary = training.train(settings(approach), workspace["train"], workspace["val"], workspace["model"], out)
         finally:
             training.save_adapter = original
-        results[approach] = {"out": out, "summary": summary, "model": caught["model"]}
+        results[approach] = {"out": out, "summary": summary, "model": caught["model"],
+                             "warnings": [str(w.message) for w in warned]}
     results["int8_before"] = int8_before
     return results
 
 
-@pytest.mark.parametrize("approach", training.APPROACHES)
+def test_a_fresh_run_warns_of_no_checkpoint_folder(trained):
+    for approach in APPROACHES:
+        warned = [w for w in trained[approach]["warnings"] if "exists and is not empty" in w]
+        assert not warned, warned
+
+
+@pytest.mark.parametrize("approach", APPROACHES)
 def test_training_writes_the_contract_outputs(trained, approach):
     out = trained[approach]["out"]
     assert sorted(p.name for p in out.iterdir()) == ["adapter", "curves.csv", "summary.json", "val_scores.csv"]
@@ -286,13 +347,16 @@ def test_training_writes_the_contract_outputs(trained, approach):
                 "final_train_loss", "final_val_loss", "final_val_accuracy", "provenance"):
         assert summary[key] is not None, key
     assert summary["steps"] == 12 and summary["epochs"] == 2 and summary["quantization"] == "8bit"
-    # "auto" without a decision file is fp32 on a CPU, recorded once, the same in the summary
-    # and the adapter record.
-    assert summary["precision"] == meta["settings"]["precision"] == meta["precision"] == "32-true"
+    # "auto" without a decision file is fp32 on a CPU, recorded the same in the summary and the
+    # adapter record; the record holds each field once.
+    assert summary["precision"] == meta["precision"] == "32-true"
+    from adaptune.adapters import RECORD_FIELDS
+
+    assert not set(RECORD_FIELDS) & set(meta["settings"]) and meta["settings"]["seed"] == 0
     assert summary["frozen_weight_dtypes"] == ["float32"]  # 8-bit base: its norms and embeddings
 
 
-@pytest.mark.parametrize("approach", training.APPROACHES)
+@pytest.mark.parametrize("approach", APPROACHES)
 def test_loss_falls(trained, approach):
     import pandas as pd
 
@@ -301,7 +365,7 @@ def test_loss_falls(trained, approach):
     assert val[-1] < val[0] - 0.05, val
 
 
-@pytest.mark.parametrize("approach", training.APPROACHES)
+@pytest.mark.parametrize("approach", APPROACHES)
 def test_summary_counts_are_the_models(trained, approach):
     import torch
 
@@ -316,7 +380,7 @@ def test_summary_counts_are_the_models(trained, approach):
     assert any(p.dtype == torch.int8 for p in model.parameters())
 
 
-@pytest.mark.parametrize("approach", training.APPROACHES)
+@pytest.mark.parametrize("approach", APPROACHES)
 def test_base_weights_stay_int8_and_unchanged(trained, approach):
     import torch
 
@@ -330,7 +394,7 @@ def test_base_weights_stay_int8_and_unchanged(trained, approach):
         assert torch.equal(int8_after[name], weight), name
 
 
-@pytest.mark.parametrize("approach", training.APPROACHES)
+@pytest.mark.parametrize("approach", APPROACHES)
 def test_adapter_loads_back_to_the_same_logits(trained, workspace, approach):
     import torch
 
@@ -413,7 +477,7 @@ def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, ex
     from adaptune.training_module import CompletionLM
 
     module = CompletionLM(torch.nn.Linear(4, 4), settings("layernorm", learning_rate=0.01, warmup_ratio=0.0,
-                                                       lr_schedule=schedule), [0, 1, 2])
+                                                       lr_schedule=schedule), [[0], [1], [2]])
     module._trainer = SimpleNamespace(estimated_stepping_batches=10)
     config = module.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]

@@ -188,3 +188,25 @@ def test_every_shipped_config_validates_and_plans_its_grid(pipeline, configfile,
     jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", "--configfile", str(layered)))
     for rule, count in expected.items():
         assert jobs.get(rule) == count, (rule, jobs)
+
+
+def test_split_seeds_add_cells_trained_on_other_draws_of_the_train_split(pipeline):
+    """training.split_seeds: one more cell per draw, named seed<seed>-split<draw>, trained on its
+    own train prompts; val and test stay the study's, and the draw shares no tweet with them."""
+    import pandas as pd
+
+    from adaptune.data import text_key
+
+    config = {"training": {"split_seeds": [11, pipeline.config["splits"]["seed"]]}}
+    plan = pipeline.run("-n", config=config).stdout
+    jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=config))
+    assert jobs["sample_train_split"] == 1  # the study's own seed is no extra draw
+    assert jobs["train_lora_all"] == 2 and jobs["evaluate"] == 6
+    assert "results/train/tiny-gptj/lora_all/instruction/8bit/seed42-split11/summary.json" in plan
+    assert "results/prompts/instruction/train-split11.jsonl" in plan
+    pipeline.run("results/prompts/instruction/train-split11.jsonl", config=config)
+    read = lambda name: pd.read_csv(pipeline.path(f"results/splits/{name}.csv"), keep_default_na=False)
+    drawn, own = read("train-split11"), read("train")
+    assert len(drawn) == len(own) and set(drawn["id"]) != set(own["id"])
+    held = set(pd.concat([read("val"), read("test")])["text"].map(text_key))
+    assert not set(drawn["text"].map(text_key)) & held

@@ -29,6 +29,13 @@ from adaptune.io import write_json
 from adaptune.models import load_model, model_fingerprint
 
 ADAPTER_FILE = "adaptune_adapter.json"
+
+
+class AdapterError(ValueError):
+    """An adapter folder that cannot be used as given (missing, malformed, or for another base
+    model); the message names the folder and what to do."""
+
+
 # Linear biases trained beside LN tuning: PEFT's LN tuning has no option for them (see peft_config).
 LINEAR_BIASES_FILE = "linear_biases.safetensors"
 
@@ -49,13 +56,6 @@ def norm_module_names(model) -> list[str]:
     """Full names of the normalization layers that hold parameters."""
     return [name for name, module in model.named_modules()
             if is_norm(module) and any(True for _ in module.parameters(recurse=False))]
-
-
-def linear_module_names(model) -> list[str]:
-    """Full names of the Linear layers (bitsandbytes' int8/NF4 layers subclass torch's)."""
-    import torch
-
-    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
 
 
 def linear_bias_names(model) -> list[str]:
@@ -194,10 +194,16 @@ def trained_beside_peft(model) -> dict:
             if base.get_parameter(name).requires_grad and f"base_model.model.{name}" not in held}
 
 
+# What scoring and prediction use, at the top of the record; the rest of the training settings
+# are under "settings". Each field is recorded once.
+RECORD_FIELDS = ("approach", "quantization", "precision", "style", "labels", "template", "max_length",
+                 "truncation_side")
+
+
 def adapter_record(settings, model_dir, adapter_dir, completions: dict) -> dict:
     """The contents of adaptune_adapter.json."""
     model_dir = Path(model_dir)
-    return {
+    record = {
         "approach": settings.approach,
         **model_fingerprint(model_dir),
         # Where the base model lies, relative to the adapter folder: the pair moves together.
@@ -210,8 +216,17 @@ def adapter_record(settings, model_dir, adapter_dir, completions: dict) -> dict:
         "template": settings.template,
         "max_length": settings.max_length,
         "truncation_side": getattr(settings, "truncation_side", None) or "left",
-        "settings": {k: v for k, v in asdict(settings).items() if k != "model"},
+        "settings": {k: v for k, v in asdict(settings).items() if k not in RECORD_FIELDS and k != "model"},
     }
+    assert set(RECORD_FIELDS) <= set(record), "a field of RECORD_FIELDS is missing from the record"
+    return record
+
+
+def record_completions(record: dict) -> list[str]:
+    """Each label's completion as the adapter was trained on it, in the record's label order."""
+    from adaptune.prompts import completion
+
+    return [record.get("completions", {}).get(label, completion(label)) for label in record["labels"]]
 
 
 # ---------------------------------------------------------------------------- loading
@@ -222,13 +237,13 @@ def read_record(adapter_dir: str | os.PathLike) -> dict:
     adapter_dir = Path(adapter_dir)
     path = adapter_dir / ADAPTER_FILE
     if not adapter_dir.is_dir():
-        raise ValueError(f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)")
+        raise AdapterError(f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)")
     if not path.is_file():
-        raise ValueError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
+        raise AdapterError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise AdapterError(f"{path}: not valid JSON ({error})") from None
 
 
 def base_model_dir(adapter_dir: str | os.PathLike, record: dict | None = None) -> Path:
@@ -236,10 +251,10 @@ def base_model_dir(adapter_dir: str | os.PathLike, record: dict | None = None) -
     record = record if record is not None else read_record(adapter_dir)
     relative = record.get("base_model_dir")
     if not relative:
-        raise ValueError(f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; give the base model's directory")
+        raise AdapterError(f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; give the base model's directory")
     path = (Path(adapter_dir) / relative).resolve()
     if not (path / "config.json").is_file():
-        raise ValueError(
+        raise AdapterError(
             f"{adapter_dir}: its base model {record.get('base_model')!r} was recorded at {relative} "
             f"(relative to the adapter), i.e. {path}, which holds no prepared model; "
             "give the base model's directory"
@@ -274,7 +289,7 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
     fingerprint = model_fingerprint(model_dir)
     recorded = {k: record.get(k) for k in fingerprint}
     if recorded != fingerprint:
-        raise ValueError(
+        raise AdapterError(
             f"{adapter_dir} was trained on base model {recorded['base_model']!r} (config hash "
             f"{str(recorded['base_model_config_hash'])[:12]}), but {model_dir} holds "
             f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
@@ -293,9 +308,9 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
                 try:
                     param = base.get_parameter(name)
                 except AttributeError:
-                    raise ValueError(f"{biases}: {name!r} is not a parameter of the base model") from None
+                    raise AdapterError(f"{biases}: {name!r} is not a parameter of the base model") from None
                 if param.shape != tensor.shape:
-                    raise ValueError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
+                    raise AdapterError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
                                      f"the model's is {tuple(param.shape)}")
                 param.data = tensor.to(device=param.device, dtype=torch.float32)
     model.eval()
@@ -307,7 +322,7 @@ def _load_exported(folder: Path, model_dir, quantization, precision, device):
     import torch
 
     if model_dir is not None:
-        raise ValueError(f"{folder}: an exported model holds its base; give no base model directory")
+        raise AdapterError(f"{folder}: an exported model holds its base; give no base model directory")
     record = read_record(folder)
     dtype = torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
     model, tokenizer = load_model(folder, quantization or "none", dtype=dtype, device=device)

@@ -10,16 +10,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptune.config import schema_defaults
+from adaptune.names import PROB, score_column
 from adaptune.metrics import evaluation_record, system_info, write_evaluation
 from adaptune.provenance import Stopwatch, provenance
 
 SPLIT_COLUMNS = ("id", "text", "label")
 
 
+_EVALUATION = schema_defaults("evaluation")  # the defaults, from the config schema
+
+
 @dataclass(frozen=True)
 class BaselineSettings:
-    seed: int = 42
-    bootstrap_samples: int = 1000
+    seed: int = _EVALUATION["seed"]
+    bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
     # Chosen by 5-fold cross-validation on the reference train split (never on val or test):
     # C=1 with sublinear tf scored best (0.78).
     C: float = 1.0             # inverse regularisation of the logistic regression
@@ -34,8 +39,8 @@ class BaselineSettings:
     @classmethod
     def from_config(cls, evaluation: dict) -> "BaselineSettings":
         """From config `evaluation` (seed, bootstrap_samples)."""
-        return cls(seed=int(evaluation.get("seed", 42)),
-                   bootstrap_samples=int(evaluation.get("bootstrap_samples", 1000)))
+        return cls(seed=int(evaluation.get("seed", cls.seed)),
+                   bootstrap_samples=int(evaluation.get("bootstrap_samples", cls.bootstrap_samples)))
 
 
 def build_pipeline(settings: BaselineSettings = BaselineSettings()):
@@ -59,14 +64,14 @@ def train_baseline(texts: list[str], labels: list[str], settings: BaselineSettin
 
 
 def predict_frame(pipeline, frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """predictions.csv rows: id, text, gold, predicted, score_<label> (probabilities)."""
+    """predictions.csv rows: id, text, gold, predicted, prob_<label> (probabilities)."""
     probabilities = pipeline.predict_proba(frame["text"].tolist())
     classes = list(pipeline.classes_)
     out = pd.DataFrame({"id": frame["id"], "text": frame["text"], "gold": frame["label"]})
     columns = {}
     for label in labels:
         # A label absent from train gets probability 0 and is never predicted.
-        columns[f"score_{label}"] = probabilities[:, classes.index(label)] if label in classes else 0.0
+        columns[score_column(PROB, label)] = probabilities[:, classes.index(label)] if label in classes else 0.0
     scores = pd.DataFrame(columns, index=frame.index)
     out["predicted"] = [labels[i] for i in scores.to_numpy().argmax(axis=1)]
     return pd.concat([out, scores], axis=1)

@@ -19,8 +19,9 @@ the template, labels and max_length recorded with the adapter.
 merges the adapter into its (unquantized) base and writes a plain transformers model folder
 with the tokenizer and the adapter record: AutoModelForCausalLM.from_pretrained(DIR) loads it.
 
-Exit status: 0 done, 2 a usage error (the command line is wrong), 1 a failure while running
-(unreadable input file, adapter or model).
+Exit status: 0 done, 2 a usage error (the command line is wrong), 1 a failure while running.
+An unusable input (input file, adapter, model folder) is reported in one line, with its
+traceback under --debug (-v); any other error is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
+
+from adaptune.names import PROB, QUANTIZATIONS, score_column
 
 PROG = "adaptune"
 USAGE_ERROR, FAILURE = 2, 1
@@ -72,11 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--adapter", required=True, type=Path,
                          help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/<quantization>/seed<seed>/adapter")
     predict.add_argument("--file", help="a CSV with a text column, or one text per line; - reads stdin")
-    predict.add_argument("--quantization", choices=["8bit", "4bit", "none"],
+    predict.add_argument("--quantization", choices=QUANTIZATIONS,
                          help="precision of the base weights (default: the one the adapter was trained with)")
     predict.add_argument("--output", type=Path, help="write a CSV here instead of printing")
     predict.add_argument("--batch-size", type=int, default=16, help="texts per forward pass (default 16)")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    predict.add_argument("--debug", "-v", action="store_true",
+                         help="show the traceback of an input error too")
     predict.add_argument("--text-column", default="text", help="the CSV column holding the texts (default text)")
     predict.add_argument("--format", choices=["tsv", "csv", "jsonl"],
                          help="tsv (default on the terminal), csv (default for --output) or jsonl: one JSON "
@@ -95,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision of the saved weights (default float32)")
     export.add_argument("--model-dir", type=Path,
                         help="the prepared base model (default: the one recorded with the adapter)")
+    export.add_argument("--debug", "-v", action="store_true",
+                        help="show the traceback of an input error too")
+    from adaptune.publish import add_commands
+
+    add_commands(commands)  # publish, readme: published numbers come from a study's outputs
     return parser
 
 
@@ -179,7 +190,7 @@ def predict(args) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from adaptune.adapters import load_trained
+    from adaptune.adapters import load_trained, record_completions
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
 
@@ -191,19 +202,18 @@ def predict(args) -> int:
     template = meta.get("template")
     if not template:
         raise InputError(f"{args.adapter}: the adapter records no prompt template; retrain it")
-    completions = [meta.get("completions", {}).get(label, " " + label) for label in labels]
     prompts = [render(template, text, labels) for text in texts]
     bar = ProgressBar(len(prompts))
     scores = score_labels(model, tokenizer, prompts, labels,
                           ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"]),
                                           truncation_side=meta["truncation_side"],
                                           precision=meta["precision"]),
-                          progress=bar.update_to, completions=completions)
+                          progress=bar.update_to, completions=record_completions(meta))
     bar.close()
     probabilities = label_probabilities(scores)
     frame = pd.DataFrame({"text": texts, "predicted": [labels[i] for i in scores.argmax(axis=1)]})
     for j, label in enumerate(labels):
-        frame[f"prob_{label}"] = probabilities[:, j].round(6)
+        frame[score_column(PROB, label)] = probabilities[:, j].round(6)
     form = args.format or ("csv" if args.output else "tsv")
     if form == "jsonl":
         import json
@@ -227,10 +237,10 @@ def predict(args) -> int:
         else:
             frame.to_csv(sys.stdout, index=False)
     else:
-        columns = ["predicted"] + [f"prob_{label}" for label in labels]
+        columns = ["predicted"] + [score_column(PROB, label) for label in labels]
         print("\t".join(columns + ["text"]))
         for row in frame.itertuples(index=False):
-            values = [row.predicted] + [f"{getattr(row, f'prob_{label}'):.4f}" for label in labels]
+            values = [row.predicted] + [f"{getattr(row, score_column(PROB, label)):.4f}" for label in labels]
             print("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
     return 0
 
@@ -270,14 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the Hub
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
+    from adaptune.adapters import AdapterError
+
+    # Only the errors of unusable input are one line; anything else is a bug and keeps its
+    # traceback.
     try:
+        if "run" in args:  # publish, readme
+            return args.run(args)
         return export(args) if args.command == "export" else predict(args)
-    except UsageError as error:
+    except (UsageError, InputError, AdapterError, OSError) as error:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    except (InputError, ValueError, OSError) as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return FAILURE
+        return USAGE_ERROR if isinstance(error, UsageError) else FAILURE
 
 
 if __name__ == "__main__":

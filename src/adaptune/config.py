@@ -1,4 +1,12 @@
-"""Command-line config overrides, typed by the config schema.
+"""The config schema: the one source of the config's defaults, and the typing of command-line
+overrides.
+
+`schema_defaults()` is the config a file that sets nothing gets: every default of
+workflow/schemas/config.schema.yaml in place, as Snakemake's validation fills them in. The
+settings dataclasses take their defaults from it, so a direct call computes what the pipeline
+computes.
+
+Command-line overrides:
 
 `snakemake --config openai='{"enabled": true}'` parses the nested value with YAML's base loader,
 which keeps every leaf a string ("true", "96"). The schema knows what each key should be, so
@@ -10,11 +18,14 @@ the key and the type it expected. Values from config files are left alone: YAML 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}
 
@@ -43,9 +54,51 @@ def merge_overrides(config: dict, overrides: Mapping, schema: Mapping) -> dict:
     return merged
 
 
-def load_schema(path) -> dict:
+def load_schema(path=SCHEMA_PATH) -> dict:
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+@functools.cache
+def _defaults() -> dict:
+    if not SCHEMA_PATH.is_file():
+        raise FileNotFoundError(f"{SCHEMA_PATH}: the config schema, source of the settings' defaults, "
+                                "is missing; run from a checkout of adaptune")
+    return _filled(load_schema())
+
+
+def schema_defaults(*path: str):
+    """The schema's default at `path` (keys into the config, e.g. "training", "max_length"),
+    nested sections filled in; a fresh copy, so callers may change it."""
+    node = _defaults()
+    for key in path:
+        node = node[key]
+    return copy.deepcopy(node)
+
+
+def with_defaults(config: Mapping) -> dict:
+    """`config` with every key it leaves out taken from the schema's defaults, section by
+    section (what validation does to config.yaml)."""
+    filled = schema_defaults()
+    _deep_update(filled, config)
+    return filled
+
+
+def _filled(schema: Mapping):
+    """The default a schema node gives: an object's own default with its properties' defaults
+    filled in beneath it (as validation fills them into a config)."""
+    properties = schema.get("properties")
+    if schema.get("type") == "object" and isinstance(properties, Mapping):
+        value = copy.deepcopy(schema.get("default", {}))
+        for key, prop in properties.items():
+            default = _filled(prop)
+            if default is not _NONE and key not in value:
+                value[key] = default
+        return value
+    return copy.deepcopy(schema["default"]) if "default" in schema else _NONE
+
+
+_NONE = object()  # no default
 
 
 def _deep_update(base: dict, update: Mapping) -> None:

@@ -7,7 +7,6 @@ import html
 import os
 import re
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adaptune.config import schema_defaults
 from adaptune.io import atomic_path, sha256_of, write_csv
+from adaptune.names import SPLITS
 
 RAW_COLUMNS = ("count", "hate_speech", "offensive_language", "neither", "class", "tweet")
 CLASSES = (0, 1, 2)
-SPLITS = ("train", "val", "test")
 
 
 class DataError(ValueError):
@@ -50,37 +50,33 @@ def fetch(url_or_path: str, destination: str | os.PathLike, sha256: str | None =
 def download_dataset(url: str, sha256: str, destination: str | os.PathLike) -> Path:
     """Download the raw CSV (checksum pinned) and check its columns and classes."""
     destination = Path(destination)
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            fetched = fetch(url, Path(scratch) / destination.name, sha256)
-        except OSError as error:
-            raise DataError(
-                f"could not download {url} ({error}); without network, put the file at "
-                f"{destination} yourself (see data/README.md)"
-            ) from None
+    # Downloaded beside the destination and renamed into place once checked: never a partial
+    # or unchecked file at the destination, and no move across filesystems.
+    with atomic_path(destination) as fetched:
+        _download(url, fetched, destination, sha256)
         read_raw_dataset(fetched)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(fetched, destination)
     return destination
 
 
 def download_reference(url: str, destination: str | os.PathLike) -> Path:
     """Download one file of the reference study's split (columns label, text) and check it."""
     destination = Path(destination)
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            fetched = fetch(url, Path(scratch) / destination.name)
-        except OSError as error:
-            raise DataError(
-                f"could not download {url} ({error}); without network, put the file at "
-                f"{destination} yourself (see data/README.md)"
-            ) from None
+    with atomic_path(destination, suffix=".csv") as fetched:
+        _download(url, fetched, destination)
         frame = read_labeled_csv(str(fetched), None)
         if frame.empty:
             raise DataError(f"{url}: the CSV has a header but no rows")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(fetched, destination)
     return destination
+
+
+def _download(url: str, path: Path, destination: Path, sha256: str | None = None) -> None:
+    try:
+        fetch(url, path, sha256)
+    except OSError as error:
+        raise DataError(
+            f"could not download {url} ({error}); without network, put the file at "
+            f"{destination} yourself (see data/README.md)"
+        ) from None
 
 
 # --------------------------------------------------------------------------- reading
@@ -90,7 +86,8 @@ def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    head = path.open("rb").read(4096)
+    with path.open("rb") as handle:
+        head = handle.read(4096)
     if not head.strip():
         raise DataError(f"{path}: the file is empty; expected a CSV with columns {', '.join(RAW_COLUMNS)}")
     if b"\x00" in head:
@@ -142,15 +139,18 @@ def read_labeled_csv(path: str | os.PathLike, labels: list[str] | None) -> pd.Da
 
 # --------------------------------------------------------------------------- splits
 
+_SPLITS = schema_defaults("splits")  # the defaults, from the config schema
+
+
 @dataclass(frozen=True)
 class SplitSettings:
-    train: int = 1000
-    val: int = 200
-    test: int = 600
-    seed: int = 42
-    unescape_html: bool = True
-    exclude_reference: bool = True
-    reference: dict = field(default_factory=dict)
+    train: int = _SPLITS["train"]
+    val: int = _SPLITS["val"]
+    test: int = _SPLITS["test"]
+    seed: int = _SPLITS["seed"]
+    unescape_html: bool = _SPLITS["unescape_html"]
+    exclude_reference: bool = _SPLITS["exclude_reference"]
+    reference: dict = field(default_factory=lambda: schema_defaults("splits", "reference"))
 
     def __post_init__(self):
         for name in SPLITS:
@@ -272,6 +272,32 @@ def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitS
     splits["test"] = sample_balanced(pool, {"test": settings.test}, labels, settings.seed,
                                      str(raw_path))["test"]
     return splits
+
+
+def draw_train_split(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings,
+                     held_out: list[str | os.PathLike], split_seed: int,
+                     reference: dict[str, str | os.PathLike] | None = None,
+                     exclude_texts: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Another balanced draw of the train split (which tweets are trained on), seeded by
+    `split_seed`, from the pool `make_splits` samples from, less the tweets of the `held_out`
+    split files (the study's val and test, which stay the same for every draw), compared by
+    `text_key`."""
+    if settings.reference.get("enabled"):
+        raise DataError("splits.reference.enabled: the reference study's train split is fixed; "
+                        "training.split_seeds draws other train splits only from a sampled study")
+    pool = tweets_by_label(read_raw_dataset(raw_path), labels, settings.unescape_html)
+    seen = {text_key(text) for text in exclude_texts}
+    if settings.exclude_reference:
+        missing = [part for part in ("train", "val") if not (reference or {}).get(part)]
+        if missing:
+            raise DataError(f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
+                            "(splits.exclude_reference) but were not given")
+        for part in ("train", "val"):
+            seen |= set(read_labeled_csv(reference[part], labels)["text"].astype(str).map(text_key))
+    for path in held_out:
+        seen |= set(read_labeled_csv(path, labels)["text"].astype(str).map(text_key))
+    pool = pool[~pool["key"].isin(seen)].drop(columns="key")
+    return sample_balanced(pool, {"train": settings.train}, labels, split_seed, str(raw_path))["train"]
 
 
 def write_splits(splits: dict[str, pd.DataFrame], paths: dict[str, str | os.PathLike]) -> None:

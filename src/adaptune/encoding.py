@@ -35,10 +35,6 @@ def encode_prompts(tokenizer, prompts: Sequence[str], max_length: int,
     return [bos + ids[-keep:] for ids in encoded]
 
 
-def encode_prompt(tokenizer, prompt: str, max_length: int) -> list[int]:
-    return encode_prompts(tokenizer, [prompt], max_length)[0]
-
-
 def encode_completion(tokenizer, completion: str) -> list[int]:
     ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     if not ids:

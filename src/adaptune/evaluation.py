@@ -2,8 +2,8 @@
 
 Two systems go through here: a fine-tuned adapter on its base model (`evaluate_adapter`) and the
 base model prompted with k demonstrations (`evaluate_fewshot`). Each loads its model once and
-scores every split it is given. Scores in predictions.csv are the label log-likelihoods of
-adaptune.scoring (natural log; the predicted label has the highest).
+scores every split it is given. The loglik_<label> columns of predictions.csv are the label
+log-likelihoods of adaptune.scoring (natural log; the predicted label has the highest).
 """
 
 from __future__ import annotations
@@ -16,24 +16,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptune.config import schema_defaults
+from adaptune.names import LOGLIK, score_column
 from adaptune.metrics import evaluation_record, system_info, write_evaluation
-from adaptune.prompts import completion, read_prompts
+from adaptune.prompts import read_prompts
 from adaptune.provenance import Stopwatch, provenance
 
 
 log = logging.getLogger(__name__)
+_EVALUATION = schema_defaults("evaluation")  # the defaults, from the config schema
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
     """Config `evaluation` (the keys used here)."""
 
-    batch_size: int = 16
-    bootstrap_samples: int = 1000
-    seed: int = 42
-    fewshot_max_length: int = 1024   # prompt tokens kept for few-shot prompts
-    fewshot_instruction: str = ""    # written once, before the demonstrations
-    fewshot_separator: str = "\n\n"  # after each demonstration
+    batch_size: int = _EVALUATION["batch_size"]
+    bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
+    seed: int = _EVALUATION["seed"]
+    fewshot_max_length: int = _EVALUATION["fewshot"]["max_length"]   # prompt tokens kept for few-shot prompts
+    fewshot_instruction: str = _EVALUATION["fewshot"]["instruction"]  # written once, before the demonstrations
+    fewshot_separator: str = _EVALUATION["fewshot"]["separator"]  # after each demonstration
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "bootstrap_samples", "fewshot_max_length"):
@@ -45,19 +48,20 @@ class EvaluationSettings:
 
     @classmethod
     def from_config(cls, evaluation: dict) -> "EvaluationSettings":
+        """From (part of) config `evaluation`; keys left out take the schema's defaults."""
         fewshot = evaluation.get("fewshot") or {}
         return cls(
-            batch_size=int(evaluation.get("batch_size", 16)),
-            bootstrap_samples=int(evaluation.get("bootstrap_samples", 1000)),
-            seed=int(evaluation.get("seed", 42)),
-            fewshot_max_length=int(fewshot.get("max_length", 1024)),
-            fewshot_instruction=str(fewshot.get("instruction", "")),
-            fewshot_separator=str(fewshot.get("separator", "\n\n")),
+            batch_size=int(evaluation.get("batch_size", cls.batch_size)),
+            bootstrap_samples=int(evaluation.get("bootstrap_samples", cls.bootstrap_samples)),
+            seed=int(evaluation.get("seed", cls.seed)),
+            fewshot_max_length=int(fewshot.get("max_length", cls.fewshot_max_length)),
+            fewshot_instruction=str(fewshot.get("instruction", cls.fewshot_instruction)),
+            fewshot_separator=str(fewshot.get("separator", cls.fewshot_separator)),
         )
 
 
 def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str], vocab_choice=None) -> pd.DataFrame:
-    """One row per record: gold, predicted, each label's score; with `vocab_choice` (label index
+    """One row per record: gold, predicted, each label's log-likelihood (loglik_<label>); with `vocab_choice` (label index
     of the whole-vocabulary argmax, -1 for none) also predicted_vocab ("" where no label won)."""
     from adaptune.scoring import predicted_labels
 
@@ -70,7 +74,7 @@ def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str], vo
     if vocab_choice is not None:
         frame["predicted_vocab"] = [labels[j] if j >= 0 else "" for j in vocab_choice]
     for j, label in enumerate(labels):
-        frame[f"score_{label}"] = scores[:, j]
+        frame[score_column(LOGLIK, label)] = scores[:, j]
     return frame
 
 
@@ -130,7 +134,8 @@ def reused_scores(path: str | os.PathLike, records: Sequence[dict], labels: Sequ
     if any(c not in frame for c in columns) or sorted(frame["id"]) != sorted(ids):
         return None
     by_id = frame.set_index("id").loc[ids]
-    vocab = [labels.index(v) if v in labels else -1 for v in by_id["vocab_choice"]]
+    vocab = ([labels.index(v) if v in labels else -1 for v in by_id["vocab_choice"]]
+             if "vocab_choice" in by_id else None)
     return predictions_frame(records, by_id[columns].to_numpy(dtype=float), labels, vocab)
 
 
@@ -145,7 +150,7 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     this adapter, adaptune.training.VAL_SCORES) covers it: its scores are the scorer's (label
     token log-likelihoods in float64 at the label position), computed once."""
     from adaptune.acceleration import prepare_for_inference
-    from adaptune.adapters import load_trained
+    from adaptune.adapters import load_trained, record_completions
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings
 
@@ -153,15 +158,13 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     stopwatch = Stopwatch()
     model, tokenizer, meta = load_trained(adapter_dir, model_dir, quantization)
     labels = list(meta["labels"])
-    completions = [meta.get("completions", {}).get(label, completion(label)) for label in labels]
-    trained = meta.get("settings", {})
-    # Scored under the precision the adapter was trained with (resolved; older records: fp32).
+    # Scored as the adapter was trained: its completions, max_length, truncation side and
+    # precision (resolved when it trained).
     scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]),
-                              truncation_side=trained.get("truncation_side"),
-                              precision=trained.get("precision", "32-true"))
+                              truncation_side=meta["truncation_side"], precision=meta["precision"])
     prepare_for_inference(model, scoring.precision)
     system = system_info(meta["base_model"], meta["approach"], name, meta.get("style"), None,
-                         quantization or meta["quantization"])
+                         quantization or meta["quantization"], seed=meta["settings"]["seed"])
     section = {**config_section, "adapter": {k: meta.get(k) for k in
                                              ("approach", "base_model", "quantization", "style", "max_length")},
                "precision": scoring.precision}
@@ -182,7 +185,8 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
             frame, speed = reused, val_examples_per_second or 0.0
             these = {**section, "scored_by": "training's final validation pass"}
         else:
-            frame, speed = score_records(model, tokenizer, records, labels, scoring, completions=completions)
+            frame, speed = score_records(model, tokenizer, records, labels, scoring, 
+                                         completions=record_completions(meta))
             these = section
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed, these, stopwatch)
     return results
@@ -225,12 +229,6 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,
                                 config_section, stopwatch)
     return results
-
-
-def split_outputs(directory: str | os.PathLike, splits: Sequence[str]) -> dict[str, Path]:
-    """Where each split's evaluation goes: test at the top of `directory`, others below it."""
-    directory = Path(directory)
-    return {split: directory if split == "test" else directory / split for split in splits}
 
 
 def split_directories(splits: Sequence[str], outputs: Sequence[str]) -> dict[str, Path]:

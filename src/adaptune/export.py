@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adaptune.adapters import ADAPTER_FILE, _norms_accepted, is_exported, load_trained, read_record
+from adaptune.adapters import ADAPTER_FILE, AdapterError, _norms_accepted, is_exported, load_trained, read_record
 from adaptune.io import atomic_dir, write_json
 
 DTYPES = ("float32", "bfloat16")
@@ -35,7 +35,7 @@ def export_model(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, dty
         raise ValueError(f"dtype: got {dtype!r}, expected one of {list(DTYPES)}")
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if is_exported(adapter_dir):
-        raise ValueError(f"{adapter_dir}: already an exported model, not an adapter folder")
+        raise AdapterError(f"{adapter_dir}: already an exported model, not an adapter folder")
     record = read_record(adapter_dir)
     # Unquantized and on the CPU: the merge adds the adapter to full-precision weights.
     model, tokenizer, _ = load_trained(adapter_dir, model_dir, quantization="none", device="cpu")

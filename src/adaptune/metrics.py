@@ -113,7 +113,7 @@ def write_evaluation(directory: str | os.PathLike, predictions, metrics: dict) -
     if missing:
         raise ValueError(
             f"predictions for {directory}: missing column(s) {missing}; "
-            f"expected {list(REQUIRED_PREDICTION_COLUMNS)} then score_<label> columns"
+            f"expected {list(REQUIRED_PREDICTION_COLUMNS)} then loglik_<label> or prob_<label> columns"
         )
     if "n" in metrics and metrics["n"] != len(predictions):
         raise ValueError(

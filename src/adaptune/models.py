@@ -22,9 +22,9 @@ import zipfile
 from pathlib import Path
 
 from adaptune.io import atomic_dir, sha256_of, write_json
+from adaptune.names import QUANTIZATIONS
 
 ENTRY_FILE = "adaptune_model.json"
-QUANTIZATIONS = ("8bit", "4bit", "none")
 SOURCES = ("pypi_wheel", "hub", "local")
 # Keys of config.json that say how a copy was written, not which model it is.
 _VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "dtype", "torch_dtype"}
@@ -219,6 +219,7 @@ def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=N
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run prepare_model")
     dtype = dtype or torch.float32
     device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    device = "cuda:0" if device == "cuda" else device  # device_map wants an index
     cuda = device.startswith("cuda")
     compute_dtype = torch.bfloat16 if cuda and dtype == torch.float32 else dtype
     model = AutoModelForCausalLM.from_pretrained(

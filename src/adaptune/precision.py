@@ -159,7 +159,7 @@ def _step(model, batches, precision):
 
     device = next(model.parameters()).device
     batches = [{k: v.to(device) if hasattr(v, "to") else v for k, v in b.items()} for b in batches]
-    module = CompletionLM(model, settings=None, label_token_ids=[])
+    module = CompletionLM(model, settings=None, label_ids=[])
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     dtype = autocast_dtype(precision)
     cycle = itertools.cycle(batches)

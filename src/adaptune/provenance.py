@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import resource
 import subprocess
@@ -39,6 +40,20 @@ def git_commit(directory: str | Path = ".") -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("-dirty" if dirty else "")
+
+
+def machine(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU model and the cores this process may use, e.g. 'AMD EPYC 9B14, 2 cores'."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path(cpuinfo).read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} core{'s' if cores != 1 else ''}"
 
 
 def peak_memory_mb() -> float:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptune.encoding import encode_prompts
+from adaptune.encoding import encode_completion, encode_prompts
 from adaptune.prompts import completion
 
 
@@ -50,30 +50,17 @@ def completion_ids(tokenizer, labels: Sequence[str], completions: Sequence[str] 
     completions = completions or [completion(label) for label in labels]
     if len(completions) != len(labels):
         raise ValueError(f"{len(labels)} labels but {len(completions)} completions")
-    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in completions]
-    for label, tokens in zip(labels, ids):
-        if not tokens:
-            raise ValueError(f"label {label!r} tokenizes to nothing")
+    ids = [encode_completion(tokenizer, text) for text in completions]
     if len({tuple(t) for t in ids}) != len(ids):
         raise ValueError(f"labels {list(labels)} do not all tokenize differently")
     return ids
 
 
-def score_labels(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    labels: Sequence[str],
-    settings: ScoringSettings = ScoringSettings(),
-    progress: Callable[[int], None] | None = None,
-    completions: Sequence[str] | None = None,
-) -> np.ndarray:
+def score_labels(model, tokenizer, prompts: Sequence[str], labels: Sequence[str], *options, **named) -> np.ndarray:
     """Log-likelihood of each label's completion (default " <label>") after each prompt: array
-    (len(prompts), len(labels)), float64. `progress(n)` is called after each batch with the
-    number of prompts done so far."""
-    if not prompts:
-        return np.zeros((0, len(labels)))
-    return score_with_vocab(model, tokenizer, prompts, labels, settings, progress, completions)[0]
+    (len(prompts), len(labels)), float64. The options are score_with_vocab's (settings, progress,
+    completions); `progress(n)` is called after each batch with the number of prompts done."""
+    return score_with_vocab(model, tokenizer, prompts, labels, *options, **named)[0]
 
 
 def score_with_vocab(
@@ -90,13 +77,22 @@ def score_with_vocab(
     whole vocabulary at the label position, or -1 where it is no label's; None otherwise."""
     if not prompts:
         return np.zeros((0, len(labels))), None
+    from adaptune.batches import pad_token_id
+
     prompt_ids = encode_prompts(tokenizer, prompts, settings.max_length, settings.truncation_side)
     label_ids = completion_ids(tokenizer, labels, completions)
     with _autocast(model, settings.precision):
-        if all(len(ids) == 1 for ids in label_ids):
-            return _score_single_token(model, tokenizer, prompt_ids, [ids[0] for ids in label_ids],
-                                       settings.batch_size, progress)
-        return _score_sequences(model, tokenizer, prompt_ids, label_ids, settings.batch_size, progress), None
+        return score_ids(model, pad_token_id(tokenizer), prompt_ids, label_ids, settings.batch_size, progress)
+
+
+def score_ids(model, pad_id: int, prompt_ids: list[list[int]], label_ids: list[list[int]], batch_size: int,
+              progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores, vocabulary argmax) as score_with_vocab gives them, of prompts and label
+    completions already in token ids: the scorer itself, which training's validation accuracy
+    also uses."""
+    if all(len(ids) == 1 for ids in label_ids):
+        return _score_single_token(model, pad_id, prompt_ids, [ids[0] for ids in label_ids], batch_size, progress)
+    return _score_sequences(model, pad_id, prompt_ids, label_ids, batch_size, progress), None
 
 
 def _autocast(model, precision: str):
@@ -126,15 +122,15 @@ def label_probabilities(scores: np.ndarray) -> np.ndarray:
 
 def label_log_probs(logits, label_tokens):
     """(log-softmax over the vocabulary in float64, its columns of `label_tokens`) of logits at
-    label positions, shape (rows, vocabulary): the single-token scores, also used by training's
-    validation accuracy."""
+    label positions, shape (rows, vocabulary): the scores where every label is one token (also
+    training's validation accuracy then, on the logits its loss already computed)."""
     import torch
 
     log_probs = torch.log_softmax(logits.double(), dim=-1)
     return log_probs, log_probs[:, label_tokens.to(log_probs.device)]
 
 
-def _score_single_token(model, tokenizer, prompt_ids, label_tokens, batch_size, progress):
+def _score_single_token(model, pad_id, prompt_ids, label_tokens, batch_size, progress):
     import torch
 
     scores = np.zeros((len(prompt_ids), len(label_tokens)))
@@ -143,7 +139,7 @@ def _score_single_token(model, tokenizer, prompt_ids, label_tokens, batch_size, 
     targets = torch.tensor(label_tokens)
     with torch.inference_mode():
         for done, batch in _batches(order, batch_size):
-            logits = _forward(model, tokenizer, [prompt_ids[i] for i in batch], keep=1)
+            logits = _forward(model, pad_id, [prompt_ids[i] for i in batch], keep=1)
             log_probs, label_scores = label_log_probs(logits[:, -1, :], targets)
             scores[batch] = label_scores.cpu().numpy()
             top = log_probs.argmax(-1).cpu()
@@ -153,7 +149,7 @@ def _score_single_token(model, tokenizer, prompt_ids, label_tokens, batch_size, 
     return scores, vocab_choice
 
 
-def _score_sequences(model, tokenizer, prompt_ids, label_ids, batch_size, progress):
+def _score_sequences(model, pad_id, prompt_ids, label_ids, batch_size, progress):
     import torch
 
     n_labels = len(label_ids)
@@ -166,7 +162,7 @@ def _score_sequences(model, tokenizer, prompt_ids, label_ids, batch_size, progre
             lengths = [len(label_ids[pairs[i][1]]) for i in batch]
             # Keep the logits that predict each completion token: the last m+1 positions but one.
             keep = max(lengths) + 1
-            logits = _forward(model, tokenizer, [sequences[i] for i in batch], keep=keep)
+            logits = _forward(model, pad_id, [sequences[i] for i in batch], keep=keep)
             log_probs = torch.log_softmax(logits.double(), dim=-1)
             for row, i in enumerate(batch):
                 p, j = pairs[i]
@@ -179,11 +175,11 @@ def _score_sequences(model, tokenizer, prompt_ids, label_ids, batch_size, progre
     return scores
 
 
-def _forward(model, tokenizer, sequences: list[list[int]], keep: int):
+def _forward(model, pad_id: int, sequences: list[list[int]], keep: int):
     """Logits of the last `keep` positions of `sequences` in the training batch layout."""
-    from adaptune.batches import last_logits, left_padded, pad_token_id
+    from adaptune.batches import last_logits, left_padded
 
-    return last_logits(model, left_padded(sequences, pad_token_id(tokenizer)), keep)
+    return last_logits(model, left_padded(sequences, pad_id), keep)
 
 
 def _by_length(lengths: list[int]) -> list[int]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-APPROACHES = ("layernorm", "lora_attention", "lora_all")
+from adaptune.names import APPROACHES
+
 APPROACH_LABELS = {
     "layernorm": "Normalization layers only",
     "lora_attention": "LoRA, attention layers",
@@ -36,6 +37,21 @@ VARYING_FACTORS = ("style", "quantization", "model")
 # use them with wildcards and any cell reruns alone.
 FINETUNED_NAME = "{model}/{approach}/{style}/{quantization}/seed{seed}"
 FEWSHOT_NAME = "{model}/fewshot-k{k}"
+# A cell trained on another draw of the train split (training.split_seeds) carries that draw's
+# seed in its seed segment, "seed42-split7"; cells on the study's own draw keep "seed42". One
+# more draw is one more run of the same group, like one more training seed.
+SPLIT_SUFFIX = "-split"
+
+
+def seed_segment(seed: int, split_seed: int | None = None) -> str:
+    """The {seed} part of a fine-tuned cell's name."""
+    return str(seed) if split_seed is None else f"{seed}{SPLIT_SUFFIX}{split_seed}"
+
+
+def parse_seed_segment(segment: str) -> tuple[int, int | None]:
+    """(training seed, split seed or None) of a {seed} wildcard such as "42" or "42-split7"."""
+    seed, _, split_seed = str(segment).partition(SPLIT_SUFFIX)
+    return int(seed), (int(split_seed) if split_seed else None)
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class System:
     k: int | None = None
     openai_model: str | None = None
     reason: str | None = None
+    split_seed: int | None = None  # another draw of the train split; None: the study's own
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -67,7 +84,8 @@ class System:
         """The system's directory under results/eval/ (and results/train/ for fine-tuned ones)."""
         if self.finetuned:
             return FINETUNED_NAME.format(model=self.model, approach=self.method, style=self.style,
-                                         quantization=self.quantization, seed=self.seed)
+                                         quantization=self.quantization,
+                                         seed=seed_segment(self.seed, self.split_seed))
         if self.method == "fewshot":
             return FEWSHOT_NAME.format(model=self.model, k=self.k)
         if self.method == "tfidf":
@@ -100,11 +118,12 @@ class System:
         """The factors of the grid that tell this system apart, for tables and tests."""
         return {"method": self.method, "model": self.model, "style": self.style,
                 "quantization": self.quantization, "seed": self.seed, "k": self.k,
-                "openai_model": self.openai_model}
+                "openai_model": self.openai_model, "split_seed": self.split_seed}
 
     def order(self) -> tuple:
         return (METHODS.index(self.method), self.k or 0, str(self.style), str(self.quantization),
-                str(self.model), str(self.openai_model), self.seed or 0)
+                str(self.model), str(self.openai_model), self.seed or 0,
+                -1 if self.split_seed is None else self.split_seed)
 
     # -------------------------------------------------------------- how people read it
     @property
@@ -149,12 +168,14 @@ class System:
     @classmethod
     def finetuned_cell(cls, wildcards) -> System:
         """The fine-tuned system of a rule's wildcards (model, approach, style, quantization, seed)."""
+        seed, split_seed = parse_seed_segment(wildcards.seed)
         return cls(wildcards.approach, wildcards.model, wildcards.style, wildcards.quantization,
-                   int(wildcards.seed))
+                   seed, split_seed=split_seed)
 
     @classmethod
     def from_block(cls, block: Mapping) -> System:
-        fields = ("method", "model", "style", "quantization", "seed", "k", "openai_model", "reason")
+        fields = ("method", "model", "style", "quantization", "seed", "k", "openai_model", "reason",
+                  "split_seed")
         return cls(**{key: block.get(key) for key in fields})
 
 
@@ -165,10 +186,11 @@ def _shots(k) -> str:
 # ------------------------------------------------------------------ the systems of a config
 
 def finetuned_systems(config: Mapping, model: str | None = None) -> list[System]:
-    """Every cell of the grid approach x style x quantization x seed; cells of a disabled
-    approach carry the key that turned them off."""
+    """Every cell of the grid approach x style x quantization x seed x train-split draw; cells of
+    a disabled approach carry the key that turned them off."""
     training = config["training"]
     model = model or config["model"]
+    draws = split_draws(config)
     systems = []
     for approach in APPROACHES:
         reason = (None if training["approaches"][approach]["enabled"]
@@ -176,9 +198,18 @@ def finetuned_systems(config: Mapping, model: str | None = None) -> list[System]
         for style in training["styles"]:
             for quantization in training["quantizations"]:
                 for seed in training["seeds"]:
-                    systems.append(System(approach, model, style, quantization, int(seed),
-                                          reason=reason))
+                    for draw in draws:
+                        systems.append(System(approach, model, style, quantization, int(seed),
+                                              reason=reason, split_seed=draw))
     return systems
+
+
+def split_draws(config: Mapping) -> list[int | None]:
+    """The train-split draws of the grid: None for the study's own (splits.seed), then each
+    other seed of training.split_seeds."""
+    own = config["splits"]["seed"]
+    others = [int(s) for s in config["training"].get("split_seeds", []) if int(s) != own]
+    return [None, *others]
 
 
 def fewshot_systems(config: Mapping, model: str | None = None) -> list[System]:
@@ -213,10 +244,6 @@ def running(systems: Iterable[System]) -> list[System]:
     return [s for s in systems if s.ran]
 
 
-def by_name(systems: Iterable[System]) -> dict[str, System]:
-    return {s.name: s for s in systems}
-
-
 # ------------------------------------------------------------------ labels and colours
 
 def labels(systems: Sequence[System], with_seed: bool = True) -> dict[str, str]:
@@ -227,7 +254,7 @@ def labels(systems: Sequence[System], with_seed: bool = True) -> dict[str, str]:
                if len({getattr(s, f) for s in systems if s.finetuned}) > 1]
     seeds = {}
     for s in systems:
-        seeds.setdefault(s.group, set()).add(s.seed)
+        seeds.setdefault(s.group, set()).add((s.seed, s.split_seed))
     shown = {}
     for s in systems:
         parts = []
@@ -238,7 +265,8 @@ def labels(systems: Sequence[System], with_seed: bool = True) -> dict[str, str]:
                              else QUANTIZATION_LABELS.get(value, value) if factor == "quantization"
                              else str(value))
             if with_seed and len(seeds[s.group]) > 1:
-                parts.append(f"seed {s.seed}")
+                parts.append(f"seed {s.seed}" if s.split_seed is None
+                             else f"seed {s.seed}, train split {s.split_seed}")
         label = s.kind_label + (f" ({', '.join(parts)})" if parts else "")
         shown[s.name if with_seed else s.group] = label
     return shown

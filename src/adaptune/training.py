@@ -26,22 +26,29 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from adaptune.adapters import make_trainable, save_adapter
+from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
-from adaptune.models import QUANTIZATIONS, count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.names import APPROACHES, QUANTIZATIONS
+from adaptune.models import count_parameters, load_model, model_entry, model_fingerprint
 from adaptune.precision import PRECISIONS
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
-APPROACHES = ("layernorm", "lora_attention", "lora_all")
 OPTIMIZERS = ("adamw", "adamw8bit")
 LR_SCHEDULES = ("linear", "constant")
 # "auto": one process on one device; "ddp": Lightning's DDP, one process per device, each started
 # by re-running the script (so it works inside a Snakemake script job and any plain script).
 STRATEGIES = ("auto", "ddp")
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"]
+STEPS = "steps"  # the folder of a run's checkpoints, beside its logged metrics.csv
 # The final validation pass's label scores, which the evaluation of the val split reuses.
 VAL_SCORES = "val_scores.csv"
 
 log = logging.getLogger(__name__)
+
+# Defaults come from the config schema: a direct call trains what the pipeline would.
+_TRAINING = schema_defaults("training")
+_APPROACH = _TRAINING["approaches"]["lora_all"]  # the keys every approach has share their defaults
+_LORA = _APPROACH["lora"]
 
 
 # ---------------------------------------------------------------------------- settings
@@ -49,10 +56,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoraSettings:
-    r: int = 8
-    alpha: float = 16
-    dropout: float = 0.0
-    embedding: bool = False  # also adapt the input embedding (lora_all only)
+    r: int = _LORA["r"]
+    alpha: float = _LORA["alpha"]
+    dropout: float = _LORA["dropout"]
+    embedding: bool = _LORA["embedding"]  # also adapt the input embedding (lora_all only)
     # Unset in the schema means "no"; the reference study set all three.
     lm_head: bool | None = None  # also adapt the LM head (lora_all only)
     norms: bool | None = None    # also train the normalization layers
@@ -75,30 +82,30 @@ class TrainSettings:
     approach: str
     learning_rate: float
     epochs: int
-    batch_size: int = 4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.1
+    batch_size: int = _APPROACH["batch_size"]
+    weight_decay: float = _APPROACH["weight_decay"]
+    warmup_ratio: float = _APPROACH["warmup_ratio"]
     # linear: warm-up then linear decay to zero; constant: warm-up then the peak rate throughout
     # (the reference study: constant, no warm-up).
-    lr_schedule: str = "linear"
+    lr_schedule: str = _TRAINING["lr_schedule"]
     lora: LoraSettings | None = None
-    seed: int = 42
-    precision: str = "auto"  # resolved by adaptune.precision.resolve when training starts
-    optimizer: str = "adamw"
-    max_length: int = 96
-    gradient_checkpointing: bool = False
-    quantization: str = "8bit"
-    style: str = "instruction"
-    labels: tuple[str, ...] = ("hate", "offensive", "neutral")
+    seed: int = _TRAINING["seeds"][0]
+    precision: str = _TRAINING["precision"]  # resolved by adaptune.precision.resolve when training starts
+    optimizer: str = _TRAINING["optimizer"]
+    max_length: int = _TRAINING["max_length"]
+    gradient_checkpointing: bool = _TRAINING["gradient_checkpointing"]
+    quantization: str = _TRAINING["quantizations"][0]
+    style: str = _TRAINING["styles"][0]
+    labels: tuple[str, ...] = tuple(schema_defaults("labels"))
     template: str | None = None
     model: dict | None = None  # the config `models` entry (with "name") the rule was given
     log_every_n_steps: int = 5
     # Score the validation split once before training too: the curves then start at the
     # untrained model (step 0).
     validate_first: bool = True
-    val_checks_per_epoch: int = 2  # scores of the validation split per epoch
+    val_checks_per_epoch: int = _TRAINING["val_checks_per_epoch"]  # scores of the validation split per epoch
     max_steps: int | None = None  # stop early (tests, benchmarks); None trains all epochs
-    checkpoint_every_n_steps: int = 50
+    checkpoint_every_n_steps: int = _TRAINING["checkpoint_every_n_steps"]
     truncation_side: str | None = None  # which end of a long prompt is cut; unset keeps the end
     biases: bool | None = None  # layernorm: also train the Linear layers' biases
     # Lightning's Trainer knobs: micro-batches per optimizer step, gradient-norm clipping, and a
@@ -235,7 +242,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
                             settings.batch_size, settings.max_length, settings.seed,
                             truncation_side=settings.truncation_side,
                             samples_per_step=effective_batch_size(settings))
-    module = CompletionLM(model, settings, data.label_token_ids)
+    module = CompletionLM(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer()
 
     out_dir = Path(out_dir)
@@ -250,7 +257,9 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             log.info("resuming from %s", resume_from)
             if rank == 0:
                 _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
-        saver = ModelCheckpoint(dirpath=checkpoints, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
+        # The checkpoints in a folder of their own: the logger's files beside them would make a
+        # fresh run's folder look used ("exists and is not empty").
+        saver = ModelCheckpoint(dirpath=checkpoints / STEPS, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
                                 save_top_k=1, monitor="step", mode="max", save_weights_only=False,
                                 enable_version_counter=False, auto_insert_metric_name=False)
         trainer = pl.Trainer(
@@ -310,24 +319,24 @@ def resolved(settings: TrainSettings, precision_file=None) -> TrainSettings:
 
 
 def final_val_scores(module, data, labels):
-    """The last validation pass (at the final step) as a frame: id, the log-likelihood of each
-    label's token (the scorer's score_<label>), and vocab_choice (the label whose token is the
-    vocabulary's argmax, else ""). Only where every label is one token are these the scorer's
-    scores; otherwise the frame holds the ids alone and evaluation scores the split itself."""
+    """The last validation pass (at the final step) as a frame: id, each label's score (the
+    scorer's score_<label>, CompletionLM.label_scores), and, where every label is one token,
+    vocab_choice (the label whose token is the vocabulary's argmax, else ""). Where the pass did
+    not score every prompt the frame is empty and evaluation scores the split itself."""
     import pandas as pd
     import torch
 
     frame = pd.DataFrame({"id": [data.val_ids[i] for i in data.val_order]})
-    # Under DDP each process scored a shard of the split: evaluation then scores it whole.
     scored = sum(len(s) for s in module.val_scores)
-    if not all(len(e.completion_ids) == 1 for e in data.val_examples) or scored != len(frame):
+    if scored != len(frame):
         return frame.iloc[:0]
-    scores = torch.cat(module.val_scores).numpy()
-    tokens = data.label_token_ids
+    scores = torch.cat(module.val_scores).double().numpy()
     for j, label in enumerate(labels):
         frame[f"score_{label}"] = scores[:, j]
-    top = torch.cat(module.val_vocab).tolist()
-    frame["vocab_choice"] = [labels[tokens.index(t)] if t in tokens else "" for t in top]
+    if module.val_vocab:
+        tokens = module.label_tokens.tolist()
+        top = torch.cat(module.val_vocab).tolist()
+        frame["vocab_choice"] = [labels[tokens.index(t)] if t in tokens else "" for t in top]
     return frame
 
 
@@ -385,7 +394,7 @@ def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> s
         for other in root.iterdir():
             if other != run_dir:
                 shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
-    found = sorted(run_dir.glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
+    found = sorted((run_dir / STEPS).glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
     return str(found[-1]) if found else None
 
 
@@ -394,12 +403,13 @@ def _checkpoint_step(path) -> int:
 
 
 def _drop_rows_after(metrics_csv: Path, step: int) -> None:
-    """Keep the logged rows up to the checkpoint's step: the later ones are logged again."""
+    """Keep the logged rows up to the checkpoint's step: the later ones are logged again. The
+    file is replaced whole: an interrupted rewrite leaves the old one."""
     import pandas as pd
 
     if metrics_csv.is_file():
         frame = pd.read_csv(metrics_csv)
-        frame[frame["step"] < step].to_csv(metrics_csv, index=False)
+        write_csv(metrics_csv, frame[frame["step"] < step])
 
 
 def read_curves(metrics_csv: Path):

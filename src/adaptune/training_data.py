@@ -25,19 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 from adaptune.batches import left_padded, pad_token_id
 from adaptune.encoding import encode_completion, encode_prompts
 from adaptune.prompts import completion, read_prompts
+from adaptune.scoring import completion_ids
 
 IGNORE = -100
-
-
-def label_token_ids(tokenizer, completions: dict[str, str]) -> list[int]:
-    """First token of each label's completion; they must differ to tell the labels apart."""
-    ids = [encode_completion(tokenizer, c)[0] for c in completions.values()]
-    if len(set(ids)) != len(ids):
-        raise ValueError(
-            f"the completions {list(completions.values())} start with the same token in this "
-            "tokenizer; validation accuracy compares first tokens, so they must differ"
-        )
-    return ids
 
 
 def label_completions(rows: list[dict], labels) -> dict[str, str]:
@@ -102,12 +92,17 @@ class Collator:
             "completion_length": max(len(e.completion_ids) for e in batch),
             "label_index": torch.tensor([e.label_index for e in batch]),
             "label_length": torch.tensor([len(e.completion_ids) for e in batch]),
+            # The prompts alone, for scoring every label's completion after them (validation).
+            "prompt_ids": [e.prompt_ids for e in batch],
         }
 
 
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[int]:
-    """A shuffled order in which each run of `group` batches is sorted by length, so the
-    examples of a batch have similar lengths and little padding; batches are then shuffled."""
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[list[int]]:
+    """Shuffled batches in which each run of `group` batches is cut from examples sorted by
+    length, so the examples of a batch have similar lengths and little padding. Only the last
+    run can end in a short batch (when the split is not a multiple of `batch_size`): it comes
+    last, so that a loader cutting the order into batches of `batch_size` cuts these batches,
+    none of them across two length groups."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -116,8 +111,14 @@ def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: 
     for start in range(0, len(order), chunk):
         part = sorted(order[start:start + chunk], key=lambda i: lengths[i], reverse=True)
         batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    short = batches.pop() if batches and len(batches[-1]) < batch_size else None
     rng.shuffle(batches)
-    return [i for b in batches for i in b]
+    return batches + ([short] if short else [])
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[int]:
+    """The examples of length_grouped_batches in their order."""
+    return [i for batch in length_grouped_batches(lengths, batch_size, seed, group) for i in batch]
 
 
 class LengthGroupedSampler(torch.utils.data.Sampler):
@@ -191,7 +192,8 @@ class PromptDataModule(pl.LightningDataModule):
         val_rows = read_prompts(self.val_path, self.labels)
         # The label set scored for validation accuracy is read off the validation completions.
         self.completions = label_completions(val_rows, self.labels)
-        self.label_token_ids = label_token_ids(tokenizer, self.completions)
+        # Each label's completion tokens, as the scorer encodes them.
+        self.label_ids = completion_ids(tokenizer, self.labels, [self.completions[label] for label in self.labels])
         self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length, truncation_side)
         self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length, truncation_side)
         self.val_ids = [row["id"] for row in val_rows]

@@ -1,8 +1,10 @@
 """The LightningModule that fine-tunes a causal LM on completion tokens, and a timer callback.
 
-Validation accuracy and macro-F1 are the scorer's: the label tokens' log-likelihood at the label
-position (adaptune.scoring.label_log_probs), on batches in the one layout of adaptune.batches;
-macro-F1 over the whole validation pass, as adaptune.metrics computes it."""
+Validation accuracy and macro-F1 are the scorer's: each label's completion log-likelihood,
+summed over its tokens. Where every label is one token, that is the label position's log-softmax
+(adaptune.scoring.label_log_probs) on the logits the validation loss already computed; else the
+scorer itself (adaptune.scoring.score_ids) scores each prompt with every label's completion.
+Macro-F1 is taken over the whole validation pass, as adaptune.metrics computes it."""
 
 from __future__ import annotations
 
@@ -13,17 +15,22 @@ import torch
 import torch.nn.functional as F
 
 from adaptune.batches import last_logits
-from adaptune.scoring import label_log_probs
+from adaptune.scoring import label_log_probs, score_ids
 
 
 class CompletionLM(pl.LightningModule):
     """Causal LM trained on completion tokens; validation also scores the label words."""
 
-    def __init__(self, model, settings, label_token_ids: list[int]):
+    def __init__(self, model, settings, label_ids: list[list[int]], pad_id: int = 0):
         super().__init__()
         self.model = model
         self.settings = settings
-        self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
+        self.label_ids = [list(ids) for ids in label_ids]  # each label's completion tokens
+        self.pad_id = pad_id
+        single = all(len(ids) == 1 for ids in self.label_ids)
+        # The labels' tokens where each is one token: scored from the batch's own logits.
+        self.register_buffer("label_tokens", torch.tensor([ids[0] for ids in self.label_ids] if single else []),
+                             persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
         # The last validation pass's per-row label scores, in val_dataloader order, with the step
@@ -74,17 +81,15 @@ class CompletionLM(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         logits = self.completion_logits(batch)
         loss = self.completion_loss(logits, batch)
-        # The label position predicts a row's first completion token; with the completion at
-        # the row's end it is kept position (completion_length - that row's length).
-        rows = torch.arange(logits.size(0), device=logits.device)
-        position = int(batch["completion_length"]) - batch["label_length"]
-        log_probs, scores = label_log_probs(logits[rows, position], self.label_ids)
+        gold = batch["label_index"]
+        scores, vocab = self.label_scores(logits, batch)
         self.val_scores.append(scores.detach().cpu())
-        self.val_vocab.append(log_probs.argmax(-1).cpu())
-        choices = scores.argmax(-1)
-        accuracy = (choices == batch["label_index"]).float().mean()
+        if vocab is not None:
+            self.val_vocab.append(vocab.cpu())
+        choices = scores.argmax(-1).to(gold.device)
+        accuracy = (choices == gold).float().mean()
         self._val_choices.append(choices.detach().cpu())
-        self._val_gold.append(batch["label_index"].detach().cpu())
+        self._val_gold.append(gold.detach().cpu())
         size = batch["input_ids"].size(0)
         # Under DDP every process scores the whole validation split: the values agree.
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
@@ -93,6 +98,21 @@ class CompletionLM(pl.LightningModule):
     @property
     def _distributed(self) -> bool:
         return self._trainer is not None and self.trainer.world_size > 1
+
+    def label_scores(self, logits, batch):
+        """Each row's label scores, as adaptune.scoring gives them, and, where every label is one
+        token, each row's most likely token of the whole vocabulary at the label position (else
+        None)."""
+        if len(self.label_tokens):
+            # The label position predicts a row's first completion token; with the completion
+            # at the row's end it is kept position (completion_length - that row's length).
+            rows = torch.arange(logits.size(0), device=logits.device)
+            position = int(batch["completion_length"]) - batch["label_length"].to(logits.device)
+            log_probs, scores = label_log_probs(logits[rows, position], self.label_tokens)
+            return scores, log_probs.argmax(-1)
+        scores, _ = score_ids(self.model, self.pad_id, batch["prompt_ids"], self.label_ids,
+                              batch_size=len(batch["prompt_ids"]) * len(self.label_ids))
+        return torch.from_numpy(scores), None
 
     def on_validation_epoch_end(self):
         self.val_step, self.val_seconds = int(self.global_step), time.perf_counter() - self._val_start

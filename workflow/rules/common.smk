@@ -1,26 +1,24 @@
 # Helpers shared by the stages: config checks that a schema cannot express, input functions,
 # and the lists of targets that tie the stages together.
 
-import sys
 from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
-# The systems of the study are named by the package (also when the Snakefile runs without it
-# installed).
-sys.path.insert(0, f"{workflow.basedir}/src")
-from adaptune.systems import (  # noqa: E402
-    APPROACHES,
+# The systems of the study are named by the package (the Snakefile put this checkout's src/ on
+# the path).
+from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
+from adaptune.systems import (
     FEWSHOT_NAME,
     FINETUNED_NAME,
     System,
+    parse_seed_segment,
     running,
+    split_draws,
     study_systems,
 )
 
-SPLITS = ["train", "val", "test"]
 MODEL = config["model"]
-QUANTIZATIONS = ["8bit", "4bit", "none"]
 
 
 def _check_config(config):
@@ -59,6 +57,12 @@ def _check_config(config):
             )
     if config["sweep"]["tune_study"]:
         _check_tuning(config)
+    if len(split_draws(config)) > 1 and config["splits"]["reference"]["enabled"]:
+        raise WorkflowError(
+            "config.yaml: training.split_seeds draws other train splits, but "
+            "splits.reference.enabled fixes the train split to the reference study's; "
+            "expected split_seeds: [] with the reference split"
+        )
     fewshot = config["evaluation"]["fewshot"]
     if fewshot["demonstrations"] == "fixed":
         fixed = fewshot["fixed_demonstrations"]
@@ -142,7 +146,7 @@ def eval_files(directory):
     """predictions.csv and metrics.json of one system: test at the top, other splits below."""
     files = []
     for split in config["evaluation"]["splits"]:
-        prefix = directory if split == "test" else f"{directory}/{split}"
+        prefix = split_dir(directory, split)
         files += [f"{prefix}/predictions.csv", f"{prefix}/metrics.json"]
     return files
 
@@ -211,7 +215,14 @@ def reference_files(wildcards):
     return {part: splits["reference"][part] for part in ("train", "val")}
 
 
-TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "approaches"}
+TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "split_seeds", "approaches"}
+
+
+def train_prompts(wildcards):
+    """A cell's train prompts: the study's train split, or the draw its seed segment names."""
+    _, split_seed = parse_seed_segment(wildcards.seed)
+    part = "train" if split_seed is None else f"train-split{split_seed}"
+    return f"results/prompts/{wildcards.style}/{part}.jsonl"
 
 
 def tuned_input(wildcards):
@@ -250,7 +261,7 @@ def train_params(approach):
             "approach": approach,
             **shared,
             **section,
-            "seed": int(wildcards.seed),
+            "seed": parse_seed_segment(wildcards.seed)[0],
             "quantization": wildcards.quantization,
             "model": model_entry(wildcards.model),
             "labels": list(config["labels"]),

@@ -34,6 +34,31 @@ rule download_reference:
         "../scripts/download_reference.py"
 
 
+# Another draw of the train split (training.split_seeds); val and test stay the study's own.
+rule sample_train_split:
+    input:
+        unpack(reference_files),
+        raw="data/labeled_data.csv",
+        val="results/splits/val.csv",
+        test="results/splits/test.csv",
+    output:
+        "results/splits/train-split{split_seed}.csv",
+    log:
+        "logs/sample_train_split/{split_seed}.log",
+    benchmark:
+        "benchmarks/sample_train_split/{split_seed}.tsv"
+    wildcard_constraints:
+        split_seed="[0-9]+",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        splits=config["splits"],
+        labels=config["labels"],
+        exclude_texts=[d["text"] for d in config["evaluation"]["fewshot"]["fixed_demonstrations"]],
+    script:
+        "../scripts/sample_train_split.py"
+
+
 rule sample_splits:
     input:
         unpack(reference_files),

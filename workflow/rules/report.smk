@@ -40,6 +40,7 @@ rule report:
             category="Comparison",
             labels={"result": "Paired differences between systems (CSV)"},
         ),
+        run_json="results/report/run.json",
         val_csv="results/report/summary_val.csv",
         val_md="results/report/summary_val.md",
         val_html=report(
@@ -78,7 +79,7 @@ rule report:
         labels=config["labels"],
         systems=[system.block() for system in STUDY],
         splits=config["evaluation"]["splits"],
-        statistics={key: config["evaluation"][key] for key in ("bootstrap_samples", "seed")},
+        statistics={key: config["evaluation"][key] for key in ("analysis", "seed")},
         model=model_entry(),
         reference_split=config["splits"]["reference"]["enabled"],
     script:

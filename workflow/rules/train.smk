@@ -23,7 +23,7 @@ for _approach in APPROACHES:
         input:
             unpack(precision_decision),
             tuned_input,
-            train="results/prompts/{style}/train.jsonl",
+            train=train_prompts,
             val="results/prompts/{style}/val.jsonl",
             model="resources/models/{model}",
         output:
@@ -97,7 +97,12 @@ checkpoint sweep_summary:
     output:
         # first: Snakemake waits for a checkpoint's first output
         chosen=SWEEP_CHOSEN,
-        csv=SWEEP_SUMMARY,
+        csv=report(
+            SWEEP_SUMMARY,
+            caption="../report/sweep.rst",
+            category="Tuning",
+            labels={"result": "Sweep on the validation split and the chosen settings"},
+        ),
         md="results/sweep/summary.md",
     log:
         "logs/sweep_summary.log",

@@ -7,6 +7,7 @@ from adaptune.logs import log_to
 log_to(snakemake.log[0])
 
 from adaptune.report import build_report  # noqa: E402
+from adaptune.report.plan import AnalysisPlan  # noqa: E402
 from adaptune.systems import System  # noqa: E402
 
 statistics = dict(snakemake.params.statistics)
@@ -16,8 +17,9 @@ build_report(
     labels=list(snakemake.params.labels),
     splits=list(snakemake.params.splits),
     split_paths=list(snakemake.input.splits),
-    samples=int(statistics["bootstrap_samples"]),
+    plan=AnalysisPlan.from_config(statistics["analysis"]),
     seed=int(statistics["seed"]),
     model=dict(snakemake.params.model),
     reference_split=bool(snakemake.params.reference_split),
+    config=snakemake.config,
 )

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from adaptune.config import schema_defaults
 from adaptune.io import write_json
+from adaptune.names import PROB, score_column, split_dir
 from adaptune.openai.answers import parse_answer
 from adaptune.openai.client import endpoint, make_client
 from adaptune.openai.formats import chat_messages, completion_prompt
@@ -59,15 +61,19 @@ class System:
         """The `system` block of its metrics.json."""
         return {"name": f"openai/{self.name}", "model": "openai", "method": self.method,
                 "style": settings.style, "k": self.k if self.method == "openai_chat" else None,
-                "quantization": None, "seed": settings.seed, "openai_model": self.base_model or self.model}
+                # No training seed: OpenAI's job seed and the demonstrations' seed are in the provenance.
+                "quantization": None, "seed": None, "openai_model": self.base_model or self.model}
+
+
+_EVALUATION = schema_defaults("evaluation")  # the defaults, from the config schema
 
 
 @dataclass(frozen=True)
 class MetricSettings:
     """The part of config `evaluation` that the metrics of an OpenAI system use."""
 
-    bootstrap_samples: int = 1000
-    seed: int = 42
+    bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
+    seed: int = _EVALUATION["seed"]
 
 
 def evaluate(
@@ -112,7 +118,7 @@ def evaluate(
 
     results = {}
     for split in splits:
-        out = Path(directory) if split == "test" else Path(directory) / split
+        out = split_dir(directory, split)
         if not_run_reason is not None:
             results[split] = write_not_run(out, system.block(settings), split, labels, not_run_reason,
                                            provenance(config, settings.seed, stopwatch))
@@ -230,6 +236,6 @@ def _predictions_frame(records: list[dict], answers: list, labels: Sequence[str]
         row = {"id": record["id"], "text": record.get("text", ""), "gold": record["label"],
                "predicted": label or ""}
         for name in labels:
-            row[f"score_{name}"] = scores[name] if scores else float("nan")
+            row[score_column(PROB, name)] = scores[name] if scores else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows, columns=["id", "text", "gold", "predicted", *[f"score_{n}" for n in labels]])
+    return pd.DataFrame(rows, columns=["id", "text", "gold", "predicted", *[score_column(PROB, n) for n in labels]])

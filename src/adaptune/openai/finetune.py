@@ -212,10 +212,12 @@ def _create_once(client, model: str, record: dict, settings: OpenAISettings, sle
 
 def find_job(client, record: dict):
     """A job of this account made from `record`: by its metadata (where the endpoint filters on
-    it), then among the latest jobs by its training file or metadata."""
+    it), then among the latest jobs by its training file or metadata; always one for the
+    record's base model (a file id names one upload, but a job of another model is never ours)."""
     def ours(job) -> bool:
-        return (job.training_file == record["training_file"]
-                or (job.metadata or {}).get(RECORD_KEY) == record[RECORD_KEY])
+        return job.model == record["model"] and (
+            job.training_file == record["training_file"]
+            or (job.metadata or {}).get(RECORD_KEY) == record[RECORD_KEY])
 
     for query in ({"metadata": {RECORD_KEY: record[RECORD_KEY]}}, {}):
         for index, job in enumerate(_jobs(client, query)):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from adaptune.metrics import REQUIRED_PREDICTION_COLUMNS, write_evaluation
+from adaptune.names import PROB, score_column
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def write_not_run(directory: str | Path, system: dict, split: str, labels: Seque
     """Write the not-run predictions.csv and metrics.json of one split into `directory`."""
     import pandas as pd
 
-    columns = [*REQUIRED_PREDICTION_COLUMNS, *[f"score_{label}" for label in labels]]
+    columns = [*REQUIRED_PREDICTION_COLUMNS, *[score_column(PROB, label) for label in labels]]
     metrics = {"system": system, "split": split, "status": "not_run", "reason": reason,
                "labels": list(labels), "provenance": provenance}
     write_evaluation(directory, pd.DataFrame(columns=columns), metrics)

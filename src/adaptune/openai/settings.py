@@ -1,29 +1,32 @@
-"""The part of config `openai` that the OpenAI scripts use; defaults live in the schema."""
+"""The part of config `openai` that the OpenAI scripts use; defaults come from the schema."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+from adaptune.config import schema_defaults
+
+_OPENAI = schema_defaults("openai")
+
 
 @dataclass(frozen=True)
 class OpenAISettings:
-    """See workflow/schemas/config.schema.yaml, section `openai`, for what each key means. The
-    values here only serve tests and direct calls; the workflow passes every key."""
+    """See workflow/schemas/config.schema.yaml, section `openai`, for what each key means."""
 
-    base_url: str = ""
-    style: str = "instruction"
-    epochs: int = 4
-    max_training_tokens: int = 2_000_000
-    max_concurrency: int = 4
-    max_retries: int = 5
-    timeout_s: float = 120.0
-    poll_interval_s: float = 15.0
-    max_poll_interval_s: float = 300.0
-    seed: int = 42
-    completion_models: tuple[str, ...] = ("babbage-002", "davinci-002")
-    create_attempts: int = 3
-    delete_files: bool = True
+    base_url: str = _OPENAI["base_url"]
+    style: str = _OPENAI["style"]
+    epochs: int = _OPENAI["epochs"]
+    max_training_tokens: int = _OPENAI["max_training_tokens"]
+    max_concurrency: int = _OPENAI["max_concurrency"]
+    max_retries: int = _OPENAI["max_retries"]
+    timeout_s: float = _OPENAI["timeout_s"]
+    poll_interval_s: float = _OPENAI["poll_interval_s"]
+    max_poll_interval_s: float = _OPENAI["max_poll_interval_s"]
+    seed: int = _OPENAI["seed"]
+    completion_models: tuple[str, ...] = tuple(_OPENAI["completion_models"])
+    create_attempts: int = _OPENAI["create_attempts"]
+    delete_files: bool = _OPENAI["delete_files"]
 
     def __post_init__(self) -> None:
         checks = {

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from adaptune.io import write_csv
+from adaptune.io import write_csv, write_json
+from adaptune.provenance import git_commit, machine
 from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts
 from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
+from adaptune.report.plan import AnalysisPlan
 from adaptune.report.tables import (
-    answer, comparisons, display_groups, display_paired, display_runs, groups_table, runs_table,
-    same_split_table,
+    GroupScores, answer, choose_on_val, comparisons, display_groups, display_paired, display_runs,
+    groups_table, runs_table, same_split_table, val_means,
 )
 from adaptune.systems import System, colours, labels as system_labels
 
@@ -24,6 +27,7 @@ TABLES = {
     "summary_csv": "summary.csv", "summary_md": "summary.md", "summary_html": "summary.html",
     "groups_csv": "groups.csv", "paired_csv": "paired_differences.csv",
     "val_csv": "summary_val.csv", "val_md": "summary_val.md", "val_html": "summary_val.html",
+    "run_json": "run.json",
 }
 FIGURES = {"macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
            "label_distribution": "label_distribution", "calibration": "calibration",
@@ -38,6 +42,21 @@ MODEL_NOTES = {
 }
 
 
+def method_note(plan: AnalysisPlan, family: int) -> str:
+    """How the paired intervals and verdicts were made (docs/statistics.md has the long form)."""
+    return (f"How these were made: the analysis plan in the config (evaluation.analysis) names the "
+            f"family of {family} comparisons before any result is seen. Each difference is A's mean "
+            f"{plan.metric.replace('macro_f1', 'macro-F1')} over its seeds minus B's, on the same test "
+            f"tweets paired by id. Its 95% interval is a percentile bootstrap ({plan.bootstrap_samples:,} "
+            "resamples of the test tweets within each class, shared by both systems) plus, for several "
+            "seeds, a t-based seed term: the seeds' standard deviation net of item noise, over the root "
+            "of their number, times a Student t draw on seeds - 1 degrees of freedom. The p-value is "
+            "two-sided, from the same resamples. Holm's step-down correction over the whole family "
+            f"keeps the chance of any false 'beats' below {plan.alpha:g}: a verdict says 'beats' only "
+            f"where the Holm-adjusted p-value is below {plan.alpha:g}; every other row is no resolved "
+            "difference, and its interval shows how large a difference the data cannot exclude.")
+
+
 def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
     """The report's files under `out_dir`, by name."""
     return {name: Path(out_dir) / relative for name, relative in OUTPUTS.items()}
@@ -45,11 +64,15 @@ def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
 
 def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathLike],
                  labels: Sequence[str], splits: Sequence[str] = ("test", "val"),
-                 split_paths: Sequence[str | os.PathLike] = (), samples: int = 1000, seed: int = 42,
-                 root: str | os.PathLike = ".", model: Mapping | None = None, dpi: int = 170,
-                 reference_split: bool = False) -> None:
-    """Write every output named in OUTPUTS to the path `outputs` gives it. `reference_split`: the
-    val split is the reference study's own, so the reference block shows our numbers on it."""
+                 split_paths: Sequence[str | os.PathLike] = (), plan: AnalysisPlan | None = None,
+                 seed: int = 42, root: str | os.PathLike = ".", model: Mapping | None = None,
+                 dpi: int = 170, reference_split: bool = False, config: Mapping | None = None) -> None:
+    """Write every output named in OUTPUTS to the path `outputs` gives it. `plan`: the analysis
+    plan (comparisons, metric, alpha, bootstrap resamples; the config's evaluation.analysis).
+    `reference_split`: the val split is the reference study's own, so the reference block shows
+    our numbers on it. `config`: the run's config, written to run.json with the commit and the
+    machine (what `adaptune publish` copies beside the tables)."""
+    plan = plan or AnalysisPlan()
     if set(outputs) != set(OUTPUTS):
         raise ValueError(f"report outputs: got names {sorted(outputs)}; expected {sorted(OUTPUTS)}")
     outputs = {name: Path(path) for name, path in outputs.items()}
@@ -73,8 +96,11 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     palette.update({shown_groups[s.group]: group_colour[s.group] for s in systems})
 
     table = runs_table(runs, labels, shown)
-    groups = groups_table(runs, labels, shown_groups, samples, seed)
-    paired = comparisons(runs, labels, shown_groups, groups, samples, seed)
+    scores = GroupScores(runs, labels, plan.bootstrap_samples, seed)
+    on_val = val_means(val_runs, "macro_f1")
+    chosen = choose_on_val(scores.systems, on_val)
+    groups = groups_table(runs, labels, shown_groups, scores, on_val, chosen)
+    paired = comparisons(scores, shown_groups, plan, chosen)
     write_csv(outputs["summary_csv"], table)
     write_csv(outputs["groups_csv"], groups.drop(columns=[c for c in groups if c.endswith("_per_seed")]))
     write_csv(outputs["paired_csv"], paired)
@@ -83,18 +109,24 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     if model and model.get("source") in MODEL_NOTES:
         note = MODEL_NOTES[model["source"]].format(gguf=model.get("gguf_file", "GGUF"))
     write_page(outputs["summary_md"], outputs["summary_html"],
-               "adaptune: what the test split supports", answer(groups, paired), [
+               "adaptune: what the test split supports",
+               answer(groups, paired, plan, chosen, shown_groups, on_val), [
                    Section("Systems (mean ± sd over seeds, 95% interval)", display_groups(groups, labels),
-                           "Intervals: 95% bootstrap over the test tweets resampled within each class and "
-                           "over the seeds. Predicted shares: the share of test tweets given each label "
+                           "Test columns: mean ± sd over seeds and the 95% interval of the mean (test "
+                           "tweets resampled within each class, plus a t-based term for the seeds). "
+                           "Rows are ordered by the val split's macro-F1, which alone chooses the best "
+                           "fine-tuned system and the best few-shot prompting; test numbers never do. "
+                           "Predicted shares: the share of test tweets given each label "
                            "(balanced split: 0.33 each is ideal). ECE and Brier: calibration of the label "
-                           "probabilities (softmax over the label log-likelihoods), fine-tuned systems only. "
-                           "The best fine-tuned system and the best few-shot prompting in the paired "
-                           "comparisons are picked by this same table."),
-                   Section("Paired differences on the same test tweets", display_paired(paired)),
+                           "probabilities (softmax over the label log-likelihoods), fine-tuned systems only."),
+                   Section("Paired differences on the same test tweets", display_paired(paired),
+                           method_note(plan, len(paired))),
                    Section("Every run", display_runs(table, labels)),
                ], note, same_split)
     _write_val(val_runs, labels, shown, outputs)
+    write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
+                                     "machine": machine(), "config": dict(config or {}),
+                                     "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts, outputs, dpi)
 
 
@@ -108,8 +140,9 @@ def _write_val(val_runs, labels, shown, outputs) -> None:
     table = runs_table(val_runs, labels, shown)
     write_csv(outputs["val_csv"], table)
     write_page(outputs["val_md"], outputs["val_html"], title,
-               ["The validation split chose the training settings (configs/sweep.yaml), so these "
-                "numbers are not held-out results; the test split's report is the answer."],
+               ["The validation split chose the training settings (the sweep) and the report's best "
+                "fine-tuned system and best few-shot prompting, so these numbers are not held-out "
+                "results; the test split's report is the answer."],
                [Section("Every run", display_runs(table, labels))])
 
 

@@ -26,6 +26,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from adaptune.io import atomic_path  # noqa: E402
+from adaptune.names import SPLITS  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
 
@@ -234,7 +235,7 @@ def class_balance_figure(counts: pd.DataFrame | None, labels: Sequence[str]) -> 
     """Tweets per class in each split."""
     if counts is None or counts.empty:
         return _placeholder("Class balance of the splits", "The split files were not given.")
-    order = [s for s in ("train", "val", "test") if s in set(counts["split"])]
+    order = [s for s in SPLITS if s in set(counts["split"])]
     order += sorted(set(counts["split"]) - set(order))
     names = {"train": "train", "val": "validation", "test": "test"}
     frame = counts.assign(split=counts["split"].map(lambda s: names.get(s, s)))

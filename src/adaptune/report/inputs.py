@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.systems import APPROACHES, System
+from adaptune.names import APPROACHES, LOGLIK, PROB, score_column, split_dir
+from adaptune.systems import System
 
 METRICS_KEYS = ("system", "split", "n", "labels", "accuracy", "accuracy_ci", "macro_f1",
                 "macro_f1_ci", "per_class", "confusion_matrix", "examples_per_second")
@@ -130,7 +131,8 @@ def load_metrics(path: str | os.PathLike, labels: Sequence[str], name: str | Non
 
 
 def load_predictions(path: str | os.PathLike, labels: Sequence[str], n: int | None = None) -> pd.DataFrame:
-    """Read one predictions.csv: id, gold, predicted and the score_<label> columns when present."""
+    """Read one predictions.csv: id, gold, predicted and the loglik_<label> or prob_<label>
+    columns when present."""
     path = Path(path)
     if not path.is_file():
         raise ReportInputError(f"{path}: file not found")
@@ -151,9 +153,9 @@ def load_predictions(path: str | os.PathLike, labels: Sequence[str], n: int | No
     if n is not None and len(frame) != n:
         raise ReportInputError(f"{path}: {len(frame)} rows, but its metrics.json says n = {n}")
     for label in labels:
-        column = f"score_{label}"
-        if column in frame.columns:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        for column in (score_column(LOGLIK, label), score_column(PROB, label)):
+            if column in frame.columns:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
 
 
@@ -209,8 +211,7 @@ def load_split_counts(paths: Sequence[str | os.PathLike], labels: Sequence[str])
 
 def split_directory(system: System, split: str, root: str | os.PathLike = ".") -> Path:
     """Where a system's evaluation of `split` lies: test at the top of its directory."""
-    base = Path(root) / system.eval_dir
-    return base if split == "test" else base / split
+    return split_dir(Path(root) / system.eval_dir, split)
 
 
 def load_runs(systems: Sequence[System], split: str, labels: Sequence[str],

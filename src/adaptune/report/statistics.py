@@ -1,10 +1,22 @@
 """The numbers the report derives from predictions: mean and spread over training seeds, paired
-bootstrap differences between systems, calibration and the predicted-label distribution.
+bootstrap differences between systems with their p-values, the Holm correction over the
+analysis plan's family of comparisons, calibration and the predicted-label distribution.
 
-Every interval is a 95% percentile bootstrap over the test items, resampled within each gold
-class (the split is balanced by design, so each resample is too); where a system has several
-training seeds the seeds are resampled as well, so the interval covers training noise and
-test-sampling noise together.
+How an interval is built (docs/statistics.md says the same at more length):
+
+- Test items: a percentile bootstrap over the test items, resampled within each gold class (the
+  split is balanced by design, so each resample is too). One set of item resamples is shared by
+  every system scored on the same items, so a difference is paired item by item.
+- Training seeds: on each item resample, the mean over a system's n seeds plus a t-based seed
+  term, s / sqrt(n) * T with T drawn from Student's t on n - 1 degrees of freedom; s is the
+  seeds' standard deviation net of the item noise the item resampling already carries
+  (seed_sd). Resampling n seeds with replacement instead would shrink their spread by
+  sqrt((n-1)/n) and, with three seeds, has ten distinct resamples; the t term gives the t
+  interval when seeds dominate and vanishes when items do. One seed: no seed term, and the
+  report says training noise is not covered.
+- p-value: two-sided, from the same replicates, 2 * min(share <= 0, share >= 0), each share
+  counted as (count + 1) / (replicates + 1) so that it is never 0; the 95% interval excludes zero
+  about when p < 0.05.
 """
 
 from __future__ import annotations
@@ -15,16 +27,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adaptune.metrics import macro_f1_rows, stratified_rows
+from adaptune.metrics import _macro_f1_rows, macro_f1_rows, stratified_rows
+from adaptune.names import LOGLIK, score_column
 
 METRICS = ("accuracy", "macro_f1")
+# Item resamples are scored in chunks of this many cells, so memory stays bounded.
+_CHUNK_CELLS = 2_000_000
 
 
 @dataclass(frozen=True)
 class Codes:
     """Gold and predicted labels of several runs on the same items, as integer codes (a
-    prediction that names no label is the code len(labels), always wrong)."""
+    prediction that names no label is the code len(labels), always wrong), with the items' ids."""
 
+    ids: np.ndarray         # (n,) item ids, in the order of the columns below
     gold: np.ndarray        # (n,)
     predicted: np.ndarray   # (runs, n)
     n_labels: int
@@ -46,73 +62,174 @@ def encode(predictions: Sequence[pd.DataFrame], labels: Sequence[str], names: Se
         if not (frame["gold"].map(index).to_numpy(np.int64) == gold).all():
             raise ValueError(f"{name} and {names[0]} disagree on the gold label of some item")
         rows.append(frame["predicted"].map(lambda p: index.get(p, len(labels))).to_numpy(np.int64))
-    return Codes(gold, np.stack(rows), len(labels))
+    return Codes(np.asarray(ids, dtype=object), gold, np.stack(rows), len(labels))
 
 
-def _scores(codes: Codes, rows: np.ndarray | None, metric: str) -> np.ndarray:
-    """(replicates, runs) metric of every run on every resample of the items (rows: replicates x n;
-    None is the items as they are)."""
-    rows = np.arange(len(codes.gold))[None, :] if rows is None else rows
-    gold = codes.gold[rows]
-    out = np.empty((rows.shape[0], codes.predicted.shape[0]))
-    for run, predicted in enumerate(codes.predicted):
-        p = predicted[rows]
-        out[:, run] = (gold == p).mean(axis=1) if metric == "accuracy" else macro_f1_rows(gold, p, codes.n_labels)
+def align(reference: Codes, other: Codes, what: str = "the second system") -> Codes:
+    """`other` reordered item by item onto `reference`'s ids: pairing by id, never by row order.
+    Both must hold the same items with the same gold labels."""
+    if len(other.ids) != len(reference.ids) or set(other.ids) != set(reference.ids):
+        differ = len(set(other.ids) ^ set(reference.ids))
+        raise ValueError(f"{what} scored other items ({differ} ids differ); a paired test needs the same items")
+    position = pd.Index(other.ids).get_indexer(reference.ids)
+    aligned = Codes(reference.ids, other.gold[position], other.predicted[:, position], other.n_labels)
+    if not np.array_equal(aligned.ids, reference.ids):
+        raise AssertionError("items not aligned on their ids")
+    wrong = np.flatnonzero(aligned.gold != reference.gold)
+    if len(wrong):
+        raise ValueError(f"{what} disagrees on the gold label of item {reference.ids[wrong[0]]!r}")
+    return aligned
+
+
+class Bootstrap:
+    """One set of class-stratified item resamples (`samples` x n), shared by every system scored
+    on the items of `reference`, and the t draws of the seed terms."""
+
+    def __init__(self, reference: Codes, samples: int, seed: int):
+        if samples < 1:
+            raise ValueError(f"bootstrap samples must be at least 1, got {samples}")
+        self.reference = reference
+        self.samples = samples
+        self.seed = seed
+        rows = stratified_rows(np.random.default_rng(seed), reference.gold, samples)
+        self.rows = rows.astype(np.int32) if len(reference.gold) < 2**31 else rows
+
+    def scores(self, codes: Codes, metric: str) -> np.ndarray:
+        """(samples, runs): the metric of every run of `codes` on every item resample."""
+        return self.all_scores(codes, (metric,))[metric]
+
+    def all_scores(self, codes: Codes, metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+        """scores() of several metrics at once, each resample indexed once for all of them."""
+        codes = align(self.reference, codes)
+        out = {metric: np.empty((self.samples, codes.predicted.shape[0])) for metric in metrics}
+        chunk = max(1, _CHUNK_CELLS // len(codes.gold))
+        for start in range(0, self.samples, chunk):
+            rows = self.rows[start:start + chunk]
+            gold = codes.gold[rows]
+            for run, predicted in enumerate(codes.predicted):
+                p = predicted[rows]
+                correct = gold == p
+                for metric in metrics:
+                    out[metric][start:start + chunk, run] = (
+                        correct.mean(axis=1) if metric == "accuracy"
+                        else _macro_f1_rows(gold, p, correct, codes.n_labels))
+        return out
+
+    def draws(self, stream: int) -> np.random.Generator:
+        """A generator for the seed terms, reproducible per `stream` and independent of the items'."""
+        return np.random.default_rng([self.seed, 1, stream])
+
+
+def point(codes: Codes, metric: str) -> np.ndarray:
+    """(runs,): the metric of every run on the items as they are."""
+    gold = codes.gold[None, :]
+    if metric == "accuracy":
+        return (gold == codes.predicted).mean(axis=1)
+    return macro_f1_rows(np.repeat(gold, len(codes.predicted), axis=0), codes.predicted, codes.n_labels)
+
+
+def seed_sd(values: np.ndarray, scores: np.ndarray) -> float:
+    """The training-noise standard deviation between seeds, net of item noise: the seeds' sample
+    variance on the items as they are (`values`, one per seed), less the part the item bootstrap
+    already carries (each seed's deviation from the seed mean varies from one item resample to
+    the next; `scores`: samples x seeds), floored at zero. Without that subtraction a seed that
+    is right on other items than its siblings would be counted twice."""
+    runs = len(values)
+    if runs == 1:
+        return 0.0
+    between = float(values.var(ddof=1))
+    deviations = scores - scores.mean(axis=1, keepdims=True)
+    within = float(deviations.var(axis=0, ddof=1).mean()) * runs / (runs - 1)
+    return float(np.sqrt(max(0.0, between - within)))
+
+
+def with_seed_term(values: np.ndarray, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(samples,): per item resample, the mean over the seeds plus the t-based seed term
+    seed_sd / sqrt(n) * T(n - 1); the mean alone for one seed."""
+    mean = scores.mean(axis=1)
+    runs = scores.shape[1]
+    if runs == 1:
+        return mean
+    return mean + seed_sd(values, scores) / np.sqrt(runs) * rng.standard_t(runs - 1, size=len(mean))
+
+
+def two_sided_p(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of 'no difference': twice the smaller share of replicates on
+    either side of zero (ties count on both sides), each share (count + 1) / (replicates + 1)."""
+    total = len(replicates) + 1
+    below = (np.count_nonzero(replicates <= 0) + 1) / total
+    above = (np.count_nonzero(replicates >= 0) + 1) / total
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979): sort ascending, multiply the i-th smallest
+    (0-based) by (m - i), carry the running maximum forward, cap at 1. A hypothesis is rejected at
+    level alpha exactly when its adjusted p-value is below alpha; the family-wise error rate is at
+    most alpha under any dependence between the tests."""
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or ((p < 0) | (p > 1) | np.isnan(p)).any():
+        raise ValueError(f"p-values must be a list of numbers in [0, 1], got {list(p_values)}")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
     return out
 
 
-def _seed_means(rng: np.random.Generator, scores: np.ndarray) -> np.ndarray:
-    """Mean over a resample (with replacement) of the runs, per replicate."""
-    replicates, runs = scores.shape
-    if runs == 1:
-        return scores[:, 0]
-    pick = rng.integers(0, runs, size=(replicates, runs))
-    return np.take_along_axis(scores, pick, axis=1).mean(axis=1)
-
-
-def group_statistics(codes: Codes, samples: int, seed: int) -> dict:
+def summarize(codes: Codes, boot: Bootstrap, scores: dict[str, np.ndarray], stream: int = 0) -> dict:
     """Mean and sample sd over the runs (seeds) of accuracy and macro-F1, and the 95% interval of
-    the mean, resampling items (stratified) and seeds."""
-    rng = np.random.default_rng(seed)
-    rows = stratified_rows(rng, codes.gold, samples)
+    the mean (items resampled within class, t-based seed term); `scores` by metric from boot."""
     result = {"seeds": int(codes.predicted.shape[0])}
     for metric in METRICS:
-        point = _scores(codes, None, metric)[0]
-        boot = _seed_means(rng, _scores(codes, rows, metric))
-        result[f"{metric}_mean"] = float(point.mean())
-        result[f"{metric}_sd"] = float(point.std(ddof=1)) if len(point) > 1 else float("nan")
-        result[f"{metric}_ci_low"], result[f"{metric}_ci_high"] = map(float, np.percentile(boot, [2.5, 97.5]))
-        result[f"{metric}_per_seed"] = [float(v) for v in point]
+        values = point(codes, metric)
+        replicates = with_seed_term(values, scores[metric], boot.draws(stream))
+        result[f"{metric}_mean"] = float(values.mean())
+        result[f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        result[f"{metric}_ci_low"], result[f"{metric}_ci_high"] = map(float, np.percentile(replicates, [2.5, 97.5]))
+        result[f"{metric}_per_seed"] = [float(v) for v in values]
     return result
 
 
+def group_statistics(codes: Codes, samples: int, seed: int) -> dict:
+    """summarize() with a bootstrap of its own."""
+    boot = Bootstrap(codes, samples, seed)
+    return summarize(codes, boot, boot.all_scores(codes))
+
+
+def difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,
+               metric: str, stream: int = 0) -> dict:
+    """Mean metric of A's seeds minus B's on the same items, its 95% percentile interval and
+    two-sided p-value, from replicates that share the item resample of both sides and add each
+    side's own seed term."""
+    b = align(a, b)
+    rng = boot.draws(stream)
+    replicates = (with_seed_term(point(a, metric), a_scores, rng)
+                  - with_seed_term(point(b, metric), b_scores, rng))
+    low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
+    return {"metric": metric, "difference": float(point(a, metric).mean() - point(b, metric).mean()),
+            "ci_low": low, "ci_high": high, "p_value": two_sided_p(replicates)}
+
+
 def paired_difference(a: Codes, b: Codes, samples: int, seed: int, metric: str = "macro_f1") -> dict:
-    """Mean metric of A's seeds minus B's on the same items, with a 95% paired bootstrap interval:
-    each replicate resamples the items within each gold class (the same items for A and B) and
-    the seeds of each side."""
-    if not np.array_equal(a.gold, b.gold):
-        raise ValueError("a paired test needs both systems' predictions on the same items, in the same order")
-    rng = np.random.default_rng(seed)
-    rows = stratified_rows(rng, a.gold, samples)
-    difference = _scores(a, None, metric)[0].mean() - _scores(b, None, metric)[0].mean()
-    boot = _seed_means(rng, _scores(a, rows, metric)) - _seed_means(rng, _scores(b, rows, metric))
-    low, high = map(float, np.percentile(boot, [2.5, 97.5]))
-    return {"metric": metric, "difference": float(difference), "ci_low": low, "ci_high": high,
-            "excludes_zero": bool(low > 0 or high < 0)}
+    """difference() with a bootstrap of its own; B is paired with A by item id."""
+    boot = Bootstrap(a, samples, seed)
+    return difference(a, b, boot.scores(a, metric), boot.scores(b, metric), boot, metric)
 
 
 def softmax_probabilities(predictions: pd.DataFrame, labels: Sequence[str]) -> np.ndarray | None:
-    """Label probabilities from the score_<label> columns (label log-likelihoods), or None when
-    a column is missing or not finite."""
-    columns = [f"score_{label}" for label in labels]
+    """Label probabilities from the loglik_<label> columns (a language model's label
+    log-likelihoods), or None when a column is missing or not finite."""
+    from adaptune.scoring import label_probabilities
+
+    columns = [score_column(LOGLIK, label) for label in labels]
     if any(c not in predictions.columns for c in columns):
         return None
     scores = predictions[columns].to_numpy(float)
     if not np.isfinite(scores).all():
         return None
-    scores = scores - scores.max(axis=1, keepdims=True)
-    weights = np.exp(scores)
-    return weights / weights.sum(axis=1, keepdims=True)
+    return label_probabilities(scores)
 
 
 def calibration(predictions: pd.DataFrame, labels: Sequence[str], bins: int = 10) -> dict | None:

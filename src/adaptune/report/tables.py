@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from adaptune.report.inputs import Run
+from adaptune.report.plan import FACTORS, KINDS, AnalysisPlan
 from adaptune.report.statistics import (
-    Codes, calibration, encode, group_statistics, label_distribution, paired_difference,
+    METRICS, Bootstrap, Codes, calibration, difference, encode, holm, label_distribution, summarize,
 )
 from adaptune.systems import System, group_systems
 
@@ -46,7 +47,8 @@ def runs_table(runs: Sequence[Run], labels: Sequence[str], shown: dict[str, str]
         s = run.system
         row = {"system": shown[s.name], "name": s.name, "group": s.group, "model": s.model_label,
                "approach": s.approach_label, "method": s.method, "style": s.style, "k": s.k,
-               "quantization": s.quantization, "seed": s.seed, "order": s.order(),
+               "quantization": s.quantization, "seed": s.seed, "split_seed": s.split_seed,
+               "order": s.order(),
                "status": "ran" if run.ran else f"not run: {run.reason}", "split": run.split,
                # What `adaptune predict --adapter` takes, relative to the workflow's directory.
                "adapter": f"{s.train_dir}/adapter" if s.finetuned else None}
@@ -99,18 +101,74 @@ def group_codes(runs: Sequence[Run], labels: Sequence[str]) -> dict[str, tuple[l
     return groups
 
 
+class GroupScores:
+    """Every group's coded test predictions and, computed once and shared by the group table and
+    every comparison, each group's scores on one set of item resamples per set of items (every
+    system scores the whole test split, so normally one; a paired comparison needs the same)."""
+
+    def __init__(self, runs: Sequence[Run], labels: Sequence[str], samples: int, seed: int):
+        self.coded = group_codes(runs, labels)
+        self.systems = {g: members[0].system for g, (members, _) in self.coded.items()}
+        self.samples, self.seed = samples, seed
+        self._boots: dict[frozenset, Bootstrap] = {}
+        self._scores: dict[str, dict] = {}
+
+    def codes(self, group: str) -> Codes:
+        return self.coded[group][1]
+
+    def boot(self, group: str) -> Bootstrap:
+        """The item resamples of `group`'s items (shared with every group scored on the same)."""
+        codes = self.codes(group)
+        key = frozenset(codes.ids)
+        if key not in self._boots:
+            self._boots[key] = Bootstrap(codes, self.samples, self.seed)
+        return self._boots[key]
+
+    def scores(self, group: str, metric: str):
+        if group not in self._scores:
+            self._scores[group] = self.boot(group).all_scores(self.codes(group))
+        return self._scores[group][metric]
+
+
+def val_means(val_runs: Sequence[Run], metric: str = "macro_f1") -> dict[str, float]:
+    """Each group's mean `metric` over its seeds on the val split (from each run's metrics.json)."""
+    values: dict[str, list[float]] = {}
+    for run in val_runs:
+        if run.ran:
+            values.setdefault(run.system.group, []).append(float(run.metrics[metric]))
+    return {group: sum(v) / len(v) for group, v in values.items()}
+
+
+def choose_on_val(systems: Mapping[str, System], on_val: Mapping[str, float]) -> dict[str, str | None]:
+    """The best fine-tuned group and the best few-shot group, each the highest mean val score
+    among the groups that ran on test (ties: the first in the grid's order). Test predictions
+    play no part, so what is then reported on test is a test of a choice made beforehand."""
+    def best(eligible) -> str | None:
+        candidates = sorted((g for g in systems if eligible(systems[g]) and g in on_val),
+                            key=lambda g: (-on_val[g], systems[g].order()))
+        return candidates[0] if candidates else None
+    return {"finetuned": best(lambda s: s.finetuned), "fewshot": best(lambda s: s.method == "fewshot")}
+
+
 def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[str, str],
-                 samples: int, seed: int) -> pd.DataFrame:
-    """One row per group: mean and sd over its seeds, and the interval of the mean."""
+                 scores: GroupScores, on_val: Mapping[str, float] | None = None,
+                 chosen: Mapping[str, str | None] | None = None) -> pd.DataFrame:
+    """One row per group: mean and sd over its seeds, the interval of the mean, its mean val
+    macro-F1 and whether it is the val-chosen best; ordered by val macro-F1 (the split that
+    chooses), test macro-F1 where there is no val."""
+    on_val, chosen = on_val or {}, chosen or {}
+    marks = {group: f"best {kind}, chosen on val" for kind, group in
+             (("fine-tuned", chosen.get("finetuned")), ("few-shot", chosen.get("fewshot"))) if group}
     table = runs_table(runs, labels, {r.system.name: shown_groups[r.system.group] for r in runs})
     rows = []
-    for group, (members, codes) in group_codes(runs, labels).items():
+    for index, (group, (members, codes)) in enumerate(scores.coded.items()):
         s: System = members[0].system
-        stats = group_statistics(codes, samples, seed)
+        stats = summarize(codes, scores.boot(group), {m: scores.scores(group, m) for m in METRICS}, stream=index)
         mine = table[table["group"] == group]
         rows.append({"system": shown_groups[group], "group": group, "method": s.method,
                      "model": s.model_label, "style": s.style, "quantization": s.quantization,
                      "k": s.k, "status": "ran", "n": len(codes.gold), **stats,
+                     "val_macro_f1_mean": on_val.get(group, float("nan")), "chosen": marks.get(group, ""),
                      # NaN where no member has the column (no system trained, say), so that
                      # every figure finds its columns.
                      **{c: pd.to_numeric(mine[c], errors="coerce").mean() if c in mine else float("nan")
@@ -128,81 +186,125 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
                 "status": f"not run: {run.reason}"})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame = frame.sort_values(["macro_f1_mean", "accuracy_mean"], ascending=False, kind="stable")
+        key = "val_macro_f1_mean" if frame["val_macro_f1_mean"].notna().any() else "macro_f1_mean"
+        frame = frame.sort_values(key, ascending=False, kind="stable", na_position="last")
     return pd.concat([f for f in (frame, pd.DataFrame(list(not_run.values()))) if not f.empty],
                      ignore_index=True)
 
 
-def comparisons(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[str, str],
-                groups: pd.DataFrame, samples: int, seed: int) -> pd.DataFrame:
-    """Paired differences in macro-F1 (and accuracy): between fine-tuned groups that differ in
-    exactly one factor (approach, prompt style or quantization), and the best fine-tuned group
-    against the TF-IDF baseline and against the best few-shot prompting."""
-    coded = group_codes(runs, labels)
-    systems = {g: members[0].system for g, (members, _) in coded.items()}
-    finetuned = [g for g in coded if systems[g].finetuned]
+PAIRED_COLUMNS = ["comparison", "a", "b", "a_group", "b_group", "seeds_a", "seeds_b", "metric",
+                  "difference", "ci_low", "ci_high", "p_value", "p_holm", "resolved", "verdict"]
+
+
+def planned_pairs(scores: GroupScores, plan: AnalysisPlan,
+                  chosen: Mapping[str, str | None]) -> list[tuple[str, str, str]]:
+    """(kind, a, b) for every comparison of the plan's family that this study's groups allow."""
+    systems = scores.systems
+    finetuned = [g for g in scores.coded if systems[g].finetuned]
     pairs = []
     for a, b in itertools.combinations(finetuned, 2):
         differing = [f for f in GRID_FACTORS if getattr(systems[a], f) != getattr(systems[b], f)]
         if len(differing) == 1 and systems[a].model == systems[b].model:
-            kind = {"method": "approach", "style": "prompt style", "quantization": "quantization"}[differing[0]]
-            pairs.append((kind, a, b))
-    ranked = [g for g in groups.get("group", []) if g in coded]
-    best = next((g for g in ranked if systems[g].finetuned), None)
-    if best is not None:
-        for kind, method in (("best fine-tuning vs TF-IDF", "tfidf"), ("best fine-tuning vs few-shot", "fewshot")):
-            other = next((g for g in ranked if systems[g].method == method), None)
-            if other is not None:
-                pairs.append((kind, best, other))
+            kind = next(k for k, factor in FACTORS.items() if factor == differing[0])
+            if kind in plan.comparisons:
+                pairs.append((KINDS[kind], a, b))
+    best = chosen.get("finetuned")
+    others = {"best_vs_tfidf": next((g for g in scores.coded if systems[g].method == "tfidf"), None),
+              "best_vs_fewshot": chosen.get("fewshot")}
+    for kind, other in others.items():
+        if kind in plan.comparisons and best is not None and other is not None:
+            pairs.append((KINDS[kind], best, other))
+    return pairs
+
+
+def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: AnalysisPlan,
+                chosen: Mapping[str, str | None]) -> pd.DataFrame:
+    """The plan's family of paired differences on the test split: each with its interval, its
+    two-sided bootstrap p-value and the Holm-adjusted p-value over the whole family; a difference
+    is resolved only where the adjusted p-value is below the plan's alpha."""
     rows = []
-    for kind, a, b in pairs:
-        for metric in ("macro_f1", "accuracy"):
-            result = paired_difference(coded[a][1], coded[b][1], samples, seed, metric)
-            rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
-                         "a_group": a, "b_group": b, "seeds_a": len(coded[a][0]),
-                         "seeds_b": len(coded[b][0]), **result, "verdict": verdict(result)})
-    columns = ["comparison", "a", "b", "a_group", "b_group", "seeds_a", "seeds_b", "metric",
-               "difference", "ci_low", "ci_high", "excludes_zero", "verdict"]
-    return pd.DataFrame(rows, columns=columns)
+    for index, (kind, a, b) in enumerate(planned_pairs(scores, plan, chosen)):
+        result = difference(scores.codes(a), scores.codes(b), scores.scores(a, plan.metric),
+                            scores.scores(b, plan.metric), scores.boot(a), plan.metric, stream=index)
+        rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
+                     "a_group": a, "b_group": b, "seeds_a": len(scores.coded[a][0]),
+                     "seeds_b": len(scores.coded[b][0]), **result})
+    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    if not frame.empty:
+        frame["p_holm"] = holm(frame["p_value"].to_numpy())
+        frame["resolved"] = frame["p_holm"] < plan.alpha
+        frame["verdict"] = [verdict(r) for _, r in frame.iterrows()]
+    return frame
 
 
-def verdict(result: dict) -> str:
-    if not result["excludes_zero"]:
+def verdict(row) -> str:
+    if not row["resolved"]:
         return "no resolved difference"
-    return "A better" if result["difference"] > 0 else "B better"
+    return "A beats B" if row["difference"] > 0 else "B beats A"
 
 
-def _interval(difference: float, low: float, high: float) -> str:
-    return f"{difference:+.3f} macro-F1, 95% interval [{low:+.3f}, {high:+.3f}]"
+METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy"}
 
 
-def answer(groups: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
-    """The first lines of the report: only what the paired intervals support."""
+def _interval(difference: float, low: float, high: float, metric: str = "macro_f1") -> str:
+    return f"{difference:+.3f} {METRIC_NAMES[metric]}, 95% interval [{low:+.3f}, {high:+.3f}]"
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value >= 0.001 else "< 0.001"
+
+
+def answer(groups: pd.DataFrame, paired: pd.DataFrame, plan: AnalysisPlan | None = None,
+           chosen: Mapping[str, str | None] | None = None, shown_groups: Mapping[str, str] | None = None,
+           on_val: Mapping[str, float] | None = None) -> list[str]:
+    """The first lines of the report: what survives the Holm correction first, then every other
+    comparison as no resolved difference with its interval, then how the best systems were chosen
+    and how the intervals were built."""
+    plan = plan or AnalysisPlan()
+    chosen, shown_groups, on_val = chosen or {}, shown_groups or {}, on_val or {}
     ran = groups[groups["status"] == "ran"] if not groups.empty else groups
     if ran.empty:
         return ["No system was evaluated on the test split."]
-    lines = []
-    f1 = paired[paired["metric"] == "macro_f1"] if not paired.empty else paired
-    for _, row in f1.iterrows():
-        interval = _interval(row["difference"], row["ci_low"], row["ci_high"])
-        if row["excludes_zero"]:
+    resolved, unresolved = [], []
+    family = paired.sort_values("p_holm", kind="stable") if not paired.empty else paired
+    for _, row in family.iterrows():
+        metric = row["metric"]
+        interval = _interval(row["difference"], row["ci_low"], row["ci_high"], metric)
+        if row["resolved"]:
             # The sentence names the better system first, so its difference is better - worse.
             if row["difference"] > 0:
                 better, worse = row["a"], row["b"]
             else:
                 better, worse = row["b"], row["a"]
-                interval = _interval(-row["difference"], -row["ci_high"], -row["ci_low"])
-            lines.append(f"{_sentence_case(row['comparison'])}: {better} beats {worse} ({interval}).")
+                interval = _interval(-row["difference"], -row["ci_high"], -row["ci_low"], metric)
+            resolved.append(f"{_sentence_case(row['comparison'])}: {better} beats {worse} "
+                            f"({interval}; Holm-adjusted p {_p(row['p_holm'])}).")
         else:
-            lines.append(f"{_sentence_case(row['comparison'])}: no resolved difference between "
-                         f"{row['a']} and {row['b']} ({interval}).")
+            unresolved.append(f"{_sentence_case(row['comparison'])}: no resolved difference between "
+                              f"{row['a']} and {row['b']} ({interval}).")
+    lines = resolved + unresolved
+    lines.append(_chosen_line(chosen, shown_groups, on_val, plan))
     seeds = int(pd.to_numeric(ran.get("seeds"), errors="coerce").max()) if "seeds" in ran else 1
     lines.append(
         f"Intervals resample the {int(ran['n'].iloc[0])} test tweets within each class"
-        + (f" and the {seeds} training seeds" if seeds > 1 else " (one training seed, so training "
-           "noise is not covered)") + "; a difference counts only where its interval excludes zero."
+        + (f" and add a t-based term for the training seeds (up to {seeds})" if seeds > 1 else
+           " (one training seed, so training noise is not covered)")
+        + f"; a difference counts as resolved only where its Holm-corrected p-value over the "
+        f"{len(paired)} planned comparisons is below {plan.alpha:g}."
     )
     return lines
+
+
+def _chosen_line(chosen, shown_groups, on_val, plan) -> str:
+    picked = [(what, chosen.get(key)) for what, key in (("best fine-tuned system", "finetuned"),
+                                                          ("best few-shot prompting", "fewshot"))]
+    named = [f"{what}: {shown_groups.get(g, g)} (val macro-F1 {on_val[g]:.3f})" for what, g in picked if g]
+    if not on_val:
+        return ("No system was scored on the val split, so no best system was chosen and the "
+                "comparisons against TF-IDF and few-shot prompting were left out.")
+    if not named:
+        return "No fine-tuned or few-shot system ran, so no best system was chosen."
+    return ("Chosen on the val split's macro-F1, then tested once on test: " + "; ".join(named) + ".")
 
 
 def _sentence_case(text: str) -> str:
@@ -259,9 +361,11 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
             return f"{fmt(r[f'{metric}_mean'])}{sd} [{fmt(r[f'{metric}_ci_low'])}, {fmt(r[f'{metric}_ci_high'])}]"
 
         rows.append({
-            "System": r["system"], "Model": r["model"],
+            "System": r["system"] + (f" ({r['chosen']})" if isinstance(r.get("chosen"), str) and r["chosen"] else ""),
+            "Model": r["model"],
             "Prompt style": r["style"] if isinstance(r["style"], str) else "—",
             "Seeds": str(int(r["seeds"])) if ran else "—",
+            "Val macro-F1 (mean)": fmt(r.get("val_macro_f1_mean")) if ran else "—",
             "Macro-F1 mean ± sd [95% CI]": stat("macro_f1") if ran else r["status"],
             "Accuracy mean ± sd [95% CI]": stat("accuracy"),
             "Predicted " + " / ".join(labels): " / ".join(fmt(r.get(f"share_{label}"), 2) for label in labels)
@@ -277,8 +381,9 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
 def display_paired(paired: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "Comparison": r["comparison"], "A": r["a"], "B": r["b"],
-        "Metric": r["metric"].replace("macro_f1", "macro-F1"),
+        "Metric": METRIC_NAMES[r["metric"]],
         "A − B [95% CI]": f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+        "p": _p(r["p_value"]), "p (Holm)": _p(r["p_holm"]),
         "Verdict": r["verdict"],
     } for _, r in paired.iterrows()])
 

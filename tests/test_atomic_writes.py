@@ -1,0 +1,72 @@
+"""Files written whole or not at all, beside their destination: downloads, the raw dataset's
+check, and the training log a resumed run cuts back."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adaptune import training
+from adaptune.data import download_dataset, download_reference, read_raw_dataset
+from adaptune.io import sha256_of
+from conftest import write_reference_csvs
+
+
+@pytest.fixture
+def no_system_temp(tmp_path, monkeypatch):
+    """A system temp folder that does not exist: anything written there fails."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-system-temp"))
+
+
+def test_a_download_goes_beside_its_destination_and_nowhere_else(raw_csv, tmp_path, no_system_temp):
+    destination = tmp_path / "data" / "labeled_data.csv"
+    assert download_dataset(str(raw_csv), sha256_of(raw_csv), destination) == destination
+    assert destination.read_bytes() == raw_csv.read_bytes()
+    assert [p.name for p in destination.parent.iterdir()] == ["labeled_data.csv"]
+
+
+def test_a_download_of_the_reference_split_goes_beside_its_destination(tmp_path, no_system_temp):
+    source = write_reference_csvs(tmp_path / "upstream")["train"]
+    destination = tmp_path / "data" / "reference_train.csv"
+    download_reference(str(source), destination)
+    assert destination.read_bytes() == source.read_bytes()
+    assert [p.name for p in destination.parent.iterdir()] == ["reference_train.csv"]
+
+
+def test_a_download_that_fails_its_check_leaves_nothing(raw_csv, tmp_path):
+    destination = tmp_path / "data" / "labeled_data.csv"
+    with pytest.raises(ValueError, match="sha256"):
+        download_dataset(str(raw_csv), "0" * 64, destination)
+    assert list(destination.parent.iterdir()) == []
+
+
+def test_reading_the_raw_dataset_leaves_no_file_open(raw_csv):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        read_raw_dataset(raw_csv)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_resumed_run_cuts_its_log_back_whole_or_not_at_all(tmp_path, monkeypatch):
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("step,train_loss\n1,0.5\n2,0.4\n3,0.3\n")
+    before = metrics.read_text()
+    to_csv = pd.DataFrame.to_csv
+
+    def cut_short(self, path, *args, **kwargs):
+        Path(path).write_text("step,tra")  # the write is interrupted halfway
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", cut_short)
+    with pytest.raises(OSError):
+        training._drop_rows_after(metrics, 3)
+    assert metrics.read_text() == before
+    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+    training._drop_rows_after(metrics, 3)
+    assert pd.read_csv(metrics)["step"].tolist() == [1, 2]

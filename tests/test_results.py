@@ -1,0 +1,47 @@
+"""The README's results section is generated from a published study's files (docs/results/),
+never typed: regenerating it from the folder it names gives exactly what the README holds."""
+
+from pathlib import Path
+
+from adaptune.publish import current_section, published_studies, section
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_readme_results_section_is_what_its_published_files_generate():
+    current, folder = current_section(REPO / "README.md")
+    assert current == section(folder, REPO), (
+        "README.md's results section differs from its published files; regenerate it with "
+        f"`adaptune readme {folder or 'none'}`")
+    published = published_studies(REPO)
+    if published:
+        assert folder in published, f"README.md shows {folder or 'no study'}; published: {published}"
+
+
+def test_publish_refuses_an_incomplete_report_and_leaves_the_destination_alone(tmp_path):
+    import pytest
+
+    from adaptune.publish import PublishError, publish
+
+    report = tmp_path / "results/report"
+    report.mkdir(parents=True)
+    (report / "summary.md").write_text("# a report\n")
+    with pytest.raises(PublishError) as error:
+        publish(report, tmp_path / "docs/results/x", tmp_path)
+    assert str(report) in str(error.value) and "groups.csv" in str(error.value)
+    assert not (tmp_path / "docs/results/x").exists()
+
+
+def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
+    import os
+
+    from adaptune.publish import run_time
+
+    for name, seconds, end in (("train.tsv", 600.0, 10_000), ("report.tsv", 30.0, 12_000)):
+        path = tmp_path / "benchmarks" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t100\n")
+        os.utime(path, (end, end))
+    timing = run_time(tmp_path / "benchmarks")
+    assert (timing["jobs"], timing["job_time_s"], timing["wall_time_s"]) == (2, 630.0, 12_000 - (10_000 - 600))
+    assert run_time(tmp_path / "nothing") is None
