@@ -99,7 +99,7 @@ def test_scoring_follows_the_trained_precision(trained_bf16_base, workspace, one
     fp32 = evaluate_adapter(workspace["model"], out / "adapter", {"val": workspace["val"]},
                             {"val": workspace["root"] / "eval-fp32"}, ev, "x", {})
     assert fp32["val"]["provenance"]["config"]["precision"] == "32-true"
-    columns = [f"score_{label}" for label in LABELS]
+    columns = [f"loglik_{label}" for label in LABELS]
     a = pd.read_csv(workspace["root"] / "eval-bf16" / "predictions.csv")[columns].to_numpy()
     b = pd.read_csv(workspace["root"] / "eval-fp32" / "predictions.csv")[columns].to_numpy()
     assert not np.array_equal(a, b)  # bf16 weights round differently ...
@@ -129,7 +129,7 @@ def test_fewshot_obeys_the_decision(workspace, one_thread):
                                   {"val": out}, k=0, labels=LABELS, style="x", settings=ev, name="f",
                                   config_section={}, precision="auto", precision_file=forced)
         assert result["val"]["provenance"]["config"]["precision"] == choice
-        scores[choice] = pd.read_csv(out / "predictions.csv")[[f"score_{l}" for l in LABELS]].to_numpy()
+        scores[choice] = pd.read_csv(out / "predictions.csv")[[f"loglik_{l}" for l in LABELS]].to_numpy()
     assert not np.array_equal(scores["bf16-base"], scores["32-true"])
 
 
@@ -216,7 +216,7 @@ def test_evaluation_reuses_the_final_validation_pass(workspace, one_thread):
     assert "scored_by" not in fresh["val"]["provenance"]["config"]
     a = pd.read_csv(workspace["root"] / "reused" / "predictions.csv")
     b = pd.read_csv(workspace["root"] / "fresh" / "predictions.csv")
-    columns = [f"score_{label}" for label in LABELS]
+    columns = [f"loglik_{label}" for label in LABELS]
     assert np.allclose(a[columns], b[columns], atol=1e-4)
     assert a["predicted"].tolist() == b["predicted"].tolist()
     assert a["predicted_vocab"].fillna("").tolist() == b["predicted_vocab"].fillna("").tolist()

@@ -129,7 +129,9 @@ def reused_scores(path: str | os.PathLike, records: Sequence[dict], labels: Sequ
     if not path.is_file():
         return None
     frame = pd.read_csv(path, dtype={"id": str, "vocab_choice": str}, keep_default_na=False)
-    columns = [f"score_{label}" for label in labels]
+    from adaptune.names import LOGLIK, score_column
+
+    columns = [score_column(LOGLIK, label) for label in labels]
     ids = [r["id"] for r in records]
     if any(c not in frame for c in columns) or sorted(frame["id"]) != sorted(ids):
         return None

@@ -319,8 +319,8 @@ def resolved(settings: TrainSettings, precision_file=None) -> TrainSettings:
 
 
 def final_val_scores(module, data, labels):
-    """The last validation pass (at the final step) as a frame: id, each label's score (the
-    scorer's score_<label>, CompletionLM.label_scores), and, where every label is one token,
+    """The last validation pass (at the final step) as a frame: id, each label's log-likelihood
+    (loglik_<label>, as the scorer gives it: CompletionLM.label_scores), and, where every label is one token,
     vocab_choice (the label whose token is the vocabulary's argmax, else ""). Where the pass did
     not score every prompt the frame is empty and evaluation scores the split itself."""
     import pandas as pd
@@ -331,8 +331,10 @@ def final_val_scores(module, data, labels):
     if scored != len(frame):
         return frame.iloc[:0]
     scores = torch.cat(module.val_scores).double().numpy()
+    from adaptune.names import LOGLIK, score_column
+
     for j, label in enumerate(labels):
-        frame[f"score_{label}"] = scores[:, j]
+        frame[score_column(LOGLIK, label)] = scores[:, j]
     if module.val_vocab:
         tokens = module.label_tokens.tolist()
         top = torch.cat(module.val_vocab).tolist()
