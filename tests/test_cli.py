@@ -192,3 +192,34 @@ def test_progress_bar_only_on_a_terminal_and_for_large_inputs(adapter, tmp_path,
     assert len(rows(out)) == PROGRESS_MIN_TEXTS
     code, _, err = run(few, capsys)
     assert code == 0 and "/3" not in err
+
+
+# --- the same adapter evaluated as the pipeline does ---------------------------------------------
+
+def test_metrics_carry_the_training_seed_and_predictions_say_their_scores_are_log_likelihoods(adapter, tmp_path):
+    """A fine-tuned system's metrics.json carries its training seed; its predictions.csv says
+    its scores are log-likelihoods (loglik_<label>)."""
+    import json
+
+    import pandas as pd
+
+    from adaptune.evaluation import EvaluationSettings, evaluate_adapter
+    from adaptune.io import write_jsonl
+    from adaptune.prompts import completion, render
+
+    folder, model_dir = adapter
+    texts = ["you stupid idiot", "lovely weather today", "those people are vermin"]
+    write_jsonl(tmp_path / "test.jsonl", [
+        {"id": str(i), "text": text, "prompt": render(TEMPLATE, text, list(LABELS)),
+         "completion": completion(label), "label": label}
+        for i, (text, label) in enumerate(zip(texts, LABELS))])
+    name = "tiny-gptj/lora_attention/instruction/none/seed42"
+    evaluate_adapter(model_dir, folder, {"test": tmp_path / "test.jsonl"}, {"test": tmp_path / "eval"},
+                     EvaluationSettings(batch_size=2, bootstrap_samples=100), name=name, config_section={})
+    record = json.loads((folder / "adaptune_adapter.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["system"]["seed"] == record["settings"]["seed"] == 42
+    predictions = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    columns = [f"loglik_{label}" for label in LABELS]
+    assert [c for c in predictions.columns if c.startswith(("loglik_", "prob_", "score_"))] == columns
+    assert (predictions[columns].to_numpy() < 0).all()  # log-likelihoods of a probability below 1

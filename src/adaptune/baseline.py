@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.config import schema_defaults
+from adaptune.config import schema_fields
 from adaptune.names import PROB, score_column
 from adaptune.metrics import evaluation_record, system_info, write_evaluation
 from adaptune.provenance import Stopwatch, provenance
@@ -18,13 +18,11 @@ from adaptune.provenance import Stopwatch, provenance
 SPLIT_COLUMNS = ("id", "text", "label")
 
 
-_EVALUATION = schema_defaults("evaluation")  # the defaults, from the config schema
-
-
 @dataclass(frozen=True)
+@schema_fields("evaluation")  # the defaults of seed and bootstrap_samples
 class BaselineSettings:
-    seed: int = _EVALUATION["seed"]
-    bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
+    seed: int
+    bootstrap_samples: int
     # Chosen by 5-fold cross-validation on the reference train split (never on val or test):
     # C=1 with sublinear tf scored best (0.78).
     C: float = 1.0             # inverse regularisation of the logistic regression

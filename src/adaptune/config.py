@@ -18,6 +18,7 @@ the key and the type it expected. Values from config files are left alone: YAML 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,24 @@ def schema_defaults(*path: str):
     for key in path:
         node = node[key]
     return copy.deepcopy(node)
+
+
+def schema_fields(*path: str):
+    """A class decorator, under @dataclass: each annotated field with no default of its own
+    takes the schema's default of the key of the same name in the section at `path` (a list as
+    a tuple; a section through a factory, so instances never share it)."""
+    def give_defaults(cls):
+        section = schema_defaults(*path)
+        for name in cls.__dict__.get("__annotations__", {}):
+            if name in section and name not in cls.__dict__:
+                value = section[name]
+                if isinstance(value, dict):
+                    setattr(cls, name, dataclasses.field(default_factory=functools.partial(copy.deepcopy, value)))
+                else:
+                    setattr(cls, name, tuple(value) if isinstance(value, list) else value)
+        return cls
+
+    return give_defaults
 
 
 def with_defaults(config: Mapping) -> dict:

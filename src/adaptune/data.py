@@ -8,13 +8,13 @@ import os
 import re
 import shutil
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from adaptune.config import schema_defaults
+from adaptune.config import schema_fields
 from adaptune.io import atomic_path, sha256_of, write_csv
 from adaptune.names import SPLITS
 
@@ -139,18 +139,16 @@ def read_labeled_csv(path: str | os.PathLike, labels: list[str] | None) -> pd.Da
 
 # --------------------------------------------------------------------------- splits
 
-_SPLITS = schema_defaults("splits")  # the defaults, from the config schema
-
-
 @dataclass(frozen=True)
+@schema_fields("splits")  # the defaults
 class SplitSettings:
-    train: int = _SPLITS["train"]
-    val: int = _SPLITS["val"]
-    test: int = _SPLITS["test"]
-    seed: int = _SPLITS["seed"]
-    unescape_html: bool = _SPLITS["unescape_html"]
-    exclude_reference: bool = _SPLITS["exclude_reference"]
-    reference: dict = field(default_factory=lambda: schema_defaults("splits", "reference"))
+    train: int
+    val: int
+    test: int
+    seed: int
+    unescape_html: bool
+    exclude_reference: bool
+    reference: dict
 
     def __post_init__(self):
         for name in SPLITS:

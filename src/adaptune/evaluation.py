@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.config import schema_defaults
+from adaptune.config import schema_defaults, schema_fields
 from adaptune.names import LOGLIK, score_column
 from adaptune.metrics import evaluation_record, system_info, write_evaluation
 from adaptune.prompts import read_prompts
@@ -24,19 +24,20 @@ from adaptune.provenance import Stopwatch, provenance
 
 
 log = logging.getLogger(__name__)
-_EVALUATION = schema_defaults("evaluation")  # the defaults, from the config schema
+_FEWSHOT = schema_defaults("evaluation", "fewshot")
 
 
 @dataclass(frozen=True)
+@schema_fields("evaluation")  # the defaults
 class EvaluationSettings:
     """Config `evaluation` (the keys used here)."""
 
-    batch_size: int = _EVALUATION["batch_size"]
-    bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
-    seed: int = _EVALUATION["seed"]
-    fewshot_max_length: int = _EVALUATION["fewshot"]["max_length"]   # prompt tokens kept for few-shot prompts
-    fewshot_instruction: str = _EVALUATION["fewshot"]["instruction"]  # written once, before the demonstrations
-    fewshot_separator: str = _EVALUATION["fewshot"]["separator"]  # after each demonstration
+    batch_size: int
+    bootstrap_samples: int
+    seed: int
+    fewshot_max_length: int = _FEWSHOT["max_length"]   # prompt tokens kept for few-shot prompts
+    fewshot_instruction: str = _FEWSHOT["instruction"]  # written once, before the demonstrations
+    fewshot_separator: str = _FEWSHOT["separator"]  # after each demonstration
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "bootstrap_samples", "fewshot_max_length"):

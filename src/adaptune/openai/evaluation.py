@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from adaptune.config import schema_defaults
+from adaptune.config import schema_fields
 from adaptune.io import write_json
 from adaptune.names import PROB, score_column, split_dir
 from adaptune.openai.answers import parse_answer
@@ -65,15 +65,13 @@ class System:
                 "quantization": None, "seed": None, "openai_model": self.base_model or self.model}
 
 
-_EVALUATION = schema_defaults("evaluation")  # the defaults, from the config schema
-
-
 @dataclass(frozen=True)
+@schema_fields("evaluation")  # the defaults
 class MetricSettings:
     """The part of config `evaluation` that the metrics of an OpenAI system use."""
 
-    bootstrap_samples: int = _EVALUATION["bootstrap_samples"]
-    seed: int = _EVALUATION["seed"]
+    bootstrap_samples: int
+    seed: int
 
 
 def evaluate(

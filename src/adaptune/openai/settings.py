@@ -5,28 +5,27 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from adaptune.config import schema_defaults
-
-_OPENAI = schema_defaults("openai")
+from adaptune.config import schema_fields
 
 
 @dataclass(frozen=True)
+@schema_fields("openai")  # the defaults
 class OpenAISettings:
     """See workflow/schemas/config.schema.yaml, section `openai`, for what each key means."""
 
-    base_url: str = _OPENAI["base_url"]
-    style: str = _OPENAI["style"]
-    epochs: int = _OPENAI["epochs"]
-    max_training_tokens: int = _OPENAI["max_training_tokens"]
-    max_concurrency: int = _OPENAI["max_concurrency"]
-    max_retries: int = _OPENAI["max_retries"]
-    timeout_s: float = _OPENAI["timeout_s"]
-    poll_interval_s: float = _OPENAI["poll_interval_s"]
-    max_poll_interval_s: float = _OPENAI["max_poll_interval_s"]
-    seed: int = _OPENAI["seed"]
-    completion_models: tuple[str, ...] = tuple(_OPENAI["completion_models"])
-    create_attempts: int = _OPENAI["create_attempts"]
-    delete_files: bool = _OPENAI["delete_files"]
+    base_url: str
+    style: str
+    epochs: int
+    max_training_tokens: int
+    max_concurrency: int
+    max_retries: int
+    timeout_s: float
+    poll_interval_s: float
+    max_poll_interval_s: float
+    seed: int
+    completion_models: tuple[str, ...]
+    create_attempts: int
+    delete_files: bool
 
     def __post_init__(self) -> None:
         checks = {
