@@ -65,6 +65,7 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/hardware.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/openai.smk"

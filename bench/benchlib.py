@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-REFERENCE_SPLIT = Path(os.environ.get("ADAPTUNE_REFERENCE_SPLIT", "/work/shared/data/reference_split"))
+# A folder with train.csv and val.csv to use instead of the reference split the config names.
+REFERENCE_SPLIT = os.environ.get("ADAPTUNE_REFERENCE_SPLIT")
+# The pipeline's precision decision (ADAPTUNE_PRECISION_FILE names another).
+DECISION_FILE = Path(os.environ.get("ADAPTUNE_PRECISION_FILE", ROOT / "results/hardware/precision.json"))
 
 
 def config() -> dict:
@@ -29,8 +32,28 @@ def config() -> dict:
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def reference_rows(split: str = "train", style: str = "instruction", split_dir: Path = REFERENCE_SPLIT,
-                   limit: int | None = None) -> list[dict]:
+def model_dir(given: str | None = None) -> Path:
+    """The prepared model: `given`, else where the pipeline puts the config's model."""
+    path = Path(given) if given else ROOT / "resources/models" / config()["model"]
+    if not (path / "config.json").is_file():
+        sys.exit(f"{path}: no prepared model (config.json); run the pipeline first "
+                 "(`snakemake --cores 2`, or just its prepare_model rule) or pass --model-dir")
+    return path
+
+
+def reference_path(split: str) -> Path:
+    """The reference split's `split` CSV: where the config puts it (data/reference_*.csv), or in
+    the folder ADAPTUNE_REFERENCE_SPLIT names."""
+    if REFERENCE_SPLIT:
+        return Path(REFERENCE_SPLIT) / f"{split}.csv"
+    return ROOT / config()["splits"]["reference"][split]
+
+
+def reference_available() -> bool:
+    return reference_path("train").is_file() and reference_path("val").is_file()
+
+
+def reference_rows(split: str = "train", style: str = "instruction", limit: int | None = None) -> list[dict]:
     """Prompt records (id, text, prompt, completion, label) of the reference split's `split`,
     texts HTML-unescaped as the pipeline's splits are."""
     import pandas as pd
@@ -39,14 +62,18 @@ def reference_rows(split: str = "train", style: str = "instruction", split_dir: 
 
     cfg = config()
     labels, template = cfg["labels"], cfg["prompts"]["templates"][style]
-    frame = pd.read_csv(split_dir / f"{split}.csv", dtype=str, keep_default_na=False)
+    path = reference_path(split)
+    if not path.is_file():
+        sys.exit(f"{path}: missing; the pipeline downloads the reference split there "
+                 "(`snakemake --cores 2`), or set ADAPTUNE_REFERENCE_SPLIT to a folder with train.csv, val.csv")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("label", "text") if c not in frame.columns]
     if missing:
-        raise ValueError(f"{split_dir / f'{split}.csv'}: missing column(s) {missing}; expected label, text")
+        raise ValueError(f"{path}: missing column(s) {missing}; expected label, text")
     rows = []
     for i, (label, text) in enumerate(zip(frame["label"], frame["text"])):
         if label not in labels:
-            raise ValueError(f"{split_dir / f'{split}.csv'}: row {i + 2}: label {label!r} is not one of {labels}")
+            raise ValueError(f"{path}: row {i + 2}: label {label!r} is not one of {labels}")
         text = html.unescape(text)
         rows.append({"id": f"{split}-{i}", "text": text, "prompt": render(template, text, labels),
                      "completion": completion(label), "label": label})
@@ -82,6 +109,41 @@ def adaptune_batches(tokenizer, rows: list[dict], labels, batch_size: int, max_l
     collate = Collator(tokenizer.pad_token_id)
     return [collate([examples[i] for i in batch]) for batch in length_grouped_batches(lengths, batch_size, seed)
             if len(batch) == batch_size]
+
+
+def lora_all_settings(quantization: str = "none", batch_size: int = 4):
+    """adaptune's TrainSettings of config.yaml's lora_all (r, alpha, dropout, max_length)."""
+    from adaptune.training import LoraSettings, TrainSettings
+
+    cfg = config()
+    section = cfg["training"]["approaches"]["lora_all"]
+    return TrainSettings(approach="lora_all", learning_rate=section["learning_rate"], epochs=1, batch_size=batch_size,
+                         lora=LoraSettings(**section.get("lora", {})), quantization=quantization,
+                         labels=tuple(cfg["labels"]), max_length=cfg["training"]["max_length"])
+
+
+def resolve_precision(precision: str, model: Path, quantization: str = "none") -> tuple[str, str]:
+    """(precision, where it came from) for a benchmark's --precision: an explicit one as given;
+    auto: the pipeline's decision file (results/hardware/precision.json) when there is one, else
+    the decision measured now as the pipeline's hardware rule would (a minute or two)."""
+    import tempfile
+
+    import torch
+
+    from adaptune.io import write_jsonl
+    from adaptune.precision import measure_and_decide, read_decision
+
+    if precision != "auto":
+        return precision, "given"
+    if DECISION_FILE.is_file():
+        decision = read_decision(DECISION_FILE)
+        return decision["choice"], f"{DECISION_FILE}: {decision.get('reason', '')}"
+    with tempfile.TemporaryDirectory() as scratch:
+        prompts = Path(scratch) / "train.jsonl"
+        write_jsonl(prompts, reference_rows("train", limit=64) if reference_available() else synthetic_rows(64))
+        decision = measure_and_decide(lora_all_settings(quantization), prompts, model,
+                                      threads=torch.get_num_threads(), rounds=3)
+    return decision["choice"], f"measured now: {decision['reason']}"
 
 
 def adaptune_loss(model):

@@ -1,14 +1,16 @@
 """adaptune's training and scoring against what a user would do instead, side by side, one command.
 
-    python bench/compare_training.py [--model-dir /work/models/smollm2-135m] [--quantization none]
-        [--precision fp32|bf16] [--rounds 3] [--steps 2] [--threads 2]
+    python bench/compare_training.py [--model-dir resources/models/<config model>] [--quantization none]
+        [--precision auto|32-true|bf16-base|bf16-mixed] [--rounds 3] [--steps 2] [--threads 2]
 
-The same model, prompts (the reference split's train.csv, instruction template) and approach
+The same model (default: the pipeline's prepared one), prompts (the reference split's train.csv,
+data/reference_train.csv where the pipeline puts it, instruction template) and approach
 (LoRA on all linear layers, r/alpha/dropout of config.yaml's lora_all: r=8, no dropout, which is
 also PEFT's default dropout and the reference study's) trained three ways, their steps interleaved round by round:
   adaptune   its training step as adaptune.training's LightningModule computes it: batch 4,
              length-grouped left-padded batches, loss and LM head on the completion tokens only
-             (logits_to_keep), AdamW, the model prepared by adaptune.acceleration
+             (logits_to_keep), AdamW, at the pipeline's precision (--precision auto: the decision
+             file results/hardware/precision.json, or measured now where the pipeline has not run)
   reference  the reference study's loop: every batch padded to the 99th-percentile length,
              batch 2, loss over the whole vocabulary at every position, fp32 AdamW
   trainer    Hugging Face Trainer + PEFT at their defaults (batch 8, dynamic padding, loss at
@@ -33,6 +35,7 @@ LORA = dict(r=_LORA_ALL["r"], lora_alpha=_LORA_ALL["alpha"], lora_dropout=_LORA_
 
 
 def lora_model(model_dir, quantization: str, precision: str, targets: list[str], dropout: float | None = None):
+    # precision: "32-true" or "bf16-base" (the weights); bf16-mixed is the step's autocast.
     """The base with LoRA on `targets`, prepared for `precision` as adaptune prepares it."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -55,25 +58,14 @@ def on_device(batch: dict, device) -> dict:
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 
 
-def adaptune_step(model, tokenizer, rows, labels, batch_size=4):
-    """adaptune's step: completion-only loss from the last positions' logits."""
-    import torch
+def adaptune_step(model, tokenizer, rows, labels, precision: str, batch_size=4):
+    """adaptune's step: completion-only loss from the last positions' logits, under `precision`
+    (the very step adaptune.precision times for its decision)."""
+    from adaptune.precision import _step
 
-    device = model.device
-    batches = [on_device(b, device) for b in benchlib.adaptune_batches(tokenizer, rows, labels, batch_size, 96)]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    cycle = itertools.cycle(batches)
-    loss_of = benchlib.adaptune_loss(model)
-
-    def step():
-        batch = next(cycle)
-        loss = loss_of(batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.item()
-
-    return step, batch_size
+    batches = benchlib.adaptune_batches(tokenizer, rows, labels, batch_size, 96)
+    step = _step(model, batches, precision)
+    return (lambda: step().item()), batch_size
 
 
 def reference_step(model, tokenizer, rows, batch_size=2):
@@ -184,12 +176,13 @@ def scoring(model_dir, quantization, precision, rows, labels, n: int, rounds: in
     model, tokenizer = load_model(model_dir, quantization)
     prepare_for_inference(model, precision)
     prompts = [r["prompt"] for r in rows[:n]]
-    settings = {"batched (16)": ScoringSettings(batch_size=16), "one at a time": ScoringSettings(batch_size=1)}
+    settings = {"batched (16)": ScoringSettings(batch_size=16, precision=precision),
+                "one at a time": ScoringSettings(batch_size=1, precision=precision)}
     times = {name: [] for name in settings}
     import torch
 
     with torch.inference_mode():
-        score_labels(model, tokenizer, prompts[:2], labels)
+        score_labels(model, tokenizer, prompts[:2], labels, settings["batched (16)"])
         for _ in range(rounds):
             for name, s in settings.items():
                 start = time.perf_counter()
@@ -209,10 +202,10 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
     with tempfile.TemporaryDirectory() as scratch:
         for name in ("adaptune", "reference", "trainer"):
             # adaptune runs at the chosen precision; the others as their users run them (fp32).
-            model, tokenizer = lora_model(model_dir, quantization, precision if name == "adaptune" else "fp32",
+            model, tokenizer = lora_model(model_dir, quantization, precision if name == "adaptune" else "32-true",
                                           targets)
             if name == "adaptune":
-                step, batch = adaptune_step(model, tokenizer, rows, labels)
+                step, batch = adaptune_step(model, tokenizer, rows, labels, precision)
             elif name == "reference":
                 step, batch = reference_step(model, tokenizer, rows)
             else:
@@ -227,7 +220,7 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
         peaks = device_peak or {d: benchlib.matmul_peak(d, device=device) for d in ("float32", "bfloat16")}
         seconds = time_interleaved(runs, rounds, steps)
     peak_mem = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else benchlib.peak_rss_mb())
-    peak = peaks["bfloat16"] if precision == "bf16" else peaks["float32"]
+    peak = peaks["float32"] if precision == "32-true" else peaks["bfloat16"]
     print(f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
           f"adaptune at {precision}, the others at fp32; peak memory of the whole process {peak_mem:.0f} MB")
     print(f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}{'samples/s':>11}{'GFLOP/sample':>14}"
@@ -247,10 +240,11 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default="/work/models/smollm2-135m")
-    parser.add_argument("--model", default="smollm2-135m", help="its config.yaml entry (for the LoRA targets)")
+    parser.add_argument("--model-dir", default=None, help="default: resources/models/<config model>")
+    parser.add_argument("--model", default=None, help="its config.yaml entry, for the LoRA targets "
+                        "(default: the config's model)")
     parser.add_argument("--quantization", default="none", choices=["none", "8bit", "4bit"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "32-true", "bf16-base", "bf16-mixed"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
@@ -264,11 +258,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = benchlib.config()
-    entry = cfg["models"][args.model]
+    model_dir = benchlib.model_dir(args.model_dir)
+    entry = cfg["models"][args.model or cfg["model"]]
     rows = benchlib.reference_rows("train", limit=400)
-    print(f"{benchlib.cpu_name()}, {args.threads} threads, machine shared with other jobs; "
-          f"{args.model} ({args.quantization}), {args.rounds} rounds x {args.steps} steps, interleaved")
-    compare(args.model_dir, args.quantization, args.precision, rows, cfg["labels"],
+    precision, source = benchlib.resolve_precision(args.precision, model_dir, args.quantization)
+    print(f"{benchlib.cpu_name()}, {args.threads} threads; {model_dir.name} ({args.quantization}), "
+          f"{args.rounds} rounds x {args.steps} steps, interleaved; adaptune at {precision} ({source})")
+    compare(model_dir, args.quantization, precision, rows, cfg["labels"],
             entry["attention_modules"] + entry["mlp_modules"], args.rounds, args.steps)
 
 

@@ -71,10 +71,10 @@ def main(argv=None) -> None:
             from tiny_model import build_tiny_model
 
             model_dir, what = build_tiny_model(Path(scratch) / "tiny-gptj", "gptj"), "tiny GPT-J (random weights)"
-        split = benchlib.REFERENCE_SPLIT
-        rows = (benchlib.reference_rows("train", limit=args.examples) if (split / "train.csv").is_file()
+        rows = (benchlib.reference_rows("train", limit=args.examples) if benchlib.reference_available()
                 else benchlib.synthetic_rows(args.examples))
-        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+        # The pipeline's choice on a GPU (adaptune.precision): bf16-mixed where supported.
+        precision = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
         if args.checks in ("all", "comparison"):
             print(f"{device}: {what}, {args.quantization}, {len(rows)} prompts, "
                   f"{args.rounds} rounds x {args.steps} steps, interleaved")

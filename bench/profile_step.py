@@ -1,68 +1,28 @@
-"""Where a LoRA training step's time goes, and what each speed-up is worth, measured side by side.
+"""Where a LoRA training step's time goes, per precision, measured side by side.
 
-    python bench/profile_step.py [--model-dir /work/models/smollm2-135m] [--rounds 5] [--steps 3]
-                                 [--compile] [--profile]
+    python bench/profile_step.py [--model-dir resources/models/<config model>] [--precision auto]
+                                 [--rounds 5] [--steps 3] [--threads 2] [--profile]
 
-Builds one model per variant (SmolLM2, no quantization, LoRA r=8 on all linear layers) and times
-adaptune's training step (loss on the completion tokens, logits_to_keep, AdamW) on the same
-batches of the reference split, the variants interleaved round by round; prints the median
-seconds per step, samples/s, achieved GFLOP/s and the ratio to today's bf16-mixed path.
---profile prints torch.profiler's top operators (and aten::copy_ calls) for bf16-mixed and the
-two fp32 variants; --compile adds torch.compile of the fastest eager variant, with its compile time.
+Builds one model per variant (the config's model, no quantization, config.yaml's lora_all: LoRA
+on all linear layers) and times the training step the pipeline runs (adaptune.precision's
+candidate_step: the LightningModule's loss on the completion tokens, logits_to_keep, AdamW) on
+the same batches of the reference split (data/reference_train.csv, where the pipeline puts it),
+the variants interleaved round by round. Variants: the three precision candidates, and fp32
+with LoRA dropout 0.05 (PEFT's usual setting; the config has none). Prints the median seconds
+per step, samples/s, achieved GFLOP/s, its fraction of the matmul peak of the variant's dtype
+(measured by the same run), and the speed-up over fp32. --precision auto (the default) marks the
+pipeline's choice: results/hardware/precision.json, or measured now where the pipeline has not
+run. --profile prints torch.profiler's top operators for each precision.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+from dataclasses import replace
 
 import benchlib
 
-
-def build(model_dir, precision: str, dropout: float = 0.05, attention: str = "sdpa"):
-    """(model, step function factory) for one variant."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from adaptune.acceleration import prepare_for_training
-    from adaptune.models import load_model
-
-    model, tokenizer = load_model(model_dir, "none")
-    model.set_attn_implementation(attention)
-    for param in model.parameters():
-        param.requires_grad = False
-    entry = benchlib.config()["models"]["smollm2-135m"]
-    config = LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
-                        target_modules=entry["attention_modules"] + entry["mlp_modules"])
-    model = get_peft_model(model, config)
-    if precision == "bf16-true":
-        model = model.to(torch.bfloat16)
-    elif precision == "bf16":
-        prepare_for_training(model, "bf16")
-    model.train()
-    return model, tokenizer
-
-
-def step_function(model, batches, autocast: bool):
-    """adaptune's training step (as its LightningModule computes it) on `batches` in turn."""
-    import itertools
-
-    import torch
-
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    cycle = itertools.cycle(batches)
-    loss_of = benchlib.adaptune_loss(model)
-
-    def step():
-        batch = next(cycle)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_of(batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss
-
-    return step
+CANDIDATE_DTYPE = {"32-true": "float32", "bf16-base": "bfloat16", "bf16-mixed": "bfloat16"}
 
 
 def profile(name, step) -> None:
@@ -79,62 +39,51 @@ def profile(name, step) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default="/work/models/smollm2-135m")
+    parser.add_argument("--model-dir", default=None, help="default: resources/models/<config model>")
+    parser.add_argument("--precision", default="auto", choices=["auto", *CANDIDATE_DTYPE],
+                        help="the precision to mark as the pipeline's (auto: its decision)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="the matmul peak from one small matmul (tests)")
     args = parser.parse_args()
 
     import torch
 
+    from adaptune.precision import candidate_step
+
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    cfg = benchlib.config()
-    variants = {  # name: (precision, autocast, dropout, attention)
-        "bf16-mixed (fp32 base, autocast)": ("fp32", True, 0.05, "sdpa"),
-        "bf16-true (all bf16)": ("bf16-true", False, 0.05, "sdpa"),
-        "bf16 base, fp32 LoRA": ("bf16", False, 0.05, "sdpa"),
-        "bf16 base, fp32 LoRA, dropout 0": ("bf16", False, 0.0, "sdpa"),
-        "bf16 base, fp32 LoRA, eager attn": ("bf16", False, 0.05, "eager"),
-        "fp32, LoRA dropout 0.05": ("fp32", False, 0.05, "sdpa"),
-        "fp32, no dropout (the default)": ("fp32", False, 0.0, "sdpa"),
-    }
-    rows = benchlib.reference_rows("train")
+    model_dir = benchlib.model_dir(args.model_dir)
+    chosen, source = benchlib.resolve_precision(args.precision, model_dir)
+    settings = benchlib.lora_all_settings(batch_size=args.batch_size)
+    rows = benchlib.reference_rows("train", limit=40 * args.batch_size)
+    variants = {name: (settings, name, dtype) for name, dtype in CANDIDATE_DTYPE.items()}
+    variants["32-true, LoRA dropout 0.05"] = (replace(settings, lora=replace(settings.lora, dropout=0.05)),
+                                             "32-true", "float32")
     steps, flops = {}, {}
-    for name, (precision, autocast, dropout, attention) in variants.items():
-        model, tokenizer = build(args.model_dir, precision, dropout, attention)
-        batches = benchlib.adaptune_batches(tokenizer, rows[:40 * args.batch_size], cfg["labels"],
-                                            args.batch_size, 96)
-        steps[name] = step_function(model, batches, autocast)
+    for name, (these, precision, _) in variants.items():
+        steps[name] = candidate_step(these, model_dir, rows, precision)
         steps[name]()  # warm-up
         flops[name] = benchlib.count_flops(steps[name]) / args.batch_size
-    if args.compile:
-        precision, autocast, dropout, attention = variants["bf16 base, fp32 LoRA, dropout 0"]
-        model, tokenizer = build(args.model_dir, precision, dropout, attention)
-        model = torch.compile(model, dynamic=True)
-        batches = benchlib.adaptune_batches(tokenizer, rows[:40 * args.batch_size], cfg["labels"], args.batch_size, 96)
-        name = "bf16 base, dropout 0, compiled"
-        steps[name] = step_function(model, batches, autocast)
-        start = time.perf_counter()
-        for _ in range(3):  # the first steps compile (dynamic shapes: once, then a recompile at most)
-            steps[name]()
-        print(f"torch.compile: first 3 steps took {time.perf_counter() - start:.1f} s")
-        flops[name] = flops["bf16 base, fp32 LoRA, dropout 0"]
     if args.profile:
-        for name in ["bf16-mixed (fp32 base, autocast)", "fp32, LoRA dropout 0.05", "fp32, no dropout (the default)"]:
+        for name in CANDIDATE_DTYPE:
             profile(name, steps[name])
-    peak = benchlib.matmul_peak("bfloat16")
-    print(f"\n{benchlib.cpu_name()}, {args.threads} threads (machine shared with other jobs); "
-          f"bf16 matmul peak {peak:.0f} GFLOP/s; batch {args.batch_size}, {args.rounds} rounds x {args.steps} steps, interleaved")
+    shapes = {"shapes": ((256, 576, 1536),), "repeats": 2} if args.quick else {}
+    peaks = {dtype: benchlib.matmul_peak(dtype, **shapes) for dtype in ("float32", "bfloat16")}
+    print(f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; matmul peak fp32 "
+          f"{peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; {model_dir.name}, lora_all, batch "
+          f"{args.batch_size}, {args.rounds} rounds x {args.steps} steps, interleaved")
+    print(f"pipeline's precision: {chosen} ({source})")
     seconds = benchlib.interleaved(steps, args.rounds, args.steps)
-    base = seconds["bf16-mixed (fp32 base, autocast)"]
-    print(f"{'variant':<36}{'s/step':>8}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'speed-up':>10}")
+    base = seconds["32-true"]
+    print(f"{'variant':<30}{'s/step':>8}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'vs fp32':>9}")
     for name, s in seconds.items():
         gflops = flops[name] * args.batch_size / s / 1e9
-        print(f"{name:<36}{s:>8.3f}{args.batch_size / s:>11.2f}{gflops:>9.0f}{gflops / peak:>9.1%}{base / s:>9.2f}x")
+        mark = "  <- pipeline" if name == chosen else ""
+        print(f"{name:<30}{s:>8.4f}{args.batch_size / s:>11.2f}{gflops:>9.0f}"
+              f"{gflops / peaks[variants[name][2]]:>9.1%}{base / s:>8.2f}x{mark}")
 
 
 if __name__ == "__main__":

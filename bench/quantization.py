@@ -42,7 +42,7 @@ def run_level(args) -> None:
     quantization, precision = LEVELS[args.level]
     cfg = benchlib.config()
     entry = cfg["models"][args.model]
-    real = benchlib.REFERENCE_SPLIT.joinpath("train.csv").is_file()
+    real = benchlib.reference_available()
     train_rows = benchlib.reference_rows("train", limit=4 * args.steps) if real else benchlib.synthetic_rows(4 * args.steps)
     val_rows = benchlib.reference_rows("val", limit=64) if real else benchlib.synthetic_rows(64, seed=1)
     model, tokenizer = compare_training.lora_model(args.model_dir, quantization, precision,

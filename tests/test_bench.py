@@ -64,12 +64,49 @@ def test_gpu_check_refuses_a_folder_without_a_model(tmp_path):
     assert f"{tmp_path}: no config.json" in done.stderr
 
 
+@pytest.mark.slow
+def test_profile_step_times_every_candidate_and_marks_the_pipelines_choice(tmp_path, tiny_llama):
+    """profile_step.py on a tiny Llama: one row per precision candidate, samples/s and the
+    speed-up over fp32 consistent with the seconds per step it prints, the pipeline's choice
+    (a forced decision file) marked."""
+    import json
+    import shutil
+
+    from conftest import write_reference_csvs
+
+    model = shutil.copytree(tiny_llama, tmp_path / "model")
+    (model / "adaptune_model.json").write_text(json.dumps({
+        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
+    write_reference_csvs(tmp_path / "split", per_class=8)
+    for part in ("train", "val"):
+        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    decision = tmp_path / "precision.json"
+    decision.write_text(json.dumps({"choice": "bf16-base", "reason": "forced"}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "split"), "ADAPTUNE_PRECISION_FILE": str(decision)}
+    done = subprocess.run([sys.executable, str(ROOT / "bench/profile_step.py"), "--model-dir", str(model),
+                           "--rounds", "1", "--steps", "1", "--threads", "1", "--quick"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert f"pipeline's precision: bf16-base ({decision}: forced)" in out
+    rows = {}
+    for name in ("32-true", "bf16-base", "bf16-mixed", "32-true, LoRA dropout 0.05"):
+        row = re.search(rf"^{re.escape(name)}\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)%\s+([\d.]+)x(.*)$", out, re.M)
+        assert row, f"no {name} row in:\n{out}"
+        rows[name] = row.groups()
+    for name, (seconds, rate, _gflops, _share, speedup, mark) in rows.items():
+        assert float(rate) == pytest.approx(4 / float(seconds), abs=0.01 + 0.02 * float(rate))
+        assert float(speedup) == pytest.approx(float(rows["32-true"][0]) / float(seconds), abs=0.01 + 0.02 * float(speedup))
+        assert ("<- pipeline" in mark) is (name == "bf16-base")
+
+
 def test_bf16_probe_measures_both_dtypes(one_thread):
     import torch
 
-    from adaptune.acceleration import bf16_matmul_pays, matmul_gflops
+    from adaptune.acceleration import matmul_gflops
 
     fp32 = matmul_gflops(torch.float32, shape=(64, 64, 64), seconds=0.02)
     bf16 = matmul_gflops(torch.bfloat16, shape=(64, 64, 64), seconds=0.02)
     assert fp32 > 0 and bf16 > 0
-    assert bf16_matmul_pays(margin=1e9) is False  # nothing is a billion times faster

@@ -251,13 +251,21 @@ def test_readme_command(where, argv, exported, workdir, request):
         assert " ".join([".venv/bin/python", *argv[1:]]) in ci, ".ci/run must run the README's test command"
     elif name == "cat":
         assert len(argv) == 2, argv  # feeds a file to the next command of its pipeline
+    elif name in ("python", "python3") and len(argv) > 1 and argv[1].startswith("bench/"):
+        # A benchmark runs minutes on the real model: its arguments are checked by its --help.
+        assert (REPO / argv[1]).is_file(), argv[1]
+        done = subprocess.run([sys.executable, str(REPO / argv[1]), "--help"], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        options = set(re.findall(r"--[\w-]+", done.stdout))
+        assert {a for a in argv[2:] if a.startswith("--")} <= options, (argv, options)
     else:
         raise AssertionError(f"{where}: no check for this command; add one to tests/test_readme.py")
 
 
 def slug(heading: str) -> str:
     """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]|<[^>]+>", "", heading).strip().lower()
+    text = re.sub(r"[`*]|<[^>]+>", "", heading).strip().lower()
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
@@ -298,3 +306,4 @@ def test_the_slugs_are_githubs():
     assert slug("Use the winner: `adaptune predict`") == "use-the-winner-adaptune-predict"
     assert slug("GPU: GPT-J-6B in 8-bit") == "gpu-gpt-j-6b-in-8-bit"
     assert slug("Data, offline use") == "data-offline-use"
+    assert slug("Precision on an AMD EPYC (avx512_bf16, no AMX)") == "precision-on-an-amd-epyc-avx512_bf16-no-amx"

@@ -68,7 +68,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace
     assert "resuming from" in rerun.stderr
     summary = json.loads((interrupted / "summary.json").read_text())
     assert summary["resumed_from_step"] == 2 and summary["steps"] == 12
-    assert sorted(p.name for p in interrupted.iterdir()) == ["adapter", "curves.csv", "summary.json"]
+    assert sorted(p.name for p in interrupted.iterdir()) == ["adapter", "curves.csv", "summary.json", "val_scores.csv"]
     assert not list(tmp_path.glob(".interrupted.*")) and not list(tmp_path.glob(".straight.*"))
 
     expected = load_file(straight / "adapter" / "adapter_model.safetensors")

@@ -330,7 +330,7 @@ def test_a_fresh_run_warns_of_no_checkpoint_folder(trained):
 @pytest.mark.parametrize("approach", APPROACHES)
 def test_training_writes_the_contract_outputs(trained, approach):
     out = trained[approach]["out"]
-    assert sorted(p.name for p in out.iterdir()) == ["adapter", "curves.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["adapter", "curves.csv", "summary.json", "val_scores.csv"]
     meta = json.loads((out / "adapter" / "adaptune_adapter.json").read_text())
     assert meta["approach"] == approach and meta["base_model"] == "tiny-gptj"
     assert meta["labels"] == list(LABELS) and meta["template"] == TEMPLATE and meta["max_length"] == 96
@@ -350,12 +350,13 @@ def test_training_writes_the_contract_outputs(trained, approach):
                 "final_train_loss", "final_val_loss", "final_val_accuracy", "provenance"):
         assert summary[key] is not None, key
     assert summary["steps"] == 12 and summary["epochs"] == 2 and summary["quantization"] == "8bit"
-    # The precision is recorded as it ran, the same in the summary and the adapter record, which
-    # holds each field once.
+    # "auto" without a decision file is fp32 on a CPU, recorded the same in the summary and the
+    # adapter record; the record holds each field once.
     assert summary["precision"] == meta["precision"] == "32-true"
     from adaptune.adapters import RECORD_FIELDS
 
     assert not set(RECORD_FIELDS) & set(meta["settings"]) and meta["settings"]["seed"] == 0
+    assert summary["frozen_weight_dtypes"] == ["float32"]  # 8-bit base: its norms and embeddings
 
 
 @pytest.mark.parametrize("approach", APPROACHES)

@@ -122,15 +122,40 @@ def _check_splits(prompt_files: dict, outputs: dict) -> None:
                          "must name the same, non-empty set of splits")
 
 
+def reused_scores(path: str | os.PathLike, records: Sequence[dict], labels: Sequence[str]) -> pd.DataFrame | None:
+    """The predictions frame of `records` from training's final validation scores (adaptune.
+    training.VAL_SCORES), or None where that file does not cover exactly these records' ids with
+    every label's score (multi-token labels, another val split)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, dtype={"id": str, "vocab_choice": str}, keep_default_na=False)
+    from adaptune.names import LOGLIK, score_column
+
+    columns = [score_column(LOGLIK, label) for label in labels]
+    ids = [r["id"] for r in records]
+    if any(c not in frame for c in columns) or sorted(frame["id"]) != sorted(ids):
+        return None
+    by_id = frame.set_index("id").loc[ids]
+    vocab = ([labels.index(v) if v in labels else -1 for v in by_id["vocab_choice"]]
+             if "vocab_choice" in by_id else None)
+    return predictions_frame(records, by_id[columns].to_numpy(dtype=float), labels, vocab)
+
+
 def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLike,
                      prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
                      settings: EvaluationSettings, name: str, config_section: dict,
-                     quantization: str | None = None) -> dict[str, dict]:
+                     quantization: str | None = None, val_scores: str | os.PathLike | None = None,
+                     val_examples_per_second: float | None = None) -> dict[str, dict]:
     """Score each split's prompts (split -> jsonl) with the fine-tuned model and write its
-    evaluation into outputs[split]. Uses the adapter's labels, completions and max_length."""
+    evaluation into outputs[split]. Uses the adapter's labels, completions and max_length.
+    The val split is not scored again where `val_scores` (training's final validation pass with
+    this adapter, adaptune.training.VAL_SCORES) covers it: its scores are the scorer's (label
+    token log-likelihoods in float64 at the label position), computed once."""
+    from adaptune.acceleration import prepare_for_inference
+    from adaptune.adapters import load_trained, record_completions
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings
-    from adaptune.adapters import load_trained, record_completions
 
     _check_splits(prompt_files, outputs)
     stopwatch = Stopwatch()
@@ -140,6 +165,7 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     # precision (resolved when it trained).
     scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]),
                               truncation_side=meta["truncation_side"], precision=meta["precision"])
+    prepare_for_inference(model, scoring.precision)
     system = system_info(meta["base_model"], meta["approach"], name, meta.get("style"), None,
                          quantization or meta["quantization"], seed=meta["settings"]["seed"])
     section = {**config_section, "adapter": {k: meta.get(k) for k in
@@ -154,9 +180,18 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
                 f"{path}: its prompts were not made with the template the adapter {adapter_dir} was "
                 f"trained with ({template!r}); rerun format_prompts or retrain"
             )
-        frame, speed = score_records(model, tokenizer, records, labels, scoring,
-                                     completions=record_completions(meta))
-        results[split] = _write(outputs[split], frame, system, split, labels, settings, speed, section, stopwatch)
+        reused = None
+        if split == "val" and val_scores is not None and quantization in (None, meta["quantization"]):
+            reused = reused_scores(val_scores, records, labels)
+        if reused is not None:
+            log.info("%s: reusing the scores of training's final validation pass (%s)", split, val_scores)
+            frame, speed = reused, val_examples_per_second or 0.0
+            these = {**section, "scored_by": "training's final validation pass"}
+        else:
+            frame, speed = score_records(model, tokenizer, records, labels, scoring, 
+                                         completions=record_completions(meta))
+            these = section
+        results[split] = _write(outputs[split], frame, system, split, labels, settings, speed, these, stopwatch)
     return results
 
 
@@ -164,12 +199,14 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
                      prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
                      k: int, labels: Sequence[str], style: str, settings: EvaluationSettings, name: str,
                      config_section: dict, fixed: Sequence[dict] | None = None,
-                     precision: str = "auto") -> dict[str, dict]:
+                     precision: str = "auto", precision_file: str | os.PathLike | None = None,
+                     ) -> dict[str, dict]:
     """Score each split with the base model and k demonstrations per query from `train_prompts`
     (or the `fixed` demonstrations, records with prompt, completion and id, for every query),
-    under `precision` (a Lightning precision; "auto" is resolved for this machine)."""
+    under `precision` (adaptune.precision; "auto" reads the decision in `precision_file`)."""
+    from adaptune.acceleration import prepare_for_inference
     from adaptune.fewshot import build_fewshot_prompts
-    from adaptune.hardware import resolve_precision
+    from adaptune.precision import resolve
     from adaptune.models import load_model, model_entry
     from adaptune.scoring import ScoringSettings
 
@@ -180,9 +217,9 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
     labels = list(labels)
     pool = read_prompts(train_prompts, labels)
     model, tokenizer = load_model(model_dir, quantization)
-    model.eval()
     scoring = ScoringSettings(batch_size=settings.batch_size, max_length=settings.fewshot_max_length,
-                              precision=resolve_precision(precision))
+                              precision=resolve(precision, precision_file))
+    prepare_for_inference(model, scoring.precision)
     config_section = {**config_section, "precision": scoring.precision}
     system = system_info(model_entry(model_dir)["name"], "fewshot", name, style, k, quantization)
     results = {}

@@ -36,7 +36,7 @@ class ScoringSettings:
     batch_size: int = 16      # sequences per forward pass
     max_length: int = 96      # prompt tokens kept, special tokens included
     truncation_side: str | None = None  # which end of a long prompt is cut (unset: the start)
-    precision: str = "32-true"  # a resolved Lightning precision; bf16 ones score under autocast
+    precision: str = "32-true"  # a resolved precision; mixed ones score under autocast
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -99,7 +99,7 @@ def _autocast(model, precision: str):
     """torch.autocast for a bf16/fp16 precision on the model's device type; else nothing."""
     import torch
 
-    from adaptune.hardware import autocast_dtype
+    from adaptune.precision import autocast_dtype
 
     dtype = autocast_dtype(precision)
     if dtype is None:

@@ -10,6 +10,7 @@ LightningModule. `train` writes an output folder
 whole or not at all:
     adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus adaptune_adapter.json
     curves.csv    step, epoch, train_loss, val_loss, val_accuracy, val_macro_f1
+    val_scores.csv  the final validation pass's label scores per prompt (evaluation reuses them)
     summary.json  parameter counts, steps, speed, memory, final metrics, provenance
 `adaptune.adapters.load_trained` puts a saved adapter back on its base model.
 """
@@ -29,9 +30,9 @@ from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
 from adaptune.names import APPROACHES, QUANTIZATIONS
 from adaptune.models import count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.precision import PRECISIONS
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 OPTIMIZERS = ("adamw", "adamw8bit")
 LR_SCHEDULES = ("linear", "constant")
 # "auto": one process on one device; "ddp": Lightning's DDP, one process per device, each started
@@ -39,6 +40,8 @@ LR_SCHEDULES = ("linear", "constant")
 STRATEGIES = ("auto", "ddp")
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"]
 STEPS = "steps"  # the folder of a run's checkpoints, beside its logged metrics.csv
+# The final validation pass's label scores, which the evaluation of the val split reuses.
+VAL_SCORES = "val_scores.csv"
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class TrainSettings:
     lr_schedule: str = _TRAINING["lr_schedule"]
     lora: LoraSettings | None = None
     seed: int = _TRAINING["seeds"][0]
-    precision: str = _TRAINING["precision"]  # resolved by adaptune.hardware.resolve_precision when training starts
+    precision: str = _TRAINING["precision"]  # resolved by adaptune.precision.resolve when training starts
     optimizer: str = _TRAINING["optimizer"]
     max_length: int = _TRAINING["max_length"]
     gradient_checkpointing: bool = _TRAINING["gradient_checkpointing"]
@@ -197,22 +200,25 @@ def _check(ok: bool, key: str, value, expected: str) -> None:
 
 
 def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts: str | os.PathLike,
-          model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+          model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+          precision_file: str | os.PathLike | None = None) -> dict:
     """Fine-tune the model in `model_dir` on the prompts; write adapter/, curves.csv and
-    summary.json into `out_dir` (all or nothing). Returns the summary."""
+    summary.json into `out_dir` (all or nothing). Returns the summary. `precision_file`: the
+    study's precision decision (results/hardware/precision.json), read when precision is auto."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
-    from adaptune.hardware import resolve_precision
+    from adaptune.acceleration import frozen_dtypes, prepare_for_training
+    from adaptune.precision import lightning_precision
     from adaptune.prompts import read_prompts
     from adaptune.training_data import PromptDataModule
     from adaptune.training_module import CompletionLM, TrainTimer
 
     stopwatch = Stopwatch()
-    # The precision actually used goes into the summary and the adapter record.
-    settings = replace(settings, precision=resolve_precision(settings.precision))
+    # The precision actually used goes into the summary, the adapter record and the fingerprint.
+    settings = resolved(settings, precision_file)
     entry = model_entry(model_dir)
     for path in (train_prompts, val_prompts):  # fail on bad input before the slow model load
         read_prompts(path, settings.labels)
@@ -227,7 +233,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     # Under DDP each process's copy goes to its own device with Lightning, from the CPU.
     model, tokenizer = load_model(model_dir, settings.quantization, device="cpu" if settings.devices > 1 else None)
     base_parameters = count_parameters(model)
-    model = make_trainable(model, settings, entry)
+    model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
     trainable = count_parameters(model, trainable_only=True)
     log.info("%s on %s (%s): %d trainable parameters of %d", settings.approach, entry.get("name"),
@@ -268,7 +274,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             # The training sampler shards each optimizer step's samples over the processes itself
             # (adaptune.training_data), so that DDP sees the samples one process would.
             use_distributed_sampler=False,
-            precision=settings.precision,
+            precision=lightning_precision(settings.precision),
             # Some CUDA kernels (bitsandbytes') have no deterministic version: warn there.
             deterministic=True if not torch.cuda.is_available() else "warn",
             logger=logger,
@@ -285,16 +291,55 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             trainer.validate(module, datamodule=data, verbose=False)
             module.train()
         trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+        if module.val_step != trainer.global_step:
+            # The curves end at the trained adapter, and evaluation reuses this pass (val split).
+            trainer.validate(module, datamodule=data, verbose=False)
         if not trainer.is_global_zero:
             return None
         curves = read_curves(Path(logger.log_dir) / "metrics.csv")
         save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
         write_csv(tmp / "curves.csv", curves)
+        write_csv(tmp / VAL_SCORES, final_val_scores(module, data, settings.labels))
         summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
                            count_parameters(module.model), base_parameters, stopwatch)
         summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)
+        summary["frozen_weight_dtypes"] = frozen_dtypes(module.model)
+        summary["final_val_examples_per_second"] = round(len(data.val_ids) / max(module.val_seconds, 1e-9), 3)
+        summary["torch_threads"] = torch.get_num_threads()
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def resolved(settings: TrainSettings, precision_file=None) -> TrainSettings:
+    """The settings with the precision a run uses (auto: the decision file's choice), the only
+    part of the decision that reaches the run: its fingerprint, summary and adapter record."""
+    from adaptune.precision import resolve
+
+    return replace(settings, precision=resolve(settings.precision, precision_file))
+
+
+def final_val_scores(module, data, labels):
+    """The last validation pass (at the final step) as a frame: id, each label's log-likelihood
+    (loglik_<label>, as the scorer gives it: CompletionLM.label_scores), and, where every label is one token,
+    vocab_choice (the label whose token is the vocabulary's argmax, else ""). Where the pass did
+    not score every prompt the frame is empty and evaluation scores the split itself."""
+    import pandas as pd
+    import torch
+
+    frame = pd.DataFrame({"id": [data.val_ids[i] for i in data.val_order]})
+    scored = sum(len(s) for s in module.val_scores)
+    if scored != len(frame):
+        return frame.iloc[:0]
+    scores = torch.cat(module.val_scores).double().numpy()
+    from adaptune.names import LOGLIK, score_column
+
+    for j, label in enumerate(labels):
+        frame[score_column(LOGLIK, label)] = scores[:, j]
+    if module.val_vocab:
+        tokens = module.label_tokens.tolist()
+        top = torch.cat(module.val_vocab).tolist()
+        frame["vocab_choice"] = [labels[tokens.index(t)] if t in tokens else "" for t in top]
+    return frame
 
 
 def effective_batch_size(settings: TrainSettings) -> int:

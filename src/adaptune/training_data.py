@@ -196,6 +196,9 @@ class PromptDataModule(pl.LightningDataModule):
         self.label_ids = completion_ids(tokenizer, self.labels, [self.completions[label] for label in self.labels])
         self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length, truncation_side)
         self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length, truncation_side)
+        self.val_ids = [row["id"] for row in val_rows]
+        # Sorted by length: least padding, and validation needs no shuffling.
+        self.val_order = sorted(range(len(self.val_examples)), key=lambda i: len(self.val_examples[i].prompt_ids))
 
     def train_dataloader(self) -> DataLoader:
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
@@ -218,9 +221,6 @@ class PromptDataModule(pl.LightningDataModule):
         self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
-        # Sorted by length: least padding, and validation needs no shuffling.
-        order = sorted(range(len(self.val_examples)),
-                       key=lambda i: len(self.val_examples[i].prompt_ids))
-        examples = [self.val_examples[i] for i in order]
+        examples = [self.val_examples[i] for i in self.val_order]
         return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size,
                           shuffle=False, collate_fn=self.collate)

@@ -33,6 +33,9 @@ class CompletionLM(pl.LightningModule):
                              persistent=False)
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
+        # The last validation pass's per-row label scores, in val_dataloader order, with the step
+        # it ran at and its seconds: the evaluation of the val split reuses the final one.
+        self.val_scores, self.val_vocab, self.val_step, self.val_seconds = [], [], None, 0.0
         self._val_choices: list[torch.Tensor] = []
         self._val_gold: list[torch.Tensor] = []
         # Checkpoints hold the trainable parameters only (the frozen base is reloaded).
@@ -72,11 +75,18 @@ class CompletionLM(pl.LightningModule):
             self.epoch_train_losses.append(sum(self._epoch_losses) / len(self._epoch_losses))
         self._epoch_losses = []
 
+    def on_validation_epoch_start(self):
+        self.val_scores, self.val_vocab, self._val_start = [], [], time.perf_counter()
+
     def validation_step(self, batch, batch_idx):
         logits = self.completion_logits(batch)
         loss = self.completion_loss(logits, batch)
         gold = batch["label_index"]
-        choices = self.label_scores(logits, batch).argmax(-1).to(gold.device)
+        scores, vocab = self.label_scores(logits, batch)
+        self.val_scores.append(scores.detach().cpu())
+        if vocab is not None:
+            self.val_vocab.append(vocab.cpu())
+        choices = scores.argmax(-1).to(gold.device)
         accuracy = (choices == gold).float().mean()
         self._val_choices.append(choices.detach().cpu())
         self._val_gold.append(gold.detach().cpu())
@@ -90,18 +100,22 @@ class CompletionLM(pl.LightningModule):
         return self._trainer is not None and self.trainer.world_size > 1
 
     def label_scores(self, logits, batch):
-        """Each row's label scores, as adaptune.scoring gives them."""
+        """Each row's label scores, as adaptune.scoring gives them, and, where every label is one
+        token, each row's most likely token of the whole vocabulary at the label position (else
+        None)."""
         if len(self.label_tokens):
             # The label position predicts a row's first completion token; with the completion
             # at the row's end it is kept position (completion_length - that row's length).
             rows = torch.arange(logits.size(0), device=logits.device)
             position = int(batch["completion_length"]) - batch["label_length"].to(logits.device)
-            return label_log_probs(logits[rows, position], self.label_tokens)[1]
+            log_probs, scores = label_log_probs(logits[rows, position], self.label_tokens)
+            return scores, log_probs.argmax(-1)
         scores, _ = score_ids(self.model, self.pad_id, batch["prompt_ids"], self.label_ids,
                               batch_size=len(batch["prompt_ids"]) * len(self.label_ids))
-        return torch.from_numpy(scores)
+        return torch.from_numpy(scores), None
 
     def on_validation_epoch_end(self):
+        self.val_step, self.val_seconds = int(self.global_step), time.perf_counter() - self._val_start
         # Macro-F1 needs the whole pass, not a mean over batches.
         if self._val_choices:
             from adaptune.metrics import macro_f1_rows

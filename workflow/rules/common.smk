@@ -221,6 +221,56 @@ def sweep_params(approach):
     return params
 
 
+# The precision decision (written by the hardware job) and the training it times, the configured model's
+# heaviest enabled approach (lora_all first) on the first style, quantization and seed.
+PRECISION_FILE = "results/hardware/precision.json"
+_ENABLED = [
+    a
+    for a in ("lora_all", "lora_attention", "layernorm")
+    if config["training"]["approaches"][a]["enabled"]
+] or ["lora_all"]
+PRECISION_TIMED = {
+    "approach": _ENABLED[0],
+    "model": MODEL,
+    "style": config["training"]["styles"][0],
+    "quantization": config["training"]["quantizations"][0],
+    "seed": config["training"]["seeds"][0],
+}
+
+
+# What a step's time depends on; the rest (learning rate, epochs, seed, ...) stays out of the
+# hardware rule's params, so that changing it does not redo the decision and with it the study.
+TIMING_KEYS = (
+    "approach",
+    "batch_size",
+    "max_length",
+    "quantization",
+    "lora",
+    "biases",
+    "model",
+    "labels",
+    "style",
+    "template",
+    "truncation_side",
+    "gradient_checkpointing",
+)
+
+
+def precision_timing_params():
+    """Training settings for the hardware job, the timed cell's keys that affect a step's time."""
+    cell = train_params(PRECISION_TIMED["approach"])(SimpleNamespace(**PRECISION_TIMED))
+    return {
+        "learning_rate": 1e-4,
+        "epochs": 1,
+        **{key: value for key, value in cell.items() if key in TIMING_KEYS},
+    }
+
+
+def precision_decision(wildcards):
+    """The decision file as an input of the jobs that train or score, when precision is auto."""
+    return {"precision": PRECISION_FILE} if config["training"]["precision"] == "auto" else {}
+
+
 def prompt_template(wildcards):
     templates = config["prompts"]["templates"]
     if wildcards.style not in templates:

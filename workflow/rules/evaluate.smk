@@ -18,6 +18,9 @@ rule evaluate:
     input:
         model=shared("resources/models/{model}"),
         adapter=f"results/train/{FINETUNED_NAME}/adapter",
+        # training's final validation pass: the val split is not scored again
+        val_scores=f"results/train/{FINETUNED_NAME}/val_scores.csv",
+        summary=f"results/train/{FINETUNED_NAME}/summary.json",
         prompts=expand("results/prompts/{{style}}/{split}.jsonl", split=EVAL_SPLITS),
     output:
         eval_files(f"results/eval/{FINETUNED_NAME}"),
@@ -41,6 +44,7 @@ rule evaluate:
 
 rule fewshot:
     input:
+        unpack(precision_decision),
         model=shared("resources/models/{model}"),
         train=f"results/prompts/{FEWSHOT_STYLE}/train.jsonl",
         prompts=expand(f"results/prompts/{FEWSHOT_STYLE}/{{split}}.jsonl", split=EVAL_SPLITS),
@@ -69,7 +73,8 @@ rule fewshot:
             FEWSHOT["fixed_demonstrations"] if FEWSHOT["demonstrations"] == "fixed" else []
         ),
         quantization=FEWSHOT["quantization"],
-        # The precision the fine-tuned systems train and score under (training.precision).
+        # The precision the fine-tuned systems train and score under (training.precision; auto:
+        # the decision file's choice).
         precision=config["training"]["precision"],
         template=lambda w: config["prompts"]["templates"][FEWSHOT_STYLE],
         labels=config["labels"],

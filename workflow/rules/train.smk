@@ -21,6 +21,7 @@ for _approach in APPROACHES:
         name:
             f"train_{_approach}"
         input:
+            unpack(precision_decision),
             tuned_input,
             train=train_prompts,
             val="results/prompts/{style}/val.jsonl",
@@ -28,6 +29,7 @@ for _approach in APPROACHES:
         output:
             adapter=directory(f"results/train/{TRAIN_CELL[_approach]}/adapter"),
             curves=f"results/train/{TRAIN_CELL[_approach]}/curves.csv",
+            val_scores=f"results/train/{TRAIN_CELL[_approach]}/val_scores.csv",
             summary=f"results/train/{TRAIN_CELL[_approach]}/summary.json",
         log:
             f"logs/train/{TRAIN_CELL[_approach]}.log",
@@ -59,6 +61,7 @@ for _approach in APPROACHES:
         name:
             f"sweep_{_approach}"
         input:
+            unpack(precision_decision),
             train=f"results/prompts/{SWEEP['style']}/train.jsonl",
             val=f"results/prompts/{SWEEP['style']}/val.jsonl",
             model=shared("resources/models/{model}"),
@@ -67,6 +70,7 @@ for _approach in APPROACHES:
                 f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/adapter"
             ),
             curves=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/curves.csv",
+            val_scores=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/val_scores.csv",
             summary=f"results/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}/summary.json",
         log:
             f"logs/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}.log",

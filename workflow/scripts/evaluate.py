@@ -3,6 +3,8 @@ from adaptune.logs import log_to
 
 log_to(snakemake.log[0])
 
+import json
+
 from adaptune.devices import claim_devices
 
 claim_devices(1)  # before torch sees CUDA: this job's own GPU where several jobs share a machine
@@ -21,4 +23,6 @@ evaluate_adapter(
     settings=EvaluationSettings.from_config(dict(snakemake.params.evaluation)),
     name=snakemake.params.name,
     config_section={"evaluation": dict(snakemake.params.evaluation)},
+    val_scores=snakemake.input.val_scores,
+    val_examples_per_second=json.loads(open(snakemake.input.summary).read()).get("final_val_examples_per_second"),
 )

@@ -37,4 +37,5 @@ evaluate_fewshot(
                     "fixed_demonstrations": snakemake.params.fixed_demonstrations},
     fixed=fixed,
     precision=snakemake.params.precision,
+    precision_file=snakemake.input.get("precision"),
 )

@@ -23,8 +23,11 @@ summary = train(
     val_prompts=snakemake.input.val,
     model_dir=snakemake.input.model,
     out_dir=Path(snakemake.output.summary).parent,
+    precision_file=snakemake.input.get("precision"),
 )
 if summary is not None:  # None in the other processes of a DDP run
+    if summary["torch_threads"] != snakemake.threads:
+        logging.warning("torch used %d threads, the rule declares %d", summary["torch_threads"], snakemake.threads)
     logging.info(
         "%s: val accuracy %s after %d steps, %.2f samples/s",
         settings.approach, summary["final_val_accuracy"], summary["steps"], summary["train_samples_per_second"],

@@ -1,0 +1,26 @@
+# The training precision, decided once per study by timing a few real training steps of the
+# configured model under each candidate (adaptune.precision). Jobs read the choice from the
+# file only when training.precision is auto; an explicit precision skips this rule.
+
+
+rule hardware:
+    input:
+        train=f"results/prompts/{PRECISION_TIMED['style']}/train.jsonl",
+        model=shared(f"resources/models/{MODEL}"),
+    output:
+        PRECISION_FILE,
+    log:
+        "logs/hardware.log",
+    benchmark:
+        "benchmarks/hardware.tsv"
+    conda:
+        "../../envs/train.yaml"
+    # The cores of a training job: the decision is for the step as the training jobs run it.
+    threads: 2
+    resources:
+        mem_mb=6000,
+        gpu=int(config["gpu"]),
+    params:
+        settings=precision_timing_params(),
+    script:
+        "../scripts/hardware.py"

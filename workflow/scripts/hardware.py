@@ -1,0 +1,15 @@
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+import torch
+
+from adaptune.io import write_json
+from adaptune.precision import measure_and_decide
+from adaptune.training import TrainSettings
+
+torch.set_num_threads(snakemake.threads)
+settings = TrainSettings.from_params(snakemake.params.settings)
+record = measure_and_decide(settings, snakemake.input.train, snakemake.input.model, threads=torch.get_num_threads())
+write_json(snakemake.output[0], record)
