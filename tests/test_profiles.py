@@ -75,14 +75,16 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
     for rule in rules - NETWORK_RULES - {"all"}:
         assert "runtime" in profile["set-resources"].get(rule, {}), f"{rule}: no runtime in the profile"
     gpu_job = profile["set-resources"]["train_layernorm"]
-    for rule in GPU_RULES | {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all"}:
+    # the sweep's training runs, and the timing of training steps that decides the precision
+    more_gpu_jobs = {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all", "hardware"}
+    for rule in GPU_RULES | more_gpu_jobs:
         resources = profile["set-resources"][rule]
         assert (resources["slurm_partition"], resources["gpu_model"]) == ("<gpu-partition>", "<gpu-type>"), rule
     assert profile["default-resources"]["slurm_partition"] == "<cpu-partition>"
     # One place: the partition and GPU type are written once (an anchor the other GPU rules merge).
     text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
     assert text.count("<gpu-partition>") == text.count("<gpu-type>") == text.count("<cpu-partition>") == 1
-    assert text.count("{<<: *gpu_job") == len(GPU_RULES) + 3 - 1 and gpu_job["runtime"] > 0
+    assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) - 1 and gpu_job["runtime"] > 0
 
 
 def slurm_plugin_installed() -> bool:
