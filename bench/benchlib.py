@@ -131,7 +131,8 @@ def resolve_precision(precision: str, model: Path, quantization: str = "none") -
     import torch
 
     from adaptune.io import write_jsonl
-    from adaptune.precision import measure_and_decide, read_decision
+    from adaptune.precision import read_decision
+    from adaptune.step_timing import measure_and_decide
 
     if precision != "auto":
         return precision, "given"

@@ -4,7 +4,7 @@
                                   [--rounds 2] [--threads 2] [--precision auto]
 
 Times, interleaved round by round on the same prompts (the reference split's train.csv),
-  bare step      adaptune.precision.candidate_step: the loss, backward and AdamW step alone
+  bare step      adaptune.step_timing.candidate_step: the loss, backward and AdamW step alone
   cell           adaptune.training.train as a pipeline job runs it (Lightning's loop, its
                  deterministic mode, per-step logging, checkpoints, the progress bar), timed by
                  its own TrainTimer (validation and model loading excluded)
@@ -69,7 +69,7 @@ def main() -> None:
     import torch
 
     from adaptune.io import write_jsonl
-    from adaptune.precision import candidate_step
+    from adaptune.step_timing import candidate_step
 
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)

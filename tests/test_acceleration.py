@@ -15,7 +15,7 @@ import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from adaptune import precision  # noqa: E402
+from adaptune import precision, step_timing  # noqa: E402
 from adaptune.acceleration import prepare_for_training  # noqa: E402
 from adaptune.evaluation import EvaluationSettings, evaluate_adapter, evaluate_fewshot  # noqa: E402
 from adaptune.io import write_json, write_jsonl  # noqa: E402
@@ -175,7 +175,7 @@ def test_decision_prefers_fp32_unless_another_wins_by_the_margin(seconds, expect
 
 
 def test_the_timing_runs_real_steps_of_every_candidate(workspace, one_thread):
-    record = precision.measure_and_decide(settings(), workspace["train"], workspace["model"], threads=1,
+    record = step_timing.measure_and_decide(settings(), workspace["train"], workspace["model"], threads=1,
                                           rounds=2, steps=1)
     assert record["choice"] in precision.CANDIDATES and record["reason"].startswith(record["choice"])
     assert set(record["candidates"]) == set(precision.CANDIDATES)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptune.encoding import encode_completion, encode_prompts
+from adaptune.probabilities import label_probabilities  # noqa: F401  (part of the scorer's interface)
 from adaptune.prompts import completion
 
 
@@ -111,13 +112,6 @@ def _autocast(model, precision: str):
 def predicted_labels(scores: np.ndarray, labels: Sequence[str]) -> list[str]:
     """The best-scoring label of each row (the first one on a tie)."""
     return [labels[i] for i in np.argmax(scores, axis=1)]
-
-
-def label_probabilities(scores: np.ndarray) -> np.ndarray:
-    """Softmax over the labels of each row: the model's belief restricted to the label set."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    weights = np.exp(shifted)
-    return weights / weights.sum(axis=1, keepdims=True)
 
 
 def label_log_probs(logits, label_tokens):

@@ -6,7 +6,7 @@ log_to(snakemake.log[0])
 import torch
 
 from adaptune.io import write_json
-from adaptune.precision import measure_and_decide
+from adaptune.step_timing import measure_and_decide
 from adaptune.training import TrainSettings
 
 torch.set_num_threads(snakemake.threads)

@@ -221,7 +221,7 @@ def paired_difference(a: Codes, b: Codes, samples: int, seed: int, metric: str =
 def softmax_probabilities(predictions: pd.DataFrame, labels: Sequence[str]) -> np.ndarray | None:
     """Label probabilities from the loglik_<label> columns (a language model's label
     log-likelihoods), or None when a column is missing or not finite."""
-    from adaptune.scoring import label_probabilities
+    from adaptune.probabilities import label_probabilities
 
     columns = [score_column(LOGLIK, label) for label in labels]
     if any(c not in predictions.columns for c in columns):

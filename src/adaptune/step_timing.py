@@ -1,0 +1,127 @@
+"""The `hardware` rule's measurement: a few real training steps of the configured model under
+each precision candidate (adaptune.precision), interleaved, and the decision record it writes.
+Apart from adaptune.precision so that jobs which only read the decision import no training stack."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from pathlib import Path
+
+from adaptune.precision import CANDIDATES, MARGIN, _cuda_bf16, autocast_dtype, decide
+
+log = logging.getLogger(__name__)
+
+
+def candidate_step(settings, model_dir, rows, precision: str):
+    """A function that runs one training step of `precision` on the next batch of `rows`: the
+    model as adaptune.training builds it (approach, quantization, batch size, max_length of
+    `settings`), the loss of its LightningModule, AdamW, bf16-mixed under autocast."""
+    import torch
+
+    from adaptune.acceleration import prepare_for_training
+    from adaptune.adapters import make_trainable
+    from adaptune.batches import pad_token_id
+    from adaptune.models import load_model, model_entry
+    from adaptune.training_data import Collator, encode_rows, length_grouped_order
+
+    torch.manual_seed(settings.seed)
+    model, tokenizer = load_model(model_dir, settings.quantization)
+    model = prepare_for_training(make_trainable(model, settings, model_entry(model_dir)), precision)
+    model.train()
+    examples = encode_rows(tokenizer, rows, settings.labels, settings.max_length, settings.truncation_side)
+    order = length_grouped_order([len(e.prompt_ids) + len(e.completion_ids) for e in examples],
+                                 settings.batch_size, settings.seed)
+    collate = Collator(pad_token_id(tokenizer))
+    size = settings.batch_size
+    data = [collate([examples[i] for i in order[j:j + size]]) for j in range(0, len(order) - size + 1, size)]
+    return _step(model, data, precision)
+
+
+def time_candidates(settings, train_prompts, model_dir, candidates=CANDIDATES, rounds: int = 5,
+                    steps: int = 2, warmup: int = 1, batches: int = 8) -> dict[str, list[float]]:
+    """Seconds per training step of each candidate (`candidate_step` on the first `batches`
+    batches of `train_prompts`), one entry per round, the candidates interleaved."""
+    from adaptune.prompts import read_prompts
+
+    rows = read_prompts(train_prompts, settings.labels)[: batches * settings.batch_size]
+    step_of = {}
+    for name in candidates:
+        step_of[name] = candidate_step(settings, model_dir, rows, name)
+        for _ in range(warmup):
+            step_of[name]()
+    times = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, step in step_of.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
+def _step(model, batches, precision):
+    """One training step on the next batch, the way Lightning runs adaptune's CompletionLM."""
+    import itertools
+    from contextlib import nullcontext
+
+    import torch
+
+    from adaptune.training_module import CompletionLM
+
+    device = next(model.parameters()).device
+    batches = [{k: v.to(device) if hasattr(v, "to") else v for k, v in b.items()} for b in batches]
+    module = CompletionLM(model, settings=None, label_ids=[])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    dtype = autocast_dtype(precision)
+    cycle = itertools.cycle(batches)
+
+    def step():
+        batch = next(cycle)
+        with torch.autocast(device.type, dtype=dtype) if dtype else nullcontext():
+            loss = module.completion_loss(module.completion_logits(batch), batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
+
+
+def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds: int = 5,
+                       steps: int = 2, margin: float = MARGIN) -> dict:
+    """The decision record: machine, torch, per-candidate timings and the choice."""
+    import torch
+
+    from adaptune.acceleration import matmul_gflops
+    from adaptune.hardware import cpu_flags, cpu_name
+
+    record = {"cpu": cpu_name(), "cpu_bf16_flags": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"}),
+              "torch": torch.__version__, "threads": threads, "model": Path(model_dir).name,
+              "approach": settings.approach, "quantization": settings.quantization,
+              "batch_size": settings.batch_size, "margin": margin}
+    if _cuda_bf16():
+        record.update(device=torch.cuda.get_device_name(), choice="bf16-mixed",
+                      reason="a CUDA GPU that supports bf16: bf16-mixed, not timed")
+        return record
+    record["device"] = "cpu"
+    record["matmul_gflops"] = {name: round(matmul_gflops(dtype), 1) for name, dtype in
+                               (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
+    seconds = time_candidates(settings, train_prompts, model_dir, rounds=rounds, steps=steps)
+    choice, speedups = decide(seconds, margin)
+    record["candidates"] = {
+        name: {"seconds_per_step": [round(t, 4) for t in times],
+               "median_seconds_per_step": round(statistics.median(times), 4),
+               "samples_per_second": round(settings.batch_size / statistics.median(times), 3),
+               "speedup_over_fp32": round(speedups[name], 3)}
+        for name, times in seconds.items()}
+    record["rounds"], record["steps_per_round"] = rounds, steps
+    record["choice"] = choice
+    best = max(speedups, key=speedups.get)
+    record["reason"] = (f"{choice}: {speedups[choice]:.2f}x fp32's speed (median of {rounds} interleaved rounds)"
+                        if choice != "32-true" else
+                        f"32-true: no candidate was {margin:.2f}x fp32's speed or more "
+                        f"(best {best} at {speedups[best]:.2f}x)")
+    log.info("precision: %s", record["reason"])
+    return record
