@@ -87,20 +87,11 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
     assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) - 1 and gpu_job["runtime"] > 0
 
 
-def slurm_plugin_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
-
-
 def test_the_slurm_profile_plans_gpu_jobs_on_its_gpu_partition(planner, tmp_path):
-    """`snakemake --profile profiles/slurm -n`: with the SLURM executor plugin when it is
-    installed, else the same profile less `executor` (a dry run plans the same jobs); without
-    conda's deployment, which this machine lacks."""
+    """`snakemake --profile profiles/slurm -n` with the SLURM executor plugin (the `cluster`
+    extra, part of `test`); without conda's deployment, which this machine lacks."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile.pop("software-deployment-method")
-    if not slurm_plugin_installed():
-        profile.pop("executor")
     (tmp_path / "slurm").mkdir()
     (tmp_path / "slurm" / "config.yaml").write_text(yaml.safe_dump(profile))
     planned = planned_resources(planner.run("--profile", str(tmp_path / "slurm"), "-n", "--config", "gpu=true"))
