@@ -58,8 +58,8 @@ def _placeholder(title: str, message: str) -> plt.Figure:
 
 
 def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Figure:
-    """Macro-F1 and accuracy (mean over seeds) of every system that ran, with 95% intervals,
-    best at the top. `table` has the columns of the groups table."""
+    """Test macro-F1 and accuracy (mean over seeds) of every system that ran, with 95% intervals,
+    in the groups table's order (by val macro-F1 where val was scored: test never ranks)."""
     if table.empty:
         return _placeholder("Macro-F1 and accuracy by system", "No system was evaluated.")
     height = 1.5 + 0.5 * len(table)
@@ -83,10 +83,11 @@ def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Fi
     axes[1].axvline(chance, color="#888", ls=":", lw=1.2)
     axes[1].set_xlabel(f"Accuracy (dotted line: chance, {chance:.2f})")
     axes[0].set_yticks(positions, [_wrap(s, 34) for s in table["system"]])
-    axes[0].invert_yaxis()  # best first
+    axes[0].invert_yaxis()  # the table's first row at the top
     axes[0].set_ylabel("")
-    fig.suptitle(f"Systems ranked by macro-F1 on the test split (n = {int(table['n'].iloc[0])}; "
-                 "mean over seeds); error bars: 95% stratified bootstrap intervals", fontweight="bold")
+    fig.suptitle(f"Test split (n = {int(table['n'].iloc[0])}; mean over seeds), systems in the order of "
+                 "the report's table (val macro-F1); error bars: 95% stratified bootstrap intervals",
+                 fontweight="bold")
     return fig
 
 
