@@ -205,13 +205,9 @@ def peak_rss_mb() -> float:
 
 def interleaved(variants: dict, rounds: int, steps: int) -> dict[str, float]:
     """Median seconds per step of each variant's `step()`, run in turn for `steps` steps per round."""
-    times = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, step in variants.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times[name].append((time.perf_counter() - start) / steps)
+    from adaptune.step_timing import interleaved_seconds
+
+    times = interleaved_seconds(variants, rounds, steps)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -51,7 +51,13 @@ def time_candidates(settings, train_prompts, model_dir, candidates=CANDIDATES, r
         step_of[name] = candidate_step(settings, model_dir, rows, name)
         for _ in range(warmup):
             step_of[name]()
-    times = {name: [] for name in candidates}
+    return interleaved_seconds(step_of, rounds, steps)
+
+
+def interleaved_seconds(step_of: dict, rounds: int, steps: int) -> dict[str, list[float]]:
+    """Seconds per step of each `step()` in `step_of`, one entry per round; within a round every
+    variant runs `steps` steps in turn, so round i of each saw the same load."""
+    times = {name: [] for name in step_of}
     for _ in range(rounds):
         for name, step in step_of.items():
             start = time.perf_counter()
