@@ -30,25 +30,41 @@ def planned_resources(result) -> dict[str, set[str]]:
     return resources
 
 
+def planned_threads(result) -> dict[str, set[int]]:
+    """{rule: the threads of its planned jobs} (Snakemake prints a `threads:` line above 1)."""
+    threads: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        line = re.search(r"^\s+threads: (\d+)$", block, flags=re.M)
+        if rule:
+            threads.setdefault(rule[1], set()).add(int(line[1]) if line else 1)
+    return threads
+
+
 def gpu_of(resources_line: str) -> int:
     match = re.search(r"\bgpu=(\d+)", resources_line)
     return int(match[1]) if match else 0
 
 
-def test_gpu_jobs_ask_for_one_gpu_when_the_config_says_so(planner):
+def test_gpu_jobs_ask_for_one_gpu_and_the_configured_threads_when_the_config_says_so(planner):
     """Planned with the default profile, which offers one GPU to the jobs that ask for it."""
     shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
-    on = planned_resources(planner.run("-n", "--profile", "profiles/default", "--config", "gpu=true"))
+    plan = planner.run("-n", "--profile", "profiles/default", "--config", "gpu=true", "threads=1")
+    on = planned_resources(plan)
     assert GPU_RULES <= set(on), sorted(on)
     for rule, lines in on.items():
         expected = 1 if rule in GPU_RULES else 0
         assert {gpu_of(line) for line in lines} == {expected}, (rule, lines)
+    assert all(threads == {1} for threads in planned_threads(plan).values())
 
 
-def test_no_job_asks_for_a_gpu_by_default(default_plan):
+def test_no_job_asks_for_a_gpu_by_default_and_model_jobs_take_two_threads(default_plan):
     off = planned_resources(default_plan)
     assert GPU_RULES <= set(off)
     assert all(gpu_of(line) == 0 for lines in off.values() for line in lines)
+    threads = planned_threads(default_plan)
+    assert all(threads[rule] == {2} for rule in GPU_RULES), threads
+    assert threads["sample_splits"] == {1}
 
 
 @pytest.fixture(scope="module")

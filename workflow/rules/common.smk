@@ -21,6 +21,8 @@ from adaptune.systems import (
 )
 
 MODEL = config["model"]
+# Torch threads of every job that runs the model (the rules' `threads`).
+MODEL_THREADS = config["threads"]
 
 
 def _check_config(config):

@@ -30,7 +30,7 @@ rule evaluate:
         f"benchmarks/evaluate/{FINETUNED_NAME}.tsv"
     conda:
         "../../envs/eval.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=4000,
         gpu=int(config["gpu"]),
@@ -56,7 +56,7 @@ rule fewshot:
         "benchmarks/fewshot/{model}/k{k}.tsv"
     conda:
         "../../envs/eval.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=4000,
         gpu=int(config["gpu"]),

@@ -16,7 +16,7 @@ rule hardware:
     conda:
         "../../envs/train.yaml"
     # The cores of a training job: the decision is for the step as the training jobs run it.
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=6000,
         gpu=int(config["gpu"]),

@@ -10,7 +10,7 @@ rule prepare_model:
         "benchmarks/prepare_model/{model}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
         mem_mb=4000,
     params:

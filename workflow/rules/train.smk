@@ -37,7 +37,7 @@ for _approach in APPROACHES:
             f"benchmarks/train/{TRAIN_CELL[_approach]}.tsv"
         conda:
             "../../envs/train.yaml"
-        threads: 2
+        threads: MODEL_THREADS
         resources:
             mem_mb=6000,
             gpu=int(config["gpu"]) * config["training"].get("devices", 1),
@@ -80,7 +80,7 @@ for _approach in APPROACHES:
             rate="[0-9.e+-]+",
         conda:
             "../../envs/train.yaml"
-        threads: 2
+        threads: MODEL_THREADS
         resources:
             mem_mb=6000,
             gpu=int(config["gpu"]) * config["training"].get("devices", 1),
