@@ -14,6 +14,10 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One worker per core: a worker's own torch keeps to one thread, as two threads per worker
+    # would spin on each other's cores. Pipeline jobs still set the threads their rule declares.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,6 +64,20 @@ def write_reference_csvs(directory: Path, per_class: int = 2) -> dict[str, Path]
         paths[part].parent.mkdir(parents=True, exist_ok=True)
         paths[part].write_text("\n".join(lines) + "\n", encoding="utf-8")
     return paths
+
+
+SHARED_RUN_TESTS = "test_pipeline.py"
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that read the shared finished run all live in one file: pytest-xdist sends a
+    file to one worker (`--dist loadfile`), so the run is built once; that file goes first, as
+    the longest piece of work, while the other workers take the rest."""
+    for item in items:
+        if "finished_pipeline" in getattr(item, "fixturenames", ()) and item.path.name != SHARED_RUN_TESTS:
+            raise pytest.UsageError(f"{item.nodeid} uses finished_pipeline; move it to tests/{SHARED_RUN_TESTS}, "
+                                    "whose tests share that run on one worker")
+    items.sort(key=lambda item: item.path.name != SHARED_RUN_TESTS)
 
 
 @pytest.fixture
@@ -160,20 +178,15 @@ def pipeline(tmp_path, tiny_gptj) -> Pipeline:
     return Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
 
 
-# Both prompt styles, so that the shared run can show a change of one style rerunning that
-# style's cells alone.
-FINISHED_OVERRIDES = {"training": {"styles": ["instruction", "raw"]}}
-
-
 @pytest.fixture(scope="session")
 def finished_pipeline(tmp_path_factory, tiny_gptj) -> Pipeline:
-    """The whole chain run once by the real snakemake on the tiny config (both prompt styles),
-    shared by every test that reads a finished run's outputs or plans on top of it. Such tests
-    must leave it as they found it: dry runs, `--report`, or reading files."""
+    """The whole chain run once by the real snakemake on the tiny config (three approaches, the
+    instruction prompt), shared by every test that reads a finished run's outputs or plans on
+    top of it. Such tests must leave it as they found it: dry runs, `--report`, or reading files."""
     workdir = tmp_path_factory.mktemp("finished") / "run"
     write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
     write_reference_csvs(workdir / "data")
-    pipeline = Pipeline(workdir, deep_update(tiny_pipeline_config(tiny_gptj), FINISHED_OVERRIDES))
+    pipeline = Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
     pipeline.run()
     return pipeline
 

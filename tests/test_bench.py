@@ -14,14 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_gpu_check_runs_tiny_gptj_and_prints_every_approach(tmp_path):
+def test_gpu_check_runs_tiny_gptj_and_its_features_on_a_cpu_and_says_what_it_skips(tmp_path):
+    """Both parts in one run (`--checks all`, the default), as on a GPU machine."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
            "ADAPTUNE_GPTJ_DIR": "", "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "absent"),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run([sys.executable, str(ROOT / "bench/gpu_check.py"), "--rounds", "1", "--steps", "1",
-                           "--examples", "24", "--checks", "comparison"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+                           "--examples", "24"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    # The comparison.
     assert "tiny GPT-J (random weights), 8bit, 24 prompts" in out
     for name in ("adaptune", "reference", "trainer"):
         row = re.search(rf"^{name}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
@@ -33,16 +35,7 @@ def test_gpu_check_runs_tiny_gptj_and_prints_every_approach(tmp_path):
         assert float(gflop) >= 0
     for name in ("batched (16)", "one at a time"):
         assert re.search(rf"^{re.escape(name)}\s+[\d.]+\s+[\d.]+x$", out, re.M), out
-
-
-@pytest.mark.slow
-def test_gpu_check_features_run_on_a_cpu_and_say_what_they_skip(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "ADAPTUNE_GPTJ_DIR": "",
-           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, str(ROOT / "bench/gpu_check.py"), "--checks", "features"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    # The features.
     assert "allocator runs against 2 pretend devices" in out
     assert re.search(r"2 concurrent jobs got CUDA_VISIBLE_DEVICES \['[01]', '[01]'\] \(distinct\)", out), out
     assert "one job more waits: yes" in out
@@ -110,3 +103,4 @@ def test_bf16_probe_measures_both_dtypes(one_thread):
     fp32 = matmul_gflops(torch.float32, shape=(64, 64, 64), seconds=0.02)
     bf16 = matmul_gflops(torch.bfloat16, shape=(64, 64, 64), seconds=0.02)
     assert fp32 > 0 and bf16 > 0
+

@@ -6,6 +6,7 @@ job in a per-rule environment sees that environment's packages only, not the hos
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import os
 import re
@@ -140,10 +141,16 @@ def third_party_imports(script: Path) -> tuple[set[str], set[str]]:
     return required, optional - required
 
 
+@functools.cache
+def installed_distributions() -> dict[str, list[str]]:
+    """Importable name -> distributions (a scan of every installed package: done once)."""
+    return importlib.metadata.packages_distributions()
+
+
 def distribution(top_level: str) -> str:
     """The conda-forge name of the package that provides an importable name (an optional one
     need not be installed here; its distribution then bears its name)."""
-    names = importlib.metadata.packages_distributions().get(top_level) or [top_level]
+    names = installed_distributions().get(top_level) or [top_level]
     name = normalize(names[0])
     return CONDA_NAMES.get(name, name)
 

@@ -310,7 +310,8 @@ def test_a_key_from_a_crlf_file_is_stripped_and_used(server, prompts, tmp_path, 
     assert all(r.authorization == f"Bearer {KEY}" for r in server.requests)
 
 
-@pytest.mark.parametrize("bad", [KEY[:10] + " " + KEY[10:], KEY[:10] + "\x7f" + KEY[10:], "  \r\n"])
+@pytest.mark.parametrize("bad", [KEY[:10] + " " + KEY[10:], KEY[:10] + "\x7f" + KEY[10:], "  \r\n"],
+                         ids=["space", "control character", "blank"])  # ids: the key is random
 def test_a_malformed_key_is_refused_without_quoting_it(bad, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", bad)
     with pytest.raises((ValueError, RuntimeError)) as error:

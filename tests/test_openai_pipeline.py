@@ -1,8 +1,8 @@
 """The OpenAI stage inside the real workflow: real `snakemake` runs against the fake server on
-127.0.0.1 (tests/fake_openai.py). A run interrupted while its jobs train pays one job per model on
-rerun; a model whose fine-tuning the endpoint refuses, and a chat model it has shut down, are
-listed by the report as not run with the reason while the rest of the study completes; no
-written file holds the key."""
+127.0.0.1 (tests/fake_openai.py). One study: a run interrupted while its jobs train pays one job
+per model on rerun; a model whose fine-tuning the endpoint refuses, and a chat model it has shut
+down, are listed by the report as not run with the reason while the rest of the study completes;
+no written file holds the key."""
 
 from __future__ import annotations
 
@@ -67,14 +67,24 @@ def right_answer(model: str, prompt: str) -> str:
     return next(LABELS[c] for c, phrases in WORDS.items() if any(p in tweet for p in phrases))
 
 
+REFUSED = "gpt-4.1-mini-2025-04-14"
+REFUSAL = "Model gpt-4.1-mini-2025-04-14 is not available for fine-tuning or does not exist."
+RETIRED = "gpt-3.5-turbo"
+
+
 @pytest.mark.slow
-def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_leaks_no_key(
+def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_reports_refusals_and_leaks_no_key(
         pipeline, monkeypatch):
+    """One study with two models whose fine-tuning runs, one the endpoint refuses and a chat model
+    it has shut down: Ctrl-C while the two jobs train, then a rerun."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY + "\r\n")  # as read from a CRLF .env file
     with FakeOpenAI(key=KEY) as server:
         overrides = openai_on(server.base_url)
+        overrides["openai"].update(finetune_models=[*FINETUNED, REFUSED], chat_models=["gpt-4o-mini", RETIRED])
         for model in FINETUNED:
             server.outcomes[model] = "hang"
+        server.refuse_finetune[REFUSED] = (400, "model_not_available", REFUSAL)
+        server.shutdown_dates[RETIRED] = "2026-10-23"
         server.answer = right_answer
         pipeline.write_config(overrides)
 
@@ -92,7 +102,7 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
         assert process.returncode != 0
-        assert server.count("POST", "/v1/fine_tuning/jobs") == 2
+        assert len(server.jobs) == 2  # the refused model's attempt, before or after Ctrl-C, made none
         for model in FINETUNED:
             assert not pipeline.path(f"results/openai/{model}/model.json").exists()
 
@@ -102,21 +112,33 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_and_
         pipeline.run(config=overrides)
         pipeline.run("--report", "report.html", config=overrides)
 
-        assert server.count("POST", "/v1/fine_tuning/jobs") == 2
+        # One job per model that trains; the refused model asked once and got no job.
+        assert server.count("POST", "/v1/fine_tuning/jobs") == 3 and len(server.jobs) == 2
+        assert not server.files  # every upload deleted: the trained models' and the refused one's
         models = {json.loads(pipeline.path(f"results/openai/{m}/model.json").read_text())["fine_tuned_model"]
                   for m in FINETUNED}
         assert models == {job.data["fine_tuned_model"] for job in server.jobs.values()}
+        record = json.loads(pipeline.path(f"results/openai/{REFUSED}/model.json").read_text())
+        reason = f"fine-tuning job refused: HTTP 400 model_not_available: {REFUSAL}"
+        assert record["status"] == "not_run" and record["reason"] == reason
+        asked_chat = {r.body["model"] for r in server.requests if r.path == "/v1/chat/completions"}
+        assert RETIRED not in asked_chat
         systems = [f"ft-{m}" for m in FINETUNED] + ["gpt-4o-mini-k0", "gpt-4o-mini-k1"]
         for system in systems:
             for prefix in ("", "val/"):
                 metrics = json.loads(pipeline.path(f"results/eval/openai/{system}/{prefix}metrics.json").read_text())
                 assert metrics["n"] == 12 and metrics["system"]["model"] == "openai"
                 assert metrics["accuracy"] == 1.0 and metrics["invalid"] == 0  # the fake answers right
-        # The report lists every OpenAI system as run.
+        # The report lists the OpenAI systems that ran, and the refused and retired ones with why.
         summary = pd.read_csv(pipeline.path("results/report/summary.csv"))
-        openai_rows = summary[summary["name"].str.startswith("openai/")]
-        assert sorted(openai_rows["name"]) == sorted(f"openai/{s}" for s in systems)
-        assert (openai_rows["status"] == "ran").all() and (openai_rows["accuracy"] == 1.0).all()
+        status = dict(zip(summary["name"], summary["status"]))
+        assert {name: status[name] for name in status if name.startswith("openai/")} == {
+            **{f"openai/{s}": "ran" for s in systems}, f"openai/ft-{REFUSED}": f"not run: {reason}",
+            **{f"openai/{RETIRED}-k{k}": f"not run: model {RETIRED} was shut down on 2026-10-23" for k in (0, 1)}}
+        ran = summary[summary["name"].isin(f"openai/{s}" for s in systems)]
+        assert (ran["accuracy"] == 1.0).all() and status["baseline/tfidf"] == "ran"
+        table = pipeline.path("results/report/summary.md").read_text()
+        assert REFUSAL in table and "shut down on 2026-10-23" in table
         # The fine-tuned completion model was asked on /v1/completions by its ft: id.
         asked = {r.body["model"] for r in server.requests if r.path == "/v1/completions"}
         assert asked == {m for m in models if m.startswith("ft:babbage-002")}
@@ -153,36 +175,3 @@ def test_openai_enabled_without_a_key_stops_before_any_job(pipeline, monkeypatch
     assert "openai.enabled is true, but the environment variable OPENAI_API_KEY is not set" in \
         result.stdout + result.stderr
     assert not pipeline.path("results").exists()
-
-
-@pytest.mark.slow
-def test_pipeline_with_a_refused_fine_tuning_and_a_retired_chat_model_completes_and_reports_them(
-        pipeline, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    refused, trained = "gpt-4.1-mini-2025-04-14", "gpt-4o-mini-2024-07-18"
-    message = "Model gpt-4.1-mini-2025-04-14 is not available for fine-tuning or does not exist."
-    with FakeOpenAI(key=KEY) as server:
-        server.refuse_finetune[refused] = (400, "model_not_available", message)
-        server.shutdown_dates["gpt-3.5-turbo"] = "2026-10-23"
-        server.answer = right_answer
-        overrides = openai_on(server.base_url)
-        overrides["openai"].update(finetune_models=[trained, refused], chat_models=["gpt-3.5-turbo"],
-                                   chat_k=[0])
-        pipeline.run(config=overrides)
-
-        assert server.count("POST", "/v1/fine_tuning/jobs") == 2 and len(server.jobs) == 1
-        assert not server.files  # every upload deleted: the refused model's and the trained one's
-        asked = {r.body["model"] for r in server.requests if r.path == "/v1/chat/completions"}
-        assert asked == {server.jobs["ftjob-0001"].data["fine_tuned_model"]}  # never the retired model
-    record = json.loads(pipeline.path(f"results/openai/{refused}/model.json").read_text())
-    assert record["status"] == "not_run"
-    reason = f"fine-tuning job refused: HTTP 400 model_not_available: {message}"
-    assert record["reason"] == reason
-    summary = pd.read_csv(pipeline.path("results/report/summary.csv"))
-    status = dict(zip(summary["name"], summary["status"]))
-    assert status[f"openai/ft-{trained}"] == "ran"
-    assert status[f"openai/ft-{refused}"] == f"not run: {reason}"
-    assert status["openai/gpt-3.5-turbo-k0"] == "not run: model gpt-3.5-turbo was shut down on 2026-10-23"
-    assert status["baseline/tfidf"] == "ran"
-    table = pipeline.path("results/report/summary.md").read_text()
-    assert message in table and "shut down on 2026-10-23" in table

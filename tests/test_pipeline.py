@@ -1,24 +1,34 @@
 """The whole chain, run once by the real snakemake on a tiny 8-bit GPT-J (`finished_pipeline` in
 conftest.py): every stage and output, numbers that are the scorer's and the metrics code's own on
-the same prompts and predictions, the report, a rerun that does nothing, and a rerun of one
-approach after its config changed."""
+the same prompts and predictions, the report, publishing, where the run's time went, a rerun that
+does nothing, and reruns of exactly the cells a config change touches. Every test that reads the
+shared run lives here, so that one pytest-xdist worker builds it (`--dist loadfile`)."""
 
+import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import LABELS
+from conftest import LABELS, REPO, Pipeline, job_stats, write_raw_csv, write_reference_csvs
 
 pytestmark = pytest.mark.slow
 
 APPROACHES = ("layernorm", "lora_attention", "lora_all")
-STYLES = ("instruction", "raw")
+STYLES = ("instruction",)  # the shared run's one style
 CELL = "tiny-gptj/{approach}/{style}/8bit/seed42"
+PROMPTS = "results/prompts/instruction/train.jsonl"
 SYSTEMS = [CELL.format(approach=a, style=s) for a in APPROACHES for s in STYLES] + [
     "tiny-gptj/fewshot-k0", "tiny-gptj/fewshot-k1", "baseline/tfidf"]
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def evaluation(pipeline, system: str, split: str) -> tuple[pd.DataFrame, dict]:
@@ -126,7 +136,7 @@ def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished_pi
     answer = summary.split("##")[0]
     assert answer.count("- ") >= 5  # one line per macro-F1 comparison and the note on intervals
     groups = pd.read_csv(finished_pipeline.path("results/report/groups.csv"))
-    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == 6  # the fine-tuned ones
+    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == len(APPROACHES)  # the fine-tuned ones
     # The report's numbers are the systems' metrics.json
     runs = pd.read_csv(finished_pipeline.path("results/report/summary.csv")).set_index("name")
     for system in SYSTEMS:
@@ -152,6 +162,9 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
     run = json.loads((folder / "run.json").read_text())
     assert len(run["commit"]) >= 40 and "core" in run["machine"]
     assert run["run_time"]["jobs"] >= 10 and run["run_time"]["wall_time_s"] > 0
+    jobs = pd.read_csv(folder / "jobs.csv")
+    assert len(jobs) == run["run_time"]["jobs"] == len(list(finished_pipeline.path("benchmarks").rglob("*.tsv")))
+    assert jobs["seconds"].sum() == pytest.approx(run["run_time"]["job_time_s"], abs=0.1)
     import yaml
     assert yaml.safe_load((folder / "config.yaml").read_text())["splits"]["test"] == 12
     assert published_studies(tmp_path) == ["docs/results/tiny"]
@@ -196,3 +209,74 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipe
         "training": {"approaches": {"lora_all": {"learning_rate": 2 * learning_rate}}}}))
     assert "train_lora_all" in plan
     assert "train_layernorm" not in plan and "train_lora_attention" not in plan
+
+
+def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_its_style(finished_pipeline):
+    """On the finished run (three approaches, the instruction prompt, one seed): adding the raw
+    style plans the raw cells only, a second seed plans that seed's cells only, and a new
+    instruction template reruns the instruction cells and what reads them."""
+    pipeline = finished_pipeline
+    templates = pipeline.config["prompts"]["templates"]
+    plan = pipeline.run("-n", config={"training": {"styles": ["instruction", "raw"]}})
+    assert job_stats(plan.stdout) == {"format_prompts": 3, "train_layernorm": 1, "train_lora_attention": 1,
+                                      "train_lora_all": 1, "evaluate": 3, "report": 1, "all": 1}
+    outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
+    cells = [line for line in outputs if "results/train/" in line or "results/eval/" in line]
+    assert len(cells) == 6 and all("/raw/8bit/seed42" in line for line in cells)
+    assert not any("instruction" in line for line in outputs)
+
+    two_seeds = {"training": {"seeds": [42, 43]}}
+    plan = pipeline.run("-n", config=two_seeds)
+    assert job_stats(plan.stdout) == {"train_layernorm": 1, "train_lora_attention": 1, "train_lora_all": 1,
+                                      "evaluate": 3, "report": 1, "all": 1}
+    outputs = [line for line in plan.stdout.splitlines()
+               if line.strip().startswith("output:") and ("results/train/" in line or "results/eval/" in line)]
+    assert outputs and all("/seed43" in line and "/seed42" not in line for line in outputs)
+
+    new_instruction = {"prompts": {"templates": {**templates, "instruction": templates["instruction"] + " "}}}
+    plan = job_stats(pipeline.run("-n", config=new_instruction).stdout)
+    assert plan["format_prompts"] == 3 and plan["evaluate"] == 3
+    assert all(plan[f"train_{approach}"] == 1 for approach in ("layernorm", "lora_attention", "lora_all"))
+    assert "sample_splits" not in plan and "baseline_tfidf" not in plan
+
+
+def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(finished_pipeline, tmp_path):
+    pipeline = finished_pipeline
+    records = [json.loads(line) for line in pipeline.path(PROMPTS).read_text().splitlines()]
+    assert len(records) == 24
+    assert {r["label"] for r in records} == {"hate", "offensive", "neutral"}
+    assert all(r["prompt"].endswith("Category:") and r["completion"] == " " + r["label"] for r in records)
+    splits = {n: pipeline.path(f"results/splits/{n}.csv").read_text().splitlines()[1:] for n in ("train", "val", "test")}
+    assert not (set(splits["train"]) & set(splits["val"]) or set(splits["train"]) & set(splits["test"]))
+    # The reference split's tweets (written with their HTML entities) are in no split.
+    reference = {line.split(",", 1)[1].strip('"').replace("&amp;", "&")
+                 for part in ("train", "val")
+                 for line in pipeline.path(f"data/reference_{part}.csv").read_text().splitlines()[1:]}
+    for name in ("train", "val", "test"):
+        texts = set(pd.read_csv(pipeline.path(f"results/splits/{name}.csv"))["text"])
+        assert len(texts) > 0 and not texts & reference
+
+    # The same config in a fresh directory gives the same bytes.
+    again = Pipeline(tmp_path / "again", pipeline.config)
+    write_raw_csv(again.path("data/labeled_data.csv"), per_class=40)
+    write_reference_csvs(again.path("data"))
+    again.run(PROMPTS)
+    for relative in (PROMPTS, "results/splits/val.csv", "results/splits/test.csv"):
+        assert digest(pipeline.path(relative)) == digest(again.path(relative))
+
+
+def test_study_time_accounts_for_every_job_of_a_finished_run(finished_pipeline):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, str(REPO / "bench/study_time.py"), "--root", str(finished_pipeline.workdir)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    benchmarks = list(finished_pipeline.path("benchmarks").rglob("*.tsv"))
+    header = re.search(r"^(\d+) jobs, ([\d.]+) min of job time", out, re.M)
+    assert header and int(header[1]) == len(benchmarks), out
+    rows = {m[1]: (int(m[2]), float(m[3])) for m in re.finditer(r"^\| (\w+) \| (\d+) \| ([\d.]+) \|", out, re.M)}
+    assert sum(jobs for jobs, _ in rows.values()) == len(benchmarks)
+    assert rows["train"][0] == 3 and rows["evaluate"][0] == 3, rows  # three approaches, one style
+    assert sum(minutes for _, minutes in rows.values()) == pytest.approx(float(header[2]), abs=0.1 * len(rows))
+    cells = re.search(r"^Training: (\d+) cells, (\d+) samples", out, re.M)
+    assert cells and int(cells[1]) == 3 and int(cells[2]) == 3 * 24, out

@@ -238,14 +238,17 @@ def test_readme_command(where, argv, exported, workdir, request):
             assert adaptune.__version__ in result.stdout
     elif name in ("python", "python3") and argv[1:3] == ["-m", "venv"]:
         assert len(argv) == 4, argv  # one folder
-    elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"] and "-m" in argv[3:]:
-        # A marked subset (the llama.cpp server tests, the unit tests): its markers are registered,
-        # the files exist.
-        expression = argv[argv.index("-m", 3) + 1]
-        for marker in set(re.findall(r"\w+", expression)) - {"not", "and", "or"}:
-            assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), f"marker {marker} is not registered"
+    elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"] and argv[3:]:
+        # A subset (marked tests, one file, one process): its markers are registered, its files
+        # exist, and its options are pytest's or pytest-xdist's.
+        if "-m" in argv[3:]:
+            expression = argv[argv.index("-m", 3) + 1]
+            for marker in set(re.findall(r"\w+", expression)) - {"not", "and", "or"}:
+                assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), f"marker {marker} is not registered"
         for path in (a for a in argv if a.startswith("tests/")):
             assert (REPO / path).is_file(), path
+        options = {a for a in argv[3:] if a.startswith("-") and not re.fullmatch(r"-r\w+", a)}  # -rs: a report
+        assert options <= {"-m", "-n", "-k", "-x", "-q", "-v", "--durations"}, options
     elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"]:
         ci = (REPO / ".ci" / "run").read_text()
         assert " ".join([".venv/bin/python", *argv[1:]]) in ci, ".ci/run must run the README's test command"

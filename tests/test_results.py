@@ -1,7 +1,10 @@
 """The README's results section is generated from a published study's files (docs/results/),
 never typed: regenerating it from the folder it names gives exactly what the README holds."""
 
+import re
 from pathlib import Path
+
+import pandas as pd
 
 from adaptune.publish import current_section, published_studies, section
 
@@ -16,6 +19,19 @@ def test_readme_results_section_is_what_its_published_files_generate():
     published = published_studies(REPO)
     if published:
         assert folder in published, f"README.md shows {folder or 'no study'}; published: {published}"
+
+
+def test_the_readmes_predict_line_uses_the_published_studys_val_chosen_best():
+    _, folder = current_section(REPO / "README.md")
+    shown = re.findall(r"adaptune predict --adapter (\S+)", (REPO / "README.md").read_text())
+    assert shown
+    if folder is None:
+        return
+    groups = pd.read_csv(REPO / folder / "groups.csv", keep_default_na=False)
+    best = groups.loc[groups["chosen"].str.startswith("best fine-tuned"), "group"]
+    runs = pd.read_csv(REPO / folder / "summary.csv")
+    adapters = set(runs.loc[runs["group"].isin(best), "adapter"])
+    assert adapters and set(shown) <= adapters, (shown, adapters)
 
 
 def test_publish_refuses_an_incomplete_report_and_leaves_the_destination_alone(tmp_path):

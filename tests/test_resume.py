@@ -50,9 +50,14 @@ def run_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess
                           text=True, timeout=600)
 
 
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace, tmp_path):
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace, tmp_path, one_thread):
+    # The uninterrupted run in this process (one thread, as the children); the killed one and its
+    # rerun in children.
+    from adaptune import training
+
     straight = tmp_path / "straight"
-    assert run_child(workspace, straight, 0).returncode == 0
+    training.train(settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
+                   workspace["train"], workspace["val"], workspace["model"], straight)
 
     interrupted = tmp_path / "interrupted"
     killed = run_child(workspace, interrupted, 3)

@@ -12,6 +12,8 @@ from adaptune.report.inputs import ReportInputError
 from adaptune.report.sweep import epoch_scores, write_sweep
 from adaptune.tuning import ChosenSettingsError, read_chosen
 
+from conftest import REPO, deep_update, tiny_pipeline_config
+
 
 def write_curves(path, f1_by_epoch, steps_per_epoch=5):
     """A run's curves.csv as training writes it: train-loss rows, a step-0 val row, and one val
@@ -86,14 +88,15 @@ def test_read_chosen_names_the_file_and_the_missing_approach(tmp_path):
         read_chosen(tmp_path / "absent.yaml", "layernorm")
 
 
-def test_tuning_needs_a_constant_rate_without_warm_up(pipeline):
-    base = {"sweep": {"enabled": True, "tune_study": True}}
-    result = pipeline.run("-n", config=base, check=False)
-    assert result.returncode != 0
-    assert "training.lr_schedule is 'linear'; expected constant" in result.stdout + result.stderr
-    warm = {**base, "training": {"lr_schedule": "constant"}}
-    result = pipeline.run("-n", config=warm, check=False)
-    assert result.returncode != 0 and "warmup_ratio is 0.1; expected 0" in result.stdout + result.stderr
+def test_tuning_needs_a_constant_rate_without_warm_up():
+    """Checked in process as the Snakefile checks a config (test_workflow.refusal); the Snakemake
+    run that shows this wiring is test_workflow's test_bad_config_stops_snakemake_before_any_job."""
+    from test_workflow import refusal
+
+    base = deep_update(tiny_pipeline_config(REPO / "no-model"), {"sweep": {"enabled": True, "tune_study": True}})
+    assert "training.lr_schedule is 'linear'; expected constant" in refusal(base)
+    warm = deep_update(base, {"training": {"lr_schedule": "constant"}})
+    assert "warmup_ratio is 0.1; expected 0" in refusal(warm)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 data and prompt stages end to end."""
 
 import hashlib
-import json
 
 import pandas as pd
 import pytest
@@ -48,57 +47,6 @@ def test_the_grid_plans_one_training_and_evaluation_per_cell(pipeline):
         assert jobs[f"train_{approach}"] == 2 * 3 * 2
     assert jobs["evaluate"] == 3 * 2 * 3 * 2
     assert jobs["report"] == 1
-
-
-@pytest.mark.slow
-def test_changing_one_style_or_adding_a_seed_reruns_only_those_cells(finished_pipeline):
-    """On the finished run (three approaches x two styles, one seed): a new raw template plans
-    the raw cells only, and a second seed plans that seed's cells only."""
-    pipeline = finished_pipeline
-    templates = pipeline.config["prompts"]["templates"]
-    new_raw = {"prompts": {"templates": {**templates, "raw": "{text}\n=>"}}}
-    plan = pipeline.run("-n", config=new_raw)
-    assert job_stats(plan.stdout) == {"format_prompts": 3, "train_layernorm": 1, "train_lora_attention": 1,
-                                      "train_lora_all": 1, "evaluate": 3, "report": 1, "all": 1}
-    outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
-    cells = [line for line in outputs if "results/train/" in line or "results/eval/" in line]
-    assert len(cells) == 6 and all("/raw/8bit/seed42" in line for line in cells)
-    assert not any("instruction" in line for line in outputs)
-
-    two_seeds = {"training": {"seeds": [42, 43]}}
-    plan = pipeline.run("-n", config=two_seeds)
-    assert job_stats(plan.stdout) == {"train_layernorm": 2, "train_lora_attention": 2, "train_lora_all": 2,
-                                      "evaluate": 6, "report": 1, "all": 1}
-    outputs = [line for line in plan.stdout.splitlines()
-               if line.strip().startswith("output:") and ("results/train/" in line or "results/eval/" in line)]
-    assert outputs and all("/seed43" in line and "/seed42" not in line for line in outputs)
-
-
-@pytest.mark.slow
-def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(finished_pipeline, tmp_path):
-    pipeline = finished_pipeline
-    records = [json.loads(line) for line in pipeline.path(PROMPTS).read_text().splitlines()]
-    assert len(records) == 24
-    assert {r["label"] for r in records} == {"hate", "offensive", "neutral"}
-    assert all(r["prompt"].endswith("Category:") and r["completion"] == " " + r["label"] for r in records)
-    splits = {n: pipeline.path(f"results/splits/{n}.csv").read_text().splitlines()[1:] for n in ("train", "val", "test")}
-    assert not (set(splits["train"]) & set(splits["val"]) or set(splits["train"]) & set(splits["test"]))
-    # The reference split's tweets (written with their HTML entities) are in no split.
-    reference = {line.split(",", 1)[1].strip('"').replace("&amp;", "&")
-                 for part in ("train", "val")
-                 for line in pipeline.path(f"data/reference_{part}.csv").read_text().splitlines()[1:]}
-    for name in ("train", "val", "test"):
-        texts = set(pd.read_csv(pipeline.path(f"results/splits/{name}.csv"))["text"])
-        assert len(texts) > 0 and not texts & reference
-
-    # The same config in a fresh directory gives the same bytes.
-    from conftest import Pipeline
-    again = Pipeline(tmp_path / "again", pipeline.config)
-    write_raw_csv(again.path("data/labeled_data.csv"), per_class=40)
-    write_reference_csvs(again.path("data"))
-    again.run(PROMPTS)
-    for relative in (PROMPTS, "results/splits/val.csv", "results/splits/test.csv"):
-        assert digest(pipeline.path(relative)) == digest(again.path(relative))
 
 
 REFUSED = [
