@@ -128,6 +128,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: with Nagle's algorithm on, a kept-alive
+            # connection waits for the client's delayed ACK between them (tens of ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
