@@ -18,16 +18,14 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from adaptune.publish import run_time
+from adaptune.publish import benchmark_records, run_time
 
 
 def job_seconds(benchmarks: Path) -> dict[str, list[float]]:
     """Seconds of every job by rule (the first folder under benchmarks/, or the file's stem)."""
     by_rule: dict[str, list[float]] = defaultdict(list)
-    for path in sorted(benchmarks.rglob("*.tsv")):
-        rows = path.read_text(encoding="utf-8").splitlines()[1:]
-        rule = path.relative_to(benchmarks).parts[0].removesuffix(".tsv")
-        by_rule[rule].append(max(float(row.split("\t")[0]) for row in rows))
+    for record in benchmark_records(benchmarks):
+        by_rule[record["job"].split("/")[0]].append(record["seconds"])
     return by_rule
 
 

@@ -36,37 +36,43 @@ class PublishError(ValueError):
 
 # ------------------------------------------------------------------ publish
 
+def benchmark_records(benchmarks: Path) -> list[dict]:
+    """One record per Snakemake benchmark file under `benchmarks` (each written when its job
+    ends): `job` (its path below benchmarks/, no suffix), `seconds` (the largest `s` of its
+    rows), `row` (that row's fields, as written) and `end` (the file's modification time)."""
+    records = []
+    for path in sorted(benchmarks.rglob("*.tsv")) if benchmarks.is_dir() else []:
+        header, *lines = path.read_text(encoding="utf-8").splitlines() or [""]
+        columns = header.split("\t")
+        if not lines or columns[0] != "s":
+            raise PublishError(f"{path}: not a Snakemake benchmark file (expected a header starting with 's')")
+        row = max((dict(zip(columns, line.split("\t"))) for line in lines), key=lambda r: float(r["s"]))
+        records.append({"job": path.relative_to(benchmarks).with_suffix("").as_posix(),
+                        "seconds": float(row["s"]), "row": row, "end": path.stat().st_mtime})
+    return records
+
+
 def run_time(benchmarks: Path) -> dict | None:
     """Jobs, their summed time, and the span from the first job's start to the last one's end,
-    from Snakemake's benchmark files (each written when its job ends, holding its seconds `s`);
-    None without any. A run resumed across days spans the gap too, so the summed job time is
-    given beside it."""
-    ends, starts, total = [], [], 0.0
-    for path in sorted(benchmarks.rglob("*.tsv")) if benchmarks.is_dir() else []:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        if len(lines) < 2 or lines[0].split("\t")[0] != "s":
-            raise PublishError(f"{path}: not a Snakemake benchmark file (expected a header starting with 's')")
-        seconds = max(float(line.split("\t")[0]) for line in lines[1:])
-        end = path.stat().st_mtime
-        ends.append(end)
-        starts.append(end - seconds)
-        total += seconds
-    if not ends:
+    from Snakemake's benchmark files; None without any. A run resumed across days spans the gap
+    too, so the summed job time is given beside it."""
+    records = benchmark_records(benchmarks)
+    if not records:
         return None
-    return {"jobs": len(ends), "job_time_s": round(total, 1), "wall_time_s": round(max(ends) - min(starts), 1),
-            "first_start": _iso(min(starts)), "last_end": _iso(max(ends))}
+    ends = [r["end"] for r in records]
+    starts = [r["end"] - r["seconds"] for r in records]
+    return {"jobs": len(records), "job_time_s": round(sum(r["seconds"] for r in records), 1),
+            "wall_time_s": round(max(ends) - min(starts), 1), "first_start": _iso(min(starts)),
+            "last_end": _iso(max(ends))}
 
 
 def job_table(benchmarks: Path) -> str:
     """Every job's benchmark (its file under benchmarks/, seconds, CPU seconds, peak memory) as
     CSV text, the record of where the run's time went; a header alone without benchmarks."""
     rows = ["job,seconds,cpu_seconds,max_rss_mb"]
-    for path in sorted(benchmarks.rglob("*.tsv")) if benchmarks.is_dir() else []:
-        header, *lines = path.read_text(encoding="utf-8").splitlines()
-        columns = header.split("\t")
-        last = dict(zip(columns, lines[-1].split("\t")))
-        rows.append(f"{path.relative_to(benchmarks).with_suffix('').as_posix()},{last['s']},"
-                    f"{last.get('cpu_time', '')},{last.get('max_rss', '')}")
+    for record in benchmark_records(benchmarks):
+        row = record["row"]
+        rows.append(f"{record['job']},{row['s']},{row.get('cpu_time', '')},{row.get('max_rss', '')}")
     return "\n".join(rows) + "\n"
 
 
@@ -207,10 +213,10 @@ def _answer(ran, paired) -> list[str]:
             interval = f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
             if not r["resolved"]:
                 parts.append(f"no resolved difference from {r['b']}, {interval}")
-            elif r["difference"] > 0:
-                parts.append(f"beats {r['b']} by {interval}")
             else:
-                parts.append(f"{r['b']} beats it by {-r['difference']:.3f} [{-r['ci_high']:+.3f}, {-r['ci_low']:+.3f}]")
+                better, _, d, low, high = _difference(r)
+                parts.append(f"beats {r['b']} by {interval}" if better == r["a"] else
+                             f"{r['b']} beats it by {d:.3f} [{low:+.3f}, {high:+.3f}]")
         bullets.append(f"- **Best fine-tuned system, chosen on val:** {b['system']}, test macro-F1 "
                        f"{b['macro_f1_mean']:.3f} [{b['macro_f1_ci_low']:.3f}, {b['macro_f1_ci_high']:.3f}]"
                        + ("; " + "; ".join(parts) if parts else "") + ".")
