@@ -259,7 +259,7 @@ def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path
 
 
 def test_the_reports_reference_val_counts_are_those_of_the_reference_file():
-    from adaptune.report.tables import REFERENCE_MAJORITY, REFERENCE_VAL_COUNTS
+    from adaptune.reference_study import REFERENCE_MAJORITY, REFERENCE_VAL_COUNTS
 
     need_real_files(REFERENCE["val"])
     labels = pd.read_csv(REFERENCE["val"], keep_default_na=False)["label"]

@@ -168,6 +168,7 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
     import yaml
     assert yaml.safe_load((folder / "config.yaml").read_text())["splits"]["test"] == 12
     assert published_studies(tmp_path) == ["docs/results/tiny"]
+    assert published_studies(tmp_path, "reference") == [] and not (folder / "reference_split.csv").exists()
 
     readme = tmp_path / "README.md"
     readme.write_text("# adaptune\n\n<!-- results:begin -->\ntyped by hand: 0.99\n<!-- results:end -->\n\nMore.\n")

@@ -17,7 +17,7 @@ from adaptune.io import write_json
 from adaptune.metrics import evaluation_record, write_evaluation
 from adaptune.report import OUTPUTS, ReportInputError, build_report, output_paths
 from adaptune.report.plan import AnalysisPlan
-from adaptune.report.tables import REFERENCE_RESULTS
+from adaptune.reference_study import REFERENCE_RESULTS
 from adaptune.systems import System
 
 LABELS = ["hate", "offensive", "neutral"]
@@ -246,14 +246,48 @@ def test_model_reference_and_val_are_described_honestly(built):
 
 
 def test_on_the_reference_split_our_numbers_stand_beside_the_published_ones(tmp_path):
+    """A reference-protocol run: the report's reference block and reference_split.csv hold our
+    numbers on that val split and its majority-class floor counted from the gold labels; the
+    publication carries the CSV and the README's reference section is generated from it."""
+    from sklearn.metrics import f1_score
+
+    from adaptune.publish import current_section, publish, reference_section, write_readme
+
     systems = make_study(tmp_path, finetuned()[:1] + OTHERS[:1])
     val_metrics = tmp_path / systems[0].eval_dir / "val" / "metrics.json"
     record = json.loads(val_metrics.read_text())
     write_json(val_metrics, {**record, "vocab_argmax_accuracy": 0.4567})
-    summary = run_report(tmp_path, systems, reference_split=True)["summary_md"].read_text()
-    block = summary.split("## Reference study")[1]
+    out = run_report(tmp_path, systems, reference_split=True)
+    block = out["summary_md"].read_text().split("## Reference study")[1]
     assert "same 200 validation tweets" in block and "0.457" in block
     assert f"{record['accuracy']:.3f}" in block
+
+    table = pd.read_csv(out["reference_csv"])
+    gold = pd.read_csv(tmp_path / systems[0].eval_dir / "val" / "predictions.csv")["gold"]
+    counts = gold.value_counts()
+    majority = table.iloc[-1]
+    assert majority["system"].startswith(f'always "{counts.idxmax()}"')
+    assert majority["accuracy"] == pytest.approx(counts.max() / len(gold))
+    assert majority["macro_f1"] == pytest.approx(
+        f1_score(gold, [counts.idxmax()] * len(gold), labels=LABELS, average="macro", zero_division=0))
+    assert table.iloc[0]["vocab_argmax_accuracy"] == pytest.approx(0.4567)
+    assert f"{majority['accuracy']:.3f}" in block
+
+    folder = publish(out["summary_csv"].parent, tmp_path / "docs/results/reference", tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n"
+                      "<!-- reference:begin -->\nby hand\n<!-- reference:end -->\n")
+    assert write_readme(readme, "docs/results/reference", tmp_path) == "reference"
+    current, source = current_section(readme, "reference")
+    assert source == "docs/results/reference" and current == reference_section(source, tmp_path)
+    assert "0.457" in current and f"{majority['accuracy']:.3f}" in current and "0.84" in current
+    assert (folder / "reference_split.csv").read_bytes() == out["reference_csv"].read_bytes()
+
+
+def test_a_run_off_the_reference_split_has_no_reference_rows(built):
+    _, out = built
+    table = pd.read_csv(out["reference_csv"])
+    assert table.empty and "accuracy" in table.columns
 
 
 def test_every_output_is_written_and_figures_are_real_images(built):

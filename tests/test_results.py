@@ -1,24 +1,28 @@
-"""The README's results section is generated from a published study's files (docs/results/),
-never typed: regenerating it from the folder it names gives exactly what the README holds."""
+"""The README's results and reference sections are generated from published runs' files
+(docs/results/), never typed: regenerating each from the folder it names gives exactly what the
+README holds."""
 
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from adaptune.publish import current_section, published_studies, section
+import pytest
+
+from adaptune.publish import SECTIONS, current_section, generated, published_studies
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_readme_results_section_is_what_its_published_files_generate():
-    current, folder = current_section(REPO / "README.md")
-    assert current == section(folder, REPO), (
-        "README.md's results section differs from its published files; regenerate it with "
-        f"`adaptune readme {folder or 'none'}`")
-    published = published_studies(REPO)
+@pytest.mark.parametrize("kind", sorted(SECTIONS))
+def test_readme_sections_are_what_their_published_files_generate(kind):
+    current, folder = current_section(REPO / "README.md", kind)
+    assert current == generated(kind, folder, REPO), (
+        f"README.md's {kind} section differs from its published files; regenerate it with "
+        f"`adaptune readme {folder or 'none --section ' + kind}`")
+    published = published_studies(REPO, kind)
     if published:
-        assert folder in published, f"README.md shows {folder or 'no study'}; published: {published}"
+        assert folder in published, f"README.md's {kind} section shows {folder or 'nothing'}; published: {published}"
 
 
 def test_the_readmes_predict_line_uses_the_published_studys_val_chosen_best():

@@ -18,7 +18,7 @@ from adaptune.report.statistics import calibration
 from adaptune.report.plan import AnalysisPlan
 from adaptune.report.tables import (
     GroupScores, answer, choose_on_val, comparisons, display_groups, display_paired, display_runs,
-    groups_table, runs_table, same_split_table, val_means,
+    display_same_split, groups_table, runs_table, same_split_table, val_means,
 )
 from adaptune.systems import System, colours, labels as system_labels
 
@@ -27,7 +27,7 @@ TABLES = {
     "summary_csv": "summary.csv", "summary_md": "summary.md", "summary_html": "summary.html",
     "groups_csv": "groups.csv", "paired_csv": "paired_differences.csv",
     "val_csv": "summary_val.csv", "val_md": "summary_val.md", "val_html": "summary_val.html",
-    "run_json": "run.json",
+    "run_json": "run.json", "reference_csv": "reference_split.csv",
 }
 FIGURES = {"macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
            "label_distribution": "label_distribution", "calibration": "calibration",
@@ -104,7 +104,9 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     write_csv(outputs["summary_csv"], table)
     write_csv(outputs["groups_csv"], groups.drop(columns=[c for c in groups if c.endswith("_per_seed")]))
     write_csv(outputs["paired_csv"], paired)
-    same_split = same_split_table(val_runs, shown) if reference_split and val_runs else None
+    # Our numbers on the reference study's own val split: rows only for a reference-protocol run.
+    same_split = same_split_table(val_runs if reference_split else [], shown, labels)
+    write_csv(outputs["reference_csv"], same_split)
     note = ""
     if model and model.get("source") in MODEL_NOTES:
         note = MODEL_NOTES[model["source"]].format(gguf=model.get("gguf_file", "GGUF"))
@@ -122,7 +124,7 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                    Section("Paired differences on the same test tweets", display_paired(paired),
                            method_note(plan, len(paired))),
                    Section("Every run", display_runs(table, labels)),
-               ], note, same_split)
+               ], note, display_same_split(same_split))
     _write_val(val_runs, labels, shown, outputs)
     write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
                                      "machine": machine(), "config": dict(config or {}),

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from adaptune.io import write_text
-from adaptune.report.tables import (
-    REFERENCE_MAJORITY, REFERENCE_SOURCE, REFERENCE_SPLIT, REFERENCE_VAL_COUNTS, reference_table,
-)
+from adaptune.reference_study import REFERENCE_MAJORITY, REFERENCE_SOURCE, REFERENCE_SPLIT, REFERENCE_VAL_COUNTS
+from adaptune.report.tables import reference_table
 
 
 @dataclass(frozen=True)

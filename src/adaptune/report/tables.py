@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from adaptune.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFERENCE_SPLIT
 from adaptune.report.inputs import Run
 from adaptune.report.plan import FACTORS, KINDS, AnalysisPlan
 from adaptune.report.statistics import (
@@ -16,27 +17,6 @@ from adaptune.report.statistics import (
 )
 from adaptune.systems import System, group_systems
 
-# The reference study (GPT-J-6B in 8-bit, PyTorch Lightning, 1,000 balanced training tweets):
-# its published accuracies on its own 200-tweet validation split, as published (strings, so
-# "0.50" stays "0.50"), each under the rule it was scored by. Shown apart from our rows, never
-# ranked with them.
-REFERENCE_SOURCE = "github.com/vetka925/gpt-j-8bit-lightning-finetune"
-REFERENCE_SCORING = {
-    "vocabulary": "Accuracy: argmax over the whole vocabulary",
-    "label_tokens": "Accuracy: argmax over the 3 label tokens",
-    "answer": "Accuracy: lowercased answer equals the label",
-}
-REFERENCE_RESULTS = (
-    {"system": "LoRA, all linear layers", "model": "GPT-J-6B (8-bit)", "accuracy": "0.84",
-     "scoring": "vocabulary"},
-    {"system": "3-shot prompting", "model": "GPT-J-6B (8-bit)", "accuracy": "0.415",
-     "scoring": "label_tokens"},
-    {"system": "ChatGPT, zero-shot", "model": "ChatGPT (OpenAI)", "accuracy": "0.50", "scoring": "answer"},
-)
-REFERENCE_SPLIT = "its 200-tweet validation split"
-# That split is not balanced: always answering its majority class scores 78/200.
-REFERENCE_VAL_COUNTS = {"hate": 78, "offensive": 56, "neutral": 66}
-REFERENCE_MAJORITY = ("hate", 78 / 200)
 GRID_FACTORS = ("method", "style", "quantization")
 
 
@@ -311,15 +291,44 @@ def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def same_split_table(val_runs: Sequence[Run], shown: dict[str, str]) -> pd.DataFrame:
+def same_split_table(val_runs: Sequence[Run], shown: dict[str, str], labels: Sequence[str]) -> pd.DataFrame:
     """This pipeline's runs on the reference study's own validation split (configs/reference.yaml),
-    with the label-restricted accuracy and, where the scorer wrote it, the reference study's
-    whole-vocabulary argmax accuracy."""
-    rows = [{"System": shown[r.system.name], "Model": r.system.model_label,
-             "Accuracy (best of the labels)": fmt(r.metrics["accuracy"]),
-             "Accuracy (argmax over the vocabulary)": fmt(r.metrics.get("vocab_argmax_accuracy"))}
-            for r in sorted(val_runs, key=lambda r: r.system.order()) if r.ran]
-    return pd.DataFrame(rows)
+    every number unrounded: the label-restricted accuracy, the reference study's whole-vocabulary
+    argmax accuracy where the scorer wrote it, macro-F1; then the majority-class floor, counted
+    from the split's own gold labels (that split is not balanced)."""
+    ran = [r for r in sorted(val_runs, key=lambda r: r.system.order()) if r.ran]
+    rows = [{"system": shown[r.system.name], "model": r.system.model_label, "n": r.metrics["n"],
+             "accuracy": r.metrics["accuracy"], "accuracy_ci_low": r.metrics["accuracy_ci"][0],
+             "accuracy_ci_high": r.metrics["accuracy_ci"][1],
+             "vocab_argmax_accuracy": r.metrics.get("vocab_argmax_accuracy"),
+             "macro_f1": r.metrics["macro_f1"]} for r in ran]
+    if ran:
+        from sklearn.metrics import f1_score
+
+        gold = ran[0].predictions["gold"]
+        counts = gold.value_counts().reindex(labels, fill_value=0)
+        majority = counts.idxmax()
+        always = [majority] * len(gold)
+        rows.append({"system": f'always "{majority}" (the majority class; '
+                               + ", ".join(f"{n} {label}" for label, n in counts.items()) + ")",
+                     "model": "—", "n": len(gold), "accuracy": counts[majority] / len(gold),
+                     "vocab_argmax_accuracy": None,
+                     "macro_f1": f1_score(gold, always, labels=list(labels), average="macro", zero_division=0)})
+    return pd.DataFrame(rows, columns=SAME_SPLIT_COLUMNS)
+
+
+SAME_SPLIT_COLUMNS = ["system", "model", "n", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                      "vocab_argmax_accuracy", "macro_f1"]
+
+
+def display_same_split(table: pd.DataFrame) -> pd.DataFrame:
+    """The reference-split table as people read it, one column per scoring rule."""
+    return pd.DataFrame([{"System": r["system"], "Model": r["model"],
+                          "Accuracy (argmax over the labels) [95% CI]": fmt(r["accuracy"]) + (
+                              "" if pd.isna(r["accuracy_ci_low"]) else
+                              f" [{fmt(r['accuracy_ci_low'])}, {fmt(r['accuracy_ci_high'])}]"),
+                          "Accuracy (argmax over the vocabulary)": fmt(r["vocab_argmax_accuracy"]),
+                          "Macro-F1": fmt(r["macro_f1"])} for _, r in table.iterrows()])
 
 
 def reference_table() -> pd.DataFrame:
