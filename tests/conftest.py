@@ -139,8 +139,41 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
     })
 
 
+# Runs that start no job (plans, lint, the rule list, the HTML report): run by Snakemake's own command-line entry point in this process
+# (the same parsing, checks, DAG and messages as `python -m snakemake`), which spares the two
+# seconds of CPU that a new interpreter spends importing Snakemake and building its first DAG.
+STARTS_NO_JOB = {"-n", "--dry-run", "--dryrun", "--lint", "--list-rules", "-l", "--report"}
+
+
+def snakemake_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`snakemake <args>` run in this process from `cwd` under `env`, for a run that starts no
+    job; its stdout, stderr and exit status as a subprocess would give them. The working
+    directory and the environment are restored afterwards (a config's `workdir:` moves it)."""
+    import contextlib
+    import io
+
+    from snakemake.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update({"HF_HUB_OFFLINE": "1", **(env or {})})
+    os.chdir(cwd)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(args)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(bool(exit_.code))
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["snakemake", *args], code, out.getvalue(), err.getvalue())
+
+
 class Pipeline:
-    """The real workflow run by the real `snakemake` in a temporary working directory."""
+    """The real workflow run by the real `snakemake` in a temporary working directory: in a
+    process of its own when it may start jobs, in this one when it cannot (STARTS_NO_JOB)."""
 
     def __init__(self, workdir: Path, config: dict):
         self.workdir = workdir
@@ -155,9 +188,13 @@ class Pipeline:
             env: dict | None = None) -> subprocess.CompletedProcess:
         self.write_config(config)
         # Run from the working directory, as users do (a config's own `workdir` then applies).
-        command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=self.workdir,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+        arguments = ["-s", str(REPO / "Snakefile"), "--cores", "2", *args]
+        if STARTS_NO_JOB & set(args):
+            result = snakemake_in_process(arguments, self.workdir, env)
+        else:
+            result = subprocess.run([sys.executable, "-m", "snakemake", *arguments], capture_output=True,
+                                    text=True, cwd=self.workdir,
+                                    env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
         if check and result.returncode != 0:
             raise AssertionError(
                 f"snakemake {' '.join(args)} failed ({result.returncode}):\n"

@@ -46,6 +46,7 @@ def test_a_download_that_fails_its_check_leaves_nothing(raw_csv, tmp_path):
 
 
 def test_reading_the_raw_dataset_leaves_no_file_open(raw_csv):
+    gc.collect()  # what earlier tests left behind is collected outside the watch
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         read_raw_dataset(raw_csv)
