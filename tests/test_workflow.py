@@ -141,6 +141,7 @@ def test_split_larger_than_a_class_left_after_the_reference_is_refused(tmp_path)
                         "fewshot": 2}),
     ("gpt-j-6b.yaml", {"train_lora_all": 1}),
     ("sweep.yaml", {"sweep_layernorm": 6, "sweep_lora_attention": 6, "sweep_lora_all": 6, "sweep_summary": 1}),
+    ("paired.yaml", {"train_layernorm": 1, "train_lora_all": 1, "evaluate": 3}),
     ("tuned.yaml", {"sweep_layernorm": 4, "sweep_lora_attention": 4, "sweep_lora_all": 4, "sweep_summary": 1,
                     "train_layernorm": 5, "train_lora_all": 5, "evaluate": 15}),
 ])
