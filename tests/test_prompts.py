@@ -128,3 +128,11 @@ def test_reference_fewshot_prompt_is_the_notebooks_byte_for_byte(text):
                                        instruction=fewshot["instruction"], separator=fewshot["separator"])
     assert prompts == [notebook_create_prompt(text)]
     assert prompts[0].count("Classify") == 1 and prompts[0].count("\n/n/n###/n/n\n") == 3
+
+
+def test_the_reference_protocol_prompts_the_same_8bit_base_it_fine_tunes_in_fp32():
+    """fewshot.ipynb scored the 8-bit GPT-J that finetune.ipynb trained, neither in half precision."""
+    config = reference_config()
+    assert config["training"]["quantizations"] == ["8bit"]
+    assert config["evaluation"]["fewshot"]["quantization"] == "8bit"
+    assert config["training"]["precision"] == "32-true"
