@@ -71,13 +71,18 @@ SHARED_RUN_TESTS = "test_pipeline.py"
 
 def pytest_collection_modifyitems(items):
     """The tests that read the shared finished run all live in one file: pytest-xdist sends a
-    file to one worker (`--dist loadfile`), so the run is built once; that file goes first, as
-    the longest piece of work, while the other workers take the rest."""
+    file to one worker (`--dist loadfile`), so the run is built once. Files are handed out in
+    collection order (`--no-loadscope-reorder`), longest work first so that no long file starts
+    last while the other workers idle: that file, then the files with a `slow` test, then the
+    rest."""
+    slow_files = set()
     for item in items:
         if "finished_pipeline" in getattr(item, "fixturenames", ()) and item.path.name != SHARED_RUN_TESTS:
             raise pytest.UsageError(f"{item.nodeid} uses finished_pipeline; move it to tests/{SHARED_RUN_TESTS}, "
                                     "whose tests share that run on one worker")
-    items.sort(key=lambda item: item.path.name != SHARED_RUN_TESTS)
+        if item.get_closest_marker("slow"):
+            slow_files.add(item.path)
+    items.sort(key=lambda item: (item.path.name != SHARED_RUN_TESTS, item.path not in slow_files))
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ def run_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace, tmp_path, one_thread):
     # The uninterrupted run in this process (one thread, as the children); the killed one and its
     # rerun in children.
