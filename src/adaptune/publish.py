@@ -297,7 +297,9 @@ def reference_section(folder: str | os.PathLike | None, repo: str | os.PathLike 
                      f"{r['macro_f1']:.3f} | {'; '.join(published) or '—'} |")
     chat = [p for p in REFERENCE_RESULTS if p["scoring"] == "answer"]
     lines += ["", "Accuracy here is what the reference study reported, so the majority-class row is the "
-              "floor to read it against. "
+              "floor to read it against. These are val numbers, as the reference study's are: the "
+              "protocol's settings are fixed, so none was chosen on them, but the report's held-out "
+              "comparisons are on the run's test split. "
               + "".join(f"Its {p['system']} ({p['accuracy']}, {REFERENCE_SCORING[p['scoring']].removeprefix('Accuracy: ').lower()}) "
                         "has no counterpart in this run. " for p in chat)
               + f"Every run: [{relative}/summary.md]({relative}/summary.md).", REFERENCE_END]
