@@ -54,8 +54,9 @@ def test_reading_the_raw_dataset_leaves_no_file_open(raw_csv):
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-def test_a_resumed_run_cuts_its_log_back_whole_or_not_at_all(tmp_path, monkeypatch):
+def test_a_resumed_run_keeps_its_earlier_log_whole_or_not_at_all(tmp_path, monkeypatch):
     metrics = tmp_path / "metrics.csv"
+    earlier = tmp_path / training.EARLIER_METRICS
     metrics.write_text("step,train_loss\n1,0.5\n2,0.4\n3,0.3\n")
     before = metrics.read_text()
     to_csv = pd.DataFrame.to_csv
@@ -66,8 +67,16 @@ def test_a_resumed_run_cuts_its_log_back_whole_or_not_at_all(tmp_path, monkeypat
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", cut_short)
     with pytest.raises(OSError):
-        training._drop_rows_after(metrics, 3)
-    assert metrics.read_text() == before
+        training._keep_rows_before(tmp_path, 3)
+    assert metrics.read_text() == before and not earlier.exists()
     monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
-    training._drop_rows_after(metrics, 3)
-    assert pd.read_csv(metrics)["step"].tolist() == [1, 2]
+    training._keep_rows_before(tmp_path, 3)
+    assert pd.read_csv(earlier)["step"].tolist() == [1, 2]
+    # Lightning's logger then starts metrics.csv afresh; a second resume keeps both attempts' rows.
+    metrics.write_text("step,train_loss,val_macro_f1\n3,0.3,\n4,0.2,0.7\n5,0.1,\n")
+    training._keep_rows_before(tmp_path, 5)
+    assert pd.read_csv(earlier)["step"].tolist() == [1, 2, 3, 4]
+    metrics.write_text("step,train_loss,val_macro_f1\n5,0.1,\n6,0.1,0.8\n")
+    curves = training.read_curves(tmp_path)
+    assert curves["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert curves["val_macro_f1"].dropna().tolist() == [0.7, 0.8]

@@ -84,7 +84,10 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace
         assert (expected[name] - got[name]).abs().max().item() < 1e-6, name
     import pandas as pd
 
-    # The curves go on from the checkpoint's step as the uninterrupted run's do.
+    # The curves are the uninterrupted run's, the rows logged before the kill included (the
+    # sweep reads each epoch's val score from them).
     resumed = pd.read_csv(interrupted / "curves.csv")
     whole = pd.read_csv(straight / "curves.csv")
-    assert resumed["step"].tolist() == whole.loc[whole["step"] >= 2, "step"].tolist()
+    assert resumed["step"].tolist() == whole["step"].tolist()
+    assert resumed["val_macro_f1"].notna().tolist() == whole["val_macro_f1"].notna().tolist()
+    pd.testing.assert_series_equal(resumed["val_macro_f1"], whole["val_macro_f1"], atol=1e-6)

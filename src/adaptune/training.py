@@ -256,7 +256,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         if resume_from is not None:
             log.info("resuming from %s", resume_from)
             if rank == 0:
-                _drop_rows_after(Path(logger.log_dir) / "metrics.csv", _checkpoint_step(resume_from))
+                _keep_rows_before(Path(logger.log_dir), _checkpoint_step(resume_from))
         # The checkpoints in a folder of their own: the logger's files beside them would make a
         # fresh run's folder look used ("exists and is not empty").
         saver = ModelCheckpoint(dirpath=checkpoints / STEPS, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
@@ -296,7 +296,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             trainer.validate(module, datamodule=data, verbose=False)
         if not trainer.is_global_zero:
             return None
-        curves = read_curves(Path(logger.log_dir) / "metrics.csv")
+        curves = read_curves(Path(logger.log_dir))
         save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
         write_csv(tmp / "curves.csv", curves)
         write_csv(tmp / VAL_SCORES, final_val_scores(module, data, settings.labels))
@@ -404,21 +404,38 @@ def _checkpoint_step(path) -> int:
     return int(Path(path).stem.removeprefix("step"))
 
 
-def _drop_rows_after(metrics_csv: Path, step: int) -> None:
-    """Keep the logged rows up to the checkpoint's step: the later ones are logged again. The
-    file is replaced whole: an interrupted rewrite leaves the old one."""
+# The rows logged before the last resume. Lightning's CSV logger deletes metrics.csv when it
+# starts, so a resumed run keeps its earlier rows (the sweep's epoch scores among them) here.
+EARLIER_METRICS = "metrics_before_resume.csv"
+
+
+def _keep_rows_before(log_dir: Path, step: int) -> None:
+    """Keep the rows logged before the checkpoint's step, from every earlier attempt, in
+    EARLIER_METRICS; the later ones are logged again. The file is replaced whole: an
+    interrupted rewrite leaves the old one."""
+    rows = _logged_rows(log_dir)
+    if len(rows):
+        write_csv(log_dir / EARLIER_METRICS, rows[rows["step"] < step])
+
+
+def _logged_rows(log_dir: Path):
+    """Every row the run logged: those kept from before the last resume, then the latest
+    attempt's (which win where both have a step)."""
     import pandas as pd
 
-    if metrics_csv.is_file():
-        frame = pd.read_csv(metrics_csv)
-        write_csv(metrics_csv, frame[frame["step"] < step])
+    earlier, latest = (pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame({"step": []})
+                       for path in (log_dir / EARLIER_METRICS, log_dir / "metrics.csv"))
+    if len(latest):
+        earlier = earlier[earlier["step"] < latest["step"].min()]
+    return pd.concat([frame for frame in (earlier, latest) if len(frame)] or [latest], ignore_index=True)
 
 
-def read_curves(metrics_csv: Path):
-    """Lightning's metrics.csv with the contract's columns (empty where not logged)."""
+def read_curves(log_dir: Path):
+    """The run's logged rows, the ones before any resume included, with the contract's columns
+    (empty where not logged)."""
     import pandas as pd
 
-    frame = pd.read_csv(metrics_csv) if metrics_csv.is_file() else pd.DataFrame()
+    frame = _logged_rows(log_dir)
     for column in CURVE_COLUMNS:
         if column not in frame:
             frame[column] = pd.NA
