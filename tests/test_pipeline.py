@@ -137,6 +137,15 @@ def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished_pi
     assert answer.count("- ") >= 5  # one line per macro-F1 comparison and the note on intervals
     groups = pd.read_csv(finished_pipeline.path("results/report/groups.csv"))
     assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == len(APPROACHES)  # the fine-tuned ones
+    # Each fine-tuned system's learning rate and epochs are those it trained at; prompting has none.
+    settings = groups.set_index("group")[["learning_rate", "epochs"]]
+    for approach in APPROACHES:
+        cell = CELL.format(approach=approach, style="instruction")
+        trained = json.loads(finished_pipeline.path(f"results/train/{cell}/summary.json").read_text())
+        config = trained["provenance"]["config"]
+        assert tuple(settings.loc[cell.rpartition("/")[0]]) == (config["learning_rate"], trained["epochs"])
+        assert f"| {config['learning_rate']:g}, {trained['epochs']} |" in summary
+    assert settings.loc["tiny-gptj/fewshot-k0"].isna().all()
     # The report's numbers are the systems' metrics.json
     runs = pd.read_csv(finished_pipeline.path("results/report/summary.csv")).set_index("name")
     for system in SYSTEMS:

@@ -65,3 +65,37 @@ def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
     timing = run_time(tmp_path / "benchmarks")
     assert (timing["jobs"], timing["job_time_s"], timing["wall_time_s"]) == (2, 630.0, 12_000 - (10_000 - 600))
     assert run_time(tmp_path / "nothing") is None
+
+
+def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(tmp_path):
+    """Publishing a tuned study copies chosen.yaml and the val scores behind it; the README
+    section then says at which learning rate and epochs each approach trained."""
+    import json
+    import shutil
+
+    from adaptune.publish import publish, section
+    from adaptune.tuning import format_chosen
+
+    report = tmp_path / "results/report"
+    shutil.copytree(REPO / "docs/results/default", report)
+    run = json.loads((report / "run.json").read_text())
+    (report / "run.json").write_text(json.dumps({**run, "config": {"splits": {"test": 600}}}))
+    sweep = tmp_path / "results/sweep"
+    sweep.mkdir(parents=True)
+    (sweep / "chosen.yaml").write_text(format_chosen({
+        "layernorm": {"learning_rate": 0.01, "epochs": 2, "val_macro_f1": 0.8123, "seeds": 2},
+        "lora_all": {"learning_rate": 0.002, "epochs": 1, "val_macro_f1": 0.8345, "seeds": 2}}, [42, 43]))
+    (sweep / "summary.md").write_text("# the sweep on val\n")
+    (sweep / "summary.csv").write_text("approach,learning_rate,epochs,seed,val_macro_f1\n")
+
+    publish(report, tmp_path / "docs/results/tuned", tmp_path)
+    folder = tmp_path / "docs/results/tuned"
+    for name, source in (("chosen.yaml", "chosen.yaml"), ("sweep.md", "summary.md"), ("sweep.csv", "summary.csv")):
+        assert (folder / name).read_bytes() == (sweep / source).read_bytes(), name
+    text = section("docs/results/tuned", tmp_path)
+    assert ("**Settings, chosen on val** by the sweep (mean val macro-F1 over 2 seeds; "
+            "[chosen.yaml](docs/results/tuned/chosen.yaml)") in text
+    assert ("Normalization layers only at learning rate 0.01, 2 epochs (val macro-F1 0.812); "
+            "LoRA, all linear layers at learning rate 0.002, 1 epoch (val macro-F1 0.835).") in text
+    # A study without a sweep says nothing of one.
+    assert "chosen on val** by the sweep" not in section("docs/results/default", REPO)

@@ -25,6 +25,8 @@ from adaptune.io import atomic_dir, write_text
 # The report's files a publication holds, as the report writes them.
 PUBLISHED = ("summary.md", "summary.csv", "groups.csv", "paired_differences.csv", "run.json")
 CHOSEN = Path("results/sweep/chosen.yaml")
+# The sweep's val scores behind the choice, published beside it under these names.
+SWEEP_FILES = ((Path("results/sweep/summary.md"), "sweep.md"), (Path("results/sweep/summary.csv"), "sweep.csv"))
 PRECISION = Path("results/hardware/precision.json")
 REFERENCE_SPLIT_CSV = "reference_split.csv"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -93,7 +95,8 @@ def publish(report_dir: str | os.PathLike, destination: str | os.PathLike, root:
     """Copy the report's small outputs into `destination` (replaced whole, or left as it was on
     error), with run.json augmented by the run time from `root`/benchmarks/ and config.yaml the
     config the report was built with, jobs.csv every job's time from `root`/benchmarks/; the
-    sweep's chosen.yaml and the hardware rule's precision.json too when `root` has them."""
+    sweep's chosen.yaml with its val scores (sweep.md, sweep.csv) and the hardware rule's
+    precision.json too when `root` has them."""
     import yaml
 
     report_dir, destination, root = Path(report_dir), Path(destination), Path(root)
@@ -111,7 +114,7 @@ def publish(report_dir: str | os.PathLike, destination: str | os.PathLike, root:
         for name in PUBLISHED:
             if name != "run.json":
                 shutil.copyfile(report_dir / name, folder / name)
-        for source, name in ((CHOSEN, "chosen.yaml"), (PRECISION, "precision.json")):
+        for source, name in ((CHOSEN, "chosen.yaml"), *SWEEP_FILES, (PRECISION, "precision.json")):
             if (root / source).is_file():
                 shutil.copyfile(root / source, folder / name)
         if _has_rows(report_dir / REFERENCE_SPLIT_CSV):
@@ -160,6 +163,7 @@ def section(folder: str | os.PathLike | None, repo: str | os.PathLike = ".") -> 
              f"What survives the Holm correction over the {len(paired)} planned comparisons "
              "(macro-F1 differences on the same test tweets, 95% intervals):"]
     lines += _answer(ran, paired)
+    lines += _chosen_settings(relative, path / "chosen.yaml")
     lines += ["", "| system | prompt | seeds | val macro-F1 | test macro-F1 mean ± sd [95% CI] |",
               "| --- | --- | --- | --- | --- |"]
     for _, r in ran.iterrows():
@@ -173,6 +177,32 @@ def section(folder: str | os.PathLike | None, repo: str | os.PathLike = ".") -> 
               f"[paired_differences.csv]({relative}/paired_differences.csv); how they are built and "
               "corrected: [docs/statistics.md](docs/statistics.md).", END]
     return "\n".join(lines)
+
+
+def _chosen_settings(relative: str, chosen_file: Path) -> list[str]:
+    """The bullet that says at which setting each approach trained, when the sweep chose them."""
+    if not chosen_file.is_file():
+        return []
+    import yaml
+
+    from adaptune.systems import APPROACH_LABELS
+
+    chosen = yaml.safe_load(chosen_file.read_text(encoding="utf-8")) or {}
+    settings = "; ".join(
+        f"{APPROACH_LABELS.get(approach, approach)} at learning rate {float(c['learning_rate']):g}, "
+        f"{int(c['epochs'])} epoch{'s' if int(c['epochs']) != 1 else ''} (val macro-F1 {float(c['val_macro_f1']):.3f})"
+        for approach, c in sorted(chosen.items(), key=lambda item: _approach_order(item[0])))
+    seeds = {int(c["seeds"]) for c in chosen.values() if "seeds" in c}
+    over = f" over {seeds.pop()} seeds" if len(seeds) == 1 else ""
+    return [f"- **Settings, chosen on val** by the sweep (mean val macro-F1{over}; "
+            f"[chosen.yaml]({relative}/chosen.yaml), the scores behind it: [sweep.md]({relative}/sweep.md)): "
+            f"{settings}."]
+
+
+def _approach_order(approach: str) -> int:
+    from adaptune.names import APPROACHES
+
+    return APPROACHES.index(approach) if approach in APPROACHES else len(APPROACHES)
 
 
 def _provenance(relative: str, run: dict, ran, precision_file: Path) -> str:

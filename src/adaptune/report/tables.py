@@ -61,9 +61,12 @@ def _cost_columns(run: Run) -> dict:
     of a fine-tuned run; zero for prompting (nothing is trained); unknown otherwise."""
     if run.training is not None:
         s = run.training.summary
+        trained_at = (s.get("provenance") or {}).get("config") or {}
         return {"trainable_parameters": s["trainable_parameters"],
                 "total_parameters": s.get("total_parameters"),
-                "training_minutes": s["wall_time_s"] / 60, "train_peak_memory_mb": s["peak_memory_mb"]}
+                "training_minutes": s["wall_time_s"] / 60, "train_peak_memory_mb": s["peak_memory_mb"],
+                # The setting it trained at: the sweep's choice in a tuned study.
+                "learning_rate": trained_at.get("learning_rate"), "epochs": s.get("epochs")}
     if run.system.method in ("fewshot", "openai_chat"):
         return {"trainable_parameters": 0, "training_minutes": 0.0}
     return {}
@@ -153,7 +156,7 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
                      # every figure finds its columns.
                      **{c: pd.to_numeric(mine[c], errors="coerce").mean() if c in mine else float("nan")
                         for c in ("ece", "brier", "trainable_parameters", "training_minutes",
-                                  "vocab_argmax_accuracy")},
+                                  "vocab_argmax_accuracy", "learning_rate", "epochs")},
                      **{f"share_{label}": mine[f"share_{label}"].mean() for label in labels}})
     ran_groups = {row["group"] for row in rows}
     not_run = {}
@@ -382,9 +385,17 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
             "ECE / Brier": f"{fmt(r.get('ece'))} / {fmt(r.get('brier'))}" if ran and not pd.isna(r.get("ece"))
             else "—",
             "Trainable parameters": fmt_count(r.get("trainable_parameters")) if ran else "—",
+            "Learning rate, epochs": trained_at(r.get("learning_rate"), r.get("epochs")) if ran else "—",
             "Training minutes": fmt(r.get("training_minutes"), 1) if ran else "—",
         })
     return pd.DataFrame(rows)
+
+
+def trained_at(learning_rate, epochs) -> str:
+    """The setting as shown, such as 0.001, 2; a dash for a system that trained nothing."""
+    if learning_rate is None or epochs is None or pd.isna(learning_rate) or pd.isna(epochs):
+        return "—"
+    return f"{learning_rate:g}, {int(epochs)}"
 
 
 def display_paired(paired: pd.DataFrame) -> pd.DataFrame:
