@@ -64,7 +64,22 @@ def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
         os.utime(path, (end, end))
     timing = run_time(tmp_path / "benchmarks")
     assert (timing["jobs"], timing["job_time_s"], timing["wall_time_s"]) == (2, 630.0, 12_000 - (10_000 - 600))
+    assert timing["busy_time_s"] == 630.0  # the pause between the two jobs is not running time
     assert run_time(tmp_path / "nothing") is None
+    # A job beside the first, overlapping it by 100 s: 100 s more of running, not 200.
+    path = tmp_path / "benchmarks" / "side.tsv"
+    path.write_text("s\th:m:s\tmax_rss\n200.0\t0:00:00\t100\n")
+    os.utime(path, (10_100, 10_100))
+    assert run_time(tmp_path / "benchmarks")["busy_time_s"] == 600.0 + 100.0 + 30.0
+
+
+def test_a_run_resumed_across_sessions_gives_its_running_time_before_its_span():
+    from adaptune.publish import _took
+
+    paused = {"run_time": {"jobs": 60, "wall_time_s": 30_000.0, "busy_time_s": 14_400.0}}
+    assert _took(paused) == ", 4.0 h of running (8.3 h from first job to last (60 jobs), pauses included)"
+    straight = {"run_time": {"jobs": 25, "wall_time_s": 3_000.0, "busy_time_s": 2_990.0}}
+    assert _took(straight) == ", 50 min from first job to last (25 jobs)"
 
 
 def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(tmp_path):

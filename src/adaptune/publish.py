@@ -58,17 +58,22 @@ def benchmark_records(benchmarks: Path) -> list[dict]:
 
 
 def run_time(benchmarks: Path) -> dict | None:
-    """Jobs, their summed time, and the span from the first job's start to the last one's end,
-    from Snakemake's benchmark files; None without any. A run resumed across days spans the gap
-    too, so the summed job time is given beside it."""
+    """Jobs, their summed time, the span from the first job's start to the last one's end, and
+    the time in which some job ran (the span less its pauses), from Snakemake's benchmark files;
+    None without any. A run resumed across sessions spans its pauses; the busy time does not.
+    A job resumed from a checkpoint counts from its resume (its benchmark is the last attempt's)."""
     records = benchmark_records(benchmarks)
     if not records:
         return None
-    ends = [r["end"] for r in records]
-    starts = [r["end"] - r["seconds"] for r in records]
+    intervals = sorted((r["end"] - r["seconds"], r["end"]) for r in records)
+    busy, covered_to = 0.0, intervals[0][0]
+    for start, end in intervals:
+        busy += max(0.0, end - max(start, covered_to))
+        covered_to = max(covered_to, end)
+    first, last = intervals[0][0], covered_to
     return {"jobs": len(records), "job_time_s": round(sum(r["seconds"] for r in records), 1),
-            "wall_time_s": round(max(ends) - min(starts), 1), "first_start": _iso(min(starts)),
-            "last_end": _iso(max(ends))}
+            "wall_time_s": round(last - first, 1), "busy_time_s": round(busy, 1),
+            "first_start": _iso(first), "last_end": _iso(last)}
 
 
 def job_table(benchmarks: Path) -> str:
@@ -344,10 +349,21 @@ def _published_config(path: Path) -> dict:
     return (yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None) or {}
 
 
+# A run whose first-to-last span exceeds the time its jobs ran by this much paused (a session
+# ended, say); its README line then gives the running time first.
+PAUSE_SHOWN_S = 600
+
+
 def _took(run: dict) -> str:
     timing = run.get("run_time") or {}
-    return (f", {_duration(timing['wall_time_s'])} from first job to last ({timing['jobs']} jobs)"
-            if timing else "")
+    if not timing:
+        return ""
+    span = f"{_duration(timing['wall_time_s'])} from first job to last ({timing['jobs']} jobs)"
+    busy = timing.get("busy_time_s", timing["wall_time_s"])
+    if timing["wall_time_s"] - busy < PAUSE_SHOWN_S:
+        return f", {span}"
+    # Resumed across sessions: the pauses are not the study's cost.
+    return f", {_duration(busy)} of running ({span}, pauses included)"
 
 
 # ------------------------------------------------------------------ README sections
