@@ -101,7 +101,11 @@ def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(
         "layernorm": {"learning_rate": 0.01, "epochs": 2, "val_macro_f1": 0.8123, "seeds": 2},
         "lora_all": {"learning_rate": 0.002, "epochs": 1, "val_macro_f1": 0.8345, "seeds": 2}}, [42, 43]))
     (sweep / "summary.md").write_text("# the sweep on val\n")
-    (sweep / "summary.csv").write_text("approach,learning_rate,epochs,seed,val_macro_f1\n")
+    (sweep / "summary.csv").write_text(
+        "approach,learning_rate,epochs,seed,val_macro_f1,chosen\n"
+        + "".join(f"{a},{rate},{epochs},42,0.8,{(rate, epochs) == best}\n"
+                  for a, best in (("layernorm", (0.01, 2)), ("lora_all", (0.002, 1)))
+                  for rate in (0.002, 0.01) for epochs in (1, 2)))
 
     publish(report, tmp_path / "docs/results/tuned", tmp_path)
     folder = tmp_path / "docs/results/tuned"
@@ -112,5 +116,7 @@ def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(
             "[chosen.yaml](docs/results/tuned/chosen.yaml)") in text
     assert ("Normalization layers only at learning rate 0.01, 2 epochs (val macro-F1 0.812); "
             "LoRA, all linear layers at learning rate 0.002, 1 epoch (val macro-F1 0.835).") in text
+    assert ("On an edge of the swept grid: Normalization layers only at the highest learning rate "
+            "and the most epochs; LoRA, all linear layers at the lowest learning rate.") in text
     # A study without a sweep says nothing of one.
     assert "chosen on val** by the sweep" not in section("docs/results/default", REPO)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from adaptune.report.inputs import ReportInputError
-from adaptune.report.sweep import epoch_scores, write_sweep
+from adaptune.report.sweep import epoch_scores, grid_edges, write_sweep
 from adaptune.tuning import ChosenSettingsError, read_chosen
 
 from conftest import REPO, deep_update, tiny_pipeline_config
@@ -65,6 +65,29 @@ def test_choice_is_the_best_mean_macro_f1_over_seeds_per_approach(tmp_path):
     assert len(points) == 16 and set(points["seed"]) == {1, 2}
     md = (out / "summary.md").read_text()
     assert "macro-F1" in md and "not held-out results" in md and "epoch 2" in md
+    # Both choices lie on an edge of a 2 x 2 grid, and the summary says which.
+    assert grid_edges(points) == {"layernorm": ["the highest learning rate", "the most epochs"],
+                                  "lora_all": ["the lowest learning rate"]}
+    assert ("On an edge of the swept grid: layernorm at the highest learning rate and the most epochs; "
+            "lora_all at the lowest learning rate.") in md
+
+
+def test_a_choice_inside_the_grid_is_on_no_edge(tmp_path):
+    table = {("layernorm", rate, 1): f1s for rate, f1s in
+             ((1e-3, [0.5, 0.6, 0.55]), (3e-3, [0.6, 0.7, 0.65]), (1e-2, [0.4, 0.5, 0.45]))}
+    out = tmp_path / "out"
+    write_sweep(runs(tmp_path, table), [1, 2, 3], out / "summary.csv", out / "summary.md")
+    assert grid_edges(pd.read_csv(out / "summary.csv")) == {"layernorm": []}
+    assert "edge" not in (out / "summary.md").read_text()
+
+
+def test_choices_on_the_same_edge_are_said_once():
+    from adaptune.report.sweep import edge_note
+
+    same = {"layernorm": ["the lowest learning rate"], "lora_all": ["the lowest learning rate"]}
+    assert edge_note(same).startswith(
+        "On an edge of the swept grid: every approach's choice lies at the lowest learning rate.")
+    assert edge_note({"layernorm": [], "lora_all": []}) == ""
 
 
 def test_accuracy_cannot_change_the_choice(tmp_path):

@@ -199,9 +199,20 @@ def _chosen_settings(relative: str, chosen_file: Path) -> list[str]:
         for approach, c in sorted(chosen.items(), key=lambda item: _approach_order(item[0])))
     seeds = {int(c["seeds"]) for c in chosen.values() if "seeds" in c}
     over = f" over {seeds.pop()} seeds" if len(seeds) == 1 else ""
-    return [f"- **Settings, chosen on val** by the sweep (mean val macro-F1{over}; "
+    line = (f"- **Settings, chosen on val** by the sweep (mean val macro-F1{over}; "
             f"[chosen.yaml]({relative}/chosen.yaml), the scores behind it: [sweep.md]({relative}/sweep.md)): "
-            f"{settings}."]
+            f"{settings}.")
+    points_csv = chosen_file.with_name("sweep.csv")
+    if points_csv.is_file():
+        import pandas as pd
+
+        from adaptune.report.sweep import edge_note, grid_edges
+
+        points = pd.read_csv(points_csv)
+        if len(points):
+            edges = grid_edges(points)
+            line += " " + edge_note({a: edges[a] for a in sorted(edges, key=_approach_order)}, APPROACH_LABELS)
+    return [line.rstrip()]
 
 
 def _approach_order(approach: str) -> int:

@@ -74,14 +74,57 @@ def chosen_settings(means: pd.DataFrame) -> dict[str, dict]:
             for row in means[means["chosen"]].itertuples(index=False)}
 
 
+def grid_edges(points: pd.DataFrame) -> dict[str, list[str]]:
+    """Per approach, the edges of its swept grid that its chosen setting lies on ("the lowest
+    learning rate", "the most epochs", ...), from the points table with its `chosen` column (the
+    sweep's summary.csv). A choice on an edge may have a better neighbour the sweep never tried."""
+    edges = {}
+    for approach, rows in points.groupby("approach", sort=True):
+        chosen = rows[rows["chosen"].astype(bool)]
+        if chosen.empty:
+            continue
+        rate, epochs = float(chosen["learning_rate"].iloc[0]), int(chosen["epochs"].iloc[0])
+        rates, counts = sorted(rows["learning_rate"].unique()), sorted(rows["epochs"].unique())
+        found = []
+        if len(rates) > 1 and rate == rates[0]:
+            found.append("the lowest learning rate")
+        if len(rates) > 1 and rate == rates[-1]:
+            found.append("the highest learning rate")
+        if len(counts) > 1 and epochs == counts[0] and epochs > 1:
+            found.append("the fewest epochs")
+        if len(counts) > 1 and epochs == counts[-1]:
+            found.append("the most epochs")
+        edges[approach] = found
+    return edges
+
+
+def edge_note(edges: Mapping[str, Sequence[str]], names: Mapping[str, str] | None = None) -> str:
+    """One sentence on the choices that lie on an edge of the grid (each approach shown by its
+    name in `names`, else its key); empty when none does."""
+    on_edge = {approach: found for approach, found in edges.items() if found}
+    if not on_edge:
+        return ""
+    names = names or {}
+    shared = {tuple(found) for found in edges.values()}
+    if len(edges) > 1 and len(shared) == 1:
+        where = f"every approach's choice lies at {' and '.join(shared.pop())}"
+    else:
+        where = "; ".join(f"{names.get(approach, approach)} at {' and '.join(found)}"
+                          for approach, found in on_edge.items())
+    return (f"On an edge of the swept grid: {where}. The sweep did not try past it, so a better "
+            "setting may lie beyond; widen the grid there to bracket the optimum.")
+
+
 def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_path,
                 chosen_path=None) -> pd.DataFrame:
     """Write the per-seed points (csv), the val curves and the choice (md) and, when
     `chosen_path` is given, the chosen settings (yaml). Returns the table of means."""
     points, means = sweep_tables(runs, epochs)
     seeds = sorted(points["seed"].unique().tolist())
-    write_csv(csv_path, points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
-                                     on=["approach", "learning_rate", "epochs"]))
+    points = points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
+                          on=["approach", "learning_rate", "epochs"])
+    write_csv(csv_path, points)
+    note = edge_note(grid_edges(points))
     curves = means.pivot_table(index=["approach", "learning_rate"], columns="epochs",
                                values="val_macro_f1").reset_index()
     curves.columns = ["approach", "learning rate", *[f"epoch {e}" for e in curves.columns[2:]]]
@@ -97,7 +140,7 @@ def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_pat
                f"per seed for {max(epochs)} epoch(s) and scored at every epoch's end. These runs chose "
                "the settings; their numbers are tuning numbers, not held-out results.\n\n"
                "## Chosen (highest mean val macro-F1; ties: fewer epochs, then the lower rate)\n\n"
-               + markdown_table(shown) + "\n\n## Val macro-F1 by epoch (the curves behind the choice)\n\n"
+               + markdown_table(shown) + (f"\n\n{note}" if note else "") + "\n\n## Val macro-F1 by epoch (the curves behind the choice)\n\n"
                + markdown_table(curves) + "\n")
     if chosen_path is not None:
         write_text(chosen_path, format_chosen(chosen_settings(means), seeds))
