@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from adaptune.report.inputs import ReportInputError
-from adaptune.report.sweep import epoch_scores, grid_edges, write_sweep
-from adaptune.tuning import ChosenSettingsError, read_chosen
+from adaptune.report.sweep import epoch_scores, write_sweep
+from adaptune.tuning import ChosenSettingsError, grid_edges, read_chosen
 
 from conftest import REPO, deep_update, tiny_pipeline_config
 
@@ -82,7 +82,7 @@ def test_a_choice_inside_the_grid_is_on_no_edge(tmp_path):
 
 
 def test_choices_on_the_same_edge_are_said_once():
-    from adaptune.report.sweep import edge_note
+    from adaptune.tuning import edge_note
 
     same = {"layernorm": ["the lowest learning rate"], "lora_all": ["the lowest learning rate"]}
     assert edge_note(same).startswith(

@@ -206,7 +206,7 @@ def _chosen_settings(relative: str, chosen_file: Path) -> list[str]:
     if points_csv.is_file():
         import pandas as pd
 
-        from adaptune.report.sweep import edge_note, grid_edges
+        from adaptune.tuning import edge_note, grid_edges
 
         points = pd.read_csv(points_csv)
         if len(points):

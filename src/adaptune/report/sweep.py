@@ -16,7 +16,7 @@ import pandas as pd
 from adaptune.io import write_csv, write_text
 from adaptune.report.inputs import ReportInputError
 from adaptune.report.rendering import markdown_table
-from adaptune.tuning import format_chosen
+from adaptune.tuning import edge_note, format_chosen, grid_edges
 
 POINT_COLUMNS = ("approach", "learning_rate", "epochs", "seed", "val_macro_f1", "val_accuracy", "curves")
 MEAN_COLUMNS = ("approach", "learning_rate", "epochs", "seeds", "val_macro_f1", "val_macro_f1_sd",
@@ -72,47 +72,6 @@ def chosen_settings(means: pd.DataFrame) -> dict[str, dict]:
     return {row.approach: {"learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
                            "val_macro_f1": round(float(row.val_macro_f1), 6), "seeds": int(row.seeds)}
             for row in means[means["chosen"]].itertuples(index=False)}
-
-
-def grid_edges(points: pd.DataFrame) -> dict[str, list[str]]:
-    """Per approach, the edges of its swept grid that its chosen setting lies on ("the lowest
-    learning rate", "the most epochs", ...), from the points table with its `chosen` column (the
-    sweep's summary.csv). A choice on an edge may have a better neighbour the sweep never tried."""
-    edges = {}
-    for approach, rows in points.groupby("approach", sort=True):
-        chosen = rows[rows["chosen"].astype(bool)]
-        if chosen.empty:
-            continue
-        rate, epochs = float(chosen["learning_rate"].iloc[0]), int(chosen["epochs"].iloc[0])
-        rates, counts = sorted(rows["learning_rate"].unique()), sorted(rows["epochs"].unique())
-        found = []
-        if len(rates) > 1 and rate == rates[0]:
-            found.append("the lowest learning rate")
-        if len(rates) > 1 and rate == rates[-1]:
-            found.append("the highest learning rate")
-        if len(counts) > 1 and epochs == counts[0] and epochs > 1:
-            found.append("the fewest epochs")
-        if len(counts) > 1 and epochs == counts[-1]:
-            found.append("the most epochs")
-        edges[approach] = found
-    return edges
-
-
-def edge_note(edges: Mapping[str, Sequence[str]], names: Mapping[str, str] | None = None) -> str:
-    """One sentence on the choices that lie on an edge of the grid (each approach shown by its
-    name in `names`, else its key); empty when none does."""
-    on_edge = {approach: found for approach, found in edges.items() if found}
-    if not on_edge:
-        return ""
-    names = names or {}
-    shared = {tuple(found) for found in edges.values()}
-    if len(edges) > 1 and len(shared) == 1:
-        where = f"every approach's choice lies at {' and '.join(shared.pop())}"
-    else:
-        where = "; ".join(f"{names.get(approach, approach)} at {' and '.join(found)}"
-                          for approach, found in on_edge.items())
-    return (f"On an edge of the swept grid: {where}. The sweep did not try past it, so a better "
-            "setting may lie beyond; widen the grid there to bracket the optimum.")
 
 
 def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_path,
