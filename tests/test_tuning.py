@@ -148,3 +148,38 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     for rate in rates:
         curves = pd.read_csv(pipeline.path(f"results/sweep/tiny-gptj/layernorm/lr{rate:g}/seed1/curves.csv"))
         assert curves["val_macro_f1"].notna().sum() == 2
+
+
+def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
+    """The report's sweep figure: a panel per approach, a line per learning rate, and the star on
+    the chosen setting's mean val macro-F1."""
+    from adaptune.report import figures
+    from adaptune.report.inputs import load_sweep_points
+    from adaptune.systems import APPROACH_LABELS
+
+    table = {("lora_all", 1e-3, 1): [0.70, 0.72], ("lora_all", 1e-3, 2): [0.60, 0.64],
+             ("lora_all", 3e-3, 1): [0.40, 0.50], ("lora_all", 3e-3, 2): [0.40, 0.50],
+             ("layernorm", 1e-3, 1): [0.50, 0.80], ("layernorm", 1e-3, 2): [0.50, 0.40],
+             ("layernorm", 3e-3, 1): [0.55, 0.70], ("layernorm", 3e-3, 2): [0.55, 0.66]}
+    out = tmp_path / "out"
+    write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md")
+    figure = figures.sweep_figure(load_sweep_points(out / "summary.csv"), APPROACH_LABELS)
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["Normalization layers only", "LoRA, all linear layers"]
+    for ax, (epochs, f1) in zip(panels, [(2, 0.68), (2, 0.68)]):
+        assert len(ax.lines) == 2  # one per learning rate
+        star = ax.collections[-1].get_offsets()
+        assert star.tolist() == [[epochs, pytest.approx(f1)]]
+    figures.save(figure, out / "sweep_curves", 60)
+    assert (out / "sweep_curves.png").stat().st_size > 0 and (out / "sweep_curves.svg").is_file()
+
+
+def test_a_sweep_table_without_its_columns_is_refused_by_name(tmp_path):
+    from adaptune.report.inputs import load_sweep_points
+
+    path = tmp_path / "summary.csv"
+    path.write_text("approach,learning_rate,epochs\nlayernorm,0.001,1\n")
+    with pytest.raises(ReportInputError, match=r"summary.csv: missing column\(s\) \['seed', 'val_macro_f1', 'chosen'\]"):
+        load_sweep_points(path)
+    with pytest.raises(ReportInputError, match="file not found"):
+        load_sweep_points(tmp_path / "absent.csv")

@@ -19,6 +19,8 @@ rule report:
         summaries=training_summaries(),
         curves=[path.replace("summary.json", "curves.csv") for path in training_summaries()],
         splits=expand("results/splits/{split}.csv", split=SPLITS),
+        # The val curves behind the settings the study's cells trained at (a tuned study).
+        sweep=[SWEEP_SUMMARY] if config["sweep"]["tune_study"] else [],
     output:
         summary_csv=report(
             "results/report/summary.csv",
@@ -71,6 +73,8 @@ rule report:
         cost_svg="results/report/figures/quality_vs_cost.svg",
         balance=report_figure("class_balance", "Tweets per class in each split", "Data"),
         balance_svg="results/report/figures/class_balance.svg",
+        sweep_curves=report_figure("sweep_curves", "Sweep on val: macro-F1 by learning rate and epochs", "Tuning"),
+        sweep_curves_svg="results/report/figures/sweep_curves.svg",
     log:
         "logs/report.log",
     benchmark:

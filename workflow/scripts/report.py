@@ -22,4 +22,5 @@ build_report(
     model=dict(snakemake.params.model),
     reference_split=bool(snakemake.params.reference_split),
     config=snakemake.config,
+    sweep_csv=snakemake.input.sweep[0] if snakemake.input.sweep else None,
 )

@@ -12,7 +12,7 @@ import pandas as pd
 
 from adaptune.io import write_csv, write_json
 from adaptune.provenance import git_commit, machine
-from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts
+from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts, load_sweep_points
 from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
 from adaptune.report.plan import AnalysisPlan
@@ -20,7 +20,7 @@ from adaptune.report.tables import (
     GroupScores, answer, choose_on_val, comparisons, display_groups, display_paired, display_runs,
     display_same_split, groups_table, runs_table, same_split_table, val_means,
 )
-from adaptune.systems import System, colours, labels as system_labels
+from adaptune.systems import APPROACH_LABELS, System, colours, labels as system_labels
 
 # Every file the report writes, by the name the report rule gives it.
 TABLES = {
@@ -31,7 +31,8 @@ TABLES = {
 }
 FIGURES = {"macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
            "label_distribution": "label_distribution", "calibration": "calibration",
-           "curves": "training_curves", "cost": "quality_vs_cost", "balance": "class_balance"}
+           "curves": "training_curves", "cost": "quality_vs_cost", "balance": "class_balance",
+           "sweep_curves": "sweep_curves"}
 OUTPUTS = {**TABLES, **{name: f"figures/{stem}.png" for name, stem in FIGURES.items()},
            **{f"{name}_svg": f"figures/{stem}.svg" for name, stem in FIGURES.items()}}
 
@@ -66,12 +67,14 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                  labels: Sequence[str], splits: Sequence[str] = ("test", "val"),
                  split_paths: Sequence[str | os.PathLike] = (), plan: AnalysisPlan | None = None,
                  seed: int = 42, root: str | os.PathLike = ".", model: Mapping | None = None,
-                 dpi: int = 170, reference_split: bool = False, config: Mapping | None = None) -> None:
+                 dpi: int = 170, reference_split: bool = False, config: Mapping | None = None,
+                 sweep_csv: str | os.PathLike | None = None) -> None:
     """Write every output named in OUTPUTS to the path `outputs` gives it. `plan`: the analysis
     plan (comparisons, metric, alpha, bootstrap resamples; the config's evaluation.analysis).
     `reference_split`: the val split is the reference study's own, so the reference block shows
     our numbers on it. `config`: the run's config, written to run.json with the commit and the
-    machine (what `adaptune publish` copies beside the tables)."""
+    machine (what `adaptune publish` copies beside the tables). `sweep_csv`: the sweep's
+    summary.csv, drawn as the val curves behind the chosen settings (a note without one)."""
     plan = plan or AnalysisPlan()
     if set(outputs) != set(OUTPUTS):
         raise ValueError(f"report outputs: got names {sorted(outputs)}; expected {sorted(OUTPUTS)}")
@@ -129,7 +132,9 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
                                      "machine": machine(), "config": dict(config or {}),
                                      "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts, outputs, dpi)
+    sweep_points = load_sweep_points(sweep_csv) if sweep_csv else None
+    _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts,
+                   sweep_points, outputs, dpi)
 
 
 def _write_val(val_runs, labels, shown, outputs) -> None:
@@ -149,7 +154,7 @@ def _write_val(val_runs, labels, shown, outputs) -> None:
 
 
 def _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts,
-                   outputs, dpi) -> None:
+                   sweep_points, outputs, dpi) -> None:
     ran_groups = groups[groups["status"] == "ran"] if not groups.empty else groups
     first_of_group = {}
     for run in runs:
@@ -173,6 +178,7 @@ def _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, 
         "curves": figures.training_figure(curves, palette),
         "cost": figures.cost_figure(ran_groups, palette),
         "balance": figures.class_balance_figure(split_counts, labels),
+        "sweep_curves": figures.sweep_figure(sweep_points, APPROACH_LABELS),
     }
     for name, figure in made.items():
         figures.save(figure, outputs[name].with_suffix(""), dpi)

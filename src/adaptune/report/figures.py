@@ -179,6 +179,51 @@ def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figur
     return fig
 
 
+def sweep_figure(points: pd.DataFrame | None, names: dict[str, str]) -> plt.Figure:
+    """The sweep on val: macro-F1 against the epoch, one panel per approach, one line per
+    learning rate (the mean over seeds, labelled at its end; each seed a faint point), the
+    chosen setting starred. `points`: the sweep's summary.csv (None for a study not tuned);
+    `names`: approach -> shown name, in the order of the panels."""
+    title = "Sweep on the validation split (tuning numbers, not held-out results)"
+    if points is None or points.empty:
+        return _placeholder(title, "The study was not tuned (sweep.tune_study is false): its cells "
+                                   "trained at the configured learning rates and epochs.")
+    approaches = [a for a in names if a in set(points["approach"])]
+    approaches += sorted(set(points["approach"]) - set(approaches))
+    fig, axes = plt.subplots(1, len(approaches), figsize=(4.2 * len(approaches), 4.0), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, approach in zip(axes[0], approaches):
+        mine = points[points["approach"] == approach]
+        rates = sorted(mine["learning_rate"].unique())
+        # Darker for lower rates, within each panel (approaches sweep different rates).
+        shades = dict(zip(rates, sns.color_palette("viridis", len(rates) + 1)))
+        for rate in rates:
+            runs = mine[mine["learning_rate"] == rate]
+            ax.scatter(runs["epochs"], runs["val_macro_f1"], color=shades[rate], alpha=0.35, s=18)
+            mean = runs.groupby("epochs")["val_macro_f1"].mean()
+            ax.plot(mean.index, mean.values, color=shades[rate], lw=2, marker="o", ms=5)
+            ax.annotate(f"lr {rate:g}", (mean.index[-1], mean.values[-1]), xytext=(12, 0),
+                        textcoords="offset points", va="center", color=shades[rate], fontsize=9)
+        chosen = mine[mine["chosen"].astype(bool)]
+        if not chosen.empty:
+            best = chosen.groupby("epochs")["val_macro_f1"].mean()
+            ax.scatter(best.index, best.values, marker="*", s=260, color="#d62728", zorder=5,
+                       edgecolor="white", linewidth=0.8)
+        epochs = sorted(mine["epochs"].unique())
+        ax.set_xlim(epochs[0] - 0.25, epochs[-1] + 0.6)  # room for the labels at the lines' ends
+        ax.set_xticks(epochs)
+        ax.set_title(_wrap(names.get(approach, approach), 34), fontweight="bold")
+        ax.set_xlabel("Epochs")
+    axes[0][0].set_ylabel("Val macro-F1")
+    handles = [Line2D([], [], color="#d62728", marker="*", ms=14, lw=0),
+               Line2D([], [], color="#777", marker="o", ms=5, lw=2),
+               Line2D([], [], color="#777", marker="o", ms=4, lw=0, alpha=0.35)]
+    fig.legend(handles, ["chosen setting", "mean over seeds", "one seed"], loc="outside lower center",
+               ncol=3, frameon=False)
+    fig.suptitle(title, fontweight="bold")
+    return fig
+
+
 def cost_figure(table: pd.DataFrame, palette: dict) -> plt.Figure:
     """Macro-F1 against trainable parameters and against training minutes. Systems that train
     nothing, or whose cost is not measured here, are horizontal lines at their macro-F1."""

@@ -209,6 +209,25 @@ def load_split_counts(paths: Sequence[str | os.PathLike], labels: Sequence[str])
     return pd.DataFrame(rows, columns=["split", "label", "count"])
 
 
+SWEEP_COLUMNS = ("approach", "learning_rate", "epochs", "seed", "val_macro_f1", "chosen")
+
+
+def load_sweep_points(path: str | os.PathLike) -> pd.DataFrame:
+    """The sweep's summary.csv: one row per run x epoch count, its val macro-F1 and whether that
+    setting was chosen."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportInputError(f"{path}: file not found (the sweep's summary writes it)")
+    try:
+        points = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ReportInputError(f"{path}: not a readable CSV ({error})") from None
+    missing = [c for c in SWEEP_COLUMNS if c not in points.columns]
+    if missing:
+        raise ReportInputError(f"{path}: missing column(s) {missing}; found {list(points.columns)}")
+    return points
+
+
 def split_directory(system: System, split: str, root: str | os.PathLike = ".") -> Path:
     """Where a system's evaluation of `split` lies: test at the top of its directory."""
     return split_dir(Path(root) / system.eval_dir, split)
