@@ -73,7 +73,9 @@ rule report:
         cost_svg="results/report/figures/quality_vs_cost.svg",
         balance=report_figure("class_balance", "Tweets per class in each split", "Data"),
         balance_svg="results/report/figures/class_balance.svg",
-        sweep_curves=report_figure("sweep_curves", "Sweep on val: macro-F1 by learning rate and epochs", "Tuning"),
+        sweep_curves=report_figure(
+            "sweep_curves", "Sweep on val: macro-F1 by learning rate and epochs", "Tuning"
+        ),
         sweep_curves_svg="results/report/figures/sweep_curves.svg",
     log:
         "logs/report.log",
