@@ -171,15 +171,7 @@ def load_training(summary_path: str | os.PathLike) -> Training:
     for key in ("trainable_parameters", "wall_time_s", "peak_memory_mb"):
         _number(path, key, summary[key], allow_none=key == "peak_memory_mb")
     curves_path = path.with_name("curves.csv")
-    if not curves_path.is_file():
-        raise ReportInputError(f"{curves_path}: file not found (training curves belong beside {path.name})")
-    try:
-        curves = pd.read_csv(curves_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ReportInputError(f"{curves_path}: not a readable CSV ({error})") from None
-    missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
-    if missing:
-        raise ReportInputError(f"{curves_path}: missing column(s) {missing}; found {list(curves.columns)}")
+    curves = _read_table(curves_path, CURVE_COLUMNS, f"training curves belong beside {path.name}")
     for column in ("step", "epoch", "train_loss", "val_loss", "val_accuracy"):
         if column in curves.columns:
             values = pd.to_numeric(curves[column], errors="coerce")
@@ -215,17 +207,21 @@ SWEEP_COLUMNS = ("approach", "learning_rate", "epochs", "seed", "val_macro_f1", 
 def load_sweep_points(path: str | os.PathLike) -> pd.DataFrame:
     """The sweep's summary.csv: one row per run x epoch count, its val macro-F1 and whether that
     setting was chosen."""
-    path = Path(path)
+    return _read_table(Path(path), SWEEP_COLUMNS, "the sweep's summary writes it")
+
+
+def _read_table(path: Path, columns, written_by: str) -> pd.DataFrame:
+    """A CSV that must exist, parse and hold `columns`; each failure names the file."""
     if not path.is_file():
-        raise ReportInputError(f"{path}: file not found (the sweep's summary writes it)")
+        raise ReportInputError(f"{path}: file not found ({written_by})")
     try:
-        points = pd.read_csv(path)
+        table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ReportInputError(f"{path}: not a readable CSV ({error})") from None
-    missing = [c for c in SWEEP_COLUMNS if c not in points.columns]
+    missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ReportInputError(f"{path}: missing column(s) {missing}; found {list(points.columns)}")
-    return points
+        raise ReportInputError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
+    return table
 
 
 def split_directory(system: System, split: str, root: str | os.PathLike = ".") -> Path:
