@@ -19,25 +19,31 @@ def planner(tmp_path):
     return pipeline
 
 
+def planned_jobs(result) -> list[tuple[str, str]]:
+    """(rule, its block of the listing) for every job a dry run plans."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            jobs.append((rule[1], block))
+    return jobs
+
+
 def planned_resources(result) -> dict[str, set[str]]:
     """{rule: the `resources:` lines of its planned jobs} from a dry run's job listing."""
     resources: dict[str, set[str]] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        line = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
-        if rule and line:
-            resources.setdefault(rule[1], set()).add(line[1])
+    for rule, block in planned_jobs(result):
+        if line := re.search(r"^\s+resources: (.*)$", block, flags=re.M):
+            resources.setdefault(rule, set()).add(line[1])
     return resources
 
 
 def planned_threads(result) -> dict[str, set[int]]:
     """{rule: the threads of its planned jobs} (Snakemake prints a `threads:` line above 1)."""
     threads: dict[str, set[int]] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
+    for rule, block in planned_jobs(result):
         line = re.search(r"^\s+threads: (\d+)$", block, flags=re.M)
-        if rule:
-            threads.setdefault(rule[1], set()).add(int(line[1]) if line else 1)
+        threads.setdefault(rule, set()).add(int(line[1]) if line else 1)
     return threads
 
 

@@ -114,27 +114,33 @@ def test_the_readme_shows_the_commands_it_must():
 def test_quickstart_installs_plans_smokes_runs_and_tests():
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in bash_blocks(quickstart)[0].splitlines() if line.strip() and not line.startswith("#")]
-    install, plan, smoke, study, tests = (split_commands(line) for line in lines)
+    install, plan, smoke, study, tuned, tests = (split_commands(line) for line in lines)
     assert install[0][:3] == ["python3", "-m", "venv"]
     assert any(argv[0].endswith("/pip") and "torch==2.13.0" in argv and ".[test]" in argv for argv in install)
     assert plan == [[".venv/bin/snakemake", "-n"]]
     assert smoke == [[".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/smoke.yaml"]]
     assert study == [[".venv/bin/snakemake", "--cores", "2"]]
+    assert tuned == [[".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/tuned.yaml",
+                      "configs/paired.yaml"]]
     assert tests == [[".venv/bin/python", "-m", "pytest"]]
     python = PYPROJECT["project"]["requires-python"]
     assert f"Python ≥ {python.removeprefix('>=')}" in quickstart
 
 
-def test_the_predict_line_names_an_adapter_of_the_default_study():
+def test_the_predict_line_names_an_adapter_that_a_quickstart_study_trains():
     from adaptune.systems import System
 
     default = yaml.safe_load((REPO / "config.yaml").read_text())
+    tuned = yaml.safe_load((REPO / "configs/tuned.yaml").read_text())
     adapters = re.findall(r"adaptune predict --adapter (\S+)", README)
     assert adapters
-    training = default["training"]
-    cells = {f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
-             for approach in training["approaches"] for style in training["styles"]
-             for quantization in training["quantizations"] for seed in training["seeds"]}
+    cells = set()
+    # The tuned study's cells differ from the default's only in their seeds and settings.
+    for seeds in (default["training"]["seeds"], tuned["training"]["seeds"]):
+        training = default["training"]
+        cells |= {f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
+                  for approach in training["approaches"] for style in training["styles"]
+                  for quantization in training["quantizations"] for seed in seeds}
     assert set(adapters) <= cells, (adapters, sorted(cells))
 
 
