@@ -125,7 +125,7 @@ def test_tuning_needs_a_constant_rate_without_warm_up():
 @pytest.mark.slow
 def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
     """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
-    from one run), its checkpoint, then the study cell trained at the chosen setting."""
+    from one run), its summary, then the study cell trained at the chosen setting."""
     configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
     rates = [configured * 4, configured * 10]
     config = {
@@ -148,6 +148,19 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     for rate in rates:
         curves = pd.read_csv(pipeline.path(f"results/sweep/tiny-gptj/layernorm/lr{rate:g}/seed1/curves.csv"))
         assert curves["val_macro_f1"].notna().sum() == 2
+    # The same command again, with the cell's evaluation: the evaluation runs once, then nothing
+    # is left to do (a study resumed across sessions must not redo finished work).
+    evaluated = "results/eval/tiny-gptj/layernorm/instruction/8bit/seed42/metrics.json"
+    pipeline.run(evaluated, "--set-threads", "sweep_layernorm=1", config=config)
+    again = pipeline.run(evaluated, "-n", config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    # A new choice retrains the cell.
+    chosen_file = pipeline.path("results/sweep/chosen.yaml")
+    other = yaml.safe_load(chosen_file.read_text())
+    other["layernorm"]["learning_rate"] = next(rate for rate in rates if rate != chosen["learning_rate"])
+    chosen_file.write_text(yaml.safe_dump(other))
+    replanned = pipeline.run(evaluated, "-n", config=config)
+    assert "train_layernorm" in replanned.stdout, replanned.stdout[-3000:]
 
 
 def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):

@@ -153,25 +153,11 @@ def train_prompts(wildcards):
 
 
 def tuned_input(wildcards):
-    """The sweep's choice, an input of every study cell when the study is tuned."""
-    return [SWEEP_CHOSEN] if config["sweep"]["tune_study"] else []
-
-
-def study_train_params(approach):
-    """The params of train_{approach}: train_params, with the learning rate and epochs the sweep
-    chose (results/sweep/chosen.yaml, a checkpoint's output) when the study is tuned."""
-    base = train_params(approach)
-
-    def params(wildcards):
-        settings = base(wildcards)
-        if config["sweep"]["tune_study"]:
-            from adaptune.tuning import read_chosen
-
-            chosen = checkpoints.sweep_summary.get().output.chosen
-            settings.update(read_chosen(chosen, approach))
-        return settings
-
-    return params
+    """The sweep's choice, an input of every study cell when the study is tuned: the training
+    script takes its learning rate and epochs from it when the job runs. A plain file rather
+    than a checkpoint-dependent param, so that Snakemake plans a finished study as finished
+    (with a checkpoint it redid every evaluation on each rerun). A changed choice retrains all."""
+    return {"chosen": SWEEP_CHOSEN} if config["sweep"]["tune_study"] else {}
 
 
 def train_params(approach):

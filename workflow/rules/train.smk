@@ -22,7 +22,7 @@ for _approach in APPROACHES:
             f"train_{_approach}"
         input:
             unpack(precision_decision),
-            tuned_input,
+            unpack(tuned_input),
             train=train_prompts,
             val="results/prompts/{style}/val.jsonl",
             model=shared("resources/models/{model}"),
@@ -42,7 +42,7 @@ for _approach in APPROACHES:
             mem_mb=6000,
             gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
-            settings=study_train_params(_approach),
+            settings=train_params(_approach),
         script:
             "../scripts/train.py"
 
@@ -90,12 +90,11 @@ for _approach in APPROACHES:
             "../scripts/train.py"
 
 
-# A checkpoint: the tuned study's cells read its chosen.yaml when their params are built.
-checkpoint sweep_summary:
+# The tuned study's cells take chosen.yaml as an input and read it when they run.
+rule sweep_summary:
     input:
         [run["curves"] for run in sweep_runs()],
     output:
-        # first: Snakemake waits for a checkpoint's first output
         chosen=SWEEP_CHOSEN,
         csv=report(
             SWEEP_SUMMARY,

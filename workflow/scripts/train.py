@@ -14,9 +14,13 @@ claim_devices(int(snakemake.params.settings.get("devices", 1)))
 import torch
 
 from adaptune.training import TrainSettings, train
+from adaptune.tuning import read_chosen
 
 torch.set_num_threads(snakemake.threads)
-settings = TrainSettings.from_params(snakemake.params.settings)
+params = dict(snakemake.params.settings)
+if "chosen" in snakemake.input.keys():  # a tuned study: the sweep's learning rate and epochs
+    params.update(read_chosen(snakemake.input.chosen, params["approach"]))
+settings = TrainSettings.from_params(params)
 summary = train(
     settings,
     train_prompts=snakemake.input.train,
