@@ -134,13 +134,12 @@ def test_the_predict_line_names_an_adapter_that_a_quickstart_study_trains():
     tuned = yaml.safe_load((REPO / "configs/tuned.yaml").read_text())
     adapters = re.findall(r"adaptune predict --adapter (\S+)", README)
     assert adapters
-    cells = set()
+    training = default["training"]
     # The tuned study's cells differ from the default's only in their seeds and settings.
-    for seeds in (default["training"]["seeds"], tuned["training"]["seeds"]):
-        training = default["training"]
-        cells |= {f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
-                  for approach in training["approaches"] for style in training["styles"]
-                  for quantization in training["quantizations"] for seed in seeds}
+    seeds = {*training["seeds"], *tuned["training"]["seeds"]}
+    cells = {f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
+             for approach in training["approaches"] for style in training["styles"]
+             for quantization in training["quantizations"] for seed in seeds}
     assert set(adapters) <= cells, (adapters, sorted(cells))
 
 
