@@ -175,6 +175,25 @@ def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
     assert list(sampler) != first
 
 
+def test_every_seed_and_epoch_has_an_order_of_its_own():
+    """A seed's second epoch is not the next seed's first (as seed + epoch made it): each
+    (seed, epoch) draws its order from a SeedSequence of both, reproducibly."""
+    from adaptune.training_data import LengthGroupedSampler
+
+    lengths = [20 + n % 50 for n in range(200)]
+
+    def order(seed, epoch):
+        sampler = LengthGroupedSampler(lengths, 8, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    orders = {(seed, epoch): order(seed, epoch) for seed in (42, 43, 44) for epoch in (0, 1, 2)}
+    assert order(42, 1) == orders[42, 1]
+    assert orders[42, 1] != orders[43, 0]
+    assert orders[43, 1] != orders[44, 0]
+    assert len({tuple(o) for o in orders.values()}) == len(orders)
+
+
 def test_no_training_batch_spans_two_length_groups(workspace):
     """A split whose size is not a multiple of the batch size has a short batch; every batch the
     loader gives, in every epoch, is one run of the length-sorted examples."""

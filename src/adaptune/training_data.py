@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -121,6 +122,13 @@ def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: 
     return [i for batch in length_grouped_batches(lengths, batch_size, seed, group) for i in batch]
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of one epoch of one training seed, drawn from numpy's SeedSequence of
+    (seed, epoch): no two (seed, epoch) pairs share an order, as seed + epoch made seed s's
+    second epoch repeat seed s + 1's first and tied consecutive seeds together."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
 class LengthGroupedSampler(torch.utils.data.Sampler):
     """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number
     (Lightning calls set_epoch before each epoch).
@@ -141,7 +149,7 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __iter__(self):
-        order = length_grouped_order(self.lengths, self.samples_per_step, self.seed + self.epoch)
+        order = length_grouped_order(self.lengths, self.samples_per_step, epoch_seed(self.seed, self.epoch))
         return iter(order[:len(self) * self.replicas][self.rank::self.replicas])
 
     def __len__(self) -> int:
