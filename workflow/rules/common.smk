@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 # the path).
 from adaptune.config_checks import check_config
 from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
+from adaptune.training import RUN_CONTROL_KEYS
 from adaptune.systems import (
     FEWSHOT_NAME,
     FINETUNED_NAME,
@@ -142,7 +143,11 @@ def reference_files(wildcards):
     return {part: shared(splits["reference"][part]) for part in ("train", "val")}
 
 
+# Out of the training rules' params: the grid's keys (wildcards), and the keys that say how a run
+# is carried out rather than what it trains (RUN_CONTROL_KEYS: the script reads them from the
+# config), so that adding a time limit after a timeout does not rerun a finished cell.
 TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "split_seeds", "approaches"}
+TRAINING_EXCLUDED_KEYS |= set(RUN_CONTROL_KEYS)
 
 
 def train_prompts(wildcards):
