@@ -276,6 +276,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             accelerator="auto",
             devices=settings.devices,
             strategy=settings.strategy,
+            plugins=launcher_plugins(settings),
             # The training sampler shards each optimizer step's samples over the processes itself
             # (adaptune.training_data), so that DDP sees the samples one process would.
             use_distributed_sampler=False,
@@ -364,6 +365,17 @@ def launched_rank() -> int:
         if os.environ.get(variable, "").isdigit() and int(os.environ[variable]) > 0:
             return int(os.environ[variable])
     return 0
+
+
+def launcher_plugins(settings: TrainSettings) -> list | None:
+    """Under DDP, Lightning's own launcher, which starts a process per device by running the
+    script again, also inside SLURM: Snakemake's SLURM job step runs the job as one task
+    (`srun -n1`), where Lightning's SLURM environment would train with world size 1 or refuse."""
+    if settings.strategy != "ddp":
+        return None
+    from pytorch_lightning.plugins.environments import LightningEnvironment
+
+    return [LightningEnvironment()]
 
 
 @contextmanager
