@@ -190,6 +190,19 @@ def train_params(approach):
     return params
 
 
+def train_mem_mb(model, quantization):
+    """Host memory of a training job: each of its processes (one per device) first loads the
+    base on the host, in fp32 unquantized (4 bytes a parameter) or as its fp16 checkpoint on
+    the way to bitsandbytes (2 bytes), plus a fifth and 4000 MB for the rest (an estimate);
+    at least 6000 MB, which is all a model entry without `parameters` gets."""
+    parameters = config["models"][model].get("parameters")
+    if not parameters:
+        return 6000
+    per_byte = {"none": 4}.get(quantization, 2)
+    devices = config["training"].get("devices", 1)
+    return max(6000, round(devices * parameters * per_byte * 1.2 / 2**20) + 4000)
+
+
 def sweep_params(approach):
     """The params of sweep_{approach}: those of its training rule for the sweep's style and
     quantization and the run's seed, at the run's learning rate, for the largest epoch count,
