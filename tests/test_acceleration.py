@@ -155,9 +155,9 @@ GPUS = [("V100", (7, 0), "16-mixed", "float16"), ("T4", (7, 5), "16-mixed", "flo
 
 
 @pytest.mark.parametrize("gpu, capability, expected, compute", GPUS)
-def test_a_gpu_below_compute_capability_8_gets_fp16_not_emulated_bf16(monkeypatch, tmp_path, workspace,
-                                                                       gpu, capability, expected, compute):
-    """torch.cuda patched to show the GPU: torch counts emulated bf16 as supported on a V100 or T4."""
+def test_a_gpu_below_compute_capability_8_gets_fp16_not_emulated_bf16(
+        monkeypatch, tmp_path, workspace, gpu, capability, expected, compute):
+    """torch.cuda patched to show the GPU: torch counts emulated bf16 as supported on a V100/T4."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
@@ -165,7 +165,8 @@ def test_a_gpu_below_compute_capability_8_gets_fp16_not_emulated_bf16(monkeypatc
     assert precision.resolve("auto") == expected
     assert precision.cuda_compute_dtype() == getattr(torch, compute)
     # The hardware rule's decision on that GPU, untimed, and training's reading of it.
-    record = step_timing.measure_and_decide(settings(), workspace["train"], workspace["model"], threads=1)
+    record = step_timing.measure_and_decide(settings(), workspace["train"], workspace["model"],
+                                            threads=1)
     assert record["choice"] == expected and "not timed" in record["reason"]
     write_json(tmp_path / "precision.json", record)
     assert resolved(settings(precision="auto"), tmp_path / "precision.json").precision == expected

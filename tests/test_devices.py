@@ -35,7 +35,8 @@ def machine(tmp_path):
 
 class Job:
     def __init__(self, env: dict, count: int = 1, wait_s: float = 30, cwd=None):
-        self.process = subprocess.Popen([sys.executable, "-c", JOB, str(count), str(wait_s)], env=env, cwd=cwd,
+        self.process = subprocess.Popen([sys.executable, "-c", JOB, str(count), str(wait_s)],
+                                        env=env, cwd=cwd,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)
 
@@ -122,7 +123,8 @@ def test_a_slurm_job_given_exactly_its_devices_keeps_them(machine, shown):
 
 def test_jobs_inside_one_slurm_allocation_of_several_gpus_share_them(machine):
     """`salloc --gpus=4`, then local Snakemake jobs of one GPU each: each takes its own."""
-    allocation = {**machine, "SLURM_JOB_ID": "123", "SLURM_JOB_GPUS": "0,1,2,3", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    allocation = {**machine, "SLURM_JOB_ID": "123", "SLURM_JOB_GPUS": "0,1,2,3",
+                  "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
     jobs = [Job(allocation) for _ in range(4)]
     got = [job.got() for job in jobs]
     assert sorted(ids[0] for ids, _ in got) == ["0", "1", "2", "3"]

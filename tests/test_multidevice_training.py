@@ -130,8 +130,8 @@ if summary is not None:
 
 # What a job sees inside the step that Snakemake's SLURM job step starts (`srun -n1`).
 SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_JOB_NAME": "train_lora_all", "SLURM_NTASKS": "1",
-              "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
-              "SLURM_NNODES": "1", "SLURM_STEP_ID": "0"}
+              "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+              "SLURM_NODEID": "0", "SLURM_NNODES": "1", "SLURM_STEP_ID": "0"}
 
 
 def test_ddp_inside_a_slurm_step_of_one_task_starts_its_own_processes(monkeypatch):
@@ -160,8 +160,8 @@ def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path, where
     script.write_text(DDP_SCRIPT)
     values.write_text(json.dumps(asdict(settings(batch_size=2, devices=2, strategy="ddp"))))
     out = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           **(SLURM_STEP if where == "slurm step" else {})}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", **(SLURM_STEP if where == "slurm step" else {})}
     done = subprocess.run([sys.executable, str(script), str(values), str(data["train"]), str(data["val"]),
                            str(data["model"]), str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-6000:]

@@ -200,7 +200,8 @@ def test_the_slurm_profile_plans_ddp_jobs_with_all_their_gpus_as_one_task(planne
     cap a cluster's DDP job at one GPU; the job asks for no SLURM tasks (one task holds the GPUs,
     Lightning starts a process per GPU) and the profile resubmits failed jobs."""
     shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
-    plan = planner.run("-n", "--profile", slurm_profile_here(planner, tmp_path), "--config", "gpu=true", config=DDP)
+    profile = slurm_profile_here(planner, tmp_path)
+    plan = planner.run("-n", "--profile", profile, "--config", "gpu=true", config=DDP)
     assert "workflow specific profile profiles/default" in plan.stderr
     planned = planned_resources(plan)
     for rule in ("train_layernorm", "train_lora_attention", "train_lora_all"):
@@ -212,37 +213,42 @@ def test_the_slurm_profile_plans_ddp_jobs_with_all_their_gpus_as_one_task(planne
 
 
 def test_on_its_own_machine_snakemake_offers_one_gpu_unless_told_more(planner):
-    """Locally the GPU jobs run one at a time: one GPU is offered, and a request above it is capped."""
+    """Locally GPU jobs run one at a time: one GPU is offered, and a request above it is capped."""
     shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
     capped = planned_resources(planner.run("-n", "--config", "gpu=true", config=DDP))
     assert {gpu_of(line) for line in capped["train_lora_all"]} == {1}
-    offered = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=4", config=DDP))
+    offered = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=4",
+                                            config=DDP))
     assert {gpu_of(line) for line in offered["train_lora_all"]} == {2}
 
 
 @pytest.mark.parametrize("training, per_process_bytes, devices", [
     ({"quantizations": ["8bit"]}, 2, 1), (DDP["training"], 4, 2)])
-def test_training_jobs_ask_for_the_host_memory_their_processes_load(planner, training, per_process_bytes, devices):
+def test_training_jobs_ask_for_the_host_memory_their_processes_load(planner, training,
+                                                                     per_process_bytes, devices):
     """GPT-J's parameter count from configs/gpt-j-6b.yaml: every process first loads the base on
     the host (fp32 unquantized, the fp16 checkpoint on the way to bitsandbytes)."""
-    parameters = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())["models"]["gpt-j-6b"]["parameters"]
+    study = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())
+    parameters = study["models"]["gpt-j-6b"]["parameters"]
     tiny = planner.config["models"]["tiny-gptj"]
     config = {"models": {"tiny-gptj": {**tiny, "parameters": parameters}}, "training": training}
-    planned = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=config))
+    planned = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2",
+                                            config=config))
     expected = round(devices * parameters * per_process_bytes * 1.2 / 2**20) + 4000
     for rule in ("train_layernorm", "train_lora_all"):
-        assert {int(resource_values(line)["mem_mb"]) for line in planned[rule]} == {expected}, planned[rule]
+        asked = {int(resource_values(line)["mem_mb"]) for line in planned[rule]}
+        assert asked == {expected}, planned[rule]
     assert expected > 12_000 * per_process_bytes // 2 * devices  # the weights alone: 12 GB in fp16
     plain = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2",
                                           config={"training": training}))
     assert {int(resource_values(line)["mem_mb"]) for line in plain["train_lora_all"]} == {6000}
 
 
-def test_the_gpt_j_config_prompts_and_trains_one_8bit_base_in_the_gpus_precision_with_checkpointing():
+def test_the_gpt_j_config_prompts_and_trains_one_8bit_base_with_checkpointing():
     study = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())
     assert study["training"]["quantizations"] == ["8bit"]
     assert study["evaluation"]["fewshot"]["quantization"] == "8bit"  # the fine-tuned systems' base
-    assert study["training"]["precision"] == "auto"  # bf16-mixed from compute capability 8.0, else 16-mixed
+    assert study["training"]["precision"] == "auto"  # bf16-mixed from capability 8.0, else 16-mixed
     assert study["training"]["gradient_checkpointing"] is True
     text = (REPO / "configs" / "gpt-j-6b.yaml").read_text()
     assert "bf16-mixed\n" not in text and "halves the activations" not in text

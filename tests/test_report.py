@@ -158,7 +158,8 @@ def test_runs_stopped_by_their_time_limit_are_marked(built):
     stopped = runs[runs["stopped_by_time_limit"].fillna(False).astype(bool)]
     assert stopped["group"].tolist() == [f"{MODEL}/layernorm/instruction/8bit"]
     assert stopped["seed"].tolist() == [SEEDS[0]]
-    marked = [line for line in out["summary_md"].read_text().splitlines() if "stopped by max_time" in line]
+    lines = out["summary_md"].read_text().splitlines()
+    marked = [line for line in lines if "stopped by max_time" in line]
     assert len(marked) == 1 and "stopped by max_time: 33% of runs" in marked[0], marked
     assert "Normalization layers only" in marked[0]
 

@@ -113,7 +113,8 @@ def test_the_fingerprint_leaves_out_how_a_run_is_carried_out(workspace):
     run = settings("lora_all", precision="32-true")
     files = (workspace["model"], workspace["train"], workspace["val"])
     first = run_fingerprint(run, *files)
-    carried_out_otherwise = replace(run, max_time="00:04:00:00", checkpoint_every_n_steps=7, log_every_n_steps=1)
+    carried_out_otherwise = replace(run, max_time="00:04:00:00", checkpoint_every_n_steps=7,
+                                    log_every_n_steps=1)
     assert run_fingerprint(carried_out_otherwise, *files) == first
     assert run_fingerprint(replace(run, learning_rate=1e-3), *files) != first
 
@@ -126,7 +127,8 @@ def test_a_checkpoint_cut_short_gives_way_to_the_one_before(tmp_path, caplog):
     run = tmp_path / "checkpoints" / "abc"
     (run / "steps").mkdir(parents=True)
     for step in (2, 4):
-        torch.save({"global_step": step, "state_dict": {"w": torch.ones(500)}}, run / "steps" / f"step{step}.ckpt")
+        torch.save({"global_step": step, "state_dict": {"w": torch.ones(500)}},
+                   run / "steps" / f"step{step}.ckpt")
     assert latest_checkpoint(tmp_path / "checkpoints", run) == str(run / "steps" / "step4.ckpt")
     whole = (run / "steps" / "step4.ckpt").read_bytes()
     (run / "steps" / "step4.ckpt").write_bytes(whole[: len(whole) - 100])
@@ -152,7 +154,8 @@ def test_a_run_stopped_by_its_time_limit_says_so(workspace, tmp_path, one_thread
 
     monkeypatch.setattr(TrainTimer, "on_train_batch_end", slow_step)
     summary = training.train(settings("layernorm", precision="32-true", max_time="00:00:00:01"),
-                             workspace["train"], workspace["val"], workspace["model"], tmp_path / "out")
+                             workspace["train"], workspace["val"], workspace["model"],
+                             tmp_path / "out")
     assert summary["stopped_by_time_limit"] is True
     assert 1 <= summary["steps"] < 12
     assert (tmp_path / "out" / "adapter").is_dir()
@@ -170,5 +173,6 @@ def test_a_time_limit_added_after_a_trained_cell_does_not_retrain_it(pipeline):
     carried_out_otherwise = {"training": {"max_time": "00:04:00:00", "checkpoint_every_n_steps": 3}}
     again = pipeline.run("-n", cell, config=carried_out_otherwise)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
-    retrained = pipeline.run("-n", cell, config={"training": {"approaches": {"layernorm": {"learning_rate": 0.5}}}})
+    faster = {"training": {"approaches": {"layernorm": {"learning_rate": 0.5}}}}
+    retrained = pipeline.run("-n", cell, config=faster)
     assert job_stats(retrained.stdout).get("train_layernorm") == 1

@@ -90,7 +90,9 @@ def _cuda_bf16() -> bool:
     """A CUDA GPU with native bf16 (compute capability 8.0 or more), not emulated bf16."""
     import torch
 
-    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= NATIVE_BF16_CAPABILITY
+    if not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability() >= NATIVE_BF16_CAPABILITY
 
 
 def cuda_mixed_precision() -> str | None:

@@ -448,7 +448,8 @@ def stopped_by_time_limit(trainer, settings: TrainSettings) -> bool:
     clocks = [c for c in trainer.callbacks if isinstance(c, Timer)]
     if settings.max_time is None or not clocks:
         return False
-    return clocks[0].time_remaining("train") <= 0 and trainer.global_step < trainer.estimated_stepping_batches
+    ran_out = clocks[0].time_remaining("train") <= 0
+    return ran_out and trainer.global_step < trainer.estimated_stepping_batches
 
 
 def _checkpoint_step(path) -> int:

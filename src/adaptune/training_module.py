@@ -157,7 +157,7 @@ class TrainTimer(pl.Callback):
 
     @property
     def wall_s(self) -> float:
-        """Wall time of every attempt so far (each counted up to its last checkpoint but this one)."""
+        """Wall time of every attempt so far (the earlier ones up to their last checkpoint)."""
         return self.earlier_wall_s + (self.stopwatch.seconds if self.stopwatch else 0.0)
 
     def state_dict(self):

@@ -389,7 +389,8 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
             else "—",
             "Trainable parameters": fmt_count(r.get("trainable_parameters")) if ran else "—",
             "Learning rate, epochs": trained_at(r.get("learning_rate"), r.get("epochs")) if ran else "—",
-            "Training minutes": fmt(r.get("training_minutes"), 1) + time_limit_note(r) if ran else "—",
+            "Training minutes": fmt(r.get("training_minutes"), 1) + time_limit_note(r)
+            if ran else "—",
         })
     return pd.DataFrame(rows)
 
@@ -397,7 +398,9 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
 def time_limit_note(group) -> str:
     """A mark on the training minutes of a group whose runs (some or all) stopped at max_time."""
     share = group.get("stopped_by_time_limit")
-    return "" if share is None or pd.isna(share) or share == 0 else f" (stopped by max_time: {share:.0%} of runs)"
+    if share is None or pd.isna(share) or share == 0:
+        return ""
+    return f" (stopped by max_time: {share:.0%} of runs)"
 
 
 def trained_at(learning_rate, epochs) -> str:
