@@ -40,6 +40,13 @@ if config["workdir"] != "." and workflow.overwrite_workdir:
 workdir: config["workdir"]
 
 
+# One GPU on a machine of its own: GPU jobs run one at a time unless `--resources gpu=N` says how
+# many GPUs there are. Not on a cluster (`--jobs`, which profiles/slurm sets), where SLURM hands
+# out the GPUs: a limit here would keep one GPU job in flight and cap a DDP job's request at 1.
+if workflow.is_main_process and workflow.nodes is None and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", 1)
+
+
 # On a CPU shared between jobs, OpenMP threads that spin while waiting for each other make a
 # training step up to 3x slower (measured: 16 s vs 5 s per step); sleeping threads do not.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -5,7 +5,11 @@ bench/compare_training.py for GPT-J-6B in 8-bit, then the multi-GPU features on 
     python bench/gpu_check.py                                     # no weights: a tiny GPT-J
     python bench/gpu_check.py --checks features                   # the features alone
 
-The features (`--checks features`; both run by default), each printed with what it saw:
+Then the memory of training as configs/gpt-j-6b.yaml does (`--checks memory`): lora_all at its
+batch and max_length with 8-bit AdamW, a few steps without and with gradient checkpointing, each
+printed with its peak GPU memory (torch.cuda.max_memory_allocated; on a CPU the process's peak).
+
+The features (`--checks features`; all three parts run by default), each printed with what it saw:
   devices       the lock-file allocator with the machine's real GPU count: one job more than
                 there are GPUs, run at once; each gets its own device, the last one waits for a
                 device that a killed job gives back (on a CPU: 2 pretend devices);
@@ -47,8 +51,9 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--examples", type=int, default=96, help="training prompts cycled through")
-    parser.add_argument("--checks", choices=["all", "comparison", "features"], default="all",
-                        help="the training comparison, the multi-GPU features, or both (default)")
+    parser.add_argument("--checks", choices=["all", "comparison", "memory", "features"], default="all",
+                        help="the training comparison, GPT-J's training memory, the multi-GPU "
+                             "features, or all three (default)")
     args = parser.parse_args(argv)
 
     import logging
@@ -73,17 +78,65 @@ def main(argv=None) -> None:
             model_dir, what = build_tiny_model(Path(scratch) / "tiny-gptj", "gptj"), "tiny GPT-J (random weights)"
         rows = (benchlib.reference_rows("train", limit=args.examples) if benchlib.reference_available()
                 else benchlib.synthetic_rows(args.examples))
-        # The pipeline's choice on a GPU (adaptune.precision): bf16-mixed where supported.
-        precision = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+        # The pipeline's choice on a GPU (adaptune.precision): bf16-mixed from compute capability
+        # 8.0, 16-mixed below; fp32 on a CPU.
+        from adaptune.precision import resolve
+
+        precision = resolve("auto")
         if args.checks in ("all", "comparison"):
             print(f"{device}: {what}, {args.quantization}, {len(rows)} prompts, "
                   f"{args.rounds} rounds x {args.steps} steps, interleaved")
             compare_training.compare(model_dir, args.quantization, precision, rows, cfg["labels"],
                                      entry["attention_modules"] + entry["mlp_modules"], args.rounds, args.steps,
                                      scoring_n=min(32, len(rows)))
+        if args.checks in ("all", "memory"):
+            check_memory(Path(scratch), model_dir, entry, cfg, args.quantization, rows)
         if args.checks in ("all", "features"):
             features(Path(scratch), entry, cfg)
     print(f"gpu_check done in {time.perf_counter() - started:.0f} s")
+
+
+# ---------------------------------------------------------------------------- the memory
+
+
+def check_memory(scratch: Path, model_dir: Path, entry: dict, cfg: dict, quantization: str,
+                 rows: list[dict]) -> None:
+    """A few steps of training as configs/gpt-j-6b.yaml sets it (lora_all), without and with
+    gradient checkpointing, each with the peak memory it reached."""
+    import torch
+    import yaml
+
+    from adaptune.io import write_json, write_jsonl
+    from adaptune.precision import resolve
+    from adaptune.training import LoraSettings, train
+
+    study = yaml.safe_load((benchlib.ROOT / "configs" / "gpt-j-6b.yaml").read_text())["training"]
+    approach = study["approaches"]["lora_all"]
+    # The weights as they are, beside the record that training reads (prepare_model writes it).
+    view = scratch / "memory-model"
+    view.mkdir()
+    for item in Path(model_dir).iterdir():
+        if item.name != "adaptune_model.json":
+            (view / item.name).symlink_to(item.resolve())
+    write_json(view / "adaptune_model.json", {**entry, "name": "gpt-j-6b", "source": "local",
+                                              "path": str(model_dir)})
+    write_jsonl(scratch / "memory-train.jsonl", rows[: 4 * approach["batch_size"]])
+    write_jsonl(scratch / "memory-val.jsonl", rows[:8])
+    precision = resolve(study["precision"])
+    for checkpointing in (False, True):
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        settings = _settings(cfg, learning_rate=approach["learning_rate"], batch_size=approach["batch_size"],
+                             max_length=study["max_length"], quantization=quantization,
+                             optimizer=study["optimizer"], precision=precision, max_steps=3,
+                             gradient_checkpointing=checkpointing, lora=LoraSettings(**approach["lora"]))
+        summary = train(settings, scratch / "memory-train.jsonl", scratch / "memory-val.jsonl", view,
+                        scratch / f"memory-{int(checkpointing)}")
+        what = (f"memory: lora_all, batch {settings.batch_size}, {settings.max_length} tokens, "
+                f"{quantization}, {precision}, gradient checkpointing {'on' if checkpointing else 'off'}")
+        gpu = summary["peak_gpu_memory_mb"]
+        print(f"{what}: peak GPU memory {gpu:.0f} MB (torch.cuda.max_memory_allocated)" if gpu is not None
+              else f"{what}: no GPU; peak memory of the process {summary['peak_memory_mb']:.0f} MB")
 
 
 # ---------------------------------------------------------------------------- the features

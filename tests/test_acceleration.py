@@ -145,7 +145,31 @@ def test_only_the_choice_reaches_the_fingerprint(workspace, tmp_path):
     # An explicit precision needs no decision file and ignores one.
     assert resolved(settings(precision="bf16-mixed"), tmp_path / "other.json").precision == "bf16-mixed"
     assert resolved(settings(precision="auto"), None).precision == (
-        "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true")
+        "bf16-mixed" if torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+        else "16-mixed" if torch.cuda.is_available() else "32-true")
+
+
+# (GPU, compute capability) -> what `auto` runs under there and NF4's compute dtype.
+GPUS = [("V100", (7, 0), "16-mixed", "float16"), ("T4", (7, 5), "16-mixed", "float16"),
+        ("A100", (8, 0), "bf16-mixed", "bfloat16"), ("H100", (9, 0), "bf16-mixed", "bfloat16")]
+
+
+@pytest.mark.parametrize("gpu, capability, expected, compute", GPUS)
+def test_a_gpu_below_compute_capability_8_gets_fp16_not_emulated_bf16(
+        monkeypatch, tmp_path, workspace, gpu, capability, expected, compute):
+    """torch.cuda patched to show the GPU: torch counts emulated bf16 as supported on a V100/T4."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Tesla {gpu}")
+    assert precision.resolve("auto") == expected
+    assert precision.cuda_compute_dtype() == getattr(torch, compute)
+    # The hardware rule's decision on that GPU, untimed, and training's reading of it.
+    record = step_timing.measure_and_decide(settings(), workspace["train"], workspace["model"],
+                                            threads=1)
+    assert record["choice"] == expected and "not timed" in record["reason"]
+    write_json(tmp_path / "precision.json", record)
+    assert resolved(settings(precision="auto"), tmp_path / "precision.json").precision == expected
 
 
 def test_a_bad_decision_file_is_named(tmp_path):

@@ -35,6 +35,10 @@ def test_gpu_check_runs_tiny_gptj_and_its_features_on_a_cpu_and_says_what_it_ski
         assert float(gflop) >= 0
     for name in ("batched (16)", "one at a time"):
         assert re.search(rf"^{re.escape(name)}\s+[\d.]+\s+[\d.]+x$", out, re.M), out
+    # The memory of GPT-J's training settings, without and with gradient checkpointing.
+    for state in ("off", "on"):
+        assert re.search(rf"^memory: lora_all, batch 8, 128 tokens, 8bit, 32-true, gradient checkpointing "
+                         rf"{state}: no GPU; peak memory of the process \d+ MB$", out, re.M), out
     # The features.
     assert "allocator runs against 2 pretend devices" in out
     assert re.search(r"2 concurrent jobs got CUDA_VISIBLE_DEVICES \['[01]', '[01]'\] \(distinct\)", out), out

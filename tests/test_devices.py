@@ -1,6 +1,7 @@
 """The lock-file device allocator: concurrent jobs on a machine with N (pretend) GPUs each get a
 device of their own, give it back when they end, also when killed with SIGKILL, and leave the
-choice to SLURM or to the DDP parent where those decide."""
+choice to SLURM where it gave a job exactly its devices, or to the DDP parent. Their lock folder
+does not depend on $TMPDIR."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ sys.stdin.read()
 @pytest.fixture
 def machine(tmp_path):
     """The environment of jobs on a machine with three pretend GPUs and its own lock folder."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "LOCAL_RANK")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK") and not k.startswith("SLURM_")}
     return {**env, "PYTHONPATH": str(REPO / "src"), "ADAPTUNE_GPUS": "3", "ADAPTUNE_GPU_LOCKS": str(tmp_path / "locks")}
 
 
 class Job:
-    def __init__(self, env: dict, count: int = 1, wait_s: float = 30):
-        self.process = subprocess.Popen([sys.executable, "-c", JOB, str(count), str(wait_s)], env=env,
+    def __init__(self, env: dict, count: int = 1, wait_s: float = 30, cwd=None):
+        self.process = subprocess.Popen([sys.executable, "-c", JOB, str(count), str(wait_s)],
+                                        env=env, cwd=cwd,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)
 
@@ -108,3 +111,38 @@ def test_no_gpu_no_choice(machine):
     job = Job({**machine, "ADAPTUNE_GPUS": "0"})
     assert job.got() == ([], "<unset>")
     job.finish()
+
+
+@pytest.mark.parametrize("shown", [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"SLURM_STEP_GPUS": "4,6"},
+                                   {"SLURM_JOB_GPUS": "4,6"}])
+def test_a_slurm_job_given_exactly_its_devices_keeps_them(machine, shown):
+    job = Job({**machine, "SLURM_JOB_ID": "123", **shown}, count=2)
+    assert job.got() == ([], shown.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+    job.finish()
+
+
+def test_jobs_inside_one_slurm_allocation_of_several_gpus_share_them(machine):
+    """`salloc --gpus=4`, then local Snakemake jobs of one GPU each: each takes its own."""
+    allocation = {**machine, "SLURM_JOB_ID": "123", "SLURM_JOB_GPUS": "0,1,2,3",
+                  "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    jobs = [Job(allocation) for _ in range(4)]
+    got = [job.got() for job in jobs]
+    assert sorted(ids[0] for ids, _ in got) == ["0", "1", "2", "3"]
+    assert all(visible == ids[0] for ids, visible in got)
+    for job in jobs:
+        job.finish()
+
+
+def test_jobs_with_their_own_tmpdir_share_one_lock_folder(machine, tmp_path):
+    """Some clusters give every job its own $TMPDIR: the locks live in the working directory."""
+    shared = {k: v for k, v in machine.items() if k != "ADAPTUNE_GPU_LOCKS"}
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    jobs = []
+    for i in range(3):
+        (tmp_path / f"tmp{i}").mkdir()
+        jobs.append(Job({**shared, "TMPDIR": str(tmp_path / f"tmp{i}")}, cwd=workdir))
+    assert sorted(job.got()[0][0] for job in jobs) == ["0", "1", "2"]
+    assert list((workdir / ".snakemake" / "adaptune-gpu-locks").glob("*/gpu-*.lock"))
+    for job in jobs:
+        job.finish()

@@ -19,6 +19,7 @@ from test_training import ENTRY, LABELS, TEMPLATE, make_rows
 from tiny_model import build_tiny_model
 
 from adaptune.io import write_json, write_jsonl
+from adaptune import training
 from adaptune.training import LoraSettings, TrainSettings, train
 
 # Every label's completion must be one token: the loss is a mean over completion tokens, so only
@@ -116,6 +117,7 @@ DDP_SCRIPT = """
 import json, sys
 import torch
 torch.set_num_threads(1)
+from adaptune import training
 from adaptune.training import LoraSettings, TrainSettings, train
 values = json.loads(open(sys.argv[1]).read())
 values["lora"] = LoraSettings(**values["lora"])
@@ -126,16 +128,40 @@ if summary is not None:
 """
 
 
+# What a job sees inside the step that Snakemake's SLURM job step starts (`srun -n1`).
+SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_JOB_NAME": "train_lora_all", "SLURM_NTASKS": "1",
+              "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+              "SLURM_NODEID": "0", "SLURM_NNODES": "1", "SLURM_STEP_ID": "0"}
+
+
+def test_ddp_inside_a_slurm_step_of_one_task_starts_its_own_processes(monkeypatch):
+    import pytorch_lightning as pl
+    from pytorch_lightning.plugins.environments import LightningEnvironment
+
+    for key, value in SLURM_STEP.items():
+        monkeypatch.setenv(key, value)
+    run = settings(batch_size=2, devices=2, strategy="ddp")
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False,
+                         plugins=training.launcher_plugins(run))
+    assert isinstance(trainer.strategy.cluster_environment, LightningEnvironment)
+    assert trainer.world_size == 2 and trainer.strategy.launcher is not None
+    assert training.launcher_plugins(settings()) is None  # one device: nothing to launch
+    # Left to itself, Lightning takes the step's one task for the whole run.
+    assert pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False).world_size == 1
+
+
 @pytest.mark.slow
-def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path):
+@pytest.mark.parametrize("where", ["machine", "slurm step"])
+def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path, where):
     """Lightning's DDP launcher re-runs the script that started it (as in a Snakemake job), so
-    the run is a script of its own here, not pytest."""
+    the run is a script of its own here, not pytest; also inside a SLURM step of one task."""
     out4, summary4 = batch4
     script, values = tmp_path / "ddp_train.py", tmp_path / "settings.json"
     script.write_text(DDP_SCRIPT)
     values.write_text(json.dumps(asdict(settings(batch_size=2, devices=2, strategy="ddp"))))
     out = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", **(SLURM_STEP if where == "slurm step" else {})}
     done = subprocess.run([sys.executable, str(script), str(values), str(data["train"]), str(data["val"]),
                            str(data["model"]), str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-6000:]

@@ -168,7 +168,8 @@ def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_me
             assert int(values["runtime"]) > 0, (rule, line)
             assert int(values["mem_mb"]) >= asked, (rule, values["mem_mb"], asked)
             on_gpu = values["slurm_partition"] == gpu_partition
-            assert on_gpu == (gpu_of(line) == 1) == (rule in GPU_RULES), (rule, line)
+            # hardware: the precision decision of `auto`, made on the GPU
+            assert on_gpu == (gpu_of(line) == 1) == (rule in GPU_RULES | {"hardware"}), (rule, line)
 
 
 def test_network_rules_are_local(listed_rules):
@@ -179,3 +180,75 @@ def test_network_rules_are_local(listed_rules):
     assert declared == NETWORK_RULES
     assert declared <= rule_names(listed_rules)
     assert "localrules directive specifies rules that are not present" not in listed_rules.stdout + listed_rules.stderr
+
+
+def slurm_profile_here(planner, tmp_path) -> str:
+    """profiles/slurm as written, less conda's deployment, which this machine lacks (the executor
+    stays: the plan is the SLURM executor plugin's, as installed by the `cluster` extra)."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.pop("software-deployment-method")
+    (tmp_path / "slurm").mkdir(exist_ok=True)
+    (tmp_path / "slurm" / "config.yaml").write_text(yaml.safe_dump(profile))
+    return str(tmp_path / "slurm")
+
+
+DDP = {"training": {"devices": 2, "strategy": "ddp", "quantizations": ["none"]}}
+
+
+def test_the_slurm_profile_plans_ddp_jobs_with_all_their_gpus_as_one_task(planner, tmp_path):
+    """The default profile (loaded on every run, this one included) sets no GPU limit that would
+    cap a cluster's DDP job at one GPU; the job asks for no SLURM tasks (one task holds the GPUs,
+    Lightning starts a process per GPU) and the profile resubmits failed jobs."""
+    shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
+    profile = slurm_profile_here(planner, tmp_path)
+    plan = planner.run("-n", "--profile", profile, "--config", "gpu=true", config=DDP)
+    assert "workflow specific profile profiles/default" in plan.stderr
+    planned = planned_resources(plan)
+    for rule in ("train_layernorm", "train_lora_attention", "train_lora_all"):
+        assert {gpu_of(line) for line in planned[rule]} == {2}, planned[rule]
+        for line in planned[rule]:
+            assert not {"tasks", "tasks_per_gpu", "mpi"} & set(resource_values(line)), line
+    assert {gpu_of(line) for line in planned["evaluate"]} == {1}
+    assert yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["retries"] >= 1
+
+
+def test_on_its_own_machine_snakemake_offers_one_gpu_unless_told_more(planner):
+    """Locally GPU jobs run one at a time: one GPU is offered, and a request above it is capped."""
+    shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
+    capped = planned_resources(planner.run("-n", "--config", "gpu=true", config=DDP))
+    assert {gpu_of(line) for line in capped["train_lora_all"]} == {1}
+    offered = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=4",
+                                            config=DDP))
+    assert {gpu_of(line) for line in offered["train_lora_all"]} == {2}
+
+
+@pytest.mark.parametrize("training, per_process_bytes, devices", [
+    ({"quantizations": ["8bit"]}, 2, 1), (DDP["training"], 4, 2)])
+def test_training_jobs_ask_for_the_host_memory_their_processes_load(planner, training,
+                                                                     per_process_bytes, devices):
+    """GPT-J's parameter count from configs/gpt-j-6b.yaml: every process first loads the base on
+    the host (fp32 unquantized, the fp16 checkpoint on the way to bitsandbytes)."""
+    study = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())
+    parameters = study["models"]["gpt-j-6b"]["parameters"]
+    tiny = planner.config["models"]["tiny-gptj"]
+    config = {"models": {"tiny-gptj": {**tiny, "parameters": parameters}}, "training": training}
+    planned = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2",
+                                            config=config))
+    expected = round(devices * parameters * per_process_bytes * 1.2 / 2**20) + 4000
+    for rule in ("train_layernorm", "train_lora_all"):
+        asked = {int(resource_values(line)["mem_mb"]) for line in planned[rule]}
+        assert asked == {expected}, planned[rule]
+    assert expected > 12_000 * per_process_bytes // 2 * devices  # the weights alone: 12 GB in fp16
+    plain = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2",
+                                          config={"training": training}))
+    assert {int(resource_values(line)["mem_mb"]) for line in plain["train_lora_all"]} == {6000}
+
+
+def test_the_gpt_j_config_prompts_and_trains_one_8bit_base_with_checkpointing():
+    study = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())
+    assert study["training"]["quantizations"] == ["8bit"]
+    assert study["evaluation"]["fewshot"]["quantization"] == "8bit"  # the fine-tuned systems' base
+    assert study["training"]["precision"] == "auto"  # bf16-mixed from capability 8.0, else 16-mixed
+    assert study["training"]["gradient_checkpointing"] is True
+    text = (REPO / "configs" / "gpt-j-6b.yaml").read_text()
+    assert "bf16-mixed\n" not in text and "halves the activations" not in text

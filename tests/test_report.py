@@ -83,7 +83,9 @@ def make_study(root: Path, systems=None) -> list[System]:
                 "model": MODEL, "approach": system.method, "style": system.style,
                 "quantization": system.quantization, "seed": system.seed,
                 "trainable_parameters": 35_136 if system.method == "layernorm" else 1_105_920,
-                "total_parameters": 134_515_008, "wall_time_s": 300.0, "peak_memory_mb": 2000.0})
+                "total_parameters": 134_515_008, "wall_time_s": 300.0, "peak_memory_mb": 2000.0,
+                # One run that training.max_time stopped early.
+                "stopped_by_time_limit": system.method == "layernorm" and system.seed == SEEDS[0]})
             curves_frame(ACCURACY[system.method]).to_csv(directory / "curves.csv", index=False)
     splits = []
     for split, size in (("train", 30), ("val", 30), ("test", 3 * N_PER_CLASS)):
@@ -148,6 +150,18 @@ def test_groups_give_mean_and_sd_over_seeds(built):
         assert row["accuracy_sd"] == pytest.approx(accuracies.std(ddof=1))
         assert row["accuracy_ci_low"] < row["accuracy_mean"] < row["accuracy_ci_high"]
     assert groups.iloc[0]["group"] == f"{MODEL}/lora_all/instruction/8bit"  # best macro-F1 first
+
+
+def test_runs_stopped_by_their_time_limit_are_marked(built):
+    root, out = built
+    runs = pd.read_csv(out["summary_csv"])
+    stopped = runs[runs["stopped_by_time_limit"].fillna(False).astype(bool)]
+    assert stopped["group"].tolist() == [f"{MODEL}/layernorm/instruction/8bit"]
+    assert stopped["seed"].tolist() == [SEEDS[0]]
+    lines = out["summary_md"].read_text().splitlines()
+    marked = [line for line in lines if "stopped by max_time" in line]
+    assert len(marked) == 1 and "stopped by max_time: 33% of runs" in marked[0], marked
+    assert "Normalization layers only" in marked[0]
 
 
 def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built):

@@ -1,6 +1,8 @@
-"""An interrupted training run resumes: a tiny-model run is SIGKILLed mid-epoch after a checkpoint
-exists, then rerun; it resumes from the checkpoint and ends with the adapter of a run that was
-never interrupted."""
+"""An interrupted training run resumes: a tiny-model run is SIGKILLed mid-epoch after two
+checkpoints exist and the newest is cut short, then rerun; it resumes from the one before and ends
+with the adapter of a run that was never interrupted, its wall time counting both attempts. Keys
+that say how a run is carried out stay out of its fingerprint; a time limit that stops a run is
+recorded."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from safetensors.torch import load_file
 from test_training import settings, workspace  # noqa: F401  (the fixture is used by name)
 
 # The child trains; with --kill-at N it SIGKILLs itself when training step N ends (after the
-# checkpoint of step 2 is written, in the middle of the first of two 6-step epochs).
+# checkpoints of steps 2 and 4 are written, in the middle of the first of two 6-step epochs).
 CHILD = """
 import logging, os, signal, sys
 logging.basicConfig(level=logging.INFO)
@@ -61,19 +63,28 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace
                    workspace["train"], workspace["val"], workspace["model"], straight)
 
     interrupted = tmp_path / "interrupted"
-    killed = run_child(workspace, interrupted, 3)
+    killed = run_child(workspace, interrupted, 5)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    checkpoints = list((interrupted / "checkpoints").glob("*/steps/step*.ckpt"))
-    assert [p.name for p in checkpoints] == ["step2.ckpt"]
+    checkpoints = sorted((interrupted / "checkpoints").glob("*/steps/step*.ckpt"))
+    assert [p.name for p in checkpoints] == ["step2.ckpt", "step4.ckpt"]
+    # A kill during the copy of the newest checkpoint (across file systems) leaves it cut short.
+    newest = checkpoints[1].read_bytes()
+    checkpoints[1].write_bytes(newest[: len(newest) // 2])
     assert not (interrupted / "summary.json").exists()
     stale = list(tmp_path.glob(".interrupted.*"))
     assert stale, "the killed atomic write leaves its hidden scratch folder"
 
     rerun = run_child(workspace, interrupted, 0)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "step4.ckpt: not a readable checkpoint" in rerun.stderr
     assert "resuming from" in rerun.stderr
     summary = json.loads((interrupted / "summary.json").read_text())
     assert summary["resumed_from_step"] == 2 and summary["steps"] == 12
+    # The cell's wall time counts the killed attempt too (up to its checkpoint of step 2), not
+    # only the rerun's own (provenance's).
+    assert summary["attempts"] == 2
+    assert summary["wall_time_s"] > summary["provenance"]["wall_time_s"] + 0.1
+    assert summary["stopped_by_time_limit"] is False
     assert sorted(p.name for p in interrupted.iterdir()) == ["adapter", "curves.csv", "summary.json", "val_scores.csv"]
     assert not list(tmp_path.glob(".interrupted.*")) and not list(tmp_path.glob(".straight.*"))
 
@@ -91,3 +102,77 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace
     assert resumed["step"].tolist() == whole["step"].tolist()
     assert resumed["val_macro_f1"].notna().tolist() == whole["val_macro_f1"].notna().tolist()
     pd.testing.assert_series_equal(resumed["val_macro_f1"], whole["val_macro_f1"], atol=1e-6)
+
+
+def test_the_fingerprint_leaves_out_how_a_run_is_carried_out(workspace):
+    """Adding a time limit after a timeout, or checkpointing more often, keeps the checkpoints."""
+    from dataclasses import replace
+
+    from adaptune.training import run_fingerprint
+
+    run = settings("lora_all", precision="32-true")
+    files = (workspace["model"], workspace["train"], workspace["val"])
+    first = run_fingerprint(run, *files)
+    carried_out_otherwise = replace(run, max_time="00:04:00:00", checkpoint_every_n_steps=7,
+                                    log_every_n_steps=1)
+    assert run_fingerprint(carried_out_otherwise, *files) == first
+    assert run_fingerprint(replace(run, learning_rate=1e-3), *files) != first
+
+
+def test_a_checkpoint_cut_short_gives_way_to_the_one_before(tmp_path, caplog):
+    import torch
+
+    from adaptune.training import latest_checkpoint
+
+    run = tmp_path / "checkpoints" / "abc"
+    (run / "steps").mkdir(parents=True)
+    for step in (2, 4):
+        torch.save({"global_step": step, "state_dict": {"w": torch.ones(500)}},
+                   run / "steps" / f"step{step}.ckpt")
+    assert latest_checkpoint(tmp_path / "checkpoints", run) == str(run / "steps" / "step4.ckpt")
+    whole = (run / "steps" / "step4.ckpt").read_bytes()
+    (run / "steps" / "step4.ckpt").write_bytes(whole[: len(whole) - 100])
+    assert latest_checkpoint(tmp_path / "checkpoints", run) == str(run / "steps" / "step2.ckpt")
+    assert "step4.ckpt: not a readable checkpoint" in caplog.text
+    (run / "steps" / "step2.ckpt").write_bytes(b"")
+    assert latest_checkpoint(tmp_path / "checkpoints", run) is None  # none readable: start over
+
+
+def test_a_run_stopped_by_its_time_limit_says_so(workspace, tmp_path, one_thread, monkeypatch):
+    """Each step made to last over a second under a one-second limit: training stops early, saves
+    the adapter so far, and the summary flags it (the report marks such rows)."""
+    import time
+
+    from adaptune import training
+    from adaptune.training_module import TrainTimer
+
+    finish = TrainTimer.on_train_batch_end
+
+    def slow_step(self, *args):
+        time.sleep(1.1)
+        finish(self, *args)
+
+    monkeypatch.setattr(TrainTimer, "on_train_batch_end", slow_step)
+    summary = training.train(settings("layernorm", precision="32-true", max_time="00:00:00:01"),
+                             workspace["train"], workspace["val"], workspace["model"],
+                             tmp_path / "out")
+    assert summary["stopped_by_time_limit"] is True
+    assert 1 <= summary["steps"] < 12
+    assert (tmp_path / "out" / "adapter").is_dir()
+
+
+@pytest.mark.slow
+def test_a_time_limit_added_after_a_trained_cell_does_not_retrain_it(pipeline):
+    """The real workflow: one cell trained, then planned again with a time limit and another
+    checkpoint interval (how a run is carried out: neither is a rule param) and, as a control,
+    with another learning rate (what it trains: the cell reruns)."""
+    from conftest import job_stats
+
+    cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
+    pipeline.run(cell)
+    carried_out_otherwise = {"training": {"max_time": "00:04:00:00", "checkpoint_every_n_steps": 3}}
+    again = pipeline.run("-n", cell, config=carried_out_otherwise)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    faster = {"training": {"approaches": {"layernorm": {"learning_rate": 0.5}}}}
+    retrained = pipeline.run("-n", cell, config=faster)
+    assert job_stats(retrained.stdout).get("train_layernorm") == 1

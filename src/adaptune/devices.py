@@ -9,25 +9,31 @@ open file of the process: they go when it exits, however it ends (a crash or SIG
 and the next job takes the device.
 
 Left alone (the environment decides) where:
-  - the job runs inside a SLURM allocation (SLURM_JOB_ID): SLURM gave it its devices;
+  - the job runs inside a SLURM allocation (SLURM_JOB_ID) that shows it exactly the devices it
+    asks for (CUDA_VISIBLE_DEVICES, else SLURM_STEP_GPUS or SLURM_JOB_GPUS): SLURM gave them to
+    it. Where the allocation shows more (`salloc --gpus=4`, then local Snakemake jobs of one GPU
+    each), the jobs share them through the locks like the jobs of any machine;
   - the process is a DDP worker started by Lightning (LOCAL_RANK > 0): its parent holds the
     devices and passed CUDA_VISIBLE_DEVICES on;
   - the machine has no GPU.
 The devices to share are those in CUDA_VISIBLE_DEVICES when it is set, else all of them
 (counted by `nvidia-smi -L`, which, unlike torch, does not initialise CUDA in this process).
 ADAPTUNE_GPUS overrides the count (e.g. to leave GPUs out, or in tests) and ADAPTUNE_GPU_LOCKS
-the lock folder (default: adaptune-gpu-locks-<user> in the temporary folder).
+the lock folder. The default, .snakemake/adaptune-gpu-locks/<host> in the job's working directory
+(Snakemake's workdir), is the same for every job of a study on one machine, unlike $TMPDIR, which
+some clusters set per job; the host name keeps two nodes' GPU 0 apart where the working
+directory is shared between nodes. Studies in other working directories that share a machine's
+GPUs need one ADAPTUNE_GPU_LOCKS folder.
 """
 
 from __future__ import annotations
 
 import fcntl
-import getpass
 import logging
 import os
 import shutil
+import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +44,7 @@ _held: list = []
 
 
 def lock_dir() -> Path:
-    default = Path(tempfile.gettempdir()) / f"adaptune-gpu-locks-{getpass.getuser()}"
+    default = Path.cwd() / ".snakemake" / "adaptune-gpu-locks" / socket.gethostname()
     return Path(os.environ.get("ADAPTUNE_GPU_LOCKS") or default)
 
 
@@ -62,10 +68,22 @@ def nvidia_smi_count() -> int:
     return sum(line.startswith("GPU ") for line in done.stdout.splitlines()) if done.returncode == 0 else 0
 
 
-def decided_elsewhere() -> str | None:
-    """Why this process must not choose its devices itself, or None."""
-    if os.environ.get("SLURM_JOB_ID"):
-        return "inside a SLURM allocation, which chose the devices"
+def slurm_devices() -> list[str] | None:
+    """The devices a SLURM job or step shows this process, or None outside SLURM."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    for variable in ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        value = os.environ.get(variable)
+        if value is not None:
+            return [d.strip() for d in value.split(",") if d.strip()]
+    return []
+
+
+def decided_elsewhere(count: int = 1) -> str | None:
+    """Why this process must not choose its `count` devices itself, or None."""
+    shown = slurm_devices()
+    if shown is not None and len(shown) == count:
+        return "inside a SLURM allocation that gave this job its devices"
     if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0:
         return "a DDP worker: the process that started it holds the devices"
     return None
@@ -77,7 +95,7 @@ def claim_devices(count: int = 1, wait_s: float | None = None, poll_s: float = 2
     seconds, forever when None), logging what it waits for."""
     if count < 1:
         raise ValueError(f"claim_devices: count must be at least 1, got {count}")
-    reason = decided_elsewhere()
+    reason = decided_elsewhere(count)
     if reason:
         log.info("devices: left as they are (%s): CUDA_VISIBLE_DEVICES=%s", reason,
                  os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import traceback
 
@@ -55,7 +56,13 @@ def log_to(path: str) -> None:
     An uncaught error still prints its one-line message on the console, so a user sees why a
     job failed without opening the log; the full traceback stays in the log. Everything goes
     through redact(), the console line and the traceback included.
+
+    In a DDP run the other processes run the job's script again: each of them logs to a file of
+    its own beside `path` (`<path>.rank<N>`), so that none of them empties the first one's log.
     """
+    rank = process_rank()
+    if rank:
+        path = f"{path}.rank{rank}"
     console = _Redacting(sys.stderr)
     stream = _Redacting(open(path, "w", buffering=1, encoding="utf-8"))
     sys.stderr = stream
@@ -73,3 +80,13 @@ def log_to(path: str) -> None:
         console.flush()
 
     sys.excepthook = report
+
+
+def process_rank() -> int:
+    """This process's rank in a distributed run (RANK, or LOCAL_RANK where only that is set, as
+    Lightning sets them in the processes it starts); 0 outside one."""
+    for variable in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from adaptune.io import atomic_dir, sha256_of, write_json
 from adaptune.names import QUANTIZATIONS
+from adaptune.precision import cuda_compute_dtype
 
 ENTRY_FILE = "adaptune_model.json"
 SOURCES = ("pypi_wheel", "hub", "local")
@@ -221,7 +222,8 @@ def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=N
     device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     device = "cuda:0" if device == "cuda" else device  # device_map wants an index
     cuda = device.startswith("cuda")
-    compute_dtype = torch.bfloat16 if cuda and dtype == torch.float32 else dtype
+    # NF4 computes in bf16 on a GPU with native bf16, fp16 below compute capability 8.0.
+    compute_dtype = cuda_compute_dtype() if cuda and dtype == torch.float32 else dtype
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
         dtype=dtype,

@@ -9,7 +9,7 @@ import statistics
 import time
 from pathlib import Path
 
-from adaptune.precision import CANDIDATES, MARGIN, _cuda_bf16, autocast_dtype, decide
+from adaptune.precision import CANDIDATES, MARGIN, autocast_dtype, cuda_mixed_precision, decide
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,12 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
               "torch": torch.__version__, "threads": threads, "model": Path(model_dir).name,
               "approach": settings.approach, "quantization": settings.quantization,
               "batch_size": settings.batch_size, "margin": margin}
-    if _cuda_bf16():
-        record.update(device=torch.cuda.get_device_name(), choice="bf16-mixed",
-                      reason="a CUDA GPU that supports bf16: bf16-mixed, not timed")
+    on_gpu = cuda_mixed_precision()
+    if on_gpu:
+        capability = ".".join(map(str, torch.cuda.get_device_capability()))
+        record.update(device=torch.cuda.get_device_name(), choice=on_gpu,
+                      reason=f"a CUDA GPU of compute capability {capability}: {on_gpu}, not timed "
+                             "(bf16 from 8.0, where it is native; fp16 below)")
         return record
     record["device"] = "cpu"
     record["matmul_gflops"] = {name: round(matmul_gflops(dtype), 1) for name, dtype in

@@ -42,6 +42,10 @@ CURVE_COLUMNS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val
 STEPS = "steps"  # the folder of a run's checkpoints, beside its logged metrics.csv
 # The final validation pass's label scores, which the evaluation of the val split reuses.
 VAL_SCORES = "val_scores.csv"
+# Settings that say how a run is carried out, not what it trains: kept out of the run's
+# fingerprint and of the rules' params, so that adding a time limit after a timeout, or changing
+# how often checkpoints are written, neither deletes a run's checkpoints nor reruns its cell.
+RUN_CONTROL_KEYS = ("max_time", "checkpoint_every_n_steps", "log_every_n_steps")
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +247,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
                             truncation_side=settings.truncation_side,
                             samples_per_step=effective_batch_size(settings))
     module = CompletionLM(model, settings, data.label_ids, data.collate.pad_token_id)
-    timer = TrainTimer()
+    timer = TrainTimer(stopwatch)
 
     out_dir = Path(out_dir)
     if rank == 0:
@@ -258,9 +262,10 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             if rank == 0:
                 _keep_rows_before(Path(logger.log_dir), _checkpoint_step(resume_from))
         # The checkpoints in a folder of their own: the logger's files beside them would make a
-        # fresh run's folder look used ("exists and is not empty").
+        # fresh run's folder look used ("exists and is not empty"). The newest two: the one
+        # before stands in for a newest one cut short (latest_checkpoint).
         saver = ModelCheckpoint(dirpath=checkpoints / STEPS, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
-                                save_top_k=1, monitor="step", mode="max", save_weights_only=False,
+                                save_top_k=2, monitor="step", mode="max", save_weights_only=False,
                                 enable_version_counter=False, auto_insert_metric_name=False)
         trainer = pl.Trainer(
             max_epochs=settings.epochs,
@@ -271,6 +276,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             accelerator="auto",
             devices=settings.devices,
             strategy=settings.strategy,
+            plugins=launcher_plugins(settings),
             # The training sampler shards each optimizer step's samples over the processes itself
             # (adaptune.training_data), so that DDP sees the samples one process would.
             use_distributed_sampler=False,
@@ -303,6 +309,9 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
                            count_parameters(module.model), base_parameters, stopwatch)
         summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)
+        # A resumed run's wall time counts its earlier attempts (up to their last checkpoint).
+        summary["wall_time_s"], summary["attempts"] = round(timer.wall_s, 2), timer.attempts
+        summary["stopped_by_time_limit"] = stopped_by_time_limit(trainer, settings)
         summary["frozen_weight_dtypes"] = frozen_dtypes(module.model)
         summary["final_val_examples_per_second"] = round(len(data.val_ids) / max(module.val_seconds, 1e-9), 3)
         summary["torch_threads"] = torch.get_num_threads()
@@ -358,6 +367,17 @@ def launched_rank() -> int:
     return 0
 
 
+def launcher_plugins(settings: TrainSettings) -> list | None:
+    """Under DDP, Lightning's own launcher, which starts a process per device by running the
+    script again, also inside SLURM: Snakemake's SLURM job step runs the job as one task
+    (`srun -n1`), where Lightning's SLURM environment would train with world size 1 or refuse."""
+    if settings.strategy != "ddp":
+        return None
+    from pytorch_lightning.plugins.environments import LightningEnvironment
+
+    return [LightningEnvironment()]
+
+
 @contextmanager
 def _discarded_dir():
     """The output folder of a DDP process other than the first: nothing it writes is kept."""
@@ -382,14 +402,17 @@ def run_fingerprint(settings: TrainSettings, model_dir, train_prompts, val_promp
 
     from adaptune.io import sha256_of
 
-    parts = {"settings": asdict(settings), "model": model_fingerprint(model_dir),
+    kept = {k: v for k, v in asdict(settings).items() if k not in RUN_CONTROL_KEYS}
+    parts = {"settings": kept, "model": model_fingerprint(model_dir),
              "train": sha256_of(train_prompts), "val": sha256_of(val_prompts)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> str | None:
-    """The newest checkpoint of this run; other runs' checkpoint folders are deleted (unless
-    keep_others: the other processes of a DDP run leave that to the first)."""
+    """The newest checkpoint of this run that loads; other runs' checkpoint folders are deleted
+    (unless keep_others: the other processes of a DDP run leave that to the first). A newest
+    file cut short (a kill during Lightning's copy from another file system) is skipped, with a
+    warning, for the one before it."""
     import shutil
 
     if root.is_dir() and not keep_others:
@@ -397,7 +420,36 @@ def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> s
             if other != run_dir:
                 shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
     found = sorted((run_dir / STEPS).glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
-    return str(found[-1]) if found else None
+    for path in reversed(found):
+        if checkpoint_loads(path):
+            return str(path)
+        log.warning("%s: not a readable checkpoint (cut short?); trying the one before it", path)
+    return None
+
+
+def checkpoint_loads(path) -> bool:
+    """Whether torch can read the checkpoint whole (its archive's records and their CRCs)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile):
+        return False
+    return True
+
+
+def stopped_by_time_limit(trainer, settings: TrainSettings) -> bool:
+    """Whether Lightning's timer (max_time) ended training before its last step."""
+    from pytorch_lightning.callbacks import Timer
+
+    clocks = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    if settings.max_time is None or not clocks:
+        return False
+    ran_out = clocks[0].time_remaining("train") <= 0
+    return ran_out and trainer.global_step < trainer.estimated_stepping_batches
 
 
 def _checkpoint_step(path) -> int:

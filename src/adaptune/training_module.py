@@ -147,10 +147,27 @@ class CompletionLM(pl.LightningModule):
 
 
 class TrainTimer(pl.Callback):
-    """Seconds and examples spent in training steps (validation and setup excluded)."""
+    """Seconds and examples spent in training steps (validation and setup excluded). With a
+    stopwatch it also keeps the wall time of the earlier attempts of a resumed run: its state,
+    saved in every checkpoint, carries all three into the attempt that resumes from it."""
 
-    def __init__(self):
+    def __init__(self, stopwatch=None):
         self.seconds, self.samples, self._start = 0.0, 0, 0.0
+        self.stopwatch, self.earlier_wall_s, self.attempts = stopwatch, 0.0, 1
+
+    @property
+    def wall_s(self) -> float:
+        """Wall time of every attempt so far (the earlier ones up to their last checkpoint)."""
+        return self.earlier_wall_s + (self.stopwatch.seconds if self.stopwatch else 0.0)
+
+    def state_dict(self):
+        return {"seconds": self.seconds, "samples": self.samples, "wall_s": self.wall_s,
+                "attempts": self.attempts}
+
+    def load_state_dict(self, state):
+        self.seconds, self.samples = float(state["seconds"]), int(state["samples"])
+        self.earlier_wall_s = float(state.get("wall_s", 0.0))
+        self.attempts = int(state.get("attempts", 1)) + 1
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self._start = time.perf_counter()

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 # the path).
 from adaptune.config_checks import check_config
 from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
+from adaptune.training import RUN_CONTROL_KEYS
 from adaptune.systems import (
     FEWSHOT_NAME,
     FINETUNED_NAME,
@@ -142,7 +143,11 @@ def reference_files(wildcards):
     return {part: shared(splits["reference"][part]) for part in ("train", "val")}
 
 
+# Out of the training rules' params: the grid's keys (wildcards), and the keys that say how a run
+# is carried out rather than what it trains (RUN_CONTROL_KEYS: the script reads them from the
+# config), so that adding a time limit after a timeout does not rerun a finished cell.
 TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "split_seeds", "approaches"}
+TRAINING_EXCLUDED_KEYS |= set(RUN_CONTROL_KEYS)
 
 
 def train_prompts(wildcards):
@@ -183,6 +188,19 @@ def train_params(approach):
         }
 
     return params
+
+
+def train_mem_mb(model, quantization):
+    """Host memory of a training job: each of its processes (one per device) first loads the
+    base on the host, in fp32 unquantized (4 bytes a parameter) or as its fp16 checkpoint on
+    the way to bitsandbytes (2 bytes), plus a fifth and 4000 MB for the rest (an estimate);
+    at least 6000 MB, which is all a model entry without `parameters` gets."""
+    parameters = config["models"][model].get("parameters")
+    if not parameters:
+        return 6000
+    per_byte = {"none": 4}.get(quantization, 2)
+    devices = config["training"].get("devices", 1)
+    return max(6000, round(devices * parameters * per_byte * 1.2 / 2**20) + 4000)
 
 
 def sweep_params(approach):

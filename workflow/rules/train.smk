@@ -39,7 +39,7 @@ for _approach in APPROACHES:
             "../../envs/train.yaml"
         threads: MODEL_THREADS
         resources:
-            mem_mb=6000,
+            mem_mb=lambda wildcards: train_mem_mb(wildcards.model, wildcards.quantization),
             gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
             settings=train_params(_approach),
@@ -82,7 +82,7 @@ for _approach in APPROACHES:
             "../../envs/train.yaml"
         threads: MODEL_THREADS
         resources:
-            mem_mb=6000,
+            mem_mb=lambda wildcards: train_mem_mb(wildcards.model, SWEEP["quantization"]),
             gpu=int(config["gpu"]) * config["training"].get("devices", 1),
         params:
             settings=sweep_params(_approach),

@@ -13,11 +13,13 @@ claim_devices(int(snakemake.params.settings.get("devices", 1)))
 
 import torch
 
-from adaptune.training import TrainSettings, train
+from adaptune.training import RUN_CONTROL_KEYS, TrainSettings, train
 from adaptune.tuning import read_chosen
 
 torch.set_num_threads(snakemake.threads)
 params = dict(snakemake.params.settings)
+# How the run is carried out (a time limit, the checkpoints' interval): from the config, not params.
+params.update({k: v for k, v in snakemake.config["training"].items() if k in RUN_CONTROL_KEYS})
 if "chosen" in snakemake.input.keys():  # a tuned study: the sweep's learning rate and epochs
     params.update(read_chosen(snakemake.input.chosen, params["approach"]))
 settings = TrainSettings.from_params(params)

@@ -66,7 +66,9 @@ def _cost_columns(run: Run) -> dict:
                 "total_parameters": s.get("total_parameters"),
                 "training_minutes": s["wall_time_s"] / 60, "train_peak_memory_mb": s["peak_memory_mb"],
                 # The setting it trained at: the sweep's choice in a tuned study.
-                "learning_rate": trained_at.get("learning_rate"), "epochs": s.get("epochs")}
+                "learning_rate": trained_at.get("learning_rate"), "epochs": s.get("epochs"),
+                # Training ended at training.max_time, before its last step.
+                "stopped_by_time_limit": bool(s.get("stopped_by_time_limit", False))}
     if run.system.method in ("fewshot", "openai_chat"):
         return {"trainable_parameters": 0, "training_minutes": 0.0}
     return {}
@@ -156,7 +158,8 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
                      # every figure finds its columns.
                      **{c: pd.to_numeric(mine[c], errors="coerce").mean() if c in mine else float("nan")
                         for c in ("ece", "brier", "trainable_parameters", "training_minutes",
-                                  "vocab_argmax_accuracy", "learning_rate", "epochs")},
+                                  "vocab_argmax_accuracy", "learning_rate", "epochs",
+                                  "stopped_by_time_limit")},
                      **{f"share_{label}": mine[f"share_{label}"].mean() for label in labels}})
     ran_groups = {row["group"] for row in rows}
     not_run = {}
@@ -386,9 +389,18 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
             else "—",
             "Trainable parameters": fmt_count(r.get("trainable_parameters")) if ran else "—",
             "Learning rate, epochs": trained_at(r.get("learning_rate"), r.get("epochs")) if ran else "—",
-            "Training minutes": fmt(r.get("training_minutes"), 1) if ran else "—",
+            "Training minutes": fmt(r.get("training_minutes"), 1) + time_limit_note(r)
+            if ran else "—",
         })
     return pd.DataFrame(rows)
+
+
+def time_limit_note(group) -> str:
+    """A mark on the training minutes of a group whose runs (some or all) stopped at max_time."""
+    share = group.get("stopped_by_time_limit")
+    if share is None or pd.isna(share) or share == 0:
+        return ""
+    return f" (stopped by max_time: {share:.0%} of runs)"
 
 
 def trained_at(learning_rate, epochs) -> str:
