@@ -84,7 +84,7 @@ include: "workflow/rules/report.smk"
 localrules:
     download_dataset,
     download_reference,
-    prepare_model,
+    fetch_model,
     openai_finetune,
     openai_evaluate,
 

@@ -80,3 +80,32 @@ def test_a_resumed_run_keeps_its_earlier_log_whole_or_not_at_all(tmp_path, monke
     curves = training.read_curves(tmp_path)
     assert curves["step"].tolist() == [1, 2, 3, 4, 5, 6]
     assert curves["val_macro_f1"].dropna().tolist() == [0.7, 0.8]
+
+
+def test_a_folder_replaces_only_an_earlier_output_and_is_synced_to_disk(tmp_path, monkeypatch):
+    import os
+
+    from adaptune.io import FolderInUse, atomic_dir, write_text
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(FolderInUse, match="nothing was written or deleted"):
+        with atomic_dir(user) as folder:
+            (folder / "out.txt").write_text("new")
+    assert [p.name for p in user.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["user"]  # no temporary left behind
+
+    ours = tmp_path / "ours"
+    for round_ in ("first", "second"):
+        with atomic_dir(ours, replaceable=lambda f: (f / "out.txt").is_file()) as folder:
+            (folder / "out.txt").write_text(round_)
+    assert (ours / "out.txt").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "user"]
+    synced.clear()
+    write_text(tmp_path / "file.txt", "whole")
+    assert len(synced) == 2  # the file, then its folder after the rename
+    assert (tmp_path / "file.txt").read_text() == "whole"

@@ -62,6 +62,16 @@ def test_nested_override_reaches_the_job_with_its_type(workdir_pipeline):
     assert len(workdir_pipeline.path("results/splits/val.csv").read_text().splitlines()[1:]) == 12
 
 
+def test_a_study_in_its_own_workdir_draws_other_train_splits_from_the_shared_data(workdir_pipeline):
+    """The raw dataset stays where snakemake was started (data/), also for the train split's
+    other draws (training.split_seeds) of a study that writes into its own folder."""
+    draw = workdir_pipeline.path("study/results/splits/train-split7.csv")
+    workdir_pipeline.run("results/splits/train-split7.csv",
+                         "--config", "workdir=study", 'training={"split_seeds": [7]}')
+    assert len(draw.read_text().splitlines()[1:]) == 24
+    assert not workdir_pipeline.path("study/data").exists()
+
+
 def test_the_readme_openai_override_plans_the_openai_rules(workdir_pipeline):
     result = workdir_pipeline.run("-n", "--config", 'openai={"enabled": true}',
                                   env={"OPENAI_API_KEY": "sk-test-not-used"})

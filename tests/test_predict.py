@@ -193,3 +193,64 @@ def test_a_cuda_device_the_machine_lacks_is_refused(trained, capsys):
     code, _, err = run(["predict", "--adapter", str(adapter), "--device", f"cuda:{torch.cuda.device_count()}", TEXTS[0]],
                        capsys)
     assert code == 2 and "CUDA device(s)" in err
+
+
+@pytest.mark.parametrize("form", ["tsv", "csv", "jsonl"])
+def test_every_format_goes_to_the_output_file(trained, tmp_path, capsys, form):
+    model_dir, adapter, _ = trained
+    target = tmp_path / f"predictions.{form}"
+    code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter),
+                          "--format", form, "--output", str(target), *TEXTS], capsys)
+    assert code == 0, err
+    assert out == "" and f"wrote 3 predictions to {target}" in err
+    lines = target.read_text(encoding="utf-8").strip().split("\n")
+    assert len(lines) == (3 if form == "jsonl" else 4)
+    assert "lovely weather today" in lines[-2 if form != "jsonl" else 1]
+
+
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_text_that_is_not_utf8_is_a_clear_error(trained, tmp_path, source):
+    model_dir, adapter, _ = trained
+    data = b"caf\xe9 \xff\xfe bad\n"
+    argv = [ADAPTUNE, "predict", "--model-dir", str(model_dir), "--adapter", str(adapter)]
+    if source == "file":
+        (tmp_path / "texts.txt").write_bytes(data)
+        argv += ["--file", str(tmp_path / "texts.txt")]
+    else:
+        argv += ["-"]
+    result = subprocess.run(argv, input=data, capture_output=True, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.startswith("adaptune predict: error:") and "not UTF-8" in stderr
+    assert ("stdin" if source == "stdin" else "texts.txt") in stderr and "0xe9" in stderr
+
+
+def test_predict_scores_a_bf16_base_adapter_as_evaluation_does(trained, tmp_path, capsys):
+    """A bf16-base adapter is scored on a bfloat16 base in evaluation (prepare_for_inference);
+    predict gives the same probabilities, not those of the float32 base."""
+    import json
+
+    from adaptune.acceleration import prepare_for_inference
+    from adaptune.adapters import ADAPTER_FILE, load_trained
+    from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
+
+    model_dir, adapter, _ = trained
+    bf16 = shutil.copytree(adapter, tmp_path / "adapter")
+    record = json.loads((bf16 / ADAPTER_FILE).read_text())
+    (bf16 / ADAPTER_FILE).write_text(json.dumps({**record, "precision": "bf16-base"}))
+
+    def probabilities(prepare):
+        model, tokenizer, meta = load_trained(bf16, model_dir, device="cpu")
+        if prepare:
+            prepare_for_inference(model, meta["precision"])
+        settings = ScoringSettings(max_length=int(meta["max_length"]), precision=meta["precision"])
+        prompts = [render(meta["template"], text, LABELS) for text in TEXTS]
+        return label_probabilities(score_labels(model, tokenizer, prompts, LABELS, settings))
+
+    code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(bf16),
+                          "--format", "jsonl", *TEXTS], capsys)
+    assert code == 0, err
+    predicted = np.array([list(json.loads(line)["probabilities"].values()) for line in out.strip().split("\n")])
+    np.testing.assert_allclose(predicted, probabilities(prepare=True), atol=2e-6)
+    assert np.abs(predicted - probabilities(prepare=False)).max() > 1e-5

@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
 
 GPU_RULES = {"train_layernorm", "train_lora_attention", "train_lora_all", "evaluate", "fewshot"}
-NETWORK_RULES = {"download_dataset", "download_reference", "prepare_model", "openai_finetune", "openai_evaluate"}
+NETWORK_RULES = {"download_dataset", "download_reference", "fetch_model", "openai_finetune", "openai_evaluate"}
 
 
 @pytest.fixture

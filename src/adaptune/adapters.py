@@ -269,15 +269,16 @@ def is_exported(folder: str | os.PathLike) -> bool:
 
 
 def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
-                 quantization: str | None = None, precision: str | None = None, device: str | None = None):
+                 quantization: str | None = None, precision: str | None = None, device: str | None = None,
+                 dtype=None):
     """(model, tokenizer, record): the adapter in `adapter_dir` on its base model, eval mode.
     `adapter_dir` may also be a folder written by `adaptune export`: that model is loaded as it is.
 
     model_dir: the base model (default: the one the record names, relative to the adapter);
     quantization: of the base weights (default: the one it was trained with; "none" for an
     exported model); precision: recorded in the returned record for the scorer (default: the
-    trained one); device: "cpu", "cuda" or "cuda:N" (default: the GPU when there is one).
-    A base other than the one it was trained on is refused.
+    trained one); device: "cpu", "cuda" or "cuda:N" (default: the GPU when there is one);
+    dtype: of an unquantized base's weights (default float32). A base other than the one it was trained on is refused.
     """
     import torch
     from peft import PeftModel
@@ -295,7 +296,7 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
             f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
             "load it with the model it was trained on"
         )
-    model, tokenizer = load_model(model_dir, quantization or record["quantization"], device=device)
+    model, tokenizer = load_model(model_dir, quantization or record["quantization"], dtype=dtype, device=device)
     with _norms_accepted():
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     biases = Path(adapter_dir) / LINEAR_BIASES_FILE
@@ -312,7 +313,7 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
                 if param.shape != tensor.shape:
                     raise AdapterError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
                                      f"the model's is {tuple(param.shape)}")
-                param.data = tensor.to(device=param.device, dtype=torch.float32)
+                param.data = tensor.to(device=param.device, dtype=dtype or torch.float32)
     model.eval()
     record = {**record, "model_dir": str(model_dir), "precision": precision or record.get("precision")}
     return model, tokenizer, record

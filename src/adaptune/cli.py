@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--file", help="a CSV with a text column, or one text per line; - reads stdin")
     predict.add_argument("--quantization", choices=QUANTIZATIONS,
                          help="precision of the base weights (default: the one the adapter was trained with)")
-    predict.add_argument("--output", type=Path, help="write a CSV here instead of printing")
+    predict.add_argument("--output", type=Path,
+                         help="write the predictions here (in --format, default csv) instead of printing")
     predict.add_argument("--batch-size", type=int, default=16, help="texts per forward pass (default 16)")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     predict.add_argument("--debug", "-v", action="store_true",
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("--adapter", required=True, type=Path, help="the adapter folder to merge")
-    export.add_argument("--output", required=True, type=Path, help="the model folder to write (replaced whole)")
+    export.add_argument("--output", required=True, type=Path, help="a new model folder to write (an earlier export there is replaced whole; "
+                             "any other existing folder is refused)")
     export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="precision of the saved weights (default float32)")
     export.add_argument("--model-dir", type=Path,
@@ -126,8 +128,7 @@ def read_texts(args) -> list[str]:
     if sources > 1:
         raise UsageError("give either TEXT arguments (or -) or --file, not both")
     if args.texts == ["-"] or args.file == "-":
-        texts = [line.rstrip("\r\n") for line in sys.stdin]
-        texts = [t for t in texts if t.strip()]
+        texts = [t for t in _decoded_stdin().splitlines() if t.strip()]
         if not texts:
             raise InputError("stdin: no texts (expected one text per line)")
         return texts
@@ -139,6 +140,17 @@ def read_texts(args) -> list[str]:
         if not text.strip():
             raise UsageError(f"TEXT argument {position} is empty")
     return list(args.texts)
+
+
+def _decoded_stdin() -> str:
+    """stdin as UTF-8 text; InputError naming the first byte that is not UTF-8."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise InputError(f"stdin: not UTF-8 text: byte 0x{data[error.start]:02x} at offset {error.start} "
+                         f"(line {line}); expected UTF-8 text, one text per line") from None
 
 
 def _read_file(path: Path, column: str = "text") -> list[str]:
@@ -190,6 +202,7 @@ def predict(args) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
+    from adaptune.acceleration import prepare_for_inference
     from adaptune.adapters import load_trained, record_completions
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
@@ -198,6 +211,7 @@ def predict(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer, meta = load_trained(args.adapter, args.model_dir, args.quantization, device=args.device)
+    prepare_for_inference(model, meta["precision"])  # as evaluation scores it (bf16-base)
     labels = list(meta["labels"])
     template = meta.get("template")
     if not template:
@@ -238,10 +252,17 @@ def predict(args) -> int:
             frame.to_csv(sys.stdout, index=False)
     else:
         columns = ["predicted"] + [score_column(PROB, label) for label in labels]
-        print("\t".join(columns + ["text"]))
+        lines = ["\t".join(columns + ["text"])]
         for row in frame.itertuples(index=False):
             values = [row.predicted] + [f"{getattr(row, score_column(PROB, label)):.4f}" for label in labels]
-            print("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
+            lines.append("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
+        if args.output:
+            from adaptune.io import write_text
+
+            write_text(args.output, "\n".join(lines) + "\n")
+            print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+        else:
+            print("\n".join(lines))
     return 0
 
 

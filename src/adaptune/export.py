@@ -37,12 +37,16 @@ def export_model(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, dty
     if is_exported(adapter_dir):
         raise AdapterError(f"{adapter_dir}: already an exported model, not an adapter folder")
     record = read_record(adapter_dir)
-    # Unquantized and on the CPU: the merge adds the adapter to full-precision weights.
-    model, tokenizer, _ = load_trained(adapter_dir, model_dir, quantization="none", device="cpu")
+    # Unquantized, on the CPU, in the saved dtype: the merge adds the adapter to unrounded
+    # weights, and host memory holds the base once at that size (GPT-J-6B: about 24 GB in
+    # float32, 12 GB in bfloat16).
+    model, tokenizer, _ = load_trained(adapter_dir, model_dir, quantization="none", device="cpu",
+                                       dtype=getattr(torch, dtype))
     with _norms_accepted(), torch.no_grad():
         merged = model.merge_and_unload()
     merged = merged.to(getattr(torch, dtype))
-    with atomic_dir(out_dir) as tmp:
+    # Only an earlier export is replaced: never the working directory, an adapter or a model.
+    with atomic_dir(out_dir, replaceable=is_exported) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         exported = {"from_adapter": str(adapter_dir.resolve()), "dtype": dtype,

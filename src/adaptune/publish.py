@@ -115,7 +115,8 @@ def publish(report_dir: str | os.PathLike, destination: str | os.PathLike, root:
             raise PublishError(f"{report_dir / 'run.json'}: missing key {key!r}")
     run["run_time"] = run_time(root / "benchmarks")
     run["published"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with atomic_dir(destination) as folder:
+    # An earlier publication (its run.json) is replaced whole; any other folder is refused.
+    with atomic_dir(destination, replaceable=lambda folder: (folder / "run.json").is_file()) as folder:
         for name in PUBLISHED:
             if name != "run.json":
                 shutil.copyfile(report_dir / name, folder / name)

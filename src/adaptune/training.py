@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from adaptune.adapters import make_trainable, save_adapter
+from adaptune.adapters import ADAPTER_FILE, make_trainable, save_adapter
 from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
 from adaptune.names import APPROACHES, QUANTIZATIONS
@@ -255,7 +255,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     checkpoints = out_dir / "checkpoints" / run_fingerprint(settings, model_dir, train_prompts, val_prompts)
     resume_from = latest_checkpoint(out_dir / "checkpoints", checkpoints, keep_others=rank > 0)
     # The checkpoints live inside out_dir, which the finished outputs replace whole: they go then.
-    with atomic_dir(out_dir) if rank == 0 else _discarded_dir() as tmp:
+    with atomic_dir(out_dir, replaceable=_is_cell_output) if rank == 0 else _discarded_dir() as tmp:
         logger = CSVLogger(checkpoints, name="", version="", flush_logs_every_n_steps=1)
         if resume_from is not None:
             log.info("resuming from %s", resume_from)
@@ -376,6 +376,12 @@ def launcher_plugins(settings: TrainSettings) -> list | None:
     from pytorch_lightning.plugins.environments import LightningEnvironment
 
     return [LightningEnvironment()]
+
+
+def _is_cell_output(folder: Path) -> bool:
+    """A training cell's own output folder: a finished adapter, or the checkpoints of a run
+    that was interrupted; whatever else a folder holds is not replaced."""
+    return (folder / ADAPTER_FILE).is_file() or (folder / "checkpoints").is_dir()
 
 
 @contextmanager

@@ -38,7 +38,7 @@ rule download_reference:
 rule sample_train_split:
     input:
         unpack(reference_files),
-        raw="data/labeled_data.csv",
+        raw=shared("data/labeled_data.csv"),
         val="results/splits/val.csv",
         test="results/splits/test.csv",
     output:
