@@ -18,6 +18,10 @@ KINDS = {
 # The grid factor each pairwise kind varies (the others held fixed).
 FACTORS = {"approach": "method", "style": "style", "quantization": "quantization"}
 METRICS = ("macro_f1", "accuracy")
+# How training seeds enter a comparison of two fine-tuned systems trained on the same seeds:
+# "paired" compares them seed by seed (the seed fixes the data order, so its effect is shared);
+# "independent" gives each side its own seed term (the plan before the seed-paired analysis).
+SEED_DESIGNS = ("paired", "independent")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class AnalysisPlan:
     metric: str = "macro_f1"
     alpha: float = 0.05
     bootstrap_samples: int = 10_000
+    seeds: str = "paired"
 
     def __post_init__(self):
         unknown = [c for c in self.comparisons if c not in KINDS]
@@ -35,6 +40,8 @@ class AnalysisPlan:
             raise ValueError(f"evaluation.analysis.metric: {self.metric!r} is not one of {list(METRICS)}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"evaluation.analysis.alpha: {self.alpha} is not between 0 and 1")
+        if self.seeds not in SEED_DESIGNS:
+            raise ValueError(f"evaluation.analysis.seeds: {self.seeds!r} is not one of {list(SEED_DESIGNS)}")
         if self.bootstrap_samples < 1:
             raise ValueError(f"evaluation.analysis.bootstrap_samples: {self.bootstrap_samples} is below 1")
 
@@ -42,7 +49,7 @@ class AnalysisPlan:
     def from_config(cls, block: Mapping | None) -> AnalysisPlan:
         """From the evaluation.analysis block (keys left out keep the defaults above)."""
         block = dict(block or {})
-        unknown = set(block) - {"comparisons", "metric", "alpha", "bootstrap_samples"}
+        unknown = set(block) - {"comparisons", "metric", "alpha", "bootstrap_samples", "seeds"}
         if unknown:
             raise ValueError(f"evaluation.analysis: unknown key(s) {sorted(unknown)}")
         if "comparisons" in block:

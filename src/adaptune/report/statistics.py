@@ -212,6 +212,23 @@ def difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, b
             "ci_low": low, "ci_high": high, "p_value": two_sided_p(replicates)}
 
 
+def seed_paired_difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,
+                           metric: str, stream: int = 0) -> dict:
+    """difference() for A and B trained on the same seeds, their runs in the same seed order: a
+    seed gives both the same data order, so its effect is shared and cancels in A's run minus B's
+    run of that seed. Replicates: per item resample, the mean of the per-seed differences plus a
+    t-based seed term from their spread net of item noise (with_seed_term on the differences)."""
+    b = align(a, b)
+    if a.predicted.shape[0] != b.predicted.shape[0]:
+        raise ValueError(f"seed-paired comparison of {a.predicted.shape[0]} and {b.predicted.shape[0]} "
+                         "runs; expected one run per seed on each side")
+    per_seed = point(a, metric) - point(b, metric)
+    replicates = with_seed_term(per_seed, a_scores - b_scores, boot.draws(stream))
+    low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
+    return {"metric": metric, "difference": float(per_seed.mean()), "ci_low": low, "ci_high": high,
+            "p_value": two_sided_p(replicates)}
+
+
 def paired_difference(a: Codes, b: Codes, samples: int, seed: int, metric: str = "macro_f1") -> dict:
     """difference() with a bootstrap of its own; B is paired with A by item id."""
     boot = Bootstrap(a, samples, seed)

@@ -13,7 +13,8 @@ from adaptune.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFER
 from adaptune.report.inputs import Run
 from adaptune.report.plan import FACTORS, KINDS, AnalysisPlan
 from adaptune.report.statistics import (
-    METRICS, Bootstrap, Codes, calibration, difference, encode, holm, label_distribution, summarize,
+    METRICS, Bootstrap, Codes, calibration, difference, encode, holm, label_distribution,
+    seed_paired_difference, summarize,
 )
 from adaptune.systems import System, group_systems
 
@@ -178,7 +179,7 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
                      ignore_index=True)
 
 
-PAIRED_COLUMNS = ["comparison", "a", "b", "a_group", "b_group", "seeds_a", "seeds_b", "metric",
+PAIRED_COLUMNS = ["comparison", "a", "b", "a_group", "b_group", "seeds_a", "seeds_b", "seed_paired", "metric",
                   "difference", "ci_low", "ci_high", "p_value", "p_holm", "resolved", "verdict"]
 
 
@@ -210,17 +211,41 @@ def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: Analysi
     is resolved only where the adjusted p-value is below the plan's alpha."""
     rows = []
     for index, (kind, a, b) in enumerate(planned_pairs(scores, plan, chosen)):
-        result = difference(scores.codes(a), scores.codes(b), scores.scores(a, plan.metric),
-                            scores.scores(b, plan.metric), scores.boot(a), plan.metric, stream=index)
+        orders = seed_orders(scores, a, b) if plan.seeds == "paired" else None
+        if orders is None:
+            result = difference(scores.codes(a), scores.codes(b), scores.scores(a, plan.metric),
+                                scores.scores(b, plan.metric), scores.boot(a), plan.metric, stream=index)
+        else:
+            (codes_a, scores_a), (codes_b, scores_b) = (
+                (in_runs(scores.codes(g), order), scores.scores(g, plan.metric)[:, order])
+                for g, order in zip((a, b), orders))
+            result = seed_paired_difference(codes_a, codes_b, scores_a, scores_b, scores.boot(a),
+                                            plan.metric, stream=index)
         rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
                      "a_group": a, "b_group": b, "seeds_a": len(scores.coded[a][0]),
-                     "seeds_b": len(scores.coded[b][0]), **result})
+                     "seeds_b": len(scores.coded[b][0]), "seed_paired": orders is not None, **result})
     frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
     if not frame.empty:
         frame["p_holm"] = holm(frame["p_value"].to_numpy())
         frame["resolved"] = frame["p_holm"] < plan.alpha
         frame["verdict"] = [verdict(r) for _, r in frame.iterrows()]
     return frame
+
+
+def seed_orders(scores: GroupScores, a: str, b: str) -> tuple[list[int], list[int]] | None:
+    """The run positions of groups a and b sorted by training seed, when both are fine-tuned on
+    the same two or more seeds (and so share each seed's data order); else None."""
+    seeds = [[(r.system.seed, -1 if r.system.split_seed is None else r.system.split_seed)
+              for r in scores.coded[g][0]] for g in (a, b)]
+    if (not all(scores.systems[g].finetuned for g in (a, b)) or len(seeds[0]) < 2
+            or sorted(seeds[0]) != sorted(seeds[1]) or len(set(seeds[0])) != len(seeds[0])):
+        return None
+    return tuple(sorted(range(len(s)), key=s.__getitem__) for s in seeds)
+
+
+def in_runs(codes: Codes, order: Sequence[int]) -> Codes:
+    """`codes` with its runs (rows) in `order`."""
+    return Codes(codes.ids, codes.gold, codes.predicted[list(order)], codes.n_labels)
 
 
 def verdict(row) -> str:
@@ -271,10 +296,13 @@ def answer(groups: pd.DataFrame, paired: pd.DataFrame, plan: AnalysisPlan | None
     lines = resolved + unresolved
     lines.append(_chosen_line(chosen, shown_groups, on_val, plan))
     seeds = int(pd.to_numeric(ran.get("seeds"), errors="coerce").max()) if "seeds" in ran else 1
+    by_seed = int(paired["seed_paired"].sum()) if "seed_paired" in paired else 0
     lines.append(
         f"Intervals resample the {int(ran['n'].iloc[0])} test tweets within each class"
         + (f" and add a t-based term for the training seeds (up to {seeds})" if seeds > 1 else
            " (one training seed, so training noise is not covered)")
+        + (f"; {by_seed} of the comparisons are between systems trained on the same seeds, "
+           "compared seed by seed" if by_seed else "")
         + f"; a difference counts as resolved only where its Holm-corrected p-value over the "
         f"{len(paired)} planned comparisons is below {plan.alpha:g}."
     )
@@ -415,6 +443,7 @@ def display_paired(paired: pd.DataFrame) -> pd.DataFrame:
         "Comparison": r["comparison"], "A": r["a"], "B": r["b"],
         "Metric": METRIC_NAMES[r["metric"]],
         "A − B [95% CI]": f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+        "Paired by": "seed and tweet" if r.get("seed_paired") else "tweet",
         "p": _p(r["p_value"]), "p (Holm)": _p(r["p_holm"]),
         "Verdict": r["verdict"],
     } for _, r in paired.iterrows()])
