@@ -177,8 +177,15 @@ def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built
     assert best["b_group"] == "baseline/tfidf" and best["resolved"] and best["difference"] > 0.1
     first_lines = out["summary_md"].read_text().split("##")[0]
     close = f1.loc[(approach("lora_all"), approach("lora_attention"))]  # 0.01 apart on 300 tweets
-    assert not close["resolved"] and close["verdict"] == "no resolved difference"
-    assert "no resolved difference between LoRA, all linear layers and LoRA, attention layers" in first_lines
+    assert not close["resolved"] and close["verdict"] == "undecided" and not close["equivalent"]
+    assert "undecided between LoRA, all linear layers and LoRA, attention layers" in first_lines
+    assert "Smallest difference each family would find" in first_lines
+    # Approaches trained on the same seeds are compared seed by seed; the baselines are not.
+    assert paired.loc[paired["comparison"] == "approach", "seed_paired"].all()
+    assert not paired.loc[paired["comparison"].str.startswith("best"), "seed_paired"].any()
+    # The report opens with the comparisons' forest plot, above the answer's list.
+    assert first_lines.index("figures/comparisons.png") < first_lines.index("- ")
+    assert (out["forest"]).stat().st_size > 10_000
     assert "LoRA, attention layers beats Normalization layers only" in first_lines
     assert "Holm" in first_lines and "5 planned comparisons" in first_lines
     assert "t-based term for the training seeds (up to 3)" in first_lines
@@ -373,9 +380,35 @@ def test_an_interval_that_excludes_zero_is_no_beat_unless_it_survives_the_correc
                             "metric": "macro_f1", "difference": 0.024, "ci_low": 0.005, "ci_high": 0.044,
                             "p_value": 0.012, "p_holm": 0.13, "resolved": False}])
     lines = answer(groups, paired)
-    assert lines[0] == ("Prompt style: no resolved difference between LoRA (raw) and LoRA (instruction) "
-                        "(+0.024 macro-F1, 95% interval [+0.005, +0.044]).")
+    assert lines[0] == ("Prompt style: undecided between LoRA (raw) and LoRA (instruction) "
+                        "(+0.024 macro-F1, 95% interval [+0.005, +0.044]: differences up to 0.044 not excluded).")
     assert not any("beats" in line for line in lines)
+
+
+def test_each_planned_comparison_ends_in_one_of_three_verdicts():
+    """Holm-resolved: beats; else Holm-corrected TOST inside the margin: equivalent; else
+    undecided. Equivalence is judged on the same replicates as the difference."""
+    from adaptune.report.statistics import equivalence_p
+    from adaptune.report.tables import answer, verdict
+
+    rng = np.random.default_rng(0)
+    narrow, wide = rng.normal(0.004, 0.008, 10_000), rng.normal(0.01, 0.03, 10_000)
+    assert equivalence_p(narrow, 0.03) < 0.01 < 0.2 < equivalence_p(wide, 0.03)
+    rows = [{"difference": 0.08, "resolved": True, "equivalent": False},
+            {"difference": -0.08, "resolved": True, "equivalent": False},
+            {"difference": 0.004, "resolved": False, "equivalent": True},
+            {"difference": 0.01, "resolved": False, "equivalent": False}]
+    assert [verdict(r) for r in rows] == ["A beats B", "B beats A", "equivalent", "undecided"]
+
+    groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 5}])
+    paired = pd.DataFrame([{"comparison": "approach", "a": "LoRA, all linear layers", "b": "LoRA, attention layers",
+                            "metric": "macro_f1", "difference": 0.004, "ci_low": -0.012, "ci_high": 0.020,
+                            "p_value": 0.6, "p_holm": 1.0, "resolved": False, "equivalent": True,
+                            "p_equivalence_holm": 0.003, "margin": 0.03, "detectable": 0.031}])
+    lines = answer(groups, paired)
+    assert lines[0] == ("Approach: LoRA, all linear layers and LoRA, attention layers are equivalent within "
+                        "±0.03 (+0.004 macro-F1, 95% interval [-0.012, +0.020]; Holm-adjusted TOST p 0.003).")
+    assert lines[1].endswith("approach 0.031.")
 
 
 def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baseline(built):

@@ -53,6 +53,10 @@ rule report:
             category="Evaluation",
             labels={"result": "All systems, validation split (used for choosing)"},
         ),
+        forest=report_figure(
+            "comparisons", "The planned comparisons and their verdicts", "Comparison"
+        ),
+        forest_svg="results/report/figures/comparisons.svg",
         macro_f1=report_figure("macro_f1", "Macro-F1 and accuracy by system", "Comparison"),
         macro_f1_svg="results/report/figures/macro_f1.svg",
         seeds=report_figure("seeds", "Every seed's result", "Comparison"),

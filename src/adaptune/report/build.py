@@ -29,7 +29,7 @@ TABLES = {
     "val_csv": "summary_val.csv", "val_md": "summary_val.md", "val_html": "summary_val.html",
     "run_json": "run.json", "reference_csv": "reference_split.csv",
 }
-FIGURES = {"macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
+FIGURES = {"forest": "comparisons", "macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
            "label_distribution": "label_distribution", "calibration": "calibration",
            "curves": "training_curves", "cost": "quality_vs_cost", "balance": "class_balance",
            "sweep_curves": "sweep_curves"}
@@ -54,8 +54,11 @@ def method_note(plan: AnalysisPlan, family: int) -> str:
             "of their number, times a Student t draw on seeds - 1 degrees of freedom. The p-value is "
             "two-sided, from the same resamples. Holm's step-down correction over the whole family "
             f"keeps the chance of any false 'beats' below {plan.alpha:g}: a verdict says 'beats' only "
-            f"where the Holm-adjusted p-value is below {plan.alpha:g}; every other row is no resolved "
-            "difference, and its interval shows how large a difference the data cannot exclude.")
+            f"where the Holm-adjusted p-value is below {plan.alpha:g}. 'Equivalent' means two one-sided "
+            f"tests (TOST, from the same resamples), Holm-corrected over the family, place the difference "
+            f"inside ±{plan.margin:g}; every other row is 'undecided', and its interval shows how large a "
+            "difference the data cannot exclude. Systems trained on the same seeds are compared seed by "
+            "seed ('Paired by': seed and tweet).")
 
 
 def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -127,13 +130,14 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                    Section("Paired differences on the same test tweets", display_paired(paired),
                            method_note(plan, len(paired))),
                    Section("Every run", display_runs(table, labels)),
-               ], note, display_same_split(same_split))
+               ], note, display_same_split(same_split),
+               figure=os.path.relpath(outputs["forest"], outputs["summary_md"].parent))
     _write_val(val_runs, labels, shown, outputs)
     write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
                                      "machine": machine(), "config": dict(config or {}),
                                      "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     sweep_points = load_sweep_points(sweep_csv) if sweep_csv else None
-    _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts,
+    _write_figures(figures, runs, groups, paired, labels, shown, shown_groups, palette, split_counts,
                    sweep_points, outputs, dpi)
 
 
@@ -153,7 +157,7 @@ def _write_val(val_runs, labels, shown, outputs) -> None:
                [Section("Every run", display_runs(table, labels))])
 
 
-def _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, split_counts,
+def _write_figures(figures, runs, groups, paired, labels, shown, shown_groups, palette, split_counts,
                    sweep_points, outputs, dpi) -> None:
     ran_groups = groups[groups["status"] == "ran"] if not groups.empty else groups
     first_of_group = {}
@@ -170,6 +174,7 @@ def _write_figures(figures, runs, groups, labels, shown, shown_groups, palette, 
             if result is not None:
                 reliability[shown[run.system.name]] = result
     made = {
+        "forest": figures.forest_figure(paired),
         "macro_f1": figures.macro_f1_figure(ran_groups, palette, len(labels)),
         "seeds": figures.seeds_figure(groups, palette),
         "confusion": figures.confusion_figure(confusion_metrics, confusion_names, labels),

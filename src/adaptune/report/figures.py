@@ -57,6 +57,51 @@ def _placeholder(title: str, message: str) -> plt.Figure:
     return fig
 
 
+# The verdicts' colours (colour-blind safe): a resolved difference, an equivalence, undecided.
+VERDICT_COLOURS = {"beats": "#029e73", "equivalent": "#0173b2", "undecided": "#949494"}
+
+
+def forest_figure(paired: pd.DataFrame) -> plt.Figure:
+    """The planned comparisons in one look: each difference (A - B) with its 95% interval, the
+    equivalence margin shaded, the verdict in colour; rows grouped by comparison family."""
+    if paired.empty:
+        return _placeholder("The planned comparisons", "The study has no planned comparison.")
+    rows = paired.reset_index(drop=True)
+    kinds = rows["verdict"].map(lambda v: "beats" if "beats" in v else v)
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.42 * len(rows)), layout="constrained")
+    margin = float(rows["margin"].iloc[0])
+    ax.axvspan(-margin, margin, color=VERDICT_COLOURS["equivalent"], alpha=0.12, lw=0)
+    ax.axvline(0, color="#333", lw=0.8)
+    positions = np.arange(len(rows))
+    for y, (_, row), kind in zip(positions, rows.iterrows(), kinds):
+        colour = VERDICT_COLOURS[kind]
+        ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+        ax.plot(row["difference"], y, "o", color=colour, ms=6)
+    labels = [f"{_wrap(r['a'], 40)}\n  − {_wrap(r['b'], 40)}".replace("\n(", " (") for _, r in rows.iterrows()]
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.grid(axis="y", visible=False)
+    # A line between families, their names on the right.
+    for family, members in rows.groupby("comparison", sort=False):
+        top, bottom = members.index.min(), members.index.max()
+        ax.text(1.01, (top + bottom) / 2, family, transform=ax.get_yaxis_transform(), va="center",
+                fontsize=9, fontweight="bold")
+        if top > 0:
+            ax.axhline(top - 0.5, color="#bbb", lw=0.8)
+    metric = "macro-F1" if rows["metric"].iloc[0] == "macro_f1" else "accuracy"
+    ax.set_xlabel(f"Difference in test {metric}, A − B, with its 95% interval")
+    handles = [Line2D([], [], color=VERDICT_COLOURS["beats"], marker="o", lw=2.2, label="one beats the other (Holm)"),
+               Line2D([], [], color=VERDICT_COLOURS["equivalent"], marker="o", lw=2.2,
+                      label=f"equivalent within ±{margin:g} (Holm-corrected TOST)"),
+               Line2D([], [], color=VERDICT_COLOURS["undecided"], marker="o", lw=2.2, label="undecided"),
+               plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLOURS["equivalent"], alpha=0.12,
+                             label=f"equivalence margin ±{margin:g}")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.6 / (1 + 0.3 * len(rows))),
+              ncol=2, fontsize=8, frameon=False)
+    ax.set_title(f"The {len(rows)} planned comparisons on the test split", fontweight="bold")
+    return fig
+
+
 def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Figure:
     """Test macro-F1 and accuracy (mean over seeds) of every system that ran, with 95% intervals,
     in the groups table's order (by val macro-F1 where val was scored: test never ranks)."""

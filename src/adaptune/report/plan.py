@@ -31,6 +31,7 @@ class AnalysisPlan:
     alpha: float = 0.05
     bootstrap_samples: int = 10_000
     seeds: str = "paired"
+    margin: float = 0.03
 
     def __post_init__(self):
         unknown = [c for c in self.comparisons if c not in KINDS]
@@ -40,6 +41,8 @@ class AnalysisPlan:
             raise ValueError(f"evaluation.analysis.metric: {self.metric!r} is not one of {list(METRICS)}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"evaluation.analysis.alpha: {self.alpha} is not between 0 and 1")
+        if not 0 < self.margin < 1:
+            raise ValueError(f"evaluation.analysis.margin: {self.margin} is not between 0 and 1")
         if self.seeds not in SEED_DESIGNS:
             raise ValueError(f"evaluation.analysis.seeds: {self.seeds!r} is not one of {list(SEED_DESIGNS)}")
         if self.bootstrap_samples < 1:
@@ -49,7 +52,7 @@ class AnalysisPlan:
     def from_config(cls, block: Mapping | None) -> AnalysisPlan:
         """From the evaluation.analysis block (keys left out keep the defaults above)."""
         block = dict(block or {})
-        unknown = set(block) - {"comparisons", "metric", "alpha", "bootstrap_samples", "seeds"}
+        unknown = set(block) - {"comparisons", "metric", "alpha", "bootstrap_samples", "seeds", "margin"}
         if unknown:
             raise ValueError(f"evaluation.analysis: unknown key(s) {sorted(unknown)}")
         if "comparisons" in block:

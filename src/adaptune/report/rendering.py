@@ -47,10 +47,14 @@ SAME_SPLIT_NOTE = ("This run used the reference study's protocol and split (conf
 
 
 def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: Sequence[Section],
-               model_note: str = "", same_split: pd.DataFrame | None = None) -> None:
-    """`title`, the answer `lines`, each non-empty section's table, then the reference block
-    (with this pipeline's numbers on the reference split when `same_split` is given)."""
-    md = [f"# {title}", "", *[f"- {line}" for line in lines], ""]
+               model_note: str = "", same_split: pd.DataFrame | None = None, figure: str = "") -> None:
+    """`title`, the answer (`figure`, a picture's path relative to the page, then the `lines`),
+    each non-empty section's table, then the reference block (with this pipeline's numbers on
+    the reference split when `same_split` is given)."""
+    md = [f"# {title}", ""]
+    if figure:
+        md += [f"![The planned comparisons: each difference, its interval and its verdict]({figure})", ""]
+    md += [*[f"- {line}" for line in lines], ""]
     if model_note:
         md += [model_note, ""]
     for section in sections:
@@ -64,7 +68,7 @@ def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: S
     if same_split is not None and not same_split.empty:
         md += ["", SAME_SPLIT_NOTE, "", markdown_table(same_split)]
     write_text(stem_md, "\n".join(md) + "\n")
-    write_text(stem_html, _html_page(title, lines, sections, model_note, same_split))
+    write_text(stem_html, _html_page(title, lines, sections, model_note, same_split, figure))
 
 
 _CSS = """
@@ -81,8 +85,12 @@ tbody tr:nth-child(even) { background: #fafafa; }
 
 
 def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], model_note: str,
-               same_split: pd.DataFrame | None) -> str:
-    body = [f"<h1>{html.escape(title)}</h1>", '<div class="answer"><ul>']
+               same_split: pd.DataFrame | None, figure: str = "") -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if figure:
+        body.append(f'<img src="{html.escape(figure)}" style="max-width: 100%" '
+                    'alt="The planned comparisons: each difference, its interval and its verdict">')
+    body.append('<div class="answer"><ul>')
     body += [f"<li>{html.escape(line)}</li>" for line in lines]
     body.append("</ul></div>")
     if model_note:

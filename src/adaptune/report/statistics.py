@@ -162,6 +162,26 @@ def two_sided_p(replicates: np.ndarray) -> float:
     return float(min(1.0, 2 * min(below, above)))
 
 
+def equivalence_p(replicates: np.ndarray, margin: float) -> float:
+    """Bootstrap p-value of the two one-sided tests (TOST) of 'the difference lies outside
+    ±margin': the larger of the shares of replicates at or below -margin and at or above
+    +margin, each (count + 1) / (replicates + 1). Below alpha, the difference is inside the
+    margin; it is the (1 - 2 alpha) interval lying inside ±margin."""
+    total = len(replicates) + 1
+    below = (np.count_nonzero(replicates <= -margin) + 1) / total
+    above = (np.count_nonzero(replicates >= margin) + 1) / total
+    return float(min(1.0, max(below, above)))
+
+
+def detectable_difference(standard_error: float, alpha: float, power: float = 0.8) -> float:
+    """The smallest true difference a two-sided test at level `alpha` finds with probability
+    `power`, for an estimate with this standard error (normal approximation)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    return float((z(1 - alpha / 2) + z(power)) * standard_error)
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (Holm 1979): sort ascending, multiply the i-th smallest
     (0-based) by (m - i), carry the running maximum forward, cap at 1. A hypothesis is rejected at
@@ -199,7 +219,7 @@ def group_statistics(codes: Codes, samples: int, seed: int) -> dict:
 
 
 def difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,
-               metric: str, stream: int = 0) -> dict:
+               metric: str, stream: int = 0, margin: float | None = None) -> dict:
     """Mean metric of A's seeds minus B's on the same items, its 95% percentile interval and
     two-sided p-value, from replicates that share the item resample of both sides and add each
     side's own seed term."""
@@ -207,13 +227,21 @@ def difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, b
     rng = boot.draws(stream)
     replicates = (with_seed_term(point(a, metric), a_scores, rng)
                   - with_seed_term(point(b, metric), b_scores, rng))
+    return _summary(replicates, float(point(a, metric).mean() - point(b, metric).mean()), metric, margin)
+
+
+def _summary(replicates: np.ndarray, observed: float, metric: str, margin: float | None) -> dict:
+    """The difference, its 95% interval, two-sided p-value, the replicates' standard deviation
+    (the standard error behind the detectable difference) and, given a margin, the p-value of
+    equivalence within it."""
     low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
-    return {"metric": metric, "difference": float(point(a, metric).mean() - point(b, metric).mean()),
-            "ci_low": low, "ci_high": high, "p_value": two_sided_p(replicates)}
+    return {"metric": metric, "difference": observed, "ci_low": low, "ci_high": high,
+            "p_value": two_sided_p(replicates), "standard_error": float(replicates.std(ddof=1)),
+            "p_equivalence": equivalence_p(replicates, margin) if margin else None}
 
 
 def seed_paired_difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,
-                           metric: str, stream: int = 0) -> dict:
+                           metric: str, stream: int = 0, margin: float | None = None) -> dict:
     """difference() for A and B trained on the same seeds, their runs in the same seed order: a
     seed gives both the same data order, so its effect is shared and cancels in A's run minus B's
     run of that seed. Replicates: per item resample, the mean of the per-seed differences plus a
@@ -224,9 +252,7 @@ def seed_paired_difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: n
                          "runs; expected one run per seed on each side")
     per_seed = point(a, metric) - point(b, metric)
     replicates = with_seed_term(per_seed, a_scores - b_scores, boot.draws(stream))
-    low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
-    return {"metric": metric, "difference": float(per_seed.mean()), "ci_low": low, "ci_high": high,
-            "p_value": two_sided_p(replicates)}
+    return _summary(replicates, float(per_seed.mean()), metric, margin)
 
 
 def paired_difference(a: Codes, b: Codes, samples: int, seed: int, metric: str = "macro_f1") -> dict:

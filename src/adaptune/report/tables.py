@@ -13,8 +13,8 @@ from adaptune.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFER
 from adaptune.report.inputs import Run
 from adaptune.report.plan import FACTORS, KINDS, AnalysisPlan
 from adaptune.report.statistics import (
-    METRICS, Bootstrap, Codes, calibration, difference, encode, holm, label_distribution,
-    seed_paired_difference, summarize,
+    METRICS, Bootstrap, Codes, calibration, detectable_difference, difference, encode, holm,
+    label_distribution, seed_paired_difference, summarize,
 )
 from adaptune.systems import System, group_systems
 
@@ -180,7 +180,10 @@ def groups_table(runs: Sequence[Run], labels: Sequence[str], shown_groups: dict[
 
 
 PAIRED_COLUMNS = ["comparison", "a", "b", "a_group", "b_group", "seeds_a", "seeds_b", "seed_paired", "metric",
-                  "difference", "ci_low", "ci_high", "p_value", "p_holm", "resolved", "verdict"]
+                  "difference", "ci_low", "ci_high", "p_value", "p_holm", "resolved", "standard_error",
+                  "p_equivalence", "p_equivalence_holm", "equivalent", "margin", "detectable", "verdict"]
+# The three verdicts of a planned comparison (docs/statistics.md).
+BEATS, EQUIVALENT, UNDECIDED = "beats", "equivalent", "undecided"
 
 
 def planned_pairs(scores: GroupScores, plan: AnalysisPlan,
@@ -214,13 +217,14 @@ def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: Analysi
         orders = seed_orders(scores, a, b) if plan.seeds == "paired" else None
         if orders is None:
             result = difference(scores.codes(a), scores.codes(b), scores.scores(a, plan.metric),
-                                scores.scores(b, plan.metric), scores.boot(a), plan.metric, stream=index)
+                                scores.scores(b, plan.metric), scores.boot(a), plan.metric, stream=index,
+                                margin=plan.margin)
         else:
             (codes_a, scores_a), (codes_b, scores_b) = (
                 (in_runs(scores.codes(g), order), scores.scores(g, plan.metric)[:, order])
                 for g, order in zip((a, b), orders))
             result = seed_paired_difference(codes_a, codes_b, scores_a, scores_b, scores.boot(a),
-                                            plan.metric, stream=index)
+                                            plan.metric, stream=index, margin=plan.margin)
         rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
                      "a_group": a, "b_group": b, "seeds_a": len(scores.coded[a][0]),
                      "seeds_b": len(scores.coded[b][0]), "seed_paired": orders is not None, **result})
@@ -228,6 +232,14 @@ def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: Analysi
     if not frame.empty:
         frame["p_holm"] = holm(frame["p_value"].to_numpy())
         frame["resolved"] = frame["p_holm"] < plan.alpha
+        # Equivalence is a family of its own tests, Holm-corrected like the differences.
+        frame["p_equivalence_holm"] = holm(frame["p_equivalence"].to_numpy())
+        frame["equivalent"] = ~frame["resolved"] & (frame["p_equivalence_holm"] < plan.alpha)
+        frame["margin"] = plan.margin
+        # The difference each comparison would find 80% of the time at the family's strictest
+        # Holm threshold, alpha / m.
+        frame["detectable"] = [detectable_difference(se, plan.alpha / len(frame))
+                               for se in frame["standard_error"]]
         frame["verdict"] = [verdict(r) for _, r in frame.iterrows()]
     return frame
 
@@ -249,9 +261,11 @@ def in_runs(codes: Codes, order: Sequence[int]) -> Codes:
 
 
 def verdict(row) -> str:
-    if not row["resolved"]:
-        return "no resolved difference"
-    return "A beats B" if row["difference"] > 0 else "B beats A"
+    """A beats B or B beats A (Holm), equivalent within the margin (Holm-corrected TOST), or
+    undecided."""
+    if row["resolved"]:
+        return "A beats B" if row["difference"] > 0 else "B beats A"
+    return EQUIVALENT if row["equivalent"] else UNDECIDED
 
 
 METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy"}
@@ -268,19 +282,21 @@ def _p(value: float) -> str:
 def answer(groups: pd.DataFrame, paired: pd.DataFrame, plan: AnalysisPlan | None = None,
            chosen: Mapping[str, str | None] | None = None, shown_groups: Mapping[str, str] | None = None,
            on_val: Mapping[str, float] | None = None) -> list[str]:
-    """The first lines of the report: what survives the Holm correction first, then every other
-    comparison as no resolved difference with its interval, then how the best systems were chosen
-    and how the intervals were built."""
+    """The first lines of the report: what survives the Holm correction first, then what is
+    equivalent within the margin, then what is undecided with its interval's reach, the smallest
+    difference each family would detect, how the best systems were chosen and how the intervals
+    were built."""
     plan = plan or AnalysisPlan()
     chosen, shown_groups, on_val = chosen or {}, shown_groups or {}, on_val or {}
     ran = groups[groups["status"] == "ran"] if not groups.empty else groups
     if ran.empty:
         return ["No system was evaluated on the test split."]
-    resolved, unresolved = [], []
+    resolved, equivalent, undecided = [], [], []
     family = paired.sort_values("p_holm", kind="stable") if not paired.empty else paired
     for _, row in family.iterrows():
         metric = row["metric"]
         interval = _interval(row["difference"], row["ci_low"], row["ci_high"], metric)
+        kind = _sentence_case(row["comparison"])
         if row["resolved"]:
             # The sentence names the better system first, so its difference is better - worse.
             if row["difference"] > 0:
@@ -288,12 +304,19 @@ def answer(groups: pd.DataFrame, paired: pd.DataFrame, plan: AnalysisPlan | None
             else:
                 better, worse = row["b"], row["a"]
                 interval = _interval(-row["difference"], -row["ci_high"], -row["ci_low"], metric)
-            resolved.append(f"{_sentence_case(row['comparison'])}: {better} beats {worse} "
+            resolved.append(f"{kind}: {better} beats {worse} "
                             f"({interval}; Holm-adjusted p {_p(row['p_holm'])}).")
+        elif row.get("equivalent", False):
+            equivalent.append(f"{kind}: {row['a']} and {row['b']} are equivalent within "
+                              f"±{row['margin']:g} ({interval}; Holm-adjusted TOST p "
+                              f"{_p(row['p_equivalence_holm'])}).")
         else:
-            unresolved.append(f"{_sentence_case(row['comparison'])}: no resolved difference between "
-                              f"{row['a']} and {row['b']} ({interval}).")
-    lines = resolved + unresolved
+            reach = max(abs(row["ci_low"]), abs(row["ci_high"]))
+            undecided.append(f"{kind}: undecided between {row['a']} and {row['b']} ({interval}: "
+                             f"differences up to {reach:.3f} not excluded).")
+    lines = resolved + equivalent + undecided
+    if "detectable" in paired and not paired.empty:
+        lines.append(detectable_line(paired))
     lines.append(_chosen_line(chosen, shown_groups, on_val, plan))
     seeds = int(pd.to_numeric(ran.get("seeds"), errors="coerce").max()) if "seeds" in ran else 1
     by_seed = int(paired["seed_paired"].sum()) if "seed_paired" in paired else 0
@@ -307,6 +330,14 @@ def answer(groups: pd.DataFrame, paired: pd.DataFrame, plan: AnalysisPlan | None
         f"{len(paired)} planned comparisons is below {plan.alpha:g}."
     )
     return lines
+
+
+def detectable_line(paired: pd.DataFrame) -> str:
+    """Per comparison family, the smallest difference its comparisons would detect (the median
+    over the family)."""
+    parts = [f"{kind} {rows['detectable'].median():.3f}" for kind, rows in paired.groupby("comparison", sort=False)]
+    return ("Smallest difference each family would find 80% of the time at its strictest Holm "
+            "threshold (median over its comparisons): " + "; ".join(parts) + ".")
 
 
 def _chosen_line(chosen, shown_groups, on_val, plan) -> str:
@@ -445,7 +476,7 @@ def display_paired(paired: pd.DataFrame) -> pd.DataFrame:
         "A − B [95% CI]": f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
         "Paired by": "seed and tweet" if r.get("seed_paired") else "tweet",
         "p": _p(r["p_value"]), "p (Holm)": _p(r["p_holm"]),
-        "Verdict": r["verdict"],
+        "Verdict": (f"equivalent within ±{r['margin']:g}" if r["verdict"] == EQUIVALENT else r["verdict"]),
     } for _, r in paired.iterrows()])
 
 
