@@ -200,6 +200,14 @@ def _chosen_settings(relative: str, chosen_file: Path) -> list[str]:
         for approach, c in sorted(chosen.items(), key=lambda item: _approach_order(item[0])))
     seeds = {int(c["seeds"]) for c in chosen.values() if "seeds" in c}
     over = f" over {seeds.pop()} seeds" if len(seeds) == 1 else ""
+    config_file = chosen_file.with_name("config.yaml")
+    sweep_seeds = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("sweep", {}).get("seeds") \
+        if config_file.is_file() else None
+    if sweep_seeds:
+        # The table's val column averages the study's own runs: other seeds, other numbers.
+        over = (f" over the sweep's seed{'s' if len(sweep_seeds) != 1 else ''} "
+                f"{', '.join(str(s) for s in sweep_seeds)}, one sweep run each; the table's val column "
+                "averages each system's study seeds, trained again at the chosen setting")
     line = (f"- **Settings, chosen on val** by the sweep (mean val macro-F1{over}; "
             f"[chosen.yaml]({relative}/chosen.yaml), the scores behind it: [sweep.md]({relative}/sweep.md)): "
             f"{settings}.")
@@ -260,6 +268,8 @@ def _answer(ran, paired) -> list[str]:
     """One bullet for the val-chosen best system against the baselines, one per kind of
     pairwise comparison: what is resolved, then how wide the unresolved intervals are."""
     bullets = []
+    # Publications before the three verdicts say only "resolved" or not.
+    three_verdicts = "equivalent" in paired
     best = ran[ran["chosen"].astype(str).str.startswith("best fine-tuned")] if "chosen" in ran else ran.iloc[:0]
     if len(best):
         b = best.iloc[0]
@@ -267,7 +277,10 @@ def _answer(ran, paired) -> list[str]:
         for _, r in paired[paired["comparison"].str.startswith("best")].iterrows() if len(paired) else []:
             # Each row is (best, other): the sentence is about the other system.
             interval = f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-            if not r["resolved"]:
+            if not r["resolved"] and three_verdicts:
+                parts.append(f"equivalent to {r['b']} within ±{r['margin']:g}, {interval}"
+                             if r["equivalent"] else f"undecided against {r['b']}, {interval}")
+            elif not r["resolved"]:
                 parts.append(f"no resolved difference from {r['b']}, {interval}")
             else:
                 better, _, d, low, high = _difference(r)
@@ -283,11 +296,20 @@ def _answer(ran, paired) -> list[str]:
         resolved = [f"{better} beats {worse} by {d:.3f} [{low:+.3f}, {high:+.3f}]"
                     for better, worse, d, low, high in (_difference(r) for _, r in rows[rows["resolved"]].iterrows())]
         open_rows = rows[~rows["resolved"]]
+        if three_verdicts:
+            equivalent = open_rows[open_rows["equivalent"].astype(bool)]
+            open_rows = open_rows[~open_rows["equivalent"].astype(bool)]
+            if len(equivalent):
+                resolved.append(f"equivalent within ±{equivalent['margin'].iloc[0]:g} in {len(equivalent)}")
         widest = max((max(abs(r["ci_low"]), abs(r["ci_high"])) for _, r in open_rows.iterrows()), default=0.0)
-        rest = (f"no resolved difference in {'the other ' if resolved else ''}{len(open_rows)}, whose intervals "
+        word = "undecided in" if three_verdicts else "no resolved difference in"
+        rest = (f"{word} {'the other ' if resolved else ''}{len(open_rows)}, whose intervals "
                 f"reach differences of up to {widest:.3f}" if len(open_rows) else "")
+        detectable = (f" (detectable at 80% power: about {rows['detectable'].median():.3f})"
+                      if three_verdicts else "")
         bullets.append(f"- **{title}** ({len(rows)} comparison{'s' if len(rows) != 1 else ''}, "
-                       f"each at the same {constant}): " + "; ".join(resolved + ([rest] if rest else [])) + ".")
+                       f"each at the same {constant}{detectable}): "
+                       + "; ".join(resolved + ([rest] if rest else [])) + ".")
     if not bullets:
         bullets.append("- Nothing was compared: the study has no planned comparison.")
     return bullets
