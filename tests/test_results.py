@@ -120,3 +120,33 @@ def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(
             "and the most epochs; LoRA, all linear layers at the lowest learning rate.") in text
     # A study without a sweep says nothing of one.
     assert "chosen on val** by the sweep" not in section("docs/results/default", REPO)
+
+
+def test_a_published_reanalysis_is_what_the_published_files_give(tmp_path):
+    """paired_by_seed.csv (adaptune reanalyse) is reproduced from the folder's own files; its
+    seed-paired intervals hold the mean per-seed difference and are at least as wide as the t
+    interval of the per-seed differences alone, and narrower than the independent-seeds ones."""
+    import shutil
+
+    import numpy as np
+    from scipy import stats
+
+    from adaptune.cli import main
+
+    for folder in sorted(REPO.glob("docs/results/*/paired_by_seed.csv")):
+        copy = shutil.copytree(folder.parent, tmp_path / folder.parent.name)
+        (copy / "paired_by_seed.csv").unlink()
+        assert main(["reanalyse", str(copy)]) == 0
+        redone, committed = pd.read_csv(copy / "paired_by_seed.csv"), pd.read_csv(folder)
+        pd.testing.assert_frame_equal(redone, committed)
+        assert (copy / "reanalysis.md").read_text() == (folder.parent / "reanalysis.md").read_text()
+        runs = pd.read_csv(copy / "summary.csv").set_index(["group", "seed"])["macro_f1"]
+        published = pd.read_csv(copy / "paired_differences.csv").set_index(["a_group", "b_group"])
+        assert set(committed["verdict"]) <= {"A beats B", "B beats A", "equivalent", "undecided"}
+        for _, r in committed[committed["seed_paired"]].iterrows():
+            per_seed = (runs[r["a_group"]] - runs[r["b_group"]]).dropna().to_numpy()
+            assert r["difference"] == pytest.approx(per_seed.mean())
+            t_half = stats.t.ppf(0.975, len(per_seed) - 1) * per_seed.std(ddof=1) / np.sqrt(len(per_seed))
+            assert (r["ci_high"] - r["ci_low"]) / 2 >= 0.95 * t_half
+            before = published.loc[(r["a_group"], r["b_group"])]
+            assert r["ci_high"] - r["ci_low"] < before["ci_high"] - before["ci_low"]
