@@ -1,8 +1,5 @@
-"""Fine-tune a quantized causal LM for classification three ways, with PyTorch Lightning.
-
-  layernorm       only the normalization layers' parameters train (found by module type)
-  lora_attention  PEFT LoRA on the attention projections (the model entry's attention_modules)
-  lora_all        LoRA on attention and MLP projections (lm_head excluded), optionally the input embedding
+"""Fine-tune a quantized causal LM for classification, with PyTorch Lightning, by any approach
+of the registry (adaptune.approaches: layernorm, lora_attention, lora_all, ...).
 
 The base weights stay frozen (and int8/NF4 when quantized). The loss covers the completion
 tokens only; see adaptune.batches for the batch layout and adaptune.training_module for the
@@ -26,6 +23,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from adaptune.adapters import make_trainable, save_adapter
+from adaptune.approaches import get as get_approach
 from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
 from adaptune.names import APPROACHES, QUANTIZATIONS
@@ -151,12 +149,13 @@ class TrainSettings:
                f'"auto" with quantization {self.quantization!r}: a bitsandbytes-quantized base cannot be '
                'trained with DDP; use quantization "none" or one device')
         _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1), "max_steps", self.max_steps, "None or an integer >= 1")
-        if self.approach == "layernorm":
-            _check(self.lora is None, "lora", self.lora, "absent for layernorm")
-        else:
+        approach = get_approach(self.approach)
+        if approach.uses_lora:
             _check(isinstance(self.lora, LoraSettings), "lora", self.lora, "LoRA settings")
-            if self.approach == "lora_attention":
-                _check(not self.lora.embedding, "lora.embedding", True, "false for lora_attention (lora_all only)")
+        else:
+            _check(self.lora is None, "lora", self.lora, f"absent for {self.approach}")
+        if approach.check is not None:
+            approach.check(self)
 
     @classmethod
     def from_params(cls, params: dict) -> TrainSettings:
@@ -166,7 +165,7 @@ class TrainSettings:
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"training settings: unknown key(s) {unknown}; expected some of {sorted(known)}")
-        if params.get("approach") == "layernorm":
+        if params.get("approach") in APPROACHES and not get_approach(params["approach"]).uses_lora:
             params.pop("lora", None)
         elif "approach" in params:
             lora = params.get("lora") or {}
