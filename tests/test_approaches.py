@@ -19,7 +19,7 @@ from adaptune.systems import APPROACH_LABELS, METHOD_COLOURS, METHODS
 from conftest import REPO, Pipeline, job_stats, tiny_pipeline_config
 
 # A toy approach as a study would add it: LoRA on the MLP projections only.
-TOY = textwrap.dedent('''
+TOY = textwrap.dedent("""
     from adaptune.approaches.base import Approach
     from adaptune.approaches.lora import lora_config
 
@@ -30,7 +30,7 @@ TOY = textwrap.dedent('''
 
     APPROACH = Approach(name="lora_mlp", label="LoRA, MLP layers", colour="#ca9161",
                         peft_config=peft_config, uses_lora=True)
-''')
+""")
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_names_labels_colours_and_order_come_from_the_registry():
         assert APPROACH_LABELS[name] == get(name).label
         assert METHOD_COLOURS[name] == get(name).colour
     # Listings show the fine-tuned approaches first, the registry's last first.
-    assert METHODS[:len(APPROACHES)] == tuple(reversed(APPROACHES))
+    assert METHODS[: len(APPROACHES)] == tuple(reversed(APPROACHES))
 
 
 def test_an_approach_module_named_in_the_environment_joins_the_registry(toy_module, monkeypatch):
@@ -81,12 +81,27 @@ def test_a_toy_approach_is_planned_through_the_registry(tmp_path, toy_module):
     pipeline = Pipeline(tmp_path / "run", tiny_pipeline_config(REPO / "no-model"))
     pipeline.workdir.mkdir()
     block = {"learning_rate": 1e-3, "epochs": 1, "lora": {"r": 4}}
-    config = {"training": {"approaches": {"lora_mlp": block}},
-              "sweep": {"enabled": True, "learning_rates": {"lora_mlp": [1e-3, 3e-3, 1e-2]}}}
+    config = {
+        "training": {"approaches": {"lora_mlp": block}},
+        "sweep": {"enabled": True, "learning_rates": {"lora_mlp": [1e-3, 3e-3, 1e-2]}},
+    }
     pipeline.write_config(config)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", MODULES_VARIABLE: "toy_lora_mlp",
-           "PYTHONPATH": os.pathsep.join([str(toy_module), str(REPO / "src")])}
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "-n"]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        MODULES_VARIABLE: "toy_lora_mlp",
+        "PYTHONPATH": os.pathsep.join([str(toy_module), str(REPO / "src")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+        "-n",
+    ]
     plan = subprocess.run(command, cwd=pipeline.workdir, env=env, capture_output=True, text=True)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     jobs = job_stats(plan.stdout)
@@ -101,7 +116,10 @@ def test_a_toy_approach_is_planned_through_the_registry(tmp_path, toy_module):
     (pipeline.workdir / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
     refused = subprocess.run(command, cwd=pipeline.workdir, env=env, capture_output=True, text=True)
     assert refused.returncode != 0
-    assert "training.approaches: no block for approach(es) ['lora_mlp']" in refused.stdout + refused.stderr
+    assert (
+        "training.approaches: no block for approach(es) ['lora_mlp']"
+        in refused.stdout + refused.stderr
+    )
 
 
 def test_an_unknown_approach_block_is_refused(tmp_path):
@@ -110,5 +128,7 @@ def test_an_unknown_approach_block_is_refused(tmp_path):
 
     config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     config["training"]["approaches"]["bitfit"] = {"learning_rate": 1e-3, "epochs": 1}
-    with pytest.raises(ValueError, match=r"training.approaches: unknown approach\(es\) \['bitfit'\]"):
+    with pytest.raises(
+        ValueError, match=r"training.approaches: unknown approach\(es\) \['bitfit'\]"
+    ):
         check_config(config)

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from adaptune.io import write_json
-from adaptune.models import load_model, model_fingerprint
+from adaptune.models import model_fingerprint
 
 ADAPTER_FILE = "adaptune_adapter.json"
 
@@ -178,7 +178,8 @@ def load_linear_biases(model, adapter_dir: Path) -> None:
             try:
                 param = base.get_parameter(name)
             except AttributeError:
-                raise AdapterError(f"{biases}: {name!r} is not a parameter of the base model") from None
+                raise AdapterError(f"{biases}: {name!r} is not a parameter of the base model"
+                                   ) from None
             if param.shape != tensor.shape:
                 raise AdapterError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
                                    f"the model's is {tuple(param.shape)}")
@@ -296,7 +297,11 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
             f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
             "load it with the model it was trained on"
         )
-    model, tokenizer = load_model(model_dir, quantization or record["quantization"], device=device)
+    from adaptune.approaches import load_base
+
+    model, tokenizer = load_base(record["approach"], model_dir,
+                                 quantization or record["quantization"], record["labels"],
+                                 device=device)
     with _norms_accepted():
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     from adaptune.approaches import get
@@ -316,7 +321,10 @@ def _load_exported(folder: Path, model_dir, quantization, precision, device):
         raise AdapterError(f"{folder}: an exported model holds its base; give no base model directory")
     record = read_record(folder)
     dtype = torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
-    model, tokenizer = load_model(folder, quantization or "none", dtype=dtype, device=device)
+    from adaptune.approaches import load_base
+
+    model, tokenizer = load_base(record["approach"], folder, quantization or "none",
+                                 record["labels"], dtype=dtype, device=device)
     model.eval()
     record = {**record, "model_dir": str(folder), "precision": precision or record.get("precision")}
     return model, tokenizer, record

@@ -78,12 +78,13 @@ def check_approaches(config: dict) -> None:
     from adaptune.approaches import MODULES_VARIABLE
 
     blocks = config["training"]["approaches"]
-    for key, given in (("training.approaches", blocks), ("sweep.learning_rates", config["sweep"]["learning_rates"])):
+    rates = config["sweep"]["learning_rates"]
+    for key, given in (("training.approaches", blocks), ("sweep.learning_rates", rates)):
         unknown = sorted(set(given) - set(APPROACHES))
         if unknown:
             raise ValueError(
-                f"config.yaml: {key}: unknown approach(es) {unknown}; expected some of {list(APPROACHES)} "
-                f"(the registered approaches; add one through {MODULES_VARIABLE})"
+                f"config.yaml: {key}: unknown approach(es) {unknown}; expected some of "
+                f"{list(APPROACHES)} (the registered approaches; add one through {MODULES_VARIABLE})"
             )
     missing = [a for a in APPROACHES if a not in blocks]
     if missing:

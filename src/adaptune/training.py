@@ -27,7 +27,7 @@ from adaptune.approaches import get as get_approach
 from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
 from adaptune.names import APPROACHES, QUANTIZATIONS
-from adaptune.models import count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.models import count_parameters, model_entry, model_fingerprint
 from adaptune.precision import PRECISIONS
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
@@ -217,7 +217,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     from adaptune.precision import lightning_precision
     from adaptune.prompts import read_prompts
     from adaptune.training_data import PromptDataModule
-    from adaptune.training_module import CompletionLM, TrainTimer
+    from adaptune.approaches import load_base, training_module
+    from adaptune.training_module import TrainTimer
 
     stopwatch = Stopwatch()
     # The precision actually used goes into the summary, the adapter record and the fingerprint.
@@ -234,7 +235,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     # Under DDP every process runs this function; the first one writes the outputs.
     rank = launched_rank()
     # Under DDP each process's copy goes to its own device with Lightning, from the CPU.
-    model, tokenizer = load_model(model_dir, settings.quantization, device="cpu" if settings.devices > 1 else None)
+    model, tokenizer = load_base(settings.approach, model_dir, settings.quantization,
+                                 settings.labels, device="cpu" if settings.devices > 1 else None)
     base_parameters = count_parameters(model)
     model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
@@ -245,7 +247,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
                             settings.batch_size, settings.max_length, settings.seed,
                             truncation_side=settings.truncation_side,
                             samples_per_step=effective_batch_size(settings))
-    module = CompletionLM(model, settings, data.label_ids, data.collate.pad_token_id)
+    trainer_module = training_module(settings.approach)  # the approach's LightningModule
+    module = trainer_module(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer(stopwatch)
 
     out_dir = Path(out_dir)

@@ -38,7 +38,9 @@ class Approach:
     colour: str  # "#rrggbb", the hue of its systems in every figure
     # (base model, settings, model entry) -> a PEFT config: the one place it becomes trainable.
     peft_config: Callable
-    uses_lora: bool = False  # its config block has a `lora` section (adaptune.training.LoraSettings)
+    uses_lora: bool = (
+        False  # its config block has a `lora` section (adaptune.training.LoraSettings)
+    )
     scorer: str = "completion"  # one of SCORERS
     # (settings) -> None: refuses settings this approach cannot train, with a ValueError.
     check: Callable | None = None
@@ -50,10 +52,14 @@ class Approach:
 
     def __post_init__(self):
         if not NAME_PATTERN.match(self.name):
-            raise ValueError(f"approach name {self.name!r}: expected lower case letters, digits and _")
+            raise ValueError(
+                f"approach name {self.name!r}: expected lower case letters, digits and _"
+            )
         if not COLOUR_PATTERN.match(self.colour):
             raise ValueError(f"approach {self.name!r}: colour {self.colour!r}, expected #rrggbb")
         if self.scorer not in SCORERS:
-            raise ValueError(f"approach {self.name!r}: scorer {self.scorer!r}, expected one of {list(SCORERS)}")
+            raise ValueError(
+                f"approach {self.name!r}: scorer {self.scorer!r}, expected one of {list(SCORERS)}"
+            )
         if (self.save_beside is None) != (self.load_beside is None):
             raise ValueError(f"approach {self.name!r}: save_beside and load_beside come as a pair")

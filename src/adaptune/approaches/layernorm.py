@@ -49,6 +49,11 @@ def load_beside(model, folder) -> None:
 
 
 APPROACH = Approach(
-    name="layernorm", label="Normalization layers only", colour="#cc78bc",
-    peft_config=peft_config, free=free, save_beside=save_beside, load_beside=load_beside,
+    name="layernorm",
+    label="Normalization layers only",
+    colour="#cc78bc",
+    peft_config=peft_config,
+    free=free,
+    save_beside=save_beside,
+    load_beside=load_beside,
 )

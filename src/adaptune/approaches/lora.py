@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 
-def lora_config(model, settings, entry: dict, targets: list[str], task_type: str = "CAUSAL_LM",
-                save: list[str] | None = None):
+def lora_config(
+    model,
+    settings,
+    entry: dict,
+    targets: list[str],
+    task_type: str = "CAUSAL_LM",
+    save: list[str] | None = None,
+):
     """LoraConfig on `targets` (full module names) with settings.lora's rank, alpha, dropout and
     options: `norms` keeps the normalization layers trainable beside LoRA (modules_to_save, with
     `save`), `biases` trains every parameter named *bias."""
@@ -16,10 +22,15 @@ def lora_config(model, settings, entry: dict, targets: list[str], task_type: str
     with_norms = bool(getattr(lora, "norms", None))
     norms = norm_module_names(model) if with_norms else []
     if with_norms and not norms:
-        raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train (lora.norms)")
+        raise ValueError(
+            f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train (lora.norms)"
+        )
     kept = norms + list(save or [])
     return LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
         # "all": every parameter named *bias trains: every Linear layer's bias, and the norms'
         # biases too (which lora.norms trains anyway; the reference study set both).
         bias="all" if getattr(lora, "biases", None) else "none",

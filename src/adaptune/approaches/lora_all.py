@@ -12,6 +12,9 @@ def peft_config(model, settings, entry: dict):
 
 
 APPROACH = Approach(
-    name="lora_all", label="LoRA, all linear layers", colour="#0173b2",
-    peft_config=peft_config, uses_lora=True,
+    name="lora_all",
+    label="LoRA, all linear layers",
+    colour="#0173b2",
+    peft_config=peft_config,
+    uses_lora=True,
 )

@@ -12,11 +12,17 @@ def peft_config(model, settings, entry: dict):
 
 def check(settings) -> None:
     if settings.lora.embedding:
-        raise ValueError("training settings: lora.embedding: got True, expected false for "
-                         "lora_attention (lora_all only)")
+        raise ValueError(
+            "training settings: lora.embedding: got True, expected false for "
+            "lora_attention (lora_all only)"
+        )
 
 
 APPROACH = Approach(
-    name="lora_attention", label="LoRA, attention layers", colour="#029e73",
-    peft_config=peft_config, uses_lora=True, check=check,
+    name="lora_attention",
+    label="LoRA, attention layers",
+    colour="#029e73",
+    peft_config=peft_config,
+    uses_lora=True,
+    check=check,
 )
