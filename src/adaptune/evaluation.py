@@ -87,7 +87,7 @@ def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[st
     `scorer` (an approach's, adaptune.approaches.prompt_scorer; default adaptune.scoring's)."""
     from adaptune.scoring import score_with_vocab
 
-    score_with_vocab = scorer or score_with_vocab
+    score = scorer or score_with_vocab
 
     prompts = list(prompts) if prompts is not None else [r["prompt"] for r in records]
     total = len(prompts)
@@ -100,7 +100,7 @@ def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[st
             log.info("scored %d/%d prompts", done, total)
 
     clock = Stopwatch()
-    scores, vocab_choice = score_with_vocab(model, tokenizer, prompts, labels, settings, progress, completions)
+    scores, vocab_choice = score(model, tokenizer, prompts, labels, settings, progress, completions)
     return predictions_frame(records, scores, labels, vocab_choice), total / max(clock.seconds, 1e-9)
 
 

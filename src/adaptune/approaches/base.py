@@ -29,7 +29,7 @@ COLOUR_PATTERN = re.compile(r"^#[0-9a-f]{6}$")
 
 @dataclass(frozen=True)
 class Approach:
-    """One way of fine-tuning. Hooks take (model, settings, ...) with settings a
+    """One way of fine-tuning. Hooks take (model, settings, ...) with settings an
     adaptune.training.TrainSettings; `model` is the base before wrapping (peft_config) or the
     PeftModel (free, save_beside, load_beside)."""
 
