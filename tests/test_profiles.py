@@ -98,7 +98,9 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
         assert "runtime" in profile["set-resources"].get(rule, {}), f"{rule}: no runtime in the profile"
     gpu_job = profile["set-resources"]["train_layernorm"]
     # the sweep's training runs, and the timing of training steps that decides the precision
-    more_gpu_jobs = {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all", "hardware"}
+    # The head's rules too, though the default study leaves it off.
+    more_gpu_jobs = {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all", "train_head",
+                     "sweep_head", "hardware"}
     for rule in GPU_RULES | more_gpu_jobs:
         resources = profile["set-resources"][rule]
         assert (resources["slurm_partition"], resources["gpu_model"]) == ("<gpu-partition>", "<gpu-type>"), rule

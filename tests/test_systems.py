@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from adaptune.config import with_defaults
+from adaptune.names import APPROACHES
 from adaptune.systems import System, colours, group_systems, labels, study_systems
 from conftest import REPO
 
@@ -21,9 +22,12 @@ def config(**training):
 
 def test_the_default_study_is_three_approaches_by_two_styles_plus_the_others():
     systems = study_systems(config())
-    finetuned = [s for s in systems if s.finetuned]
+    finetuned = [s for s in systems if s.finetuned and s.ran]
     assert {(s.method, s.style) for s in finetuned} == {
         (a, style) for a in ("layernorm", "lora_attention", "lora_all") for style in ("instruction", "raw")}
+    # The classification head is in the grid, off by default, with the key that turned it off.
+    off = {s.reason for s in systems if s.method == "head"}
+    assert off == {"training.approaches.head.enabled is false"}
     names = [s.name for s in systems]
     assert len(set(names)) == len(names)
     assert "smollm2-135m/lora_all/raw/none/seed42" in names
@@ -31,7 +35,7 @@ def test_the_default_study_is_three_approaches_by_two_styles_plus_the_others():
     assert {"smollm2-135m/fewshot-k0", "smollm2-135m/fewshot-k3", "baseline/tfidf",
             f"openai/ft-{openai['finetune_models'][0]}", f"openai/{openai['chat_models'][0]}-k3"} <= set(names)
     assert all(not s.ran for s in systems if s.method.startswith("openai"))
-    assert all(s.ran for s in systems if not s.method.startswith("openai"))
+    assert all(s.ran for s in systems if not s.method.startswith("openai") and s.method != "head")
 
 
 def test_every_factor_is_a_path_segment_and_the_group_drops_only_the_seed():
@@ -46,9 +50,10 @@ def test_every_factor_is_a_path_segment_and_the_group_drops_only_the_seed():
 def test_a_grid_of_seeds_and_quantizations_gives_one_system_per_cell():
     systems = [s for s in study_systems(config(seeds=[1, 2, 3], quantizations=["none", "8bit"]))
                if s.finetuned]
-    assert len(systems) == 3 * 2 * 2 * 3
+    assert len(systems) == len(APPROACHES) * 2 * 2 * 3
     groups = group_systems(systems)
-    assert len(groups) == 3 * 2 * 2 and all(len(members) == 3 for members in groups.values())
+    assert len(groups) == len(APPROACHES) * 2 * 2
+    assert all(len(members) == 3 for members in groups.values())
 
 
 def test_labels_name_only_the_factors_that_vary_and_are_unique():

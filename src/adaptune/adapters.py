@@ -1,9 +1,5 @@
-"""What trains, how it is saved, and how it is put back: each approach as a PEFT config.
-
-  layernorm       PEFT LN tuning on every normalization layer (found by module type)
-  lora_attention  PEFT LoRA on the attention projections (the model entry's attention_modules)
-  lora_all        LoRA on the attention and MLP projections; options add the input embedding
-                  and the LM head to the LoRA targets
+"""What trains, how it is saved, and how it is put back: each approach as a PEFT config,
+given by its module in adaptune.approaches (with what it frees and saves beside PEFT's folder).
 
 Options of the reference study's trainable sets: `biases` (layernorm) and `lora.biases` train
 every Linear layer's bias; `lora.norms` trains the normalization layers beside LoRA.
@@ -26,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from adaptune.io import write_json
-from adaptune.models import load_model, model_fingerprint
+from adaptune.models import model_fingerprint
 
 ADAPTER_FILE = "adaptune_adapter.json"
 
@@ -94,47 +90,23 @@ def _norms_accepted():
 
 
 def peft_config(model, settings, entry: dict):
-    """The PEFT config of `settings.approach` (and its options) on `model`: the one place where
-    an approach becomes a set of trainable parameters.
+    """The PEFT config of `settings.approach` (and its options) on `model`: its approach
+    module's (adaptune.approaches) is the one place an approach becomes a set of trainable
+    parameters.
 
     Module names are given in full, so a name matches exactly the modules meant and the saved
     adapter_config.json says which they are.
     """
-    from peft import LNTuningConfig, LoraConfig
+    from adaptune.approaches import get
 
-    norms = norm_module_names(model)
-    if settings.approach == "layernorm":
-        if not norms:
-            raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train")
-        # LN tuning trains a copy of each norm layer. It has no option for other layers' biases;
-        # `biases` adds them beside it (save_adapter writes them to LINEAR_BIASES_FILE).
-        return LNTuningConfig(target_modules=norms, task_type="CAUSAL_LM")
-
-    lora = settings.lora
-    targets = list(entry["attention_modules"])
-    if settings.approach == "lora_all":
-        targets += list(entry["mlp_modules"])
-        if lora.embedding:
-            targets.append(embedding_module_name(model))
-        if getattr(lora, "lm_head", None):
-            targets.append(lm_head_name(model))
-    with_norms = bool(getattr(lora, "norms", None))
-    if with_norms and not norms:
-        raise ValueError(f"model {entry.get('name')!r} has no LayerNorm/RMSNorm layers to train (lora.norms)")
-    return LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-        # "all": every parameter named *bias trains: every Linear layer's bias, and the norms'
-        # biases too (which lora.norms trains anyway; the reference study set both).
-        bias="all" if getattr(lora, "biases", None) else "none",
-        modules_to_save=norms if with_norms else None,
-        task_type="CAUSAL_LM",
-    )
+    return get(settings.approach).peft_config(model, settings, entry)
 
 
 def make_trainable(model, settings, entry: dict):
     """Freeze the base and wrap it with the approach's PEFT adapter; returns the PeftModel."""
-    import torch
     from peft import get_peft_model
+
+    from adaptune.approaches import get
 
     checkpointing = {"use_reentrant": False}
     if settings.quantization != "none":
@@ -156,13 +128,9 @@ def make_trainable(model, settings, entry: dict):
     config = peft_config(model, settings, entry)
     with _norms_accepted():
         model = get_peft_model(model, config)
-    if settings.approach == "layernorm" and getattr(settings, "biases", None):
-        base = model.get_base_model()
-        for name in linear_bias_names(base):
-            param = base.get_parameter(name)
-            if param.dtype != torch.float32:
-                param.data = param.data.float()
-            param.requires_grad = True
+    approach = get(settings.approach)
+    if approach.free is not None:
+        approach.free(model, settings)
     return model
 
 
@@ -175,12 +143,47 @@ def save_adapter(model, settings, model_dir, adapter_dir: Path, completions: dic
     adapter_dir.mkdir(parents=True, exist_ok=True)
     # The vocabulary is unchanged: never copy the (large) embedding matrix into the adapter.
     model.save_pretrained(adapter_dir, save_embedding_layers=False)
+    from adaptune.approaches import get
+
+    approach = get(settings.approach)
+    if approach.save_beside is not None:
+        approach.save_beside(model, adapter_dir)
+    write_json(adapter_dir / ADAPTER_FILE, adapter_record(settings, model_dir, adapter_dir, completions))
+
+
+def save_linear_biases(model, adapter_dir: Path) -> None:
+    """Write the trainable Linear biases PEFT's folder does not hold (trained_beside_peft), if
+    any, to LINEAR_BIASES_FILE."""
     extra = trained_beside_peft(model)
     if extra:
         from safetensors.torch import save_file
 
-        save_file({n: p.detach().cpu().contiguous() for n, p in extra.items()}, adapter_dir / LINEAR_BIASES_FILE)
-    write_json(adapter_dir / ADAPTER_FILE, adapter_record(settings, model_dir, adapter_dir, completions))
+        save_file({n: p.detach().cpu().contiguous() for n, p in extra.items()},
+                  Path(adapter_dir) / LINEAR_BIASES_FILE)
+
+
+def load_linear_biases(model, adapter_dir: Path) -> None:
+    """Put the Linear biases of LINEAR_BIASES_FILE, if the folder has one, into the PeftModel's
+    base (in float32, as they trained)."""
+    import torch
+
+    biases = Path(adapter_dir) / LINEAR_BIASES_FILE
+    if not biases.is_file():
+        return
+    from safetensors.torch import load_file
+
+    base = model.get_base_model()
+    with torch.no_grad():
+        for name, tensor in load_file(biases).items():
+            try:
+                param = base.get_parameter(name)
+            except AttributeError:
+                raise AdapterError(f"{biases}: {name!r} is not a parameter of the base model"
+                                   ) from None
+            if param.shape != tensor.shape:
+                raise AdapterError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
+                                   f"the model's is {tuple(param.shape)}")
+            param.data = tensor.to(device=param.device, dtype=torch.float32)
 
 
 def trained_beside_peft(model) -> dict:
@@ -278,9 +281,9 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
     quantization: of the base weights (default: the one it was trained with; "none" for an
     exported model); precision: recorded in the returned record for the scorer (default: the
     trained one); device: "cpu", "cuda" or "cuda:N" (default: the GPU when there is one);
-    dtype: of an unquantized base's weights (default float32). A base other than the one it was trained on is refused.
+    dtype: of an unquantized base's weights (default float32). A base other than the one it was
+    trained on is refused.
     """
-    import torch
     from peft import PeftModel
 
     if is_exported(adapter_dir):
@@ -296,24 +299,18 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
             f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
             "load it with the model it was trained on"
         )
-    model, tokenizer = load_model(model_dir, quantization or record["quantization"], dtype=dtype, device=device)
+    from adaptune.approaches import load_base
+
+    model, tokenizer = load_base(record["approach"], model_dir,
+                                 quantization or record["quantization"], record["labels"],
+                                 dtype=dtype, device=device)
     with _norms_accepted():
         model = PeftModel.from_pretrained(model, str(adapter_dir))
-    biases = Path(adapter_dir) / LINEAR_BIASES_FILE
-    if biases.is_file():
-        from safetensors.torch import load_file
+    from adaptune.approaches import get
 
-        base = model.get_base_model()
-        with torch.no_grad():
-            for name, tensor in load_file(biases).items():
-                try:
-                    param = base.get_parameter(name)
-                except AttributeError:
-                    raise AdapterError(f"{biases}: {name!r} is not a parameter of the base model") from None
-                if param.shape != tensor.shape:
-                    raise AdapterError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
-                                     f"the model's is {tuple(param.shape)}")
-                param.data = tensor.to(device=param.device, dtype=dtype or torch.float32)
+    approach = get(record["approach"])
+    if approach.load_beside is not None:
+        approach.load_beside(model, adapter_dir)
     model.eval()
     record = {**record, "model_dir": str(model_dir), "precision": precision or record.get("precision")}
     return model, tokenizer, record
@@ -326,7 +323,10 @@ def _load_exported(folder: Path, model_dir, quantization, precision, device):
         raise AdapterError(f"{folder}: an exported model holds its base; give no base model directory")
     record = read_record(folder)
     dtype = torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
-    model, tokenizer = load_model(folder, quantization or "none", dtype=dtype, device=device)
+    from adaptune.approaches import load_base
+
+    model, tokenizer = load_base(record["approach"], folder, quantization or "none",
+                                 record["labels"], dtype=dtype, device=device)
     model.eval()
     record = {**record, "model_dir": str(folder), "precision": precision or record.get("precision")}
     return model, tokenizer, record

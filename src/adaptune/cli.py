@@ -205,7 +205,8 @@ def predict(args) -> int:
     from adaptune.acceleration import prepare_for_inference
     from adaptune.adapters import load_trained, record_completions
     from adaptune.prompts import render
-    from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
+    from adaptune.approaches import prompt_scorer
+    from adaptune.scoring import ScoringSettings, label_probabilities
 
     hf_logging.disable_progress_bar()
     if args.threads:
@@ -218,7 +219,8 @@ def predict(args) -> int:
         raise InputError(f"{args.adapter}: the adapter records no prompt template; retrain it")
     prompts = [render(template, text, labels) for text in texts]
     bar = ProgressBar(len(prompts))
-    scores = score_labels(model, tokenizer, prompts, labels,
+    score = prompt_scorer(meta["approach"])  # label log-likelihoods, or a head's log-softmax
+    scores, _ = score(model, tokenizer, prompts, labels,
                           ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"]),
                                           truncation_side=meta["truncation_side"],
                                           precision=meta["precision"]),

@@ -13,6 +13,7 @@ from adaptune.systems import split_draws
 def check_config(config: dict) -> None:
     """The cross-key checks of a validated config that a JSON schema cannot express; each error
     names the key and what was expected."""
+    check_approaches(config)
     templates = config["prompts"]["templates"]
     if config["model"] not in config["models"]:
         raise ValueError(
@@ -68,6 +69,27 @@ def check_config(config: dict) -> None:
                     f"config.yaml: evaluation.fewshot.fixed_demonstrations[{index}].label: "
                     f"{demo['label']!r} is not one of {config['labels']} (config `labels`)"
                 )
+
+
+def check_approaches(config: dict) -> None:
+    """Every config block of training.approaches and sweep.learning_rates names a registered
+    approach (adaptune.approaches), and every registered approach has its block (the schema
+    gives this package's own theirs; one added through ADAPTUNE_APPROACH_MODULES brings its own)."""
+    from adaptune.approaches import MODULES_VARIABLE
+
+    blocks = config["training"]["approaches"]
+    rates = config["sweep"]["learning_rates"]
+    for key, given in (("training.approaches", blocks), ("sweep.learning_rates", rates)):
+        unknown = sorted(set(given) - set(APPROACHES))
+        if unknown:
+            raise ValueError(
+                f"config.yaml: {key}: unknown approach(es) {unknown}; expected some of "
+                f"{list(APPROACHES)} (the registered approaches; add one through {MODULES_VARIABLE})"
+            )
+    missing = [a for a in APPROACHES if a not in blocks]
+    if missing:
+        raise ValueError(f"config.yaml: training.approaches: no block for approach(es) {missing}; "
+                         "expected one each, with at least learning_rate and epochs")
 
 
 def check_tuning(config: dict) -> None:

@@ -2,8 +2,9 @@
 
 Two systems go through here: a fine-tuned adapter on its base model (`evaluate_adapter`) and the
 base model prompted with k demonstrations (`evaluate_fewshot`). Each loads its model once and
-scores every split it is given. The loglik_<label> columns of predictions.csv are the label
-log-likelihoods of adaptune.scoring (natural log; the predicted label has the highest).
+scores every split it is given. The loglik_<label> columns of predictions.csv are per-label
+log-scores (natural log; the predicted label has the highest): the label log-likelihoods of
+adaptune.scoring, or for a classification head the log-softmax of its logits.
 """
 
 from __future__ import annotations
@@ -81,9 +82,12 @@ def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str], vo
 
 def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[str], settings,
                   prompts: Sequence[str] | None = None, completions: Sequence[str] | None = None,
-                  ) -> tuple[pd.DataFrame, float]:
-    """(predictions frame, examples per second) of the records' prompts (or `prompts`)."""
+                  scorer=None) -> tuple[pd.DataFrame, float]:
+    """(predictions frame, examples per second) of the records' prompts (or `prompts`), scored by
+    `scorer` (an approach's, adaptune.approaches.prompt_scorer; default adaptune.scoring's)."""
     from adaptune.scoring import score_with_vocab
+
+    score = scorer or score_with_vocab
 
     prompts = list(prompts) if prompts is not None else [r["prompt"] for r in records]
     total = len(prompts)
@@ -96,7 +100,7 @@ def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[st
             log.info("scored %d/%d prompts", done, total)
 
     clock = Stopwatch()
-    scores, vocab_choice = score_with_vocab(model, tokenizer, prompts, labels, settings, progress, completions)
+    scores, vocab_choice = score(model, tokenizer, prompts, labels, settings, progress, completions)
     return predictions_frame(records, scores, labels, vocab_choice), total / max(clock.seconds, 1e-9)
 
 
@@ -154,6 +158,7 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     token log-likelihoods in float64 at the label position), computed once."""
     from adaptune.acceleration import prepare_for_inference
     from adaptune.adapters import load_trained, record_completions
+    from adaptune.approaches import prompt_scorer
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings
 
@@ -189,7 +194,8 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
             these = {**section, "scored_by": "training's final validation pass"}
         else:
             frame, speed = score_records(model, tokenizer, records, labels, scoring, 
-                                         completions=record_completions(meta))
+                                         completions=record_completions(meta),
+                                         scorer=prompt_scorer(meta["approach"]))
             these = section
         results[split] = _write(outputs[split], frame, system, split, labels, settings, speed, these, stopwatch)
     return results

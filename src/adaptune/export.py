@@ -12,6 +12,8 @@ with an `exported` section), so that
     AutoModelForCausalLM.from_pretrained(folder)
 
 alone gives the trained classifier, and `adaptune predict --adapter folder` reads it directly.
+A classification head (adaptune.approaches.head) is exported as a sequence classifier with its
+labels as id2label: `AutoModelForSequenceClassification.from_pretrained(folder)`.
 """
 
 from __future__ import annotations

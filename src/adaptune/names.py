@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# The three ways of fine-tuning (one training rule each).
-APPROACHES = ("layernorm", "lora_attention", "lora_all")
+from adaptune.approaches import names
+
+# The ways of fine-tuning (one training rule each), from the registry of approaches.
+APPROACHES = names()
 # Precisions of the frozen base weights: bitsandbytes int8, NF4, or unquantized.
 QUANTIZATIONS = ("8bit", "4bit", "none")
 # The splits sample_splits writes; evaluation scores test and val.

@@ -15,19 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from adaptune.approaches import REGISTRY
 from adaptune.names import APPROACHES
 
-APPROACH_LABELS = {
-    "layernorm": "Normalization layers only",
-    "lora_attention": "LoRA, attention layers",
-    "lora_all": "LoRA, all linear layers",
-}
+APPROACH_LABELS = {name: approach.label for name, approach in REGISTRY.items()}
 # Order of methods wherever systems are listed by kind (tables, legends, colours).
 METHODS = (*reversed(APPROACHES), "fewshot", "tfidf", "openai_finetune", "openai_chat")
 QUANTIZATION_LABELS = {"8bit": "8-bit", "4bit": "4-bit NF4", "none": "full precision"}
 # One hue per kind of system (colour-blind safe); variants get shades of it (see `colours`).
 METHOD_COLOURS = {
-    "lora_all": "#0173b2", "lora_attention": "#029e73", "layernorm": "#cc78bc",
+    **{name: approach.colour for name, approach in REGISTRY.items()},
     "fewshot": "#de8f05", "tfidf": "#949494",
     "openai_finetune": "#c0392b", "openai_chat": "#7f5a3c",
 }

@@ -1,8 +1,5 @@
-"""Fine-tune a quantized causal LM for classification three ways, with PyTorch Lightning.
-
-  layernorm       only the normalization layers' parameters train (found by module type)
-  lora_attention  PEFT LoRA on the attention projections (the model entry's attention_modules)
-  lora_all        LoRA on attention and MLP projections (lm_head excluded), optionally the input embedding
+"""Fine-tune a quantized causal LM for classification, with PyTorch Lightning, by any approach
+of the registry (adaptune.approaches: layernorm, lora_attention, lora_all, ...).
 
 The base weights stay frozen (and int8/NF4 when quantized). The loss covers the completion
 tokens only; see adaptune.batches for the batch layout and adaptune.training_module for the
@@ -26,10 +23,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from adaptune.adapters import ADAPTER_FILE, make_trainable, save_adapter
+from adaptune.approaches import get as get_approach
 from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
 from adaptune.names import APPROACHES, QUANTIZATIONS
-from adaptune.models import count_parameters, load_model, model_entry, model_fingerprint
+from adaptune.models import count_parameters, model_entry, model_fingerprint
 from adaptune.precision import PRECISIONS
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
@@ -151,12 +149,13 @@ class TrainSettings:
                f'"auto" with quantization {self.quantization!r}: a bitsandbytes-quantized base cannot be '
                'trained with DDP; use quantization "none" or one device')
         _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1), "max_steps", self.max_steps, "None or an integer >= 1")
-        if self.approach == "layernorm":
-            _check(self.lora is None, "lora", self.lora, "absent for layernorm")
-        else:
+        approach = get_approach(self.approach)
+        if approach.uses_lora:
             _check(isinstance(self.lora, LoraSettings), "lora", self.lora, "LoRA settings")
-            if self.approach == "lora_attention":
-                _check(not self.lora.embedding, "lora.embedding", True, "false for lora_attention (lora_all only)")
+        else:
+            _check(self.lora is None, "lora", self.lora, f"absent for {self.approach}")
+        if approach.check is not None:
+            approach.check(self)
 
     @classmethod
     def from_params(cls, params: dict) -> TrainSettings:
@@ -166,7 +165,7 @@ class TrainSettings:
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"training settings: unknown key(s) {unknown}; expected some of {sorted(known)}")
-        if params.get("approach") == "layernorm":
+        if params.get("approach") in APPROACHES and not get_approach(params["approach"]).uses_lora:
             params.pop("lora", None)
         elif "approach" in params:
             lora = params.get("lora") or {}
@@ -218,7 +217,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     from adaptune.precision import lightning_precision
     from adaptune.prompts import read_prompts
     from adaptune.training_data import PromptDataModule
-    from adaptune.training_module import CompletionLM, TrainTimer
+    from adaptune.approaches import load_base, training_module
+    from adaptune.training_module import TrainTimer
 
     stopwatch = Stopwatch()
     # The precision actually used goes into the summary, the adapter record and the fingerprint.
@@ -235,7 +235,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     # Under DDP every process runs this function; the first one writes the outputs.
     rank = launched_rank()
     # Under DDP each process's copy goes to its own device with Lightning, from the CPU.
-    model, tokenizer = load_model(model_dir, settings.quantization, device="cpu" if settings.devices > 1 else None)
+    model, tokenizer = load_base(settings.approach, model_dir, settings.quantization,
+                                 settings.labels, device="cpu" if settings.devices > 1 else None)
     base_parameters = count_parameters(model)
     model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
@@ -246,7 +247,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
                             settings.batch_size, settings.max_length, settings.seed,
                             truncation_side=settings.truncation_side,
                             samples_per_step=effective_batch_size(settings))
-    module = CompletionLM(model, settings, data.label_ids, data.collate.pad_token_id)
+    trainer_module = training_module(settings.approach)  # the approach's LightningModule
+    module = trainer_module(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer(stopwatch)
 
     out_dir = Path(out_dir)

@@ -228,13 +228,11 @@ def sweep_params(approach):
 
 
 # The precision decision (written by the hardware job) and the training it times, the configured model's
-# heaviest enabled approach (lora_all first) on the first style, quantization and seed.
+# heaviest enabled approach (the registry's last first) on the first style, quantization and seed.
 PRECISION_FILE = "results/hardware/precision.json"
-_ENABLED = [
-    a
-    for a in ("lora_all", "lora_attention", "layernorm")
-    if config["training"]["approaches"][a]["enabled"]
-] or ["lora_all"]
+_ENABLED = [a for a in reversed(APPROACHES) if config["training"]["approaches"][a]["enabled"]] or [
+    APPROACHES[-1]
+]
 PRECISION_TIMED = {
     "approach": _ENABLED[0],
     "model": MODEL,
