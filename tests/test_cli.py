@@ -171,7 +171,7 @@ def test_an_error_that_is_no_input_error_keeps_its_traceback(adapter, monkeypatc
     def broken(*args, **kwargs):
         raise ValueError("a bug deep in a library")
 
-    monkeypatch.setattr(adaptune.scoring, "score_labels", broken)
+    monkeypatch.setattr(adaptune.scoring, "score_with_vocab", broken)
     with pytest.raises(ValueError, match="a bug deep in a library"):
         main(["predict", "--adapter", str(adapter[0]), "a text"])
 

@@ -84,12 +84,12 @@ def test_bf16_export_and_predict_reads_the_folder(base, tmp_path, capsys, monkey
     import torch
     from transformers import AutoModelForCausalLM
 
-    from adaptune import adapters
+    from adaptune import models
 
     adapter = make_adapter(base, tmp_path / "adapter", "lora_all with norms and biases")
     loaded = []  # the base is merged in the saved dtype: host memory holds it once, at that size
-    real_load = adapters.load_model
-    monkeypatch.setattr(adapters, "load_model",
+    real_load = models.load_model
+    monkeypatch.setattr(models, "load_model",
                         lambda *a, **k: loaded.append(k.get("dtype")) or real_load(*a, **k))
     code = main(["export", "--adapter", str(adapter), "--output", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
     assert code == 0, capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 
 from adaptune import training
 from adaptune.adapters import load_trained
-from adaptune.approaches import prompt_scorer
+from adaptune.approaches.dispatch import prompt_scorer
 from adaptune.cli import main
 from adaptune.evaluation import EvaluationSettings, evaluate_adapter
 from adaptune.export import export_model

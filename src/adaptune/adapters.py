@@ -299,7 +299,7 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
             f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
             "load it with the model it was trained on"
         )
-    from adaptune.approaches import load_base
+    from adaptune.approaches.dispatch import load_base
 
     model, tokenizer = load_base(record["approach"], model_dir,
                                  quantization or record["quantization"], record["labels"],
@@ -323,7 +323,7 @@ def _load_exported(folder: Path, model_dir, quantization, precision, device):
         raise AdapterError(f"{folder}: an exported model holds its base; give no base model directory")
     record = read_record(folder)
     dtype = torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
-    from adaptune.approaches import load_base
+    from adaptune.approaches.dispatch import load_base
 
     model, tokenizer = load_base(record["approach"], folder, quantization or "none",
                                  record["labels"], dtype=dtype, device=device)

@@ -205,7 +205,7 @@ def predict(args) -> int:
     from adaptune.acceleration import prepare_for_inference
     from adaptune.adapters import load_trained, record_completions
     from adaptune.prompts import render
-    from adaptune.approaches import prompt_scorer
+    from adaptune.approaches.dispatch import prompt_scorer
     from adaptune.scoring import ScoringSettings, label_probabilities
 
     hf_logging.disable_progress_bar()

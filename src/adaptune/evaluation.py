@@ -158,7 +158,7 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     token log-likelihoods in float64 at the label position), computed once."""
     from adaptune.acceleration import prepare_for_inference
     from adaptune.adapters import load_trained, record_completions
-    from adaptune.approaches import prompt_scorer
+    from adaptune.approaches.dispatch import prompt_scorer
     from adaptune.prompts import render
     from adaptune.scoring import ScoringSettings
 

@@ -481,10 +481,14 @@ def add_commands(commands) -> None:
 
 
 def _reanalyse(args) -> int:
-    from adaptune.report.plan import AnalysisPlan
-    from adaptune.report.reanalysis import reanalyse
+    import importlib
 
     import yaml
+
+    # The report package needs the workflow extra (matplotlib, seaborn, scikit-learn); loaded by
+    # name when this command runs, so `adaptune predict` in the core install never reaches it.
+    AnalysisPlan = importlib.import_module("adaptune.report.plan").AnalysisPlan
+    reanalyse = importlib.import_module("adaptune.report.reanalysis").reanalyse
 
     config = yaml.safe_load((args.folder / "config.yaml").read_text(encoding="utf-8")) \
         if (args.folder / "config.yaml").is_file() else {}

@@ -217,7 +217,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     from adaptune.precision import lightning_precision
     from adaptune.prompts import read_prompts
     from adaptune.training_data import PromptDataModule
-    from adaptune.approaches import load_base, training_module
+    from adaptune.approaches.dispatch import load_base
     from adaptune.training_module import TrainTimer
 
     stopwatch = Stopwatch()
@@ -542,3 +542,15 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "final_val_macro_f1": _last(curves, "val_macro_f1"),
         "provenance": provenance(config, settings.seed, stopwatch),
     }
+
+
+def training_module(name: str):
+    """The LightningModule class that trains approach `name`: (model, settings, label ids,
+    pad id)."""
+    if get_approach(name).scorer == "head":
+        from adaptune.approaches.head_module import HeadLM
+
+        return HeadLM
+    from adaptune.training_module import CompletionLM
+
+    return CompletionLM
