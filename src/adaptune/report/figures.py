@@ -66,7 +66,9 @@ def forest_figure(paired: pd.DataFrame) -> plt.Figure:
     equivalence margin shaded, the verdict in colour; rows grouped by comparison family."""
     if paired.empty:
         return _placeholder("The planned comparisons", "The study has no planned comparison.")
-    rows = paired.reset_index(drop=True)
+    # One block per family, in the order the families first appear.
+    family_order = {kind: i for i, kind in enumerate(dict.fromkeys(paired["comparison"]))}
+    rows = paired.iloc[paired["comparison"].map(family_order).argsort(kind="stable")].reset_index(drop=True)
     kinds = rows["verdict"].map(lambda v: "beats" if "beats" in v else v)
     fig, ax = plt.subplots(figsize=(10, 1.4 + 0.42 * len(rows)), layout="constrained")
     margin = float(rows["margin"].iloc[0])
