@@ -150,3 +150,37 @@ def test_a_published_reanalysis_is_what_the_published_files_give(tmp_path):
             assert (r["ci_high"] - r["ci_low"]) / 2 >= 0.95 * t_half
             before = published.loc[(r["a_group"], r["b_group"])]
             assert r["ci_high"] - r["ci_low"] < before["ci_high"] - before["ci_low"]
+
+
+def test_publish_carries_every_runs_per_item_answers_for_an_exact_reanalysis(tmp_path):
+    """The published predictions.csv.gz holds each run's answer per test and val item, read from
+    the predictions.csv beside its metrics.json; a run whose file is gone stops the publication."""
+    import json
+    import shutil
+
+    from adaptune.publish import PublishError, publish
+
+    report = tmp_path / "results/report"
+    shutil.copytree(REPO / "docs/results/default", report)
+    run = json.loads((report / "run.json").read_text())
+    (report / "run.json").write_text(json.dumps({**run, "config": {"splits": {"test": 2}}}))
+    rows = []
+    for split, name in (("test", "a/seed1"), ("test", "a/seed2"), ("val", "a/seed1")):
+        directory = Path("results/eval") / name / ("" if split == "test" else "val")
+        (tmp_path / directory).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"id": ["t1", "t2"], "text": "x", "gold": ["hate", "neutral"],
+                      "predicted": ["hate", name[-1]]}).to_csv(tmp_path / directory / "predictions.csv",
+                                                               index=False)
+        rows.append({"name": name, "split": split, "status": "ran",
+                     "metrics_file": (directory / "metrics.json").as_posix()})
+    runs = pd.DataFrame(rows)
+    runs[runs["split"] == "test"].to_csv(report / "summary.csv", index=False)
+    runs[runs["split"] == "val"].to_csv(report / "summary_val.csv", index=False)
+    folder = publish(report, tmp_path / "docs/results/study", tmp_path)
+    items = pd.read_csv(folder / "predictions.csv.gz", dtype=str)
+    assert len(items) == 6 and set(items["split"]) == {"test", "val"}
+    assert items.set_index(["name", "split", "id"]).loc[("a/seed2", "test", "t2"), "predicted"] == "2"
+    (tmp_path / "results/eval/a/seed2/predictions.csv").unlink()
+    with pytest.raises(PublishError, match="predictions.csv missing for 1 run"):
+        publish(report, tmp_path / "docs/results/other", tmp_path)
+    assert not (tmp_path / "docs/results/other").exists()
