@@ -246,3 +246,31 @@ def job_stats(plan: str) -> dict[str, int]:
     """The "Job stats" table of a dry run: rule -> number of jobs."""
     rows = plan.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
     return {row.split()[0]: int(row.split()[1]) for row in rows if row.strip()}
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """Jobs per rule from the job-stats table of a dry run."""
+    rows = (line.split() for line in (result.stdout + result.stderr).splitlines())
+    return {row[0]: int(row[1]) for row in rows
+            if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
+def planned_rules(result) -> set[str]:
+    """Rule names from the job-stats table of a dry run."""
+    return set(planned_jobs(result))
+
+
+def refusal(config: dict) -> str:
+    """Why the Snakefile refuses `config` (its schema validation, then adaptune's own checks),
+    run in process; "" when it is accepted."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from adaptune.config_checks import check_config
+
+    try:
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+        check_config(config)
+    except (WorkflowError, ValueError) as error:
+        return str(error)
+    return ""

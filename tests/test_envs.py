@@ -20,8 +20,8 @@ import yaml
 from packaging.requirements import Requirement
 
 from conftest import REPO
+from import_graph import SRC, third_party_imports
 
-SRC = REPO / "src"
 SCRIPTS = REPO / "workflow" / "scripts"
 # conda-forge names where they differ from the PyPI distribution
 CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
@@ -83,62 +83,6 @@ def rule_envs_and_scripts() -> dict[str, set[Path]]:
                 env = (rule_file.parent / conda[1]).resolve()
                 pairs.setdefault(env.name, set()).add((rule_file.parent / script[1]).resolve())
     return pairs
-
-
-def module_file(module: str) -> Path | None:
-    """The file of an adaptune module (a package's __init__.py), or None."""
-    base = SRC.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imports_of(path: Path, module: str | None) -> tuple[set[str], set[str]]:
-    """(required, optional) absolute module names imported anywhere in a file; an import inside
-    a `try:` block is optional (the code works without it)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    optional_nodes = {id(node) for tried in ast.walk(tree) if isinstance(tried, ast.Try)
-                      for stmt in tried.body for node in ast.walk(stmt)}
-    required, optional = set(), set()
-    package = module if path.name == "__init__.py" else (module or "").rpartition(".")[0]
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names
-                              if base.startswith("adaptune") and module_file(f"{base}.{alias.name}")]
-        (optional if id(node) in optional_nodes else required).update(names)
-    return required, optional
-
-
-def third_party_imports(script: Path) -> tuple[set[str], set[str]]:
-    """Top-level names of the packages a script imports, directly or through adaptune modules."""
-    required, optional, seen = set(), set(), set()
-    pending = [(script, None, False)]
-    while pending:
-        path, module, is_optional = pending.pop()
-        needed, maybe = imports_of(path, module)
-        for name, name_optional in [(n, is_optional) for n in needed] + [(n, True) for n in maybe]:
-            top = name.split(".")[0]
-            if top == "adaptune":
-                parts = name.split(".")
-                for depth in range(1, len(parts) + 1):
-                    sub = ".".join(parts[:depth])
-                    file = module_file(sub)
-                    if file and (sub, name_optional) not in seen:
-                        seen.add((sub, name_optional))
-                        pending.append((file, sub, name_optional))
-            elif top in sys.stdlib_module_names or top in ("_checkout", "__future__"):
-                continue
-            else:
-                (optional if name_optional else required).add(top)
-    return required, optional - required
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from test_training import ENTRY, LABELS, TEMPLATE, make_rows
+from training_helpers import ENTRY, LABELS, TEMPLATE, make_rows
 from tiny_model import build_tiny_model
 
 from adaptune.io import write_json, write_jsonl

@@ -20,7 +20,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
 from conftest import REPO
-from test_envs import third_party_imports
+from import_graph import third_party_imports
 
 WORKFLOW_ONLY = {"snakemake", "pytorch_lightning", "lightning", "openai", "seaborn", "sklearn", "gguf"}
 

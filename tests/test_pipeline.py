@@ -212,7 +212,7 @@ def test_html_report_embeds_every_figure(finished_pipeline):
 def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipeline):
     result = finished_pipeline.run("-n")
     assert "Nothing to be done" in result.stdout + result.stderr
-    from test_workflow import planned_rules
+    from conftest import planned_rules
 
     learning_rate = finished_pipeline.config["training"]["approaches"]["lora_all"]["learning_rate"]
     plan = planned_rules(finished_pipeline.run("-n", "--quiet", "rules", config={

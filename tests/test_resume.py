@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from test_training import settings, workspace  # noqa: F401  (the fixture is used by name)
+from training_helpers import settings, workspace  # noqa: F401  (the fixture is used by name)
 
 # The child trains; with --kill-at N it SIGKILLs itself when training step N ends (after the
 # checkpoints of steps 2 and 4 are written, in the middle of the first of two 6-step epochs).
@@ -27,7 +27,7 @@ from dataclasses import asdict
 sys.path[:0] = {paths!r}
 from adaptune import training
 from adaptune.training_module import TrainTimer
-from test_training import settings
+from training_helpers import settings
 
 kill_at = int(sys.argv[1])
 if kill_at:

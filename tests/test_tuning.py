@@ -112,9 +112,9 @@ def test_read_chosen_names_the_file_and_the_missing_approach(tmp_path):
 
 
 def test_tuning_needs_a_constant_rate_without_warm_up():
-    """Checked in process as the Snakefile checks a config (test_workflow.refusal); the Snakemake
+    """Checked in process as the Snakefile checks a config (conftest.refusal); the Snakemake
     run that shows this wiring is test_workflow's test_bad_config_stops_snakemake_before_any_job."""
-    from test_workflow import refusal
+    from conftest import refusal
 
     base = deep_update(tiny_pipeline_config(REPO / "no-model"), {"sweep": {"enabled": True, "tune_study": True}})
     assert "training.lr_schedule is 'linear'; expected constant" in refusal(base)

@@ -6,7 +6,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from conftest import REPO, job_stats, tiny_pipeline_config, write_raw_csv, write_reference_csvs
+from conftest import (REPO, job_stats, planned_jobs, planned_rules, refusal, tiny_pipeline_config,
+                      write_raw_csv, write_reference_csvs)
 
 PROMPTS = "results/prompts/instruction/train.jsonl"
 
@@ -18,17 +19,6 @@ def digest(path):
 def test_lint_is_clean(pipeline):
     result = pipeline.run("--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def planned_jobs(result) -> dict[str, int]:
-    """Jobs per rule from the job-stats table of a dry run."""
-    rows = (line.split() for line in (result.stdout + result.stderr).splitlines())
-    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
-
-
-def planned_rules(result) -> set[str]:
-    """Rule names from the job-stats table of a dry run."""
-    return set(planned_jobs(result))
 
 
 def test_dry_run_plans_the_whole_chain(default_plan):
@@ -60,22 +50,6 @@ REFUSED = [
      "evaluation.fewshot.k: [3] with demonstrations: fixed; expected 0 or 1"),
     ({"model": "gpt-5"}, "model: unknown model 'gpt-5'"),
 ]
-
-
-def refusal(config: dict) -> str:
-    """Why the Snakefile refuses `config` (its schema validation, then adaptune's own checks),
-    run in process; "" when it is accepted."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    from adaptune.config_checks import check_config
-
-    try:
-        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-        check_config(config)
-    except (WorkflowError, ValueError) as error:
-        return str(error)
-    return ""
 
 
 def test_the_tiny_config_and_every_shipped_config_are_accepted():
