@@ -254,3 +254,14 @@ def test_predict_scores_a_bf16_base_adapter_as_evaluation_does(trained, tmp_path
     predicted = np.array([list(json.loads(line)["probabilities"].values()) for line in out.strip().split("\n")])
     np.testing.assert_allclose(predicted, probabilities(prepare=True), atol=2e-6)
     assert np.abs(predicted - probabilities(prepare=False)).max() > 1e-5
+
+
+def test_the_output_is_never_the_input_file(trained, tmp_path, capsys):
+    model_dir, adapter, _ = trained
+    tweets = tmp_path / "tweets.csv"
+    pd.DataFrame({"text": TEXTS, "note": ["keep"] * 3}).to_csv(tweets, index=False)
+    before = tweets.read_bytes()
+    code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter),
+                          "--file", str(tweets), "--output", str(tweets)], capsys)
+    assert code == 2 and "is the input file" in err
+    assert tweets.read_bytes() == before

@@ -184,6 +184,9 @@ def _read_file(path: Path, column: str = "text") -> list[str]:
 
 
 def predict(args) -> int:
+    if args.output and args.file not in (None, "-") and Path(args.output).resolve() == Path(args.file).resolve():
+        raise UsageError(f"--output {args.output} is the input file; expected another path "
+                         "(the input would be overwritten)")
     texts = read_texts(args)
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
