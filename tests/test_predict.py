@@ -265,3 +265,8 @@ def test_the_output_is_never_the_input_file(trained, tmp_path, capsys):
                           "--file", str(tweets), "--output", str(tweets)], capsys)
     assert code == 2 and "is the input file" in err
     assert tweets.read_bytes() == before
+    for folder in (".", str(tmp_path)):  # a folder, the working directory included
+        code, out, err = run(["predict", "--model-dir", str(model_dir), "--adapter", str(adapter),
+                              "--output", folder, *TEXTS], capsys)
+        assert code == 2 and "is a folder; expected a file path" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tweets.csv"]

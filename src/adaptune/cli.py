@@ -184,6 +184,8 @@ def _read_file(path: Path, column: str = "text") -> list[str]:
 
 
 def predict(args) -> int:
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"--output {args.output} is a folder; expected a file path")
     reads_file = args.file not in (None, "-")
     if args.output and reads_file and Path(args.output).resolve() == Path(args.file).resolve():
         raise UsageError(f"--output {args.output} is the input file; expected another path "
