@@ -81,3 +81,22 @@ def cache_counters() -> dict[str, int]:
     names = ("fxgraph_cache_hit", "fxgraph_cache_miss", "autograd_cache_hit", "autograd_cache_miss")
     seen = {**counters["inductor"], **counters["aot_autograd"]}
     return {name: int(seen.get(name, 0)) for name in names}
+
+
+def pad_to_bucket(batch: dict, pad_id: int, ignore: int = -100) -> dict:
+    """A left-padded training batch (adaptune.training_data.Collator's) padded further on the
+    left to its bucket's width: same loss, one of a few shapes for the compiled graph."""
+    import torch
+
+    width = batch["input_ids"].size(1)
+    extra = bucket_length(width) - width
+    if extra == 0:
+        return batch
+    fill = {"input_ids": pad_id, "attention_mask": 0, "position_ids": 0, "labels": ignore}
+    padded = dict(batch)
+    for key, value in fill.items():
+        if key in batch:
+            tensor = batch[key]
+            left = torch.full((tensor.size(0), extra), value, dtype=tensor.dtype)
+            padded[key] = torch.cat([left, tensor], dim=1)
+    return padded
