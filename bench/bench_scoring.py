@@ -7,6 +7,11 @@ on the same model and prompts, checks the two pick the same labels, and prints t
 
     python bench/bench_scoring.py [--model-dir resources/models/smollm2-135m] [--n 64]
         [--quantization 8bit|4bit|none] [--batch-size 16] [--threads 2]
+        [--batch-sizes 4 8 16 32 64]
+
+--batch-sizes also times the batched scorer at each of those batch sizes (interleaved, best of
+three) and prints prompts/s and the ratio to --batch-size: the evaluation's batch size is the
+fastest of these on the machine.
 
 The default model is prepared with adaptune.models.prepare_model when it is missing. Not a test:
 timings depend on the machine and its load.
@@ -40,6 +45,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[])
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -91,6 +97,17 @@ def main(argv=None) -> None:
     print(f"batched scorer:                                     {batched_s:.2f} s "
           f"({len(prompts) / batched_s:.1f} prompts/s)")
     print(f"speed-up: {reference_s / batched_s:.1f}x; same predicted label on {agree:.0%} of prompts")
+    if args.batch_sizes:
+        best = {size: float("inf") for size in args.batch_sizes}
+        for _ in range(3):  # rounds, the sizes interleaved: a burst of load hits all alike
+            for size in args.batch_sizes:
+                start = time.perf_counter()
+                these = ScoringSettings(size, args.max_length)
+                score_labels(model, tokenizer, prompts, labels, these)
+                best[size] = min(best[size], time.perf_counter() - start)
+        for size, seconds in best.items():
+            print(f"batch {size:>4}: {len(prompts) / seconds:.1f} prompts/s, "
+                  f"{batched_s / seconds:.2f}x batch {args.batch_size}")
 
 
 if __name__ == "__main__":

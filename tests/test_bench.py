@@ -108,3 +108,40 @@ def test_bf16_probe_measures_both_dtypes(one_thread):
     bf16 = matmul_gflops(torch.bfloat16, shape=(64, 64, 64), seconds=0.02)
     assert fp32 > 0 and bf16 > 0
 
+
+
+def test_bench_compile_prints_eager_and_compiled_rows_with_consistent_ratios(tmp_path, tiny_llama):
+    """bench_compile.py on a tiny Llama, fp32 only: an eager and a compiled row, samples/s and
+    the compiled/eager ratio consistent with the seconds per step it prints, the cache in the
+    folder given."""
+    import json
+    import shutil
+
+    from conftest import write_reference_csvs
+
+    model = shutil.copytree(tiny_llama, tmp_path / "model")
+    (model / "adaptune_model.json").write_text(json.dumps({
+        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
+    write_reference_csvs(tmp_path / "split", per_class=8)
+    for part in ("train", "val"):
+        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "split")}
+    script = str(ROOT / "bench/bench_compile.py")
+    done = subprocess.run([sys.executable, script, "--model-dir", str(model), "--precisions",
+                           "32-true", "--rounds", "1", "--steps", "1", "--threads", "1",
+                           "--quick", "--cache", str(tmp_path / "cache")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {}
+    for name in ("32-true, eager", "32-true, compiled"):
+        pattern = rf"^{re.escape(name)}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)x"
+        row = re.search(pattern, done.stdout, re.M)
+        assert row, f"no {name} row in:\n{done.stdout}"
+        rows[name] = [float(v) for v in row.groups()]
+    eager_s = rows["32-true, eager"][0]
+    for seconds, rate, _first, vs_eager in rows.values():
+        assert rate == pytest.approx(4 / seconds, abs=0.01 + 0.02 * rate)
+        assert vs_eager == pytest.approx(eager_s / seconds, abs=0.01 + 0.02 * vs_eager)
+    assert any((tmp_path / "cache").iterdir())

@@ -14,10 +14,11 @@ from adaptune.precision import CANDIDATES, MARGIN, autocast_dtype, cuda_mixed_pr
 log = logging.getLogger(__name__)
 
 
-def candidate_step(settings, model_dir, rows, precision: str):
+def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = False):
     """A function that runs one training step of `precision` on the next batch of `rows`: the
     model as adaptune.training builds it (approach, quantization, batch size, max_length of
-    `settings`), the loss of its LightningModule, AdamW, bf16-mixed under autocast."""
+    `settings`), the loss of its LightningModule, AdamW, bf16-mixed under autocast. `compiled`:
+    the model compiled by inductor (adaptune.compilation), batches padded to length buckets."""
     import torch
 
     from adaptune.acceleration import prepare_for_training
@@ -36,6 +37,11 @@ def candidate_step(settings, model_dir, rows, precision: str):
     collate = Collator(pad_token_id(tokenizer))
     size = settings.batch_size
     data = [collate([examples[i] for i in order[j:j + size]]) for j in range(0, len(order) - size + 1, size)]
+    if compiled:
+        from adaptune.compilation import compile_model, pad_to_bucket
+
+        model = compile_model(model)
+        data = [pad_to_bucket(batch, pad_token_id(tokenizer)) for batch in data]
     return _step(model, data, precision)
 
 
