@@ -135,9 +135,10 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
             "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
             "mlp_modules": ["fc_in", "fc_out"],
         }},
-        # fp32: no bf16 timing probe per job; one validation pass per epoch.
+        # fp32 and eager: no hardware job; one validation pass per epoch.
         "training": {"max_length": 64, "styles": ["instruction"], "quantizations": ["8bit"],
-                     "precision": "32-true", "val_checks_per_epoch": 1, "approaches": {
+                     "precision": "32-true", "compile": False, "val_checks_per_epoch": 1,
+                     "approaches": {
             "layernorm": one_epoch, "lora_attention": one_epoch, "lora_all": one_epoch,
         }},
         "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1], "quantization": "8bit"}},

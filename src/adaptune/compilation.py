@@ -17,6 +17,11 @@ from pathlib import Path
 
 # Padded prompt lengths (tokens): training prompts average 51 tokens, p99 82, max 108.
 BUCKETS = (32, 64, 96, 128)
+# Graphs one process may compile before dynamo falls back to eager for new shapes: every bucket
+# in training and in validation (eval mode and no_grad guard a graph of their own), with room.
+RECOMPILE_LIMIT = 32
+# Compiled graphs per approach and bucket in a study: the training step's and validation's.
+GRAPHS_PER_BUCKET = 2
 
 
 def cpu_key() -> str:
@@ -70,6 +75,9 @@ def bucket_length(length: int, buckets: tuple[int, ...] = BUCKETS) -> int:
 def compile_model(model):
     """The model's forward compiled by inductor, in place (parameters and state dict unchanged),
     with fixed shapes: the buckets bound how many graphs a study compiles."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
     model.compile(backend="inductor", dynamic=False)
     return model
 
@@ -100,3 +108,39 @@ def pad_to_bucket(batch: dict, pad_id: int, ignore: int = -100) -> dict:
             left = torch.full((tensor.size(0), extra), value, dtype=tensor.dtype)
             padded[key] = torch.cat([left, tensor], dim=1)
     return padded
+
+
+def buckets_reached(lengths) -> list[int]:
+    """The buckets that prompts of these token lengths fall into (each a compiled shape)."""
+    return sorted({bucket_length(n) for n in lengths})
+
+
+def decide(eager_s: float, compiled_s: float, compile_s: float, graphs: int, study_steps: int,
+           margin: float) -> dict:
+    """Whether compiling pays in a study: the time it saves over the study's training steps
+    against the compilation it costs, `compile_s` (one cold graph's) times the graphs the study
+    compiles once in its shared cache. A compiled step must also be `margin` times as fast as
+    an eager one, as a precision must be: a small win is within a shared machine's noise."""
+    speedup = eager_s / compiled_s
+    saved_s = (eager_s - compiled_s) * study_steps
+    cost_s = compile_s * graphs
+    choice = speedup >= margin and saved_s > cost_s
+    reason = (f"compiled steps {speedup:.2f}x eager's speed save {saved_s:.0f} s over the "
+              f"study's {study_steps} steps; compiling {graphs} graphs costs about {cost_s:.0f} s")
+    return {"choice": choice, "eager_s_per_step": round(eager_s, 4),
+            "compiled_s_per_step": round(compiled_s, 4), "speedup": round(speedup, 3),
+            "compile_s_per_graph": round(compile_s, 1), "graphs": graphs,
+            "study_steps": study_steps, "saved_s": round(saved_s), "cost_s": round(cost_s),
+            "reason": ("compile: " if choice else "eager: ") + reason}
+
+
+def resolve(setting: bool | str, decision_file: str | os.PathLike | None = None) -> bool:
+    """Whether a job compiles: true or false as the config says; auto as the hardware rule's
+    decision file says (its `compile` record), eager where there is none."""
+    if setting != "auto":
+        return bool(setting)
+    if decision_file is None:
+        return False
+    from adaptune.precision import read_decision
+
+    return bool(read_decision(decision_file).get("compile", {}).get("choice", False))

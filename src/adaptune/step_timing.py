@@ -12,6 +12,9 @@ from pathlib import Path
 from adaptune.precision import CANDIDATES, MARGIN, autocast_dtype, cuda_mixed_precision, decide
 
 log = logging.getLogger(__name__)
+# bf16 matmuls below this fraction of fp32's rate are emulated in software (an AVX2 CPU: about
+# 1 GFLOP/s against 70 at one thread); natively they run at 0.5x (AVX-512) to 4x fp32's.
+EMULATED = 0.25
 
 
 def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = False):
@@ -43,6 +46,49 @@ def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = F
         model = compile_model(model)
         data = [pad_to_bucket(batch, pad_token_id(tokenizer)) for batch in data]
     return _step(model, data, precision)
+
+
+def time_compile(settings, train_prompts, model_dir, precision: str, study_steps: int,
+                 approaches: int, margin: float = MARGIN, rounds: int = 3, steps: int = 2) -> dict:
+    """Whether compiling pays (adaptune.compilation.decide), from eager against compiled steps
+    of `precision` on prompts of the most common length bucket (one compiled graph), the first
+    compiled step's extra time taken as one graph's compile time. The graphs of the study are
+    `approaches` times the buckets its training prompts reach, times training and validation."""
+    from adaptune import compilation
+    from transformers import AutoTokenizer
+
+    from adaptune.prompts import read_prompts
+    from adaptune.training_data import encode_rows
+
+    rows = read_prompts(train_prompts, settings.labels)
+    examples = encode_rows(AutoTokenizer.from_pretrained(model_dir), rows, settings.labels, settings.max_length,
+                           settings.truncation_side)
+    lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
+    buckets = compilation.buckets_reached(lengths)
+    common = max(buckets, key=[compilation.bucket_length(n) for n in lengths].count)
+    rows = [r for r, n in zip(rows, lengths) if compilation.bucket_length(n) == common]
+    rows = rows[: 8 * settings.batch_size]
+    eager = candidate_step(settings, model_dir, rows, precision)
+    eager()
+    start = time.perf_counter()
+    eager()
+    eager_first = time.perf_counter() - start
+    try:  # a model inductor cannot compile (a quantized layer, say) trains eagerly
+        compiled = candidate_step(settings, model_dir, rows, precision, compiled=True)
+        start = time.perf_counter()
+        compiled()  # compiles the bucket's graph (or loads it from the study's cache)
+    except Exception as error:  # noqa: BLE001 (inductor raises many kinds)
+        log.warning("compiling failed: %s", error)
+        return {"choice": False, "reason": f"eager: compiling failed ({type(error).__name__})"}
+    compile_s = max(0.0, time.perf_counter() - start - eager_first)
+    seconds = interleaved_seconds({"eager": eager, "compiled": compiled}, rounds, steps)
+    record = compilation.decide(statistics.median(seconds["eager"]),
+                                statistics.median(seconds["compiled"]), compile_s,
+                                approaches * len(buckets) * compilation.GRAPHS_PER_BUCKET,
+                                study_steps, margin)
+    record["buckets"] = buckets
+    log.info("%s", record["reason"])
+    return record
 
 
 def time_candidates(settings, train_prompts, model_dir, candidates=CANDIDATES, rounds: int = 5,
@@ -102,8 +148,12 @@ def _step(model, batches, precision):
 
 
 def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds: int = 5,
-                       steps: int = 2, margin: float = MARGIN) -> dict:
-    """The decision record: machine, torch, per-candidate timings and the choice."""
+                       steps: int = 2, margin: float = MARGIN, candidates=CANDIDATES,
+                       compile_plan: dict | None = None) -> dict:
+    """The decision record: machine, torch, per-candidate timings and the choice; with
+    `compile_plan` ({"study_steps", "approaches", "cache"}) also whether to compile (time_compile).
+    A bf16 candidate is not timed where bf16 matmuls run below EMULATED of fp32's rate (bf16
+    emulated in software): its step cannot win, and timing it costs a minute."""
     import torch
 
     from adaptune.acceleration import matmul_gflops
@@ -119,11 +169,37 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
         record.update(device=torch.cuda.get_device_name(), choice=on_gpu,
                       reason=f"a CUDA GPU of compute capability {capability}: {on_gpu}, not timed "
                              "(bf16 from 8.0, where it is native; fp16 below)")
+        if compile_plan is not None:
+            record["compile"] = {"choice": False, "reason": "eager: compilation is not timed on a GPU"}
         return record
     record["device"] = "cpu"
-    record["matmul_gflops"] = {name: round(matmul_gflops(dtype), 1) for name, dtype in
-                               (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
-    seconds = time_candidates(settings, train_prompts, model_dir, rounds=rounds, steps=steps)
+    rates = {name: round(matmul_gflops(dtype), 1) for name, dtype in
+             (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
+    record["matmul_gflops"] = rates
+    if len(candidates) > 1 and rates["bfloat16"] < EMULATED * rates["float32"]:
+        record["not_timed"] = {name: f"bf16 matmul {rates['bfloat16']} GFLOP/s is below "
+                                     f"{EMULATED:.0%} of fp32's {rates['float32']}: emulated"
+                               for name in candidates if name != "32-true"}
+        candidates = [name for name in candidates if name == "32-true"]
+    if len(candidates) == 1:  # nothing to compare: the config's precision, or fp32
+        record.update(choice=candidates[0], reason=f"{candidates[0]}: the only candidate")
+    else:
+        _time_and_choose(record, settings, train_prompts, model_dir, candidates, rounds, steps,
+                         margin)
+    log.info("precision: %s", record["reason"])
+    if compile_plan is not None:
+        from adaptune.compilation import use_cache
+
+        use_cache(compile_plan["cache"])  # the graph compiled here serves the training jobs
+        record["compile"] = time_compile(settings, train_prompts, model_dir, record["choice"],
+                                         compile_plan["study_steps"], compile_plan["approaches"],
+                                         margin)
+    return record
+
+
+def _time_and_choose(record, settings, train_prompts, model_dir, candidates, rounds, steps, margin):
+    """Times the candidates into `record` and sets its choice and reason."""
+    seconds = time_candidates(settings, train_prompts, model_dir, candidates, rounds=rounds, steps=steps)
     choice, speedups = decide(seconds, margin)
     record["candidates"] = {
         name: {"seconds_per_step": [round(t, 4) for t in times],
@@ -138,5 +214,3 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
                         if choice != "32-true" else
                         f"32-true: no candidate was {margin:.2f}x fp32's speed or more "
                         f"(best {best} at {speedups[best]:.2f}x)")
-    log.info("precision: %s", record["reason"])
-    return record

@@ -43,7 +43,8 @@ VAL_SCORES = "val_scores.csv"
 # Settings that say how a run is carried out, not what it trains: kept out of the run's
 # fingerprint and of the rules' params, so that adding a time limit after a timeout, or changing
 # how often checkpoints are written, neither deletes a run's checkpoints nor reruns its cell.
-RUN_CONTROL_KEYS = ("max_time", "checkpoint_every_n_steps", "log_every_n_steps")
+RUN_CONTROL_KEYS = ("max_time", "checkpoint_every_n_steps", "log_every_n_steps", "compile",
+                    "compile_cache")
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,10 @@ class TrainSettings:
     # step is batch_size x accumulate_grad_batches x devices.
     devices: int = 1
     strategy: str = "auto"
+    # torch.compile the model (true, false, or auto: the hardware rule's timed decision) with
+    # inductor's caches in compile_cache, shared by a study's jobs (adaptune.compilation).
+    compile: bool | str = _TRAINING["compile"]
+    compile_cache: str = "resources/compile-cache"
 
     def __post_init__(self):
         _check(self.approach in APPROACHES, "approach", self.approach, f"one of {list(APPROACHES)}")
@@ -131,6 +136,7 @@ class TrainSettings:
         _check(_number(self.warmup_ratio) and 0 <= self.warmup_ratio <= 1, "warmup_ratio", self.warmup_ratio, "in [0, 1]")
         _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
+        _check(self.compile in (True, False, "auto"), "compile", self.compile, "true, false or auto")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
         _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
@@ -213,6 +219,7 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
+    from adaptune import compilation
     from adaptune.acceleration import frozen_dtypes, prepare_for_training
     from adaptune.precision import lightning_precision
     from adaptune.prompts import read_prompts
@@ -240,13 +247,18 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     base_parameters = count_parameters(model)
     model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
+    compiled = compilation.resolve(settings.compile, precision_file)
+    if compiled:
+        compilation.use_cache(settings.compile_cache)
+        compilation.compile_model(model)
     trainable = count_parameters(model, trainable_only=True)
     log.info("%s on %s (%s): %d trainable parameters of %d", settings.approach, entry.get("name"),
              settings.quantization, trainable, count_parameters(model))
     data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
                             settings.batch_size, settings.max_length, settings.seed,
                             truncation_side=settings.truncation_side,
-                            samples_per_step=effective_batch_size(settings))
+                            samples_per_step=effective_batch_size(settings),
+                            pad_to_buckets=compiled)
     trainer_module = training_module(settings.approach)  # the approach's LightningModule
     module = trainer_module(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer(stopwatch)
@@ -317,6 +329,9 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         summary["frozen_weight_dtypes"] = frozen_dtypes(module.model)
         summary["final_val_examples_per_second"] = round(len(data.val_ids) / max(module.val_seconds, 1e-9), 3)
         summary["torch_threads"] = torch.get_num_threads()
+        summary["compiled"] = compiled
+        if compiled:
+            summary["compile_cache"] = compilation.cache_counters()
         write_json(tmp / "summary.json", summary)
     return summary
 

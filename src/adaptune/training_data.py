@@ -76,10 +76,12 @@ def encode_rows(tokenizer, rows: list[dict], labels, max_length: int,
 
 
 class Collator:
-    """Left-pad a list of examples into input_ids, attention_mask, position_ids and labels."""
+    """Left-pad a list of examples into input_ids, attention_mask, position_ids and labels;
+    with `buckets`, further to adaptune.compilation's length buckets (a compiled model's shapes)."""
 
-    def __init__(self, pad_token_id: int):
+    def __init__(self, pad_token_id: int, buckets: bool = False):
         self.pad_token_id = pad_token_id
+        self.buckets = buckets
 
     def __call__(self, batch: list[Example]) -> dict[str, torch.Tensor]:
         layout = left_padded([e.prompt_ids + e.completion_ids for e in batch], self.pad_token_id)
@@ -87,6 +89,11 @@ class Collator:
         for i, example in enumerate(batch):
             n = len(example.completion_ids)
             labels[i, labels.size(1) - n:] = torch.tensor(example.completion_ids)
+        if self.buckets:
+            from adaptune.compilation import pad_to_bucket
+
+            layout = pad_to_bucket({**layout, "labels": labels}, self.pad_token_id)
+            labels = layout.pop("labels")
         return {
             **layout,
             "labels": labels,
@@ -184,7 +191,8 @@ class PromptDataModule(pl.LightningDataModule):
 
     def __init__(self, tokenizer, train_path: str | os.PathLike, val_path: str | os.PathLike,
                  labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None,
-                 truncation_side: str | None = None, samples_per_step: int | None = None):
+                 truncation_side: str | None = None, samples_per_step: int | None = None,
+                 pad_to_buckets: bool = False):
         super().__init__()
         self.tokenizer = tokenizer
         self.train_path, self.val_path = Path(train_path), Path(val_path)
@@ -194,7 +202,7 @@ class PromptDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.max_length = max_length
         self.seed = seed
-        self.collate = Collator(pad_token_id(tokenizer))
+        self.collate = Collator(pad_token_id(tokenizer), buckets=pad_to_buckets)
         self._resume: tuple[int, int] | None = None  # set when Lightning restores a checkpoint
         train_rows = read_prompts(self.train_path, self.labels)
         val_rows = read_prompts(self.val_path, self.labels)

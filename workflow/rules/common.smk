@@ -230,6 +230,8 @@ def sweep_params(approach):
 # The precision decision (written by the hardware job) and the training it times, the configured model's
 # heaviest enabled approach (the registry's last first) on the first style, quantization and seed.
 PRECISION_FILE = "results/hardware/precision.json"
+# inductor's caches, shared by every job of the study (adaptune.compilation).
+COMPILE_CACHE = "resources/compile-cache"
 _ENABLED = [a for a in reversed(APPROACHES) if config["training"]["approaches"][a]["enabled"]] or [
     APPROACHES[-1]
 ]
@@ -270,9 +272,48 @@ def precision_timing_params():
     }
 
 
+# Whether the hardware rule decides on compilation too (training.compile: auto).
+DECIDE_COMPILE = config["training"]["compile"] == "auto"
+
+
 def precision_decision(wildcards):
-    """The decision file as an input of the jobs that train or score, when precision is auto."""
-    return {"precision": PRECISION_FILE} if config["training"]["precision"] == "auto" else {}
+    """The decision file as an input of the jobs that train or score, when precision or
+    compilation is auto."""
+    return (
+        {"precision": PRECISION_FILE}
+        if config["training"]["precision"] == "auto" or DECIDE_COMPILE
+        else {}
+    )
+
+
+def study_training_steps():
+    """Optimizer steps of every training run of the study and its sweep (those that run): what
+    a compiled step's saving is multiplied by."""
+    training, sweep = config["training"], config["sweep"]
+    train_size = config["splits"]["train"]
+
+    def steps(approach, epochs):
+        section = training["approaches"][approach]
+        per_step = section["batch_size"] * training.get("accumulate_grad_batches", 1)
+        return epochs * -(-train_size // per_step)
+
+    cells = [s for s in RUNNING if s.finetuned]
+    total = sum(steps(s.method, training["approaches"][s.method]["epochs"]) for s in cells)
+    if sweep["enabled"]:
+        total += sum(steps(r["approach"], max(sweep["epochs"])) for r in sweep_runs())
+    return total
+
+
+def compile_plan():
+    """The hardware rule's compile plan (adaptune.step_timing.measure_and_decide), or None."""
+    if not DECIDE_COMPILE:
+        return None
+    approaches = {s.method for s in RUNNING if s.finetuned}
+    return {
+        "study_steps": study_training_steps(),
+        "approaches": max(1, len(approaches)),
+        "cache": COMPILE_CACHE,
+    }
 
 
 def prompt_template(wildcards):

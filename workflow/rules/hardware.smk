@@ -1,6 +1,7 @@
 # The training precision, decided once per study by timing a few real training steps of the
-# configured model under each candidate (adaptune.precision). Jobs read the choice from the
-# file only when training.precision is auto; an explicit precision skips this rule.
+# configured model under each candidate (adaptune.precision), and whether compiling pays
+# (adaptune.compilation). Jobs read the file only when training.precision or training.compile
+# is auto; where both are explicit this rule does not run.
 
 
 rule hardware:
@@ -22,5 +23,7 @@ rule hardware:
         gpu=int(config["gpu"]),
     params:
         settings=precision_timing_params(),
+        decide_precision=config["training"]["precision"] == "auto",
+        compile_plan=compile_plan(),
     script:
         "../scripts/hardware.py"

@@ -6,10 +6,21 @@ log_to(snakemake.log[0])
 import torch
 
 from adaptune.io import write_json
+from adaptune.precision import CANDIDATES
 from adaptune.step_timing import measure_and_decide
 from adaptune.training import TrainSettings
 
 torch.set_num_threads(snakemake.threads)
 settings = TrainSettings.from_params(snakemake.params.settings)
-record = measure_and_decide(settings, snakemake.input.train, snakemake.input.model, threads=torch.get_num_threads())
+# An explicit precision is the only candidate: the rule then decides on compilation alone.
+given = snakemake.config["training"]["precision"]
+candidates = CANDIDATES if snakemake.params.decide_precision else (given,)
+record = measure_and_decide(
+    settings,
+    snakemake.input.train,
+    snakemake.input.model,
+    threads=torch.get_num_threads(),
+    candidates=candidates,
+    compile_plan=snakemake.params.compile_plan,
+)
 write_json(snakemake.output[0], record)
