@@ -501,3 +501,24 @@ def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, ex
 def test_lr_schedule_must_be_known():
     with pytest.raises(ValueError, match="lr_schedule: got 'cosine'"):
         settings("layernorm", lr_schedule="cosine")
+
+
+def test_epoch_orders_come_from_a_seed_sequence_of_seed_and_epoch():
+    """Seed s's second epoch is not seed s+1's first (as it was under seed + epoch), no two of
+    a few seeds' epochs share an order, and each order is the same when drawn again."""
+    import random
+
+    from adaptune.training_data import LengthGroupedSampler
+
+    lengths = [random.Random(2).randint(20, 100) for _ in range(160)]
+
+    def order(seed, epoch):
+        sampler = LengthGroupedSampler(lengths, 8, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert order(42, 1) != order(43, 0)
+    orders = [tuple(order(seed, epoch)) for seed in range(40, 46) for epoch in range(4)]
+    assert len(set(orders)) == len(orders)
+    assert order(42, 1) == order(42, 1)
+    assert sorted(order(42, 1)) == list(range(160))
