@@ -522,3 +522,45 @@ def test_epoch_orders_come_from_a_seed_sequence_of_seed_and_epoch():
     assert len(set(orders)) == len(orders)
     assert order(42, 1) == order(42, 1)
     assert sorted(order(42, 1)) == list(range(160))
+
+
+def _wsd_rates(epochs, steps_per_epoch=10, warmup_ratio=0.2, decay_ratio=0.3):
+    """The rate after each step of the module's real optimizer and wsd scheduler."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from adaptune.training_module import CompletionLM
+
+    module = CompletionLM(torch.nn.Linear(4, 4), settings(
+        "layernorm", learning_rate=0.01, warmup_ratio=warmup_ratio, lr_schedule="wsd",
+        decay_ratio=decay_ratio), [[0], [1], [2]])
+    module._trainer = SimpleNamespace(estimated_stepping_batches=steps_per_epoch * epochs,
+                                      max_epochs=epochs)
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = [round(optimizer.param_groups[0]["lr"], 8)]
+    for _ in range(steps_per_epoch * epochs):
+        optimizer.step()
+        scheduler.step()
+        rates.append(round(optimizer.param_groups[0]["lr"], 8))
+    return rates[:-1]  # the rate of each of the run's steps
+
+
+def test_wsd_warms_up_holds_and_decays_to_zero_over_a_fraction_of_an_epoch():
+    """Warm-up 2 steps (0.2 of a 10-step epoch), the peak rate, a 3-step decay at the run's end;
+    a 3-epoch run agrees step for step with the 1- and 2-epoch runs until their decay starts,
+    so a shorter run is a branch of the longest one."""
+    one, two, three = _wsd_rates(1), _wsd_rates(2), _wsd_rates(3)
+    assert one == [0.005, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, round(0.01 * 2 / 3, 8),
+                   round(0.01 / 3, 8)]
+    assert three[-3:] == one[-3:] and two[-3:] == one[-3:]
+    assert two[:17] == three[:17] and one[:7] == two[:7]
+    assert two[7:10] == [0.01] * 3
+
+
+def test_wsd_needs_room_for_warmup_and_decay():
+    with pytest.raises(ValueError, match="do not fit in 10 steps"):
+        _wsd_rates(1, warmup_ratio=0.6, decay_ratio=0.5)
+    with pytest.raises(ValueError, match="decay_ratio: got 0"):
+        settings("layernorm", decay_ratio=0)

@@ -140,6 +140,12 @@ class CompletionLM(pl.LightningModule):
         warmup = round(s.warmup_ratio * total)
         if s.lr_schedule == "constant":
             schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup)
+        elif s.lr_schedule == "wsd":
+            from adaptune.schedule import wsd_multiplier
+
+            per_epoch = total // self.trainer.max_epochs
+            rate = wsd_multiplier(per_epoch, self.trainer.max_epochs, s.warmup_ratio, s.decay_ratio)
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
         else:
             schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
                                                        num_training_steps=total)
