@@ -33,6 +33,6 @@ def wsd_multiplier(steps_per_epoch: int, epochs: int, warmup_ratio: float, decay
             return (step + 1) / warmup
         if step < start:
             return 1.0
-        return max(0.0, (total - step) / decay)
+        return max(0.0, (total - step) / (decay + 1))  # every decay step below the peak
 
     return multiplier
