@@ -564,6 +564,10 @@ def test_wsd_needs_room_for_warmup_and_decay():
         _wsd_rates(1, warmup_ratio=0.6, decay_ratio=0.5)
     with pytest.raises(ValueError, match="decay_ratio: got 0"):
         settings("layernorm", decay_ratio=0)
+    # The schema's keys reach the settings from a rule's params.
+    made = TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 2,
+                                      "lr_schedule": "wsd", "decay_ratio": 0.2})
+    assert (made.lr_schedule, made.decay_ratio) == ("wsd", 0.2)
 
 
 def test_wsd_runs_of_one_and_two_epochs_agree_until_the_shorter_ones_decay(workspace, tmp_path):
