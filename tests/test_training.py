@@ -483,3 +483,96 @@ def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, ex
 def test_lr_schedule_must_be_known():
     with pytest.raises(ValueError, match="lr_schedule: got 'cosine'"):
         settings("layernorm", lr_schedule="cosine")
+
+
+def test_epoch_orders_come_from_a_seed_sequence_of_seed_and_epoch():
+    """Seed s's second epoch is not seed s+1's first (as it was under seed + epoch), no two of
+    a few seeds' epochs share an order, and each order is the same when drawn again."""
+    import random
+
+    from adaptune.training_data import LengthGroupedSampler
+
+    lengths = [random.Random(2).randint(20, 100) for _ in range(160)]
+
+    def order(seed, epoch):
+        sampler = LengthGroupedSampler(lengths, 8, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert order(42, 1) != order(43, 0)
+    orders = [tuple(order(seed, epoch)) for seed in range(40, 46) for epoch in range(4)]
+    assert len(set(orders)) == len(orders)
+    assert order(42, 1) == order(42, 1)
+    assert sorted(order(42, 1)) == list(range(160))
+
+
+def _wsd_rates(epochs, steps_per_epoch=10, warmup_ratio=0.2, decay_ratio=0.3):
+    """The rate after each step of the module's real optimizer and wsd scheduler."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from adaptune.training_module import CompletionLM
+
+    module = CompletionLM(torch.nn.Linear(4, 4), settings(
+        "layernorm", learning_rate=0.01, warmup_ratio=warmup_ratio, lr_schedule="wsd",
+        decay_ratio=decay_ratio), [[0], [1], [2]])
+    module._trainer = SimpleNamespace(estimated_stepping_batches=steps_per_epoch * epochs,
+                                      num_training_batches=steps_per_epoch,
+                                      accumulate_grad_batches=1, max_epochs=epochs)
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = [round(optimizer.param_groups[0]["lr"], 8)]
+    for _ in range(steps_per_epoch * epochs):
+        optimizer.step()
+        scheduler.step()
+        rates.append(round(optimizer.param_groups[0]["lr"], 8))
+    return rates[:-1]  # the rate of each of the run's steps
+
+
+def test_wsd_warms_up_holds_and_decays_to_zero_over_a_fraction_of_an_epoch():
+    """Warm-up 2 steps (0.2 of a 10-step epoch), the peak rate, a 3-step decay at the run's end;
+    a 3-epoch run agrees step for step with the 1- and 2-epoch runs until their decay starts,
+    so a shorter run is a branch of the longest one."""
+    one, two, three = _wsd_rates(1), _wsd_rates(2), _wsd_rates(3)
+    assert one == [0.005, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.0075, 0.005, 0.0025]
+    assert three[-3:] == one[-3:] and two[-3:] == one[-3:]
+    assert two[:17] == three[:17] and one[:7] == two[:7] and one[7] != two[7]
+    assert two[7:10] == [0.01] * 3 and (two[17], three[17]) == (0.0075, 0.01)
+
+
+def test_wsd_needs_room_for_warmup_and_decay():
+    with pytest.raises(ValueError, match="do not fit in 10 steps"):
+        _wsd_rates(1, warmup_ratio=0.6, decay_ratio=0.5)
+    with pytest.raises(ValueError, match="decay_ratio: got 0"):
+        settings("layernorm", decay_ratio=0)
+    # The schema's keys reach the settings from a rule's params.
+    made = TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 2,
+                                      "lr_schedule": "wsd", "decay_ratio": 0.2})
+    assert (made.lr_schedule, made.decay_ratio) == ("wsd", 0.2)
+
+
+def test_wsd_runs_of_one_and_two_epochs_agree_until_the_shorter_ones_decay(workspace, tmp_path):
+    """A real tiny run: 48 tweets in batches of 8 is 6 steps an epoch, 2 of warm-up and 2 of
+    decay. Stopped after 4 steps, where the 1-epoch run's decay starts, a 1-epoch and a 2-epoch
+    wsd run hold the same weights (same data order, same rates), so the longer run's state there
+    is the branch point of the shorter run. One step into the decay they differ."""
+    import torch
+
+    from adaptune import training
+    from adaptune.adapters import load_trained
+
+    def weights(epochs, steps):
+        out = tmp_path / f"{epochs}-{steps}"
+        training.train(settings("layernorm", epochs=epochs, lr_schedule="wsd", warmup_ratio=0.34,
+                                decay_ratio=0.34, max_steps=steps, quantization="none",
+                                validate_first=False),
+                       workspace["train"], workspace["val"], workspace["model"], out)
+        model, _, _ = load_trained(out / "adapter", workspace["model"])
+        return {n: p.detach().clone() for n, p in model.named_parameters()
+                if "norm" in n or "ln" in n}
+
+    one, two = weights(1, 4), weights(2, 4)
+    assert one and all(torch.equal(one[n], two[n]) for n in one)
+    one, two = weights(1, 5), weights(2, 5)
+    assert not all(torch.equal(one[n], two[n]) for n in one)

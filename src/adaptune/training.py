@@ -32,7 +32,7 @@ from adaptune.precision import PRECISIONS
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
 
 OPTIMIZERS = ("adamw", "adamw8bit")
-LR_SCHEDULES = ("linear", "constant")
+LR_SCHEDULES = ("linear", "constant", "wsd")
 # "auto": one process on one device; "ddp": Lightning's DDP, one process per device, each started
 # by re-running the script (so it works inside a Snakemake script job and any plain script).
 STRATEGIES = ("auto", "ddp")
@@ -91,6 +91,9 @@ class TrainSettings:
     # linear: warm-up then linear decay to zero; constant: warm-up then the peak rate throughout
     # (the reference study: constant, no warm-up).
     lr_schedule: str = _TRAINING["lr_schedule"]
+    # wsd: warm-up, the peak rate, then a linear decay to zero over this fraction of an epoch's
+    # steps at the run's end (warmup_ratio is then a fraction of an epoch too; see schedule.py).
+    decay_ratio: float = 0.1
     lora: LoraSettings | None = None
     seed: int = _TRAINING["seeds"][0]
     precision: str = _TRAINING["precision"]  # resolved by adaptune.precision.resolve when training starts
@@ -138,6 +141,8 @@ class TrainSettings:
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
         _check(self.compile in (True, False, "auto"), "compile", self.compile, "true, false or auto")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        _check(_number(self.decay_ratio) and 0 < self.decay_ratio <= 1, "decay_ratio",
+               self.decay_ratio, "in (0, 1]")
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
         _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
         _check(self.truncation_side in (None, "left", "right"), "truncation_side", self.truncation_side, "left or right")

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from adaptune.batches import left_padded, pad_token_id
 from adaptune.encoding import encode_completion, encode_prompts
 from adaptune.prompts import completion, read_prompts
+from adaptune.schedule import epoch_seed
 from adaptune.scoring import completion_ids
 
 IGNORE = -100
@@ -129,16 +130,9 @@ def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: 
     return [i for batch in length_grouped_batches(lengths, batch_size, seed, group) for i in batch]
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The shuffle seed of one epoch of one training seed, drawn from numpy's SeedSequence of
-    (seed, epoch): no two (seed, epoch) pairs share an order, as seed + epoch made seed s's
-    second epoch repeat seed s + 1's first and tied consecutive seeds together."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
 class LengthGroupedSampler(torch.utils.data.Sampler):
-    """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number
-    (Lightning calls set_epoch before each epoch).
+    """A new length-grouped shuffle every epoch, fixed by the seed and the epoch number through
+    schedule.epoch_seed (Lightning calls set_epoch before each epoch).
 
     The order is grouped by the examples of one optimizer step (`samples_per_step`: the batch
     times the micro-batches accumulated times the DDP processes), so a step sees the same
@@ -156,7 +150,8 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __iter__(self):
-        order = length_grouped_order(self.lengths, self.samples_per_step, epoch_seed(self.seed, self.epoch))
+        seed = epoch_seed(self.seed, self.epoch)
+        order = length_grouped_order(self.lengths, self.samples_per_step, seed)
         return iter(order[:len(self) * self.replicas][self.rank::self.replicas])
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ Macro-F1 is taken over the whole validation pass, as adaptune.metrics computes i
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytorch_lightning as pl
@@ -140,6 +141,14 @@ class CompletionLM(pl.LightningModule):
         warmup = round(s.warmup_ratio * total)
         if s.lr_schedule == "constant":
             schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup)
+        elif s.lr_schedule == "wsd":
+            from adaptune.schedule import wsd_multiplier
+
+            # Steps per epoch from the loader, not from total: max_steps may cut the run short.
+            t = self.trainer
+            per_epoch = math.ceil(t.num_training_batches / t.accumulate_grad_batches)
+            rate = wsd_multiplier(per_epoch, t.max_epochs, s.warmup_ratio, s.decay_ratio)
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
         else:
             schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
                                                        num_training_steps=total)
