@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="precision of the base weights (default: the one the adapter was trained with)")
     predict.add_argument("--output", type=Path,
                          help="write the predictions here (in --format, default csv) instead of printing")
-    predict.add_argument("--batch-size", type=int, default=16, help="texts per forward pass (default 16)")
+    predict.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (default 8)")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     predict.add_argument("--debug", "-v", action="store_true",
                          help="show the traceback of an input error too")
