@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--emulated-too", action="store_true",
+                        help="time the bf16 variants even where bf16 is emulated (slow)")
     parser.add_argument("--quick", action="store_true", help="the matmul peak from one small matmul (tests)")
     args = parser.parse_args()
 
@@ -62,7 +64,7 @@ def main() -> None:
     shapes = {"shapes": ((256, 576, 1536),), "repeats": 2} if args.quick else {}
     peaks = {dtype: benchlib.matmul_peak(dtype, **shapes) for dtype in ("float32", "bfloat16")}
     # As the hardware rule does: bf16 emulated in software (an AVX2 CPU) is not worth timing.
-    emulated = peaks["bfloat16"] < EMULATED * peaks["float32"]
+    emulated = peaks["bfloat16"] < EMULATED * peaks["float32"] and not args.emulated_too
     variants = {name: (settings, name, dtype) for name, dtype in CANDIDATE_DTYPE.items()
                 if not (emulated and dtype == "bfloat16")}
     variants["32-true, LoRA dropout 0.05"] = (replace(settings, lora=replace(settings.lora, dropout=0.05)),

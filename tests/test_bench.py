@@ -83,7 +83,8 @@ def test_profile_step_times_every_candidate_and_marks_the_pipelines_choice(tmp_p
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "split"), "ADAPTUNE_PRECISION_FILE": str(decision)}
     done = subprocess.run([sys.executable, str(ROOT / "bench/profile_step.py"), "--model-dir", str(model),
-                           "--rounds", "1", "--steps", "1", "--threads", "1", "--quick"],
+                           "--rounds", "1", "--steps", "1", "--threads", "1", "--quick",
+                           "--emulated-too"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
@@ -145,3 +146,31 @@ def test_bench_compile_prints_eager_and_compiled_rows_with_consistent_ratios(tmp
         assert rate == pytest.approx(4 / seconds, abs=0.01 + 0.02 * rate)
         assert vs_eager == pytest.approx(eager_s / seconds, abs=0.01 + 0.02 * vs_eager)
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_parallel_jobs_compares_one_job_with_paired_jobs(tmp_path, tiny_llama):
+    """parallel_jobs.py on a tiny Llama: a row per kind with both throughputs and their ratio."""
+    import json
+    import shutil
+
+    from conftest import write_reference_csvs
+
+    model = shutil.copytree(tiny_llama, tmp_path / "model")
+    (model / "adaptune_model.json").write_text(json.dumps({
+        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
+    write_reference_csvs(tmp_path / "split", per_class=8)
+    for part in ("train", "val"):
+        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
+           "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "split")}
+    done = subprocess.run([sys.executable, str(ROOT / "bench/parallel_jobs.py"), "--model-dir",
+                           str(model), "--steps", "4", "--rounds", "1"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for kind in ("train", "score"):
+        row = re.search(rf"^{kind}\s+([\d.]+) /s\s+([\d.]+) /s\s+([\d.]+)x$", done.stdout, re.M)
+        assert row, f"no {kind} row in:\n{done.stdout}"
+        one, paired, ratio = map(float, row.groups())
+        assert one > 0 and paired > 0
+        assert ratio == pytest.approx(paired / one, abs=0.01 + 0.02 * ratio)

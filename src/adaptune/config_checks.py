@@ -93,25 +93,38 @@ def check_approaches(config: dict) -> None:
 
 
 def check_tuning(config: dict) -> None:
-    """The tuned study: the sweep runs, and its epoch-e score stands for an e-epoch run, which
-    holds only when the learning rate does not depend on the run's length."""
+    """The tuned study: the sweep runs, its epoch-e score stands for an e-epoch run, and its
+    seeds are not the study's. The first holds under wsd (each shorter run is branched off the
+    long one with its own decay: adaptune.decay_branches) or under a constant rate without
+    warm-up (a score inside the long run is then the shorter run's)."""
     where = "config.yaml: sweep.tune_study is true, but"
     if not config["sweep"]["enabled"]:
         raise ValueError(f"{where} sweep.enabled is false; the sweep chooses the settings")
-    if config["training"]["lr_schedule"] != "constant":
+    schedule = config["training"]["lr_schedule"]
+    if schedule not in ("constant", "wsd"):
         raise ValueError(
-            f"{where} training.lr_schedule is {config['training']['lr_schedule']!r}; expected "
-            "constant (the sweep scores epoch e inside one longer run, which equals an e-epoch "
-            "run only when the rate does not decay with the run's length)"
+            f"{where} training.lr_schedule is {schedule!r}; expected wsd or constant (the sweep "
+            "scores every epoch count from one run per rate, which stands for the shorter runs "
+            "only when they are its prefix: wsd, whose shorter runs are branched off with their "
+            "own decay, or a constant rate)"
         )
     approaches = config["training"]["approaches"]
     warm = [
         a for a, section in approaches.items() if section["enabled"] and section["warmup_ratio"] > 0
     ]
-    if warm:
+    if schedule == "constant" and warm:
         raise ValueError(
             f"{where} training.approaches.{warm[0]}.warmup_ratio is {approaches[warm[0]]['warmup_ratio']}; "
-            "expected 0 (a warm-up over a fraction of the run depends on the run's length)"
+            "expected 0 under a constant rate (a warm-up over a fraction of the run depends on "
+            "the run's length; under wsd it is a fraction of one epoch)"
+        )
+    # Checked for wsd studies: the published constant-rate study (configs/tuned.yaml) swept on
+    # two of its own seeds, which its reanalysis reports (docs/results/tuned).
+    shared = sorted(set(config["sweep"]["seeds"]) & set(config["training"]["seeds"]))
+    if shared and schedule == "wsd":
+        raise ValueError(
+            f"{where} sweep.seeds and training.seeds share {shared}; expected disjoint seeds "
+            "(a study run on a seed the sweep chose with would be scored on the draw it was tuned on)"
         )
     missing = [
         a

@@ -17,6 +17,8 @@ QUANTIZATIONS = ("8bit", "4bit", "none")
 SPLITS = ("train", "val", "test")
 # The headline split: its evaluation lies at the top of a system's directory.
 HEADLINE_SPLIT = "test"
+# A sweep run's branched shorter runs and their val scores (adaptune.decay_branches).
+BRANCHES_FILE = "branches.csv"
 
 
 def split_dir(directory: str | os.PathLike, split: str) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from adaptune.adapters import ADAPTER_FILE, make_trainable, save_adapter
 from adaptune.approaches import get as get_approach
 from adaptune.config import schema_defaults
 from adaptune.io import atomic_dir, write_csv, write_json
-from adaptune.names import APPROACHES, QUANTIZATIONS
+from adaptune.names import APPROACHES, BRANCHES_FILE, QUANTIZATIONS
 from adaptune.models import count_parameters, model_entry, model_fingerprint
 from adaptune.precision import PRECISIONS
 from adaptune.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
@@ -94,6 +95,9 @@ class TrainSettings:
     # wsd: warm-up, the peak rate, then a linear decay to zero over this fraction of an epoch's
     # steps at the run's end (warmup_ratio is then a fraction of an epoch too; see schedule.py).
     decay_ratio: float = 0.1
+    # Under wsd: the shorter epoch counts whose runs are branched off this one and scored on val
+    # (adaptune.decay_branches; the sweep's), written to branches.csv.
+    branch_epochs: tuple[int, ...] = ()
     lora: LoraSettings | None = None
     seed: int = _TRAINING["seeds"][0]
     precision: str = _TRAINING["precision"]  # resolved by adaptune.precision.resolve when training starts
@@ -139,6 +143,14 @@ class TrainSettings:
         _check(_number(self.warmup_ratio) and 0 <= self.warmup_ratio <= 1, "warmup_ratio", self.warmup_ratio, "in [0, 1]")
         _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
+        object.__setattr__(self, "branch_epochs", tuple(self.branch_epochs or ()))  # frozen
+        _check(all(isinstance(e, int) and 0 < e < self.epochs for e in self.branch_epochs),
+               "branch_epochs", list(self.branch_epochs), f"epoch counts below epochs ({self.epochs})")
+        if self.branch_epochs:
+            _check(self.lr_schedule == "wsd", "lr_schedule", self.lr_schedule,
+                   "wsd where branch_epochs is set (only its shorter runs are the long run's prefix)")
+            _check(self.accumulate_grad_batches == 1 and self.devices == 1, "branch_epochs",
+                   list(self.branch_epochs), "no branches with accumulate_grad_batches or devices > 1")
         _check(self.compile in (True, False, "auto"), "compile", self.compile, "true, false or auto")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
         _check(_number(self.decay_ratio) and 0 < self.decay_ratio <= 1, "decay_ratio",
@@ -267,6 +279,13 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     trainer_module = training_module(settings.approach)  # the approach's LightningModule
     module = trainer_module(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer(stopwatch)
+    branches = None
+    if settings.branch_epochs:
+        from adaptune.decay_branches import DecayBranches
+
+        per_epoch = math.ceil(len(data.train_examples) / settings.batch_size)
+        branches = DecayBranches(settings.branch_epochs, per_epoch, settings.warmup_ratio,
+                                 settings.decay_ratio)
 
     out_dir = Path(out_dir)
     if rank == 0:
@@ -304,7 +323,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             deterministic=True if not torch.cuda.is_available() else "warn",
             logger=logger,
             # tqdm rather than rich: it writes as it goes, also into a log file.
-            callbacks=[timer, saver, TQDMProgressBar(refresh_rate=settings.log_every_n_steps)],
+            callbacks=[timer, saver, TQDMProgressBar(refresh_rate=settings.log_every_n_steps),
+                       *([branches] if branches else [])],
             log_every_n_steps=settings.log_every_n_steps,
             val_check_interval=1.0 / settings.val_checks_per_epoch,
             enable_checkpointing=True,
@@ -325,6 +345,12 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         save_adapter(module.model, settings, model_dir, tmp / "adapter", data.completions)
         write_csv(tmp / "curves.csv", curves)
         write_csv(tmp / VAL_SCORES, final_val_scores(module, data, settings.labels))
+        if branches is not None:
+            from adaptune.decay_branches import RESULT_COLUMNS
+
+            import pandas as pd
+
+            write_csv(tmp / BRANCHES_FILE, pd.DataFrame(branches.results, columns=list(RESULT_COLUMNS)))
         summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
                            count_parameters(module.model), base_parameters, stopwatch)
         summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)

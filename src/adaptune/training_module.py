@@ -96,6 +96,29 @@ class CompletionLM(pl.LightningModule):
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
         self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
 
+    def score_loader(self, loader) -> dict[str, float]:
+        """val_loss, val_accuracy and val_macro_f1 of the model as it stands on every batch of
+        `loader`, as a validation pass logs them, without logging (adaptune.decay_branches)."""
+        from adaptune.metrics import macro_f1_rows
+
+        was_training = self.training
+        self.eval()
+        losses, sizes, choices, gold = [], [], [], []
+        with torch.no_grad():
+            for batch in loader:
+                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                logits = self.completion_logits(batch)
+                scores, _ = self.label_scores(logits, batch)
+                losses.append(float(self.completion_loss(logits, batch)))
+                sizes.append(batch["input_ids"].size(0))
+                choices.append(scores.argmax(-1).cpu())
+                gold.append(batch["label_index"].cpu())
+        self.train(was_training)
+        chosen, gold = torch.cat(choices).numpy(), torch.cat(gold).numpy()
+        f1 = macro_f1_rows(gold[None], chosen[None], len(self.label_ids))[0]
+        return {"val_loss": sum(l * n for l, n in zip(losses, sizes)) / sum(sizes),
+                "val_accuracy": float((chosen == gold).mean()), "val_macro_f1": float(f1)}
+
     @property
     def _distributed(self) -> bool:
         return self._trainer is not None and self.trainer.world_size > 1

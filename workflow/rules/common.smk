@@ -120,6 +120,19 @@ def sweep_runs():
     ]
 
 
+def sweep_extensions():
+    """Each swept approach's extension record (rule sweep_extend_<approach>)."""
+    approaches = sorted({run["approach"] for run in sweep_runs()})
+    return [f"results/sweep/{MODEL}/{a}/extension.json" for a in approaches]
+
+
+def sweep_template(approach):
+    """The params of a sweep run of `approach` but its learning rate and seed, for the runs
+    its extension job trains."""
+    cell = SimpleNamespace(rate="1", seed=str(config["sweep"]["seeds"][0]), model=MODEL)
+    return sweep_params(approach)(cell)
+
+
 def prompt_styles():
     """Styles that some stage uses, in a stable order."""
     used = list(config["training"]["styles"])
@@ -222,6 +235,12 @@ def sweep_params(approach):
             "epochs": max(sweep["epochs"]),
             "val_checks_per_epoch": 1,
             "validate_first": False,
+            # Under wsd the shorter runs are branched off this one (adaptune.decay_branches).
+            "branch_epochs": (
+                sorted(e for e in sweep["epochs"] if e < max(sweep["epochs"]))
+                if config["training"]["lr_schedule"] == "wsd"
+                else []
+            ),
         }
 
     return params

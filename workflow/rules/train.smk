@@ -90,10 +90,45 @@ for _approach in APPROACHES:
             "../scripts/train.py"
 
 
+# Where an approach's choice lies on an edge of its grid, this job trains one step past it and
+# chooses again (sweep.extend_steps times at most), itself: no Snakemake checkpoint, so a
+# finished sweep plans nothing (adaptune.sweep_extension).
+for _approach in APPROACHES:
+
+    rule:
+        name:
+            f"sweep_extend_{_approach}"
+        input:
+            unpack(precision_decision),
+            [run["curves"] for run in sweep_runs() if run["approach"] == _approach],
+            train=f"results/prompts/{SWEEP['style']}/train.jsonl",
+            val=f"results/prompts/{SWEEP['style']}/val.jsonl",
+            model=shared(f"resources/models/{MODEL}"),
+        output:
+            f"results/sweep/{MODEL}/{_approach}/extension.json",
+        log:
+            f"logs/sweep/{MODEL}/{_approach}/extension.log",
+        benchmark:
+            f"benchmarks/sweep/{MODEL}/{_approach}/extension.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: MODEL_THREADS
+        resources:
+            mem_mb=train_mem_mb(MODEL, SWEEP["quantization"]),
+            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
+        params:
+            template=sweep_template(_approach),
+            runs=[run for run in sweep_runs() if run["approach"] == _approach],
+            root=f"results/sweep/{MODEL}",
+        script:
+            "../scripts/sweep_extend.py"
+
+
 # The tuned study's cells take chosen.yaml as an input and read it when they run.
 rule sweep_summary:
     input:
         [run["curves"] for run in sweep_runs()],
+        extensions=sweep_extensions(),
     output:
         chosen=SWEEP_CHOSEN,
         csv=report(

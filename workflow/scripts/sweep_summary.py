@@ -7,6 +7,9 @@ from adaptune.logs import log_to
 log_to(snakemake.log[0])
 
 from adaptune.report.sweep import write_sweep  # noqa: E402
+from adaptune.sweep_extension import extension_runs  # noqa: E402
 
-write_sweep(list(snakemake.params.runs), list(snakemake.params.epochs), snakemake.output.csv,
-            snakemake.output.md, snakemake.output.chosen)
+# The grid's runs, then those its extension jobs added past an edge.
+runs = list(snakemake.params.runs) + extension_runs(snakemake.input.extensions)
+write_sweep(runs, list(snakemake.params.epochs), snakemake.output.csv, snakemake.output.md,
+            snakemake.output.chosen)

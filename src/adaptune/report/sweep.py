@@ -1,10 +1,11 @@
 """The sweep's tables and its choice: per approach, the learning rate and epochs whose val
 macro-F1, averaged over the sweep's seeds, is highest.
 
-Each sweep run trains one approach at one learning rate and seed for the largest epoch count,
-and scores the val split at the end of every epoch; the score after epoch e stands for an
-e-epoch run (exactly so under a constant learning rate without warm-up, which the tuned study
-requires). Ties go to fewer epochs, then to the lower learning rate: the cheaper setting."""
+Each sweep run trains one approach at one learning rate and seed for the largest epoch count.
+Under a constant learning rate without warm-up the val score at the end of epoch e stands for an
+e-epoch run; under wsd each shorter run is branched off with its own decay and scored
+(branches.csv beside the run's curves.csv, adaptune.decay_branches), and the run's own end is
+the longest. Ties go to fewer epochs, then to the lower learning rate: the cheaper setting."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd
 from adaptune.io import write_csv, write_text
 from adaptune.report.inputs import ReportInputError
 from adaptune.report.rendering import markdown_table
+from adaptune.names import BRANCHES_FILE
 from adaptune.tuning import edge_note, format_chosen, grid_edges
 
 POINT_COLUMNS = ("approach", "learning_rate", "epochs", "seed", "val_macro_f1", "val_accuracy", "curves")
@@ -45,6 +47,12 @@ def epoch_scores(curves_csv: str | Path, epochs: Sequence[int]) -> dict[int, dic
         row = ends.loc[epoch - 1]
         result[int(epoch)] = {"val_macro_f1": float(row["val_macro_f1"]),
                               "val_accuracy": float(row["val_accuracy"])}
+    branches = path.with_name(BRANCHES_FILE)
+    if branches.is_file():  # a wsd run: its shorter runs are the branches, not its epoch ends
+        for row in pd.read_csv(branches).itertuples(index=False):
+            if int(row.epochs) in result:
+                result[int(row.epochs)] = {"val_macro_f1": float(row.val_macro_f1),
+                                           "val_accuracy": float(row.val_accuracy)}
     return result
 
 
@@ -53,10 +61,14 @@ def sweep_tables(runs: Sequence[Mapping], epochs: Sequence[int]) -> tuple[pd.Dat
     epochs with the mean over seeds; `chosen` marks each approach's choice."""
     rows = []
     for run in runs:
-        for epoch, scores in epoch_scores(run["curves"], epochs).items():
+        # A run trained `epochs` long (the grid's extension) scores the epoch counts up to it.
+        scored = [e for e in epochs if e <= int(run.get("epochs", max(epochs)))]
+        for epoch, scores in epoch_scores(run["curves"], scored).items():
             rows.append({"approach": run["approach"], "learning_rate": float(run["learning_rate"]),
                          "epochs": epoch, "seed": int(run["seed"]), **scores, "curves": str(run["curves"])})
-    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    # A longer run's branches repeat points the grid has: the first run of a point counts.
+    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).drop_duplicates(
+        ["approach", "learning_rate", "epochs", "seed"], ignore_index=True)
     grouped = points.groupby(["approach", "learning_rate", "epochs"], sort=True)
     means = grouped.agg(seeds=("seed", "nunique"), val_macro_f1=("val_macro_f1", "mean"),
                         val_macro_f1_sd=("val_macro_f1", "std"),
@@ -78,6 +90,7 @@ def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_pat
                 chosen_path=None) -> pd.DataFrame:
     """Write the per-seed points (csv), the val curves and the choice (md) and, when
     `chosen_path` is given, the chosen settings (yaml). Returns the table of means."""
+    epochs = sorted(set(epochs) | {int(run["epochs"]) for run in runs if "epochs" in run})
     points, means = sweep_tables(runs, epochs)
     seeds = sorted(points["seed"].unique().tolist())
     points = points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
@@ -87,8 +100,8 @@ def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_pat
     curves = means.pivot_table(index=["approach", "learning_rate"], columns="epochs",
                                values="val_macro_f1").reset_index()
     curves.columns = ["approach", "learning rate", *[f"epoch {e}" for e in curves.columns[2:]]]
-    for column in curves.columns[2:]:
-        curves[column] = curves[column].map("{:.3f}".format)
+    for column in curves.columns[2:]:  # "—": a rate not trained that long
+        curves[column] = curves[column].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}")
     shown = means[means["chosen"]].assign(
         val_macro_f1=lambda t: t["val_macro_f1"].map("{:.3f}".format),
         sd=lambda t: t["val_macro_f1_sd"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),

@@ -1,0 +1,42 @@
+"""Extend one approach's sweep grid past the edge its choice lies on (adaptune.sweep_extension)."""
+
+import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
+
+from adaptune.logs import log_to
+
+log_to(snakemake.log[0])
+
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from adaptune.io import write_json  # noqa: E402
+from adaptune.report.sweep import sweep_tables  # noqa: E402
+from adaptune.sweep_extension import extend, run_folder  # noqa: E402
+from adaptune.training import TrainSettings, train  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+sweep = snakemake.config["sweep"]
+template = dict(snakemake.params.template)
+root = Path(snakemake.params.root)
+
+
+def train_run(run):
+    """Train one added run where the grid's runs live; a finished one is kept."""
+    grid_max = max(sweep["epochs"])
+    epochs = run["epochs"]
+    out = run_folder(root, template["approach"], run["learning_rate"], run["seed"],
+                     None if epochs == grid_max else epochs)
+    if not (out / "summary.json").is_file():
+        branch = [e for e in sweep["epochs"] if e < epochs] if template["branch_epochs"] else []
+        settings = TrainSettings.from_params({**template, "learning_rate": run["learning_rate"],
+                                              "seed": run["seed"], "epochs": epochs,
+                                              "branch_epochs": branch})
+        train(settings, snakemake.input.train, snakemake.input.val, snakemake.input.model, out,
+              precision_file=snakemake.input.get("precision"))
+    return out / "curves.csv"
+
+
+record = extend(template["approach"], list(snakemake.params.runs), list(sweep["epochs"]),
+                list(sweep["seeds"]), int(sweep["extend_steps"]), train_run, sweep_tables)
+write_json(snakemake.output[0], record)
