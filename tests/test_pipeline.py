@@ -161,7 +161,7 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
     import shutil
 
     from adaptune.cli import main
-    from adaptune.publish import current_section, published_studies, section
+    from adaptune.publish import NO_COMMIT, current_section, published_studies, section
 
     report = finished_pipeline.path("results/report")
     folder = tmp_path / "docs/results/tiny"
@@ -169,7 +169,11 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
     for name in ("summary.md", "summary.csv", "groups.csv", "paired_differences.csv"):
         assert (folder / name).read_bytes() == (report / name).read_bytes(), name
     run = json.loads((folder / "run.json").read_text())
-    assert len(run["commit"]) >= 40 and "core" in run["machine"]
+    assert "core" in run["machine"]
+    if run["commit"]:  # a git checkout
+        assert len(run["commit"]) >= 40 and "commit_note" not in run
+    else:  # a release archive: said, not left blank
+        assert run["commit_note"] == NO_COMMIT and "commit not recorded" in section(folder)
     assert run["run_time"]["jobs"] >= 10 and run["run_time"]["wall_time_s"] > 0
     jobs = pd.read_csv(folder / "jobs.csv")
     assert len(jobs) == run["run_time"]["jobs"] == len(list(finished_pipeline.path("benchmarks").rglob("*.tsv")))

@@ -111,15 +111,37 @@ def test_read_chosen_names_the_file_and_the_missing_approach(tmp_path):
         read_chosen(tmp_path / "absent.yaml", "layernorm")
 
 
-def test_tuning_needs_a_constant_rate_without_warm_up():
+def test_tuning_needs_a_schedule_whose_shorter_runs_the_sweep_can_score():
     """Checked in process as the Snakefile checks a config (conftest.refusal); the Snakemake
     run that shows this wiring is test_workflow's test_bad_config_stops_snakemake_before_any_job."""
     from conftest import refusal
 
     base = deep_update(tiny_pipeline_config(REPO / "no-model"), {"sweep": {"enabled": True, "tune_study": True}})
-    assert "training.lr_schedule is 'linear'; expected constant" in refusal(base)
+    assert "training.lr_schedule is 'linear'; expected wsd or constant" in refusal(base)
     warm = deep_update(base, {"training": {"lr_schedule": "constant"}})
-    assert "warmup_ratio is 0.1; expected 0" in refusal(warm)
+    assert "warmup_ratio is 0.1; expected 0 under a constant rate" in refusal(warm)
+    # Under wsd the warm-up is a fraction of one epoch: allowed; the seeds must differ.
+    wsd = deep_update(base, {"training": {"lr_schedule": "wsd", "seeds": [42, 43]},
+                             "sweep": {"seeds": [43, 1001]}})
+    assert "sweep.seeds and training.seeds share [43]; expected disjoint seeds" in refusal(wsd)
+    assert refusal(deep_update(wsd, {"sweep": {"seeds": [1001, 1002]}})) == ""
+
+
+def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
+    import yaml
+
+    from adaptune.systems import finetuned_systems
+    from conftest import refusal
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = deep_update(config, yaml.safe_load((REPO / "configs/decisive.yaml").read_text()))
+    assert refusal(config) == ""
+    cells = [s for s in finetuned_systems(config) if s.reason is None]
+    assert {(s.quantization, s.style) for s in cells} == {
+        ("none", "instruction"), ("none", "raw"), ("8bit", "instruction")}
+    assert len(cells) == 4 * 3 * 5
+    bad = deep_update(config, {"training": {"quantization_styles": {"8bit": ["shouty"]}}})
+    assert "training.quantization_styles.8bit: style(s) ['shouty'] are not in training.styles" in refusal(bad)
 
 
 @pytest.mark.slow

@@ -29,6 +29,16 @@ def check_config(config: dict) -> None:
                 f"config.yaml: {key}: unknown prompt style {style!r}; "
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
+    training = config["training"]
+    for quantization, styles in training.get("quantization_styles", {}).items():
+        key = f"config.yaml: training.quantization_styles.{quantization}"
+        if quantization not in training["quantizations"]:
+            raise ValueError(f"{key}: {quantization!r} is not in training.quantizations "
+                             f"{training['quantizations']}; expected one of them")
+        unknown = [s for s in styles if s not in training["styles"]]
+        if unknown:
+            raise ValueError(f"{key}: style(s) {unknown} are not in training.styles "
+                             f"{training['styles']}; expected some of them")
     if config["sweep"]["enabled"]:
         approaches = config["training"]["approaches"]
         sizes = {

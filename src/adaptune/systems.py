@@ -183,17 +183,21 @@ def _shots(k) -> str:
 # ------------------------------------------------------------------ the systems of a config
 
 def finetuned_systems(config: Mapping, model: str | None = None) -> list[System]:
-    """Every cell of the grid approach x style x quantization x seed x train-split draw; cells of
-    a disabled approach carry the key that turned them off."""
+    """Every cell of the grid approach x style x quantization x seed x train-split draw (a
+    quantization named in training.quantization_styles at those styles only); cells of a
+    disabled approach carry the key that turned them off."""
     training = config["training"]
     model = model or config["model"]
     draws = split_draws(config)
+    only = training.get("quantization_styles", {})  # quantizations trained at some styles only
     systems = []
     for approach in APPROACHES:
         reason = (None if training["approaches"][approach]["enabled"]
                   else f"training.approaches.{approach}.enabled is false")
         for style in training["styles"]:
             for quantization in training["quantizations"]:
+                if quantization in only and style not in only[quantization]:
+                    continue
                 for seed in training["seeds"]:
                     for draw in draws:
                         systems.append(System(approach, model, style, quantization, int(seed),

@@ -159,7 +159,14 @@ def reference_files(wildcards):
 # Out of the training rules' params: the grid's keys (wildcards), and the keys that say how a run
 # is carried out rather than what it trains (RUN_CONTROL_KEYS: the script reads them from the
 # config), so that adding a time limit after a timeout does not rerun a finished cell.
-TRAINING_EXCLUDED_KEYS = {"styles", "quantizations", "seeds", "split_seeds", "approaches"}
+TRAINING_EXCLUDED_KEYS = {
+    "styles",
+    "quantizations",
+    "quantization_styles",
+    "seeds",
+    "split_seeds",
+    "approaches",
+}
 TRAINING_EXCLUDED_KEYS |= set(RUN_CONTROL_KEYS)
 
 

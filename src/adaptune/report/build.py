@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptune.io import write_csv, write_json
+from adaptune import __version__
 from adaptune.provenance import git_commit, machine
 from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts, load_sweep_points
 from adaptune.report.rendering import Section, write_page
@@ -134,6 +135,7 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
                figure=os.path.relpath(outputs["forest"], outputs["summary_md"].parent))
     _write_val(val_runs, labels, shown, outputs)
     write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
+                                     "adaptune_version": __version__,
                                      "machine": machine(), "config": dict(config or {}),
                                      "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     sweep_points = load_sweep_points(sweep_csv) if sweep_csv else None
