@@ -61,10 +61,10 @@ def on_device(batch: dict, device) -> dict:
 def adaptune_step(model, tokenizer, rows, labels, precision: str, batch_size=4):
     """adaptune's step: completion-only loss from the last positions' logits, under `precision`
     (the very step adaptune.step_timing times for its decision)."""
-    from adaptune.step_timing import _step
+    from adaptune.step_timing import training_step_function
 
     batches = benchlib.adaptune_batches(tokenizer, rows, labels, batch_size, 96)
-    step = _step(model, batches, precision)
+    step = training_step_function(model, batches, precision)
     return (lambda: step().item()), batch_size
 
 

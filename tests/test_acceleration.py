@@ -202,10 +202,34 @@ def test_the_timing_runs_real_steps_of_every_candidate(workspace, one_thread):
     record = step_timing.measure_and_decide(settings(), workspace["train"], workspace["model"], threads=1,
                                           rounds=2, steps=1)
     assert record["choice"] in precision.CANDIDATES and record["reason"].startswith(record["choice"])
-    assert set(record["candidates"]) == set(precision.CANDIDATES)
+    # Every candidate is timed, or said untimed where this CPU emulates bf16.
+    assert set(record["candidates"]) | set(record.get("not_timed", {})) == set(precision.CANDIDATES)
+    timed_rounds = 2 if len(record["candidates"]) > 1 else 1
     for timing in record["candidates"].values():
-        assert len(timing["seconds_per_step"]) == 2 and all(t > 0 for t in timing["seconds_per_step"])
+        assert len(timing["seconds_per_step"]) == timed_rounds
+        assert all(t > 0 for t in timing["seconds_per_step"])
     assert record["matmul_gflops"]["float32"] > 0 and record["torch"] == torch.__version__
+
+
+def test_emulated_bf16_is_not_timed_and_compiling_is_decided(workspace, one_thread, monkeypatch,
+                                                            tmp_path):
+    """On a CPU whose bf16 matmuls crawl (as an AVX2-only one's do) only fp32 is timed; with a
+    compile plan the record also says, from real eager and compiled steps, whether to compile."""
+    from adaptune import acceleration
+
+    rates = {torch.float32: 100.0, torch.bfloat16: 1.0}
+    monkeypatch.setattr(acceleration, "matmul_gflops", lambda dtype, **_: rates[dtype])
+    plan = {"study_steps": 10, "approaches": 1, "cache": str(tmp_path / "cache")}
+    record = step_timing.measure_and_decide(settings(quantization="none"), workspace["train"],
+                                            workspace["model"], threads=1, rounds=2, steps=1,
+                                            compile_plan=plan)
+    assert set(record["not_timed"]) == {"bf16-base", "bf16-mixed"}
+    assert list(record["candidates"]) == ["32-true"] and record["choice"] == "32-true"
+    compiled = record["compile"]
+    assert compiled["study_steps"] == 10 and compiled["graphs"] == 2 * len(compiled["buckets"])
+    assert compiled["eager_s_per_step"] > 0 and compiled["compiled_s_per_step"] > 0
+    # Ten steps never pay for a compile.
+    assert compiled["choice"] is False and compiled["reason"].startswith("eager:")
 
 
 @pytest.mark.parametrize("arch", ["tiny_llama", "tiny_gptj"])

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from adaptune.metrics import _macro_f1_rows, classification_metrics, evaluation_record, system_info, write_evaluation
+from adaptune.metrics import macro_f1_from_hits, classification_metrics, evaluation_record, system_info, write_evaluation
 
 LABELS = ["hate", "offensive", "neutral"]
 
@@ -77,7 +77,7 @@ def test_vectorised_macro_f1_matches_sklearn_per_resample():
     p = rng.integers(0, 4, size=(20, 30))  # 3 = invalid
     p[0] = 3  # a resample with no valid prediction at all
     g[1] = 0  # a resample where two classes are absent from gold
-    ours = _macro_f1_rows(g, p, g == p, 3)
+    ours = macro_f1_from_hits(g, p, g == p, 3)
     for row in range(20):
         expected = f1_score(g[row], p[row], labels=[0, 1, 2], average="macro", zero_division=0)
         assert ours[row] == pytest.approx(expected)

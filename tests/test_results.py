@@ -74,12 +74,12 @@ def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
 
 
 def test_a_run_resumed_across_sessions_gives_its_running_time_before_its_span():
-    from adaptune.publish import _took
+    from adaptune.publish import took_text
 
     paused = {"run_time": {"jobs": 60, "wall_time_s": 30_000.0, "busy_time_s": 14_400.0}}
-    assert _took(paused) == ", 4.0 h of running (8.3 h from first job to last (60 jobs), pauses included)"
+    assert took_text(paused) == ", 4.0 h of running (8.3 h from first job to last (60 jobs), pauses included)"
     straight = {"run_time": {"jobs": 25, "wall_time_s": 3_000.0, "busy_time_s": 2_990.0}}
-    assert _took(straight) == ", 50 min from first job to last (25 jobs)"
+    assert took_text(straight) == ", 50 min from first job to last (25 jobs)"
 
 
 def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(tmp_path):

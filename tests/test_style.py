@@ -29,3 +29,19 @@ def test_no_test_file_imports_another():
                  for number, line in enumerate(path.read_text().splitlines(), start=1)
                  if re.match(r"\s*(from test_\w+ import|import test_\w+)", line)]
     assert not offenders, offenders
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A name that starts with "_" is its module's own: code elsewhere (the package, the
+    workflow's scripts, the benchmarks, the tests) imports only public names."""
+    import ast
+
+    offenders = []
+    for folder in ("src", "workflow", "bench", "tests"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("adaptune"):
+                    offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {alias.name}"
+                                  for alias in node.names
+                                  if alias.name.startswith("_") and alias.name != "__version__"]
+    assert not offenders, offenders

@@ -78,7 +78,7 @@ def _module_name(model, wanted, what: str) -> str:
 
 
 @contextmanager
-def _norms_accepted():
+def norms_accepted():
     """PEFT warns that norm layers are an 'unsupported layer type' when LN tuning wraps them or
     modules_to_save copies them; both are what is meant here."""
     with warnings.catch_warnings():
@@ -126,7 +126,7 @@ def make_trainable(model, settings, entry: dict):
             model.enable_input_require_grads()
 
     config = peft_config(model, settings, entry)
-    with _norms_accepted():
+    with norms_accepted():
         model = get_peft_model(model, config)
     approach = get(settings.approach)
     if approach.free is not None:
@@ -304,7 +304,7 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
     model, tokenizer = load_base(record["approach"], model_dir,
                                  quantization or record["quantization"], record["labels"],
                                  dtype=dtype, device=device)
-    with _norms_accepted():
+    with norms_accepted():
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     from adaptune.approaches import get
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adaptune.adapters import ADAPTER_FILE, AdapterError, _norms_accepted, is_exported, load_trained, read_record
+from adaptune.adapters import ADAPTER_FILE, AdapterError, norms_accepted, is_exported, load_trained, read_record
 from adaptune.io import atomic_dir, write_json
 
 DTYPES = ("float32", "bfloat16")
@@ -44,7 +44,7 @@ def export_model(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, dty
     # float32, 12 GB in bfloat16).
     model, tokenizer, _ = load_trained(adapter_dir, model_dir, quantization="none", device="cpu",
                                        dtype=getattr(torch, dtype))
-    with _norms_accepted(), torch.no_grad():
+    with norms_accepted(), torch.no_grad():
         merged = model.merge_and_unload()
     merged = merged.to(getattr(torch, dtype))
     # Only an earlier export is replaced: never the working directory, an adapter or a model.

@@ -158,7 +158,7 @@ def stratified_rows(rng: np.random.Generator, gold_idx: np.ndarray, count: int) 
 
 def macro_f1_rows(g: np.ndarray, p: np.ndarray, n_labels: int) -> np.ndarray:
     """Macro-F1 of each row of (gold, predicted) code arrays."""
-    return _macro_f1_rows(g, p, g == p, n_labels)
+    return macro_f1_from_hits(g, p, g == p, n_labels)
 
 
 def _bootstrap_intervals(gold_idx, pred_idx, n_labels, samples, seed):
@@ -173,12 +173,12 @@ def _bootstrap_intervals(gold_idx, pred_idx, n_labels, samples, seed):
         g, p = gold_idx[rows], pred_idx[rows]
         correct = g == p
         accuracies.append(correct.mean(axis=1))
-        macro_f1s.append(_macro_f1_rows(g, p, correct, n_labels))
+        macro_f1s.append(macro_f1_from_hits(g, p, correct, n_labels))
     accuracies, macro_f1s = np.concatenate(accuracies), np.concatenate(macro_f1s)
     return _percentiles(accuracies), _percentiles(macro_f1s)
 
 
-def _macro_f1_rows(g, p, correct, n_labels) -> np.ndarray:
+def macro_f1_from_hits(g, p, correct, n_labels) -> np.ndarray:
     """Macro-F1 of each row of resampled (gold, predicted) codes; F1 = 2TP / (gold + predicted),
     0 where a class is neither present nor predicted (sklearn's zero_division=0)."""
     scores = np.zeros(g.shape[0])

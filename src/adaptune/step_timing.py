@@ -45,7 +45,7 @@ def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = F
 
         model = compile_model(model)
         data = [pad_to_bucket(batch, pad_token_id(tokenizer)) for batch in data]
-    return _step(model, data, precision)
+    return training_step_function(model, data, precision)
 
 
 def time_compile(settings, train_prompts, model_dir, precision: str, study_steps: int,
@@ -119,7 +119,7 @@ def interleaved_seconds(step_of: dict, rounds: int, steps: int) -> dict[str, lis
     return times
 
 
-def _step(model, batches, precision):
+def training_step_function(model, batches, precision):
     """One training step on the next batch, the way Lightning runs adaptune's CompletionLM."""
     import itertools
     from contextlib import nullcontext
@@ -181,11 +181,11 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
                                      f"{EMULATED:.0%} of fp32's {rates['float32']}: emulated"
                                for name in candidates if name != "32-true"}
         candidates = [name for name in candidates if name == "32-true"]
-    if len(candidates) == 1:  # nothing to compare: the config's precision, or fp32
-        record.update(choice=candidates[0], reason=f"{candidates[0]}: the only candidate")
-    else:
-        _time_and_choose(record, settings, train_prompts, model_dir, candidates, rounds, steps,
-                         margin)
+    if len(candidates) == 1 and candidates[0] != "32-true":  # the config's: nothing to decide
+        record.update(choice=candidates[0], reason=f"{candidates[0]}: set by the config")
+    else:  # fp32 alone is timed once: its speed is on record
+        _time_and_choose(record, settings, train_prompts, model_dir, candidates,
+                         rounds if len(candidates) > 1 else 1, steps, margin)
     log.info("precision: %s", record["reason"])
     if compile_plan is not None:
         from adaptune.compilation import use_cache

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adaptune.metrics import _macro_f1_rows, macro_f1_rows, stratified_rows
+from adaptune.metrics import macro_f1_from_hits, macro_f1_rows, stratified_rows
 from adaptune.names import LOGLIK, score_column
 
 METRICS = ("accuracy", "macro_f1")
@@ -112,7 +112,7 @@ class Bootstrap:
                 for metric in metrics:
                     out[metric][start:start + chunk, run] = (
                         correct.mean(axis=1) if metric == "accuracy"
-                        else _macro_f1_rows(gold, p, correct, codes.n_labels))
+                        else macro_f1_from_hits(gold, p, correct, codes.n_labels))
         return out
 
     def draws(self, stream: int) -> np.random.Generator:
