@@ -22,6 +22,9 @@ from adaptune.systems import (
 )
 
 MODEL = config["model"]
+# Training jobs are the longest: scheduled before the others that are ready, so that two of them
+# run side by side and the short jobs (evaluation, few-shot) fill in and end the study.
+TRAINING_PRIORITY = 10
 # Torch threads of every job that runs the model (the rules' `threads`).
 MODEL_THREADS = config["threads"]
 
@@ -298,7 +301,7 @@ def precision_timing_params():
     }
 
 
-# Whether the hardware rule decides on compilation too (training.compile: auto).
+# Whether the hardware job also decides on compilation (training.compile is auto).
 DECIDE_COMPILE = config["training"]["compile"] == "auto"
 
 

@@ -35,6 +35,8 @@ for _approach in APPROACHES:
             f"logs/train/{TRAIN_CELL[_approach]}.log",
         benchmark:
             f"benchmarks/train/{TRAIN_CELL[_approach]}.tsv"
+        # The longest jobs first: evaluations and few-shot fill the other core and the tail.
+        priority: TRAINING_PRIORITY
         conda:
             "../../envs/train.yaml"
         threads: MODEL_THREADS
@@ -78,6 +80,7 @@ for _approach in APPROACHES:
             f"benchmarks/sweep/{{model}}/{_approach}/lr{{rate}}/seed{{seed}}.tsv"
         wildcard_constraints:
             rate="[0-9.e+-]+",
+        priority: TRAINING_PRIORITY
         conda:
             "../../envs/train.yaml"
         threads: MODEL_THREADS
@@ -119,7 +122,6 @@ for _approach in APPROACHES:
         params:
             template=sweep_template(_approach),
             runs=[run for run in sweep_runs() if run["approach"] == _approach],
-            root=f"results/sweep/{MODEL}",
         script:
             "../scripts/sweep_extend.py"
 

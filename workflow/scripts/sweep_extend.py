@@ -18,7 +18,7 @@ from adaptune.training import TrainSettings, train  # noqa: E402
 torch.set_num_threads(snakemake.threads)
 sweep = snakemake.config["sweep"]
 template = dict(snakemake.params.template)
-root = Path(snakemake.params.root)
+root = Path(snakemake.output[0]).parent.parent  # results/sweep/<model>, where the grid's runs live
 
 
 def train_run(run):
