@@ -147,7 +147,9 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
 @pytest.mark.slow
 def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
     """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
-    from one run), its summary, then the study cell trained at the chosen setting."""
+    from one run), its extension past the edge its choice lies on (up to sweep.extend_steps,
+    decided inside the sweep_extend job), its summary, then the study cell trained at the
+    chosen setting."""
     configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
     rates = [configured * 4, configured * 10]
     config = {
@@ -161,7 +163,12 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     # One thread per job, so that the two sweep runs overlap (their time is mostly start-up).
     pipeline.run(cell, "--set-threads", "sweep_layernorm=1", config=config)
     chosen = yaml.safe_load(pipeline.path("results/sweep/chosen.yaml").read_text())["layernorm"]
-    assert chosen["learning_rate"] in rates
+    extension = json.loads(pipeline.path("results/sweep/tiny-gptj/layernorm/extension.json").read_text())
+    added = [run["learning_rate"] for run in extension["runs"]]
+    # Two rates: every choice lies on an edge, so the job went past it at least once.
+    assert extension["steps"] and len(added) >= 1
+    assert chosen["learning_rate"] in rates + added
+    assert len(extension["steps"]) <= 2 and (extension["interior"] or len(extension["steps"]) == 2)
     summary = json.loads(pipeline.path(cell).read_text())
     trained = summary["provenance"]["config"]
     assert trained["learning_rate"] == chosen["learning_rate"] != configured
@@ -179,7 +186,8 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     # A new choice retrains the cell.
     chosen_file = pipeline.path("results/sweep/chosen.yaml")
     other = yaml.safe_load(chosen_file.read_text())
-    other["layernorm"]["learning_rate"] = next(rate for rate in rates if rate != chosen["learning_rate"])
+    other["layernorm"]["learning_rate"] = next(rate for rate in rates + added
+                                               if rate != chosen["learning_rate"])
     chosen_file.write_text(yaml.safe_dump(other))
     replanned = pipeline.run(evaluated, "-n", config=config)
     assert "train_layernorm" in replanned.stdout, replanned.stdout[-3000:]
