@@ -64,12 +64,13 @@ def test_gpu_jobs_ask_for_one_gpu_and_the_configured_threads_when_the_config_say
     assert all(threads == {1} for threads in planned_threads(plan).values())
 
 
-def test_no_job_asks_for_a_gpu_by_default_and_model_jobs_take_two_threads(default_plan):
+def test_no_job_asks_for_a_gpu_by_default_and_model_jobs_take_one_thread(default_plan):
     off = planned_resources(default_plan)
     assert GPU_RULES <= set(off)
     assert all(gpu_of(line) == 0 for lines in off.values() for line in lines)
     threads = planned_threads(default_plan)
-    assert all(threads[rule] == {2} for rule in GPU_RULES), threads
+    # One thread each (the config's `threads`): with --cores 2, two model jobs run at once.
+    assert all(threads[rule] == {1} for rule in GPU_RULES), threads
     assert threads["sample_splits"] == {1}
 
 
@@ -101,14 +102,17 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
     # The head's rules too, though the default study leaves it off.
     more_gpu_jobs = {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all", "train_head",
                      "sweep_head", "hardware"}
-    for rule in GPU_RULES | more_gpu_jobs:
+    # The sweep's extension jobs train sweep runs too, with a longer limit (their own anchor).
+    extend_jobs = {f"sweep_extend_{a}" for a in ("layernorm", "lora_attention", "lora_all", "head")}
+    for rule in GPU_RULES | more_gpu_jobs | extend_jobs:
         resources = profile["set-resources"][rule]
         assert (resources["slurm_partition"], resources["gpu_model"]) == ("<gpu-partition>", "<gpu-type>"), rule
     assert profile["default-resources"]["slurm_partition"] == "<cpu-partition>"
     # One place: the partition and GPU type are written once (an anchor the other GPU rules merge).
     text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
     assert text.count("<gpu-partition>") == text.count("<gpu-type>") == text.count("<cpu-partition>") == 1
-    assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) - 1 and gpu_job["runtime"] > 0
+    assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) and gpu_job["runtime"] > 0
+    assert text.count("{<<: *extend_job}") == len(extend_jobs) - 1
 
 
 def test_the_slurm_profile_plans_gpu_jobs_on_its_gpu_partition(planner, tmp_path):

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from training_helpers import settings, workspace  # noqa: F401 (a fixture)
 
-from adaptune.report.sweep import sweep_tables
+from adaptune.sweep_scores import sweep_tables
 from adaptune.sweep_extension import extend, extension_runs, grid_step, next_runs, run_folder
 from adaptune.training import train
 

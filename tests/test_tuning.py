@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from adaptune.report.inputs import ReportInputError
-from adaptune.report.sweep import epoch_scores, write_sweep
+from adaptune.report.sweep import write_sweep
+from adaptune.sweep_scores import SweepInputError, epoch_scores
 from adaptune.tuning import ChosenSettingsError, grid_edges, read_chosen
 
 from conftest import REPO, deep_update, tiny_pipeline_config
@@ -42,7 +43,7 @@ def test_epoch_scores_are_each_epochs_last_val_row_not_the_untrained_one(tmp_pat
     scores = epoch_scores(path, [1, 3])
     assert scores == {1: {"val_macro_f1": 0.5, "val_accuracy": 0.55},
                       3: {"val_macro_f1": 0.55, "val_accuracy": pytest.approx(0.6)}}
-    with pytest.raises(ReportInputError, match="no val score at the end of epoch 4"):
+    with pytest.raises(SweepInputError, match="no val score at the end of epoch 4"):
         epoch_scores(path, [4])
 
 

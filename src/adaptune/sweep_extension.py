@@ -64,7 +64,7 @@ def extend(approach: str, grid_runs: Sequence[Mapping], epochs: Sequence[int],
            tables: Callable) -> dict:
     """Extend `approach`'s grid until its choice is interior or `limit` steps are taken.
     `train_run(run)` trains one run (learning_rate, seed, epochs) and returns its curves.csv;
-    `tables(runs, epochs)` is adaptune.report.sweep.sweep_tables. Returns the extension record:
+    `tables(runs, epochs)` is adaptune.sweep_scores.sweep_tables. Returns the extension record:
     the added runs (as sweep runs: approach, learning_rate, seed, curves, epochs) and why."""
     runs, counts, steps = [dict(r) for r in grid_runs], sorted(epochs), []
     for _ in range(limit):

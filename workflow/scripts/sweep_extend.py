@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from adaptune.io import write_json  # noqa: E402
-from adaptune.report.sweep import sweep_tables  # noqa: E402
+from adaptune.sweep_scores import sweep_tables  # noqa: E402
 from adaptune.sweep_extension import extend, run_folder  # noqa: E402
 from adaptune.training import TrainSettings, train  # noqa: E402
 
