@@ -264,7 +264,10 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     base_parameters = count_parameters(model)
     model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
-    compiled = compilation.resolve(settings.compile, precision_file)
+    # Compiled where decided, on an unquantized base: the timing ran on one (bitsandbytes' layers
+    # are not something inductor is known to trace).
+    compiled = (compilation.resolve(settings.compile, precision_file)
+                and settings.quantization == "none")
     if compiled:
         compilation.use_cache(settings.compile_cache)
         compilation.compile_model(model)
