@@ -38,7 +38,8 @@ torch.set_num_threads(threads)
 if kind == "train":
     from adaptune.step_timing import candidate_step
     settings = benchlib.lora_all_settings()
-    step = candidate_step(settings, model_dir, benchlib.reference_rows("train", limit=160), "32-true")
+    rows = benchlib.reference_rows("train", limit=160)
+    step = candidate_step(settings, model_dir, rows, "32-true")
     per_unit = settings.batch_size
 else:
     from adaptune.models import load_model
@@ -56,7 +57,8 @@ sys.stdin.readline()
 start = time.perf_counter()
 for _ in range(steps):
     step()
-print(json.dumps({{"samples": per_unit * steps, "seconds": time.perf_counter() - start}}), flush=True)
+seconds = time.perf_counter() - start
+print(json.dumps({{"samples": per_unit * steps, "seconds": seconds}}), flush=True)
 """
 
 
@@ -89,7 +91,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--steps", type=int, default=12, help="steps (train) or passes (score)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--kinds", nargs="+", default=["train", "score"], choices=["train", "score"])
+    parser.add_argument("--kinds", nargs="+", default=["train", "score"],
+                        choices=["train", "score"])
     args = parser.parse_args()
 
     model_dir = benchlib.model_dir(args.model_dir)

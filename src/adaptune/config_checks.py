@@ -134,7 +134,7 @@ def check_tuning(config: dict) -> None:
     if shared and schedule == "wsd":
         raise ValueError(
             f"{where} sweep.seeds and training.seeds share {shared}; expected disjoint seeds "
-            "(a study run on a seed the sweep chose with would be scored on the draw it was tuned on)"
+            "(a study run on a seed the sweep chose with is scored on the draw it was tuned on)"
         )
     missing = [
         a

@@ -54,14 +54,15 @@ def time_compile(settings, train_prompts, model_dir, precision: str, study_steps
     of `precision` on prompts of the most common length bucket (one compiled graph), the first
     compiled step's extra time taken as one graph's compile time. The graphs of the study are
     `approaches` times the buckets its training prompts reach, times training and validation."""
-    from adaptune import compilation
     from transformers import AutoTokenizer
 
+    from adaptune import compilation
     from adaptune.prompts import read_prompts
     from adaptune.training_data import encode_rows
 
     rows = read_prompts(train_prompts, settings.labels)
-    examples = encode_rows(AutoTokenizer.from_pretrained(model_dir), rows, settings.labels, settings.max_length,
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    examples = encode_rows(tokenizer, rows, settings.labels, settings.max_length,
                            settings.truncation_side)
     lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
     buckets = compilation.buckets_reached(lengths)
@@ -170,7 +171,8 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
                       reason=f"a CUDA GPU of compute capability {capability}: {on_gpu}, not timed "
                              "(bf16 from 8.0, where it is native; fp16 below)")
         if compile_plan is not None:
-            record["compile"] = {"choice": False, "reason": "eager: compilation is not timed on a GPU"}
+            record["compile"] = {"choice": False,
+                                 "reason": "eager: compilation is not timed on a GPU"}
         return record
     record["device"] = "cpu"
     rates = {name: round(matmul_gflops(dtype), 1) for name, dtype in
@@ -199,7 +201,8 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
 
 def _time_and_choose(record, settings, train_prompts, model_dir, candidates, rounds, steps, margin):
     """Times the candidates into `record` and sets its choice and reason."""
-    seconds = time_candidates(settings, train_prompts, model_dir, candidates, rounds=rounds, steps=steps)
+    seconds = time_candidates(settings, train_prompts, model_dir, candidates, rounds=rounds,
+                              steps=steps)
     choice, speedups = decide(seconds, margin)
     record["candidates"] = {
         name: {"seconds_per_step": [round(t, 4) for t in times],

@@ -145,13 +145,16 @@ class TrainSettings:
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
         object.__setattr__(self, "branch_epochs", tuple(self.branch_epochs or ()))  # frozen
         _check(all(isinstance(e, int) and 0 < e < self.epochs for e in self.branch_epochs),
-               "branch_epochs", list(self.branch_epochs), f"epoch counts below epochs ({self.epochs})")
+               "branch_epochs", list(self.branch_epochs),
+               f"epoch counts below epochs ({self.epochs})")
         if self.branch_epochs:
             _check(self.lr_schedule == "wsd", "lr_schedule", self.lr_schedule,
-                   "wsd where branch_epochs is set (only its shorter runs are the long run's prefix)")
+                   "wsd where branch_epochs is set (its shorter runs are the long run's prefix)")
             _check(self.accumulate_grad_batches == 1 and self.devices == 1, "branch_epochs",
-                   list(self.branch_epochs), "no branches with accumulate_grad_batches or devices > 1")
-        _check(self.compile in (True, False, "auto"), "compile", self.compile, "true, false or auto")
+                   list(self.branch_epochs),
+                   "no branches with accumulate_grad_batches or devices > 1")
+        _check(self.compile in (True, False, "auto"), "compile", self.compile,
+               "true, false or auto")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
         _check(_number(self.decay_ratio) and 0 < self.decay_ratio <= 1, "decay_ratio",
                self.decay_ratio, "in (0, 1]")
@@ -353,7 +356,8 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
 
             import pandas as pd
 
-            write_csv(tmp / BRANCHES_FILE, pd.DataFrame(branches.results, columns=list(RESULT_COLUMNS)))
+            results = pd.DataFrame(branches.results, columns=list(RESULT_COLUMNS))
+            write_csv(tmp / BRANCHES_FILE, results)
         summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
                            count_parameters(module.model), base_parameters, stopwatch)
         summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)

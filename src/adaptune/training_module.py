@@ -106,7 +106,8 @@ class CompletionLM(pl.LightningModule):
         losses, sizes, choices, gold = [], [], [], []
         with torch.no_grad():
             for batch in loader:
-                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                batch = {k: v.to(self.device) if torch.is_tensor(v) else v
+                         for k, v in batch.items()}
                 logits = self.completion_logits(batch)
                 scores, _ = self.label_scores(logits, batch)
                 losses.append(float(self.completion_loss(logits, batch)))
