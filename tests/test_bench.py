@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,6 +12,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_model(tmp_path, tiny_llama) -> Path:
+    """A tiny Llama prepared as the pipeline prepares a model, and a reference split of 8 tweets
+    per class in tmp_path/split (ADAPTUNE_REFERENCE_SPLIT): what a benchmark script reads."""
+    import shutil
+
+    from conftest import write_reference_csvs
+
+    model = shutil.copytree(tiny_llama, tmp_path / "model")
+    (model / "adaptune_model.json").write_text(json.dumps({
+        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
+    write_reference_csvs(tmp_path / "split", per_class=8)
+    for part in ("train", "val"):
+        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    return model
 
 
 @pytest.mark.slow
@@ -66,18 +84,7 @@ def test_profile_step_times_every_candidate_and_marks_the_pipelines_choice(tmp_p
     """profile_step.py on a tiny Llama: one row per precision candidate, samples/s and the
     speed-up over fp32 consistent with the seconds per step it prints, the pipeline's choice
     (a forced decision file) marked."""
-    import json
-    import shutil
-
-    from conftest import write_reference_csvs
-
-    model = shutil.copytree(tiny_llama, tmp_path / "model")
-    (model / "adaptune_model.json").write_text(json.dumps({
-        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
-    write_reference_csvs(tmp_path / "split", per_class=8)
-    for part in ("train", "val"):
-        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    model = bench_model(tmp_path, tiny_llama)
     decision = tmp_path / "precision.json"
     decision.write_text(json.dumps({"choice": "bf16-base", "reason": "forced"}))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
@@ -115,18 +122,7 @@ def test_bench_compile_prints_eager_and_compiled_rows_with_consistent_ratios(tmp
     """bench_compile.py on a tiny Llama, fp32 only: an eager and a compiled row, samples/s and
     the compiled/eager ratio consistent with the seconds per step it prints, the cache in the
     folder given."""
-    import json
-    import shutil
-
-    from conftest import write_reference_csvs
-
-    model = shutil.copytree(tiny_llama, tmp_path / "model")
-    (model / "adaptune_model.json").write_text(json.dumps({
-        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
-    write_reference_csvs(tmp_path / "split", per_class=8)
-    for part in ("train", "val"):
-        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    model = bench_model(tmp_path, tiny_llama)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "split")}
     script = str(ROOT / "bench/bench_compile.py")
@@ -150,18 +146,7 @@ def test_bench_compile_prints_eager_and_compiled_rows_with_consistent_ratios(tmp
 
 def test_parallel_jobs_compares_one_job_with_paired_jobs(tmp_path, tiny_llama):
     """parallel_jobs.py on a tiny Llama: a row per kind with both throughputs and their ratio."""
-    import json
-    import shutil
-
-    from conftest import write_reference_csvs
-
-    model = shutil.copytree(tiny_llama, tmp_path / "model")
-    (model / "adaptune_model.json").write_text(json.dumps({
-        "name": "tiny-llama", "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-        "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}))
-    write_reference_csvs(tmp_path / "split", per_class=8)
-    for part in ("train", "val"):
-        (tmp_path / "split" / f"reference_{part}.csv").rename(tmp_path / "split" / f"{part}.csv")
+    model = bench_model(tmp_path, tiny_llama)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
            "ADAPTUNE_REFERENCE_SPLIT": str(tmp_path / "split")}
     done = subprocess.run([sys.executable, str(ROOT / "bench/parallel_jobs.py"), "--model-dir",
