@@ -23,39 +23,7 @@ from adaptune.scoring import ScoringSettings
 from adaptune.training import LoraSettings, TrainSettings
 from conftest import job_stats
 from tiny_model import build_tiny_model
-
-LABELS = ("hate", "offensive", "neutral")
-TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
-ENTRY = {
-    "name": "tiny-gptj",
-    "source": "local",
-    "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "mlp_modules": ["fc_in", "fc_out"],
-}
-# A learnable toy task: each label has its own words.
-TEXTS = {
-    "hate": ["those people should all go away", "I hate those people forever"],
-    "offensive": ["you are a stupid idiot", "stupid bad awful idiot"],
-    "neutral": ["I love sunny days at the beach", "nice weather and good music"],
-}
-
-
-def rows(n: int) -> list[dict]:
-    made = []
-    for i in range(n):
-        label = LABELS[i % 3]
-        text = TEXTS[label][(i // 3) % 2]
-        made.append(
-            {
-                "id": str(i),
-                "text": text,
-                "label": label,
-                "completion": " " + label,
-                "prompt": TEMPLATE.format(labels=", ".join(LABELS), text=text),
-            }
-        )
-    return made
-
+from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS, make_rows
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict:
@@ -63,8 +31,8 @@ def trained(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("head")
     tiny_gptj = build_tiny_model(root / "model", "gptj")
     write_json(tiny_gptj / "adaptune_model.json", {**ENTRY, "path": str(tiny_gptj)})
-    write_jsonl(root / "train.jsonl", rows(48))
-    write_jsonl(root / "val.jsonl", rows(12))
+    write_jsonl(root / "train.jsonl", make_rows(48))
+    write_jsonl(root / "val.jsonl", make_rows(12))
     settings = TrainSettings(
         approach="head",
         learning_rate=3e-3,
