@@ -17,22 +17,17 @@ from adaptune.approaches.dispatch import prompt_scorer
 from adaptune.cli import main
 from adaptune.evaluation import EvaluationSettings, evaluate_adapter
 from adaptune.export import export_model
-from adaptune.io import write_json, write_jsonl
 from adaptune.names import LOGLIK, PROB, score_column
 from adaptune.scoring import ScoringSettings
 from adaptune.training import LoraSettings, TrainSettings
 from conftest import job_stats
-from tiny_model import build_tiny_model
-from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS, make_rows
+from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS, workspace  # noqa: F401
+
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
+def trained(workspace) -> dict:  # noqa: F811 (training_helpers' fixture)
     """A head trained for 4 epochs on 48 prompts (12 for validation)."""
-    root = tmp_path_factory.mktemp("head")
-    tiny_gptj = build_tiny_model(root / "model", "gptj")
-    write_json(tiny_gptj / "adaptune_model.json", {**ENTRY, "path": str(tiny_gptj)})
-    write_jsonl(root / "train.jsonl", make_rows(48))
-    write_jsonl(root / "val.jsonl", make_rows(12))
+    root, tiny_gptj = workspace["root"], workspace["model"]
     settings = TrainSettings(
         approach="head",
         learning_rate=3e-3,
@@ -47,10 +42,9 @@ def trained(tmp_path_factory) -> dict:
         val_checks_per_epoch=1,
         log_every_n_steps=1,
     )
-    summary = training.train(
-        settings, root / "train.jsonl", root / "val.jsonl", tiny_gptj, root / "out"
-    )
-    return {"root": root, "model": tiny_gptj, "out": root / "out", "summary": summary}
+    out = root / "head-out"
+    summary = training.train(settings, workspace["train"], workspace["val"], tiny_gptj, out)
+    return {"root": root, "model": tiny_gptj, "out": out, "summary": summary}
 
 
 def test_the_head_and_lora_train_with_cross_entropy_on_the_label(trained):
