@@ -446,3 +446,20 @@ def test_the_config_declares_the_family_the_report_tests(tmp_path, quantizations
     assert len(planned_pairs(scores, no_style, chosen)) == family - 3 * len(quantizations) - 1
     with pytest.raises(ValueError, match="evaluation.analysis"):
         AnalysisPlan.from_config({**block, "comparisons": ["every pair"]})
+
+
+def test_groups_on_different_seed_sets_are_paired_on_the_seeds_they_share():
+    """A cut study's 8-bit cells (3 seeds) against the unquantized ones (5): paired on 3."""
+    from types import SimpleNamespace
+
+    from adaptune.report.tables import seed_orders
+
+    def group(quantization, seeds):
+        runs = [SimpleNamespace(system=System("lora_all", MODEL, "instruction", quantization, s)) for s in seeds]
+        return (runs,), runs[0].system
+
+    a, b, c = group("none", [46, 42, 45, 43, 44]), group("8bit", [44, 43, 42]), group("4bit", [42, 47])
+    scores = SimpleNamespace(coded={"a": a[0], "b": b[0], "c": c[0]},
+                             systems={"a": a[1], "b": b[1], "c": c[1]})
+    assert seed_orders(scores, "a", "b") == ([1, 3, 4], [2, 1, 0])  # seeds 42, 43, 44 on each side
+    assert seed_orders(scores, "a", "c") is None  # one shared seed: nothing to pair on

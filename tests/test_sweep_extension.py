@@ -69,3 +69,41 @@ def test_an_unreadable_extension_record_is_named(tmp_path):
     bad.write_text("{")
     with pytest.raises(ValueError, match="extension.json: not a readable sweep extension"):
         extension_runs([bad])
+
+
+def test_a_one_seed_sweep_confirms_its_top_two_settings_and_chooses_among_them(tmp_path):
+    """Cut 3 of the decisive study: the sweep on one seed, its two best settings trained again on
+    a second seed, and the choice made among those two on their mean. The runs' curves are
+    written from a table of scores so that the second seed can overturn the first."""
+    scores = {  # (rate, seed) -> val macro-F1 at the end of epochs 1 and 2
+        (1e-3, 1): (0.79, 0.60), (2e-3, 1): (0.70, 0.80), (4e-3, 1): (0.50, 0.40),
+        (1e-3, 2): (0.78, 0.10), (2e-3, 2): (0.10, 0.70),
+    }
+    trained = []
+
+    def train_run(run):
+        trained.append(run)
+        out = run_folder(tmp_path, "lora_all", run["learning_rate"], run["seed"])
+        out.mkdir(parents=True)
+        ends = scores[run["learning_rate"], run["seed"]][: run["epochs"]]
+        pd.DataFrame({"step": [10 * (e + 1) for e in range(len(ends))], "epoch": range(len(ends)),
+                      "val_macro_f1": ends, "val_accuracy": ends}).to_csv(out / "curves.csv", index=False)
+        return out / "curves.csv"
+
+    grid = [{"approach": "lora_all", "learning_rate": r, "seed": 1, "epochs": 2,
+             "curves": str(train_run({"learning_rate": r, "seed": 1, "epochs": 2}))}
+            for r in (1e-3, 2e-3, 4e-3)]
+    trained.clear()
+    record = extend("lora_all", grid, [1, 2], seeds=[1], limit=0, train_run=train_run,
+                    tables=sweep_tables, confirm_seeds=[2], confirm_top=2)
+    # One run per rate, as long as its confirmed setting, on the new seed only.
+    assert sorted((r["learning_rate"], r["epochs"], r["seed"]) for r in trained) == [(1e-3, 1, 2), (2e-3, 2, 2)]
+    assert record["confirmed"] == {"seeds": [2], "settings": [{"learning_rate": 1e-3, "epochs": 1},
+                                                              {"learning_rate": 2e-3, "epochs": 2}]}
+    _, means = sweep_tables(grid + record["runs"], [1, 2])
+    chosen = means[means["chosen"]].iloc[0]
+    # Seed 1 alone prefers 2e-3 for 2 epochs (0.80); over both seeds 1e-3 for 1 epoch wins
+    # (0.785 against 0.75), and no single-seed point competes with them.
+    assert (chosen["learning_rate"], chosen["epochs"], chosen["seeds"]) == (1e-3, 1, 2)
+    assert chosen["val_macro_f1"] == pytest.approx(0.785)
+    assert set(means.loc[means["seeds"] == 2, "epochs"]) == {1, 2} and (means["seeds"] == 2).sum() == 2

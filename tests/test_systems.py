@@ -111,3 +111,20 @@ def test_another_train_draw_is_one_more_run_of_its_group():
     assert System.finetuned_cell(wildcards) == drawn and parse_seed_segment("43") == (43, None)
     shown = labels(cells)
     assert len(set(shown.values())) == 2 and "train split 7" in shown[drawn.name]
+
+
+def test_a_study_cut_to_its_budget_leaves_out_8bit_seeds_and_an_approachs_styles():
+    """configs/decisive.yaml's cuts: the 8-bit cells at 3 of 5 seeds and the instruction prompt
+    only, the classification head at the instruction prompt only."""
+    study = config(seeds=[42, 43, 44, 45, 46], quantizations=["none", "8bit"],
+                   quantization_styles={"8bit": ["instruction"]},
+                   quantization_seeds={"8bit": [42, 43, 44]})
+    study["training"]["approaches"]["head"].update(enabled=True, styles=["instruction"])
+    cells = [s for s in study_systems(study) if s.finetuned]
+    eight = [s for s in cells if s.quantization == "8bit"]
+    assert {s.seed for s in eight} == {42, 43, 44} and {s.style for s in eight} == {"instruction"}
+    assert len(eight) == len(APPROACHES) * 3
+    head = [s for s in cells if s.method == "head"]
+    assert {(s.style, s.quantization) for s in head} == {("instruction", "none"), ("instruction", "8bit")}
+    others = [s for s in cells if s.quantization == "none" and s.method != "head"]
+    assert len(others) == (len(APPROACHES) - 1) * 2 * 5

@@ -124,7 +124,7 @@ def test_tuning_needs_a_schedule_whose_shorter_runs_the_sweep_can_score():
     # Under wsd the warm-up is a fraction of one epoch: allowed; the seeds must differ.
     wsd = deep_update(base, {"training": {"lr_schedule": "wsd", "seeds": [42, 43]},
                              "sweep": {"seeds": [43, 1001]}})
-    assert "sweep.seeds and training.seeds share [43]; expected disjoint seeds" in refusal(wsd)
+    assert "sweep.seeds or confirm_seeds and training.seeds share [43]; expected disjoint seeds" in refusal(wsd)
     assert refusal(deep_update(wsd, {"sweep": {"seeds": [1001, 1002]}})) == ""
 
 
@@ -140,7 +140,11 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
     cells = [s for s in finetuned_systems(config) if s.reason is None]
     assert {(s.quantization, s.style) for s in cells} == {
         ("none", "instruction"), ("none", "raw"), ("8bit", "instruction")}
-    assert len(cells) == 4 * 3 * 5
+    # Cut to its budget: 8-bit at 3 seeds, the head at the instruction prompt only.
+    assert len(cells) == 4 * 5 + 3 * 5 + 4 * 3
+    assert {s.seed for s in cells if s.quantization == "8bit"} == {42, 43, 44}
+    assert {s.style for s in cells if s.method == "head"} == {"instruction"}
+    assert config["sweep"]["seeds"] == [1001] and config["sweep"]["confirm_seeds"] == [1002]
     bad = deep_update(config, {"training": {"quantization_styles": {"8bit": ["shouty"]}}})
     assert "training.quantization_styles.8bit: style(s) ['shouty'] are not in training.styles" in refusal(bad)
 
@@ -227,3 +231,14 @@ def test_a_sweep_table_without_its_columns_is_refused_by_name(tmp_path):
         load_sweep_points(path)
     with pytest.raises(ReportInputError, match="file not found"):
         load_sweep_points(tmp_path / "absent.csv")
+
+
+def test_cuts_name_only_seeds_and_styles_of_the_grid():
+    from conftest import refusal
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = deep_update(config, {"training": {"quantizations": ["none", "8bit"]}})
+    bad = deep_update(config, {"training": {"quantization_seeds": {"8bit": [42, 7]}}})
+    assert "training.quantization_seeds.8bit: seed(s) [7] are not in training.seeds" in refusal(bad)
+    bad = deep_update(config, {"training": {"approaches": {"head": {"styles": ["shouty"]}}}})
+    assert "training.approaches.head.styles: style(s) ['shouty'] are not in training.styles" in refusal(bad)

@@ -39,6 +39,20 @@ def check_config(config: dict) -> None:
         if unknown:
             raise ValueError(f"{key}: style(s) {unknown} are not in training.styles "
                              f"{training['styles']}; expected some of them")
+    for quantization, seeds in training.get("quantization_seeds", {}).items():
+        key = f"config.yaml: training.quantization_seeds.{quantization}"
+        if quantization not in training["quantizations"]:
+            raise ValueError(f"{key}: {quantization!r} is not in training.quantizations "
+                             f"{training['quantizations']}; expected one of them")
+        unknown = [s for s in seeds if s not in training["seeds"]]
+        if unknown:
+            raise ValueError(f"{key}: seed(s) {unknown} are not in training.seeds "
+                             f"{training['seeds']}; expected some of them")
+    for approach, block in training["approaches"].items():
+        unknown = [s for s in block.get("styles", []) if s not in training["styles"]]
+        if unknown:
+            raise ValueError(f"config.yaml: training.approaches.{approach}.styles: style(s) {unknown} "
+                             f"are not in training.styles {training['styles']}; expected some of them")
     if config["sweep"]["enabled"]:
         approaches = config["training"]["approaches"]
         sizes = {
@@ -130,10 +144,14 @@ def check_tuning(config: dict) -> None:
         )
     # Checked for wsd studies: the published constant-rate study (configs/tuned.yaml) swept on
     # two of its own seeds, which its reanalysis reports (docs/results/tuned).
-    shared = sorted(set(config["sweep"]["seeds"]) & set(config["training"]["seeds"]))
+    sweep_seeds, confirm_seeds = set(config["sweep"]["seeds"]), set(config["sweep"]["confirm_seeds"])
+    if sweep_seeds & confirm_seeds:
+        raise ValueError(f"{where} sweep.confirm_seeds repeat sweep.seeds {sorted(sweep_seeds & confirm_seeds)}; "
+                         "expected other seeds (a confirmation scores a setting on a new draw)")
+    shared = sorted((sweep_seeds | confirm_seeds) & set(config["training"]["seeds"]))
     if shared and schedule == "wsd":
         raise ValueError(
-            f"{where} sweep.seeds and training.seeds share {shared}; expected disjoint seeds "
+            f"{where} sweep.seeds or confirm_seeds and training.seeds share {shared}; expected disjoint seeds "
             "(a study run on a seed the sweep chose with is scored on the draw it was tuned on)"
         )
     missing = [

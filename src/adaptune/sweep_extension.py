@@ -7,6 +7,11 @@ highest times it), for every sweep seed; the most-epochs edge by one more epoch,
 rate, for every seed (a run of one more epoch: under wsd its shorter runs are branched off it
 too). The fewest-epochs edge at one epoch is no edge: no run is shorter; nor is a grid of one
 rate or one epoch count, which chose not to sweep it.
+
+A sweep cut to one seed confirms its top settings on further seeds (sweep.confirm_seeds): once
+the grid is extended, the `top` best settings are trained again on each of those seeds, and the
+choice is made among them alone, on their mean over every seed (adaptune.sweep_scores chooses
+among an approach's points with the most seeds).
 """
 
 from __future__ import annotations
@@ -59,33 +64,63 @@ def next_runs(points, approach: str, seeds: Sequence[int]) -> list[dict]:
     return [{**run, "seed": seed} for run in new for seed in seeds]
 
 
+def confirmation_runs(means, approach: str, seeds: Sequence[int], top: int) -> list[dict]:
+    """Runs that score `approach`'s `top` best settings again on each of `seeds`: one run per
+    rate and seed, as long as the longest of its settings (a shorter one is branched off it),
+    scoring only those settings (`scored`)."""
+    rows = means[means["approach"] == approach].sort_values(
+        ["val_macro_f1", "epochs", "learning_rate"], ascending=[False, True, True], kind="stable")
+    best = rows.head(top)
+    runs = []
+    for rate, settings in best.groupby("learning_rate", sort=True):
+        scored = sorted(int(e) for e in settings["epochs"])
+        runs += [{"learning_rate": float(rate), "epochs": scored[-1], "seed": int(seed),
+                  "scored": scored} for seed in seeds]
+    return runs
+
+
+def _with_choice(tables: Callable, runs, counts):
+    points, means = tables(runs, counts)
+    return points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
+                        on=["approach", "learning_rate", "epochs"]), means
+
+
 def extend(approach: str, grid_runs: Sequence[Mapping], epochs: Sequence[int],
            seeds: Sequence[int], limit: int, train_run: Callable[[dict], Path],
-           tables: Callable) -> dict:
-    """Extend `approach`'s grid until its choice is interior or `limit` steps are taken.
+           tables: Callable, confirm_seeds: Sequence[int] = (), confirm_top: int = 2) -> dict:
+    """Extend `approach`'s grid until its choice is interior or `limit` steps are taken, then
+    confirm its `confirm_top` best settings on `confirm_seeds` (none: no confirmation).
     `train_run(run)` trains one run (learning_rate, seed, epochs) and returns its curves.csv;
     `tables(runs, epochs)` is adaptune.sweep_scores.sweep_tables. Returns the extension record:
     the added runs (as sweep runs: approach, learning_rate, seed, curves, epochs) and why."""
     runs, counts, steps = [dict(r) for r in grid_runs], sorted(epochs), []
+
+    def add(run):
+        curves = train_run(run)
+        runs.append({"approach": approach, "curves": str(curves),
+                     **{k: run[k] for k in ("learning_rate", "seed", "epochs", "scored") if k in run}})
+
     for _ in range(limit):
-        points, _means = tables(runs, counts)
-        points = points.merge(_means[["approach", "learning_rate", "epochs", "chosen"]],
-                              on=["approach", "learning_rate", "epochs"])
+        points, _ = _with_choice(tables, runs, counts)
         added = next_runs(points, approach, seeds)
         if not added:
             break
         steps.append(sorted({(r["learning_rate"], r["epochs"]) for r in added}))
         for run in added:
-            curves = train_run(run)
-            runs.append({"approach": approach, "learning_rate": run["learning_rate"],
-                         "seed": run["seed"], "curves": str(curves), "epochs": run["epochs"]})
+            add(run)
         counts = sorted(set(counts) | {r["epochs"] for r in added})
-    points, means = tables(runs, counts)
-    points = points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
-                          on=["approach", "learning_rate", "epochs"])
+    confirmed = []
+    if confirm_seeds:
+        _, means = _with_choice(tables, runs, counts)
+        for run in confirmation_runs(means, approach, confirm_seeds, confirm_top):
+            confirmed += [{"learning_rate": run["learning_rate"], "epochs": e} for e in run["scored"]
+                          if {"learning_rate": run["learning_rate"], "epochs": e} not in confirmed]
+            add(run)
+    points, means = _with_choice(tables, runs, counts)
     interior = not next_runs(points, approach, seeds)
     record = {"approach": approach, "runs": runs[len(grid_runs):],
               "steps": [[{"learning_rate": r, "epochs": e} for r, e in step] for step in steps],
+              "confirmed": {"seeds": [int(s) for s in confirm_seeds], "settings": confirmed},
               "interior": interior}
     record["reason"] = ("the choice lies inside the grid" if interior else
                         f"the choice still lies on an edge after {limit} extension step(s)")

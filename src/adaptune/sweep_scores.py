@@ -1,5 +1,6 @@
 """The sweep's points and its choice: per approach, the learning rate and epochs whose val
-macro-F1, averaged over the sweep's seeds, is highest.
+macro-F1, averaged over the sweep's seeds, is highest (among the settings scored on the most
+seeds: a sweep cut to one seed chooses among the settings it confirmed on more).
 
 Each sweep run trains one approach at one learning rate and seed for the largest epoch count.
 Under a constant learning rate without warm-up the val score at the end of epoch e stands for an
@@ -67,7 +68,9 @@ def sweep_tables(runs: Sequence[Mapping], epochs: Sequence[int]) -> tuple[pd.Dat
     rows = []
     for run in runs:
         # A run trained `epochs` long (the grid's extension) scores the epoch counts up to it.
-        scored = [e for e in epochs if e <= int(run.get("epochs", max(epochs)))]
+        # A confirmation run scores only the settings it confirms.
+        scored = [e for e in epochs if e <= int(run.get("epochs", max(epochs)))
+                  and e in run.get("scored", [e])]
         for epoch, scores in epoch_scores(run["curves"], scored).items():
             rows.append({"approach": run["approach"], "learning_rate": float(run["learning_rate"]),
                          "epochs": epoch, "seed": int(run["seed"]), **scores, "curves": str(run["curves"])})
@@ -78,8 +81,11 @@ def sweep_tables(runs: Sequence[Mapping], epochs: Sequence[int]) -> tuple[pd.Dat
     means = grouped.agg(seeds=("seed", "nunique"), val_macro_f1=("val_macro_f1", "mean"),
                         val_macro_f1_sd=("val_macro_f1", "std"),
                         val_accuracy=("val_accuracy", "mean")).reset_index()
-    ranked = means.sort_values(["approach", "val_macro_f1", "epochs", "learning_rate"],
-                               ascending=[True, False, True, True], kind="stable")
+    # Only settings scored on an approach's most seeds compete: after a confirmation, the
+    # confirmed ones (a mean over more seeds is not compared with a single run's score).
+    most = means["seeds"] == means.groupby("approach")["seeds"].transform("max")
+    ranked = means[most].sort_values(["approach", "val_macro_f1", "epochs", "learning_rate"],
+                                     ascending=[True, False, True, True], kind="stable")
     means["chosen"] = means.index.isin(ranked.groupby("approach").head(1).index)
     return points, means[list(MEAN_COLUMNS)]
 

@@ -183,22 +183,25 @@ def _shots(k) -> str:
 # ------------------------------------------------------------------ the systems of a config
 
 def finetuned_systems(config: Mapping, model: str | None = None) -> list[System]:
-    """Every cell of the grid approach x style x quantization x seed x train-split draw (a
-    quantization named in training.quantization_styles at those styles only); cells of a
-    disabled approach carry the key that turned them off."""
+    """Every cell of the grid approach x style x quantization x seed x train-split draw, less
+    the cells a study leaves out to fit its budget: an approach whose block names `styles` at
+    those styles only, a quantization in training.quantization_styles at those styles only, and
+    one in training.quantization_seeds at those seeds only. Cells of a disabled approach carry
+    the key that turned them off."""
     training = config["training"]
     model = model or config["model"]
     draws = split_draws(config)
-    only = training.get("quantization_styles", {})  # quantizations trained at some styles only
+    only_styles = training.get("quantization_styles", {})
+    only_seeds = training.get("quantization_seeds", {})
     systems = []
     for approach in APPROACHES:
-        reason = (None if training["approaches"][approach]["enabled"]
-                  else f"training.approaches.{approach}.enabled is false")
-        for style in training["styles"]:
+        block = training["approaches"][approach]
+        reason = None if block["enabled"] else f"training.approaches.{approach}.enabled is false"
+        for style in block.get("styles", training["styles"]):
             for quantization in training["quantizations"]:
-                if quantization in only and style not in only[quantization]:
+                if quantization in only_styles and style not in only_styles[quantization]:
                     continue
-                for seed in training["seeds"]:
+                for seed in only_seeds.get(quantization, training["seeds"]):
                     for draw in draws:
                         systems.append(System(approach, model, style, quantization, int(seed),
                                               reason=reason, split_seed=draw))

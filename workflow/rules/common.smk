@@ -166,6 +166,7 @@ TRAINING_EXCLUDED_KEYS = {
     "styles",
     "quantizations",
     "quantization_styles",
+    "quantization_seeds",
     "seeds",
     "split_seeds",
     "approaches",
@@ -196,7 +197,8 @@ def train_params(approach):
 
     def params(wildcards):
         training = config["training"]
-        section = {k: v for k, v in training["approaches"][approach].items() if k != "enabled"}
+        # enabled and styles choose which cells exist, not how one trains
+        section = {k: v for k, v in training["approaches"][approach].items() if k not in ("enabled", "styles")}
         shared = {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
         return {
             "approach": approach,

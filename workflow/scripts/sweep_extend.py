@@ -28,7 +28,9 @@ def train_run(run):
     out = run_folder(root, template["approach"], run["learning_rate"], run["seed"],
                      None if epochs == grid_max else epochs)
     if not (out / "summary.json").is_file():
-        branch = [e for e in sweep["epochs"] if e < epochs] if template["branch_epochs"] else []
+        # A confirmation run branches off only the settings it confirms.
+        wanted = run.get("scored", sweep["epochs"])
+        branch = [e for e in wanted if e < epochs] if template["branch_epochs"] else []
         settings = TrainSettings.from_params({**template, "learning_rate": run["learning_rate"],
                                               "seed": run["seed"], "epochs": epochs,
                                               "branch_epochs": branch})
@@ -38,5 +40,6 @@ def train_run(run):
 
 
 record = extend(template["approach"], list(snakemake.params.runs), list(sweep["epochs"]),
-                list(sweep["seeds"]), int(sweep["extend_steps"]), train_run, sweep_tables)
+                list(sweep["seeds"]), int(sweep["extend_steps"]), train_run, sweep_tables,
+                confirm_seeds=list(sweep["confirm_seeds"]), confirm_top=int(sweep["confirm_top"]))
 write_json(snakemake.output[0], record)

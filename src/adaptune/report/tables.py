@@ -226,8 +226,10 @@ def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: Analysi
             result = seed_paired_difference(codes_a, codes_b, scores_a, scores_b, scores.boot(a),
                                             plan.metric, stream=index, margin=plan.margin)
         rows.append({"comparison": kind, "a": shown_groups[a], "b": shown_groups[b],
-                     "a_group": a, "b_group": b, "seeds_a": len(scores.coded[a][0]),
-                     "seeds_b": len(scores.coded[b][0]), "seed_paired": orders is not None, **result})
+                     "a_group": a, "b_group": b,
+                     "seeds_a": len(orders[0]) if orders else len(scores.coded[a][0]),
+                     "seeds_b": len(orders[1]) if orders else len(scores.coded[b][0]),
+                     "seed_paired": orders is not None, **result})
     frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
     if not frame.empty:
         frame["p_holm"] = holm(frame["p_value"].to_numpy())
@@ -245,14 +247,17 @@ def comparisons(scores: GroupScores, shown_groups: dict[str, str], plan: Analysi
 
 
 def seed_orders(scores: GroupScores, a: str, b: str) -> tuple[list[int], list[int]] | None:
-    """The run positions of groups a and b sorted by training seed, when both are fine-tuned on
-    the same two or more seeds (and so share each seed's data order); else None."""
+    """The run positions of groups a and b on the training seeds both are fine-tuned on, in seed
+    order, when they share two or more (each seed gives both the same data order): a group
+    trained on fewer seeds (the 8-bit cells of a study cut to 3) is paired on those. Else None."""
     seeds = [[(r.system.seed, -1 if r.system.split_seed is None else r.system.split_seed)
               for r in scores.coded[g][0]] for g in (a, b)]
-    if (not all(scores.systems[g].finetuned for g in (a, b)) or len(seeds[0]) < 2
-            or sorted(seeds[0]) != sorted(seeds[1]) or len(set(seeds[0])) != len(seeds[0])):
+    if not all(scores.systems[g].finetuned for g in (a, b)) or any(len(set(s)) != len(s) for s in seeds):
         return None
-    return tuple(sorted(range(len(s)), key=s.__getitem__) for s in seeds)
+    shared = sorted(set(seeds[0]) & set(seeds[1]))
+    if len(shared) < 2:
+        return None
+    return tuple([s.index(key) for key in shared] for s in seeds)
 
 
 def in_runs(codes: Codes, order: Sequence[int]) -> Codes:
