@@ -23,18 +23,21 @@ import benchlib
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=None,
-                        help="default: resources/models/<config model>")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help="default: resources/models/<config model>"
+    )
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-base", "bf16-mixed"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--study-steps", type=int, default=2000, help="training steps of a study")
-    parser.add_argument("--quick", action="store_true",
-                        help="the matmul peak from one small matmul (tests)")
+    parser.add_argument(
+        "--quick", action="store_true", help="the matmul peak from one small matmul (tests)"
+    )
     parser.add_argument("--cache", default=str(benchlib.ROOT / "resources/compile-cache"))
     args = parser.parse_args()
 
@@ -59,22 +62,28 @@ def main() -> None:
             compile_s[name] = time.perf_counter() - start
     shapes = {"shapes": ((256, 576, 1536),), "repeats": 2} if args.quick else {}
     peaks = {dtype: benchlib.matmul_peak(dtype, **shapes) for dtype in ("float32", "bfloat16")}
-    print(f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; "
-          f"matmul peak fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
-          f"{model_dir.name}, lora_all, batch {args.batch_size}, {args.rounds} rounds x "
-          f"{args.steps} steps, interleaved; cache {folder}")
+    print(
+        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; "
+        f"matmul peak fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
+        f"{model_dir.name}, lora_all, batch {args.batch_size}, {args.rounds} rounds x "
+        f"{args.steps} steps, interleaved; cache {folder}"
+    )
     seconds = benchlib.interleaved(steps, args.rounds, args.steps)
     base = seconds[f"{args.precisions[0]}, eager"]
-    print(f"{'variant':<24}{'s/step':>8}{'samples/s':>11}{'vs first':>9}{'vs eager':>9}"
-          f"{'warm-up s':>10}{'break-even':>11}{'pays':>6}")
+    print(
+        f"{'variant':<24}{'s/step':>8}{'samples/s':>11}{'vs first':>9}{'vs eager':>9}"
+        f"{'warm-up s':>10}{'break-even':>11}{'pays':>6}"
+    )
     for name, s in seconds.items():
         eager = seconds[name.replace("compiled", "eager")]
         extra = compile_s[name] - compile_s[name.replace("compiled", "eager")]
         gain = eager - s
         even = extra / gain if "compiled" in name and gain > 0 else float("inf")
         pays = "" if "eager" in name else ("yes" if even < args.study_steps else "no")
-        print(f"{name:<24}{s:>8.4f}{args.batch_size / s:>11.2f}{base / s:>8.2f}x{eager / s:>8.2f}x"
-              f"{compile_s[name]:>10.1f}{even if 'compiled' in name else 0:>11.0f}{pays:>6}")
+        print(
+            f"{name:<24}{s:>8.4f}{args.batch_size / s:>11.2f}{base / s:>8.2f}x{eager / s:>8.2f}x"
+            f"{compile_s[name]:>10.1f}{even if 'compiled' in name else 0:>11.0f}{pays:>6}"
+        )
 
 
 if __name__ == "__main__":

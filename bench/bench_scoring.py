@@ -90,13 +90,21 @@ def main(argv=None) -> None:
     ours = predicted_labels(scores, labels)
 
     agree = float(np.mean([a == b for a, b in zip(reference, ours)]))
-    print(f"model {model_dir.name} ({args.quantization}), {len(prompts)} prompts, "
-          f"{args.threads} threads, batch {args.batch_size}")
-    print(f"reference loop (one prompt at a time, full logits): {reference_s:.2f} s "
-          f"({len(prompts) / reference_s:.1f} prompts/s)")
-    print(f"batched scorer:                                     {batched_s:.2f} s "
-          f"({len(prompts) / batched_s:.1f} prompts/s)")
-    print(f"speed-up: {reference_s / batched_s:.1f}x; same predicted label on {agree:.0%} of prompts")
+    print(
+        f"model {model_dir.name} ({args.quantization}), {len(prompts)} prompts, "
+        f"{args.threads} threads, batch {args.batch_size}"
+    )
+    print(
+        f"reference loop (one prompt at a time, full logits): {reference_s:.2f} s "
+        f"({len(prompts) / reference_s:.1f} prompts/s)"
+    )
+    print(
+        f"batched scorer:                                     {batched_s:.2f} s "
+        f"({len(prompts) / batched_s:.1f} prompts/s)"
+    )
+    print(
+        f"speed-up: {reference_s / batched_s:.1f}x; same predicted label on {agree:.0%} of prompts"
+    )
     if args.batch_sizes:
         best = {size: float("inf") for size in args.batch_sizes}
         for _ in range(3):  # rounds, the sizes interleaved: a burst of load hits all alike
@@ -106,8 +114,10 @@ def main(argv=None) -> None:
                 score_labels(model, tokenizer, prompts, labels, these)
                 best[size] = min(best[size], time.perf_counter() - start)
         for size, seconds in best.items():
-            print(f"batch {size:>4}: {len(prompts) / seconds:.1f} prompts/s, "
-                  f"{batched_s / seconds:.2f}x batch {args.batch_size}")
+            print(
+                f"batch {size:>4}: {len(prompts) / seconds:.1f} prompts/s, "
+                f"{batched_s / seconds:.2f}x batch {args.batch_size}"
+            )
 
 
 if __name__ == "__main__":

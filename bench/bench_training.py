@@ -26,8 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # As the train rule does: idle OpenMP threads sleep instead of spinning (matters on a shared CPU).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-WORDS = ("the people game music love hate stupid day night friends school work team phone "
-         "weather happy sad angry lol omg really never always bitch trash ugly nice").split()
+WORDS = (
+    "the people game music love hate stupid day night friends school work team phone "
+    "weather happy sad angry lol omg really never always bitch trash ugly nice"
+).split()
 
 
 def config() -> dict:
@@ -51,7 +53,15 @@ def prompts(cfg: dict, style: str, n: int, directory: Path) -> tuple[Path, Path]
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 30)))
             label = labels[i % len(labels)]
             prompt = template.replace("{labels}", ", ".join(labels)).replace("{text}", text)
-            rows.append({"id": str(i), "text": text, "prompt": prompt, "completion": " " + label, "label": label})
+            rows.append(
+                {
+                    "id": str(i),
+                    "text": text,
+                    "prompt": prompt,
+                    "completion": " " + label,
+                    "label": label,
+                }
+            )
     write_jsonl(directory / "train.jsonl", rows[:n])
     write_jsonl(directory / "val.jsonl", rows[n:])
     return directory / "train.jsonl", directory / "val.jsonl"
@@ -71,28 +81,53 @@ def run_one(args) -> None:
     if args.batch_size:
         section["batch_size"] = args.batch_size
     params = {
-        "approach": args.one, **section,
-        **{k: training[k] for k in ("seed", "precision", "optimizer", "max_length") if k in training},
+        "approach": args.one,
+        **section,
+        **{
+            k: training[k]
+            for k in ("seed", "precision", "optimizer", "max_length")
+            if k in training
+        },
         "quantization": args.quantization or cfg["quantization"],
-        "labels": cfg["labels"], "style": args.style, "epochs": 1,
-        "max_steps": args.steps, "validate_first": False,
+        "labels": cfg["labels"],
+        "style": args.style,
+        "epochs": 1,
+        "max_steps": args.steps,
+        "validate_first": False,
     }
     settings = TrainSettings.from_params(params)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         train_file, val_file = prompts(cfg, args.style, args.steps * settings.batch_size, scratch)
         summary = train(settings, train_file, val_file, args.model_dir, scratch / "out")
-    keys = ("approach", "quantization", "trainable_parameters", "total_parameters", "steps",
-            "train_samples_per_second", "peak_memory_mb")
-    print("BENCH " + json.dumps({k: summary[k] for k in keys} | {"batch_size": settings.batch_size}))
+    keys = (
+        "approach",
+        "quantization",
+        "trainable_parameters",
+        "total_parameters",
+        "steps",
+        "train_samples_per_second",
+        "peak_memory_mb",
+    )
+    print(
+        "BENCH " + json.dumps({k: summary[k] for k in keys} | {"batch_size": settings.batch_size})
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=None, help="prepared model (default resources/models/<config model>)")
-    parser.add_argument("--approaches", nargs="+", default=["layernorm", "lora_attention", "lora_all"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help="prepared model (default resources/models/<config model>)"
+    )
+    parser.add_argument(
+        "--approaches", nargs="+", default=["layernorm", "lora_attention", "lora_all"]
+    )
     parser.add_argument("--steps", type=int, default=6, help="training steps per approach")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the approach's config value")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: the approach's config value"
+    )
     parser.add_argument("--quantization", choices=["8bit", "4bit", "none"], default=None)
     parser.add_argument("--style", default="instruction")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -107,11 +142,23 @@ def main() -> None:
 
         print(f"preparing {cfg['model']} into {args.model_dir} ...", file=sys.stderr)
         prepare_model({"name": cfg["model"], **cfg["models"][cfg["model"]]}, args.model_dir)
-    print(f"{'approach':<16}{'quant':>6}{'batch':>6}{'steps':>6}{'trainable':>12}{'total':>13}"
-          f"{'samples/s':>11}{'peak MB':>9}")
+    print(
+        f"{'approach':<16}{'quant':>6}{'batch':>6}{'steps':>6}{'trainable':>12}{'total':>13}"
+        f"{'samples/s':>11}{'peak MB':>9}"
+    )
     for approach in args.approaches:
-        command = [sys.executable, __file__, "--one", approach, "--model-dir", args.model_dir,
-                   "--steps", str(args.steps), "--style", args.style]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            approach,
+            "--model-dir",
+            args.model_dir,
+            "--steps",
+            str(args.steps),
+            "--style",
+            args.style,
+        ]
         command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
         command += ["--quantization", args.quantization] if args.quantization else []
         done = subprocess.run(command, capture_output=True, text=True)
@@ -120,9 +167,12 @@ def main() -> None:
             print(f"{approach}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
             continue
         r = json.loads(lines[-1][6:])
-        print(f"{approach:<16}{r['quantization']:>6}{r['batch_size']:>6}{r['steps']:>6}"
-              f"{r['trainable_parameters']:>12,}{r['total_parameters']:>13,}"
-              f"{r['train_samples_per_second']:>11.2f}{r['peak_memory_mb']:>9.0f}", flush=True)
+        print(
+            f"{approach:<16}{r['quantization']:>6}{r['batch_size']:>6}{r['steps']:>6}"
+            f"{r['trainable_parameters']:>12,}{r['total_parameters']:>13,}"
+            f"{r['train_samples_per_second']:>11.2f}{r['peak_memory_mb']:>9.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # A folder with train.csv and val.csv to use instead of the reference split the config names.
 REFERENCE_SPLIT = os.environ.get("ADAPTUNE_REFERENCE_SPLIT")
 # The pipeline's precision decision (ADAPTUNE_PRECISION_FILE names another).
-DECISION_FILE = Path(os.environ.get("ADAPTUNE_PRECISION_FILE", ROOT / "results/hardware/precision.json"))
+DECISION_FILE = Path(
+    os.environ.get("ADAPTUNE_PRECISION_FILE", ROOT / "results/hardware/precision.json")
+)
 
 
 def config() -> dict:
@@ -36,8 +38,10 @@ def model_dir(given: str | None = None) -> Path:
     """The prepared model: `given`, else where the pipeline puts the config's model."""
     path = Path(given) if given else ROOT / "resources/models" / config()["model"]
     if not (path / "config.json").is_file():
-        sys.exit(f"{path}: no prepared model (config.json); run the pipeline first "
-                 "(`snakemake --cores 2`, or just its prepare_model rule) or pass --model-dir")
+        sys.exit(
+            f"{path}: no prepared model (config.json); run the pipeline first "
+            "(`snakemake --cores 2`, or just its prepare_model rule) or pass --model-dir"
+        )
     return path
 
 
@@ -53,7 +57,9 @@ def reference_available() -> bool:
     return reference_path("train").is_file() and reference_path("val").is_file()
 
 
-def reference_rows(split: str = "train", style: str = "instruction", limit: int | None = None) -> list[dict]:
+def reference_rows(
+    split: str = "train", style: str = "instruction", limit: int | None = None
+) -> list[dict]:
     """Prompt records (id, text, prompt, completion, label) of the reference split's `split`,
     texts HTML-unescaped as the pipeline's splits are."""
     import pandas as pd
@@ -64,8 +70,10 @@ def reference_rows(split: str = "train", style: str = "instruction", limit: int 
     labels, template = cfg["labels"], cfg["prompts"]["templates"][style]
     path = reference_path(split)
     if not path.is_file():
-        sys.exit(f"{path}: missing; the pipeline downloads the reference split there "
-                 "(`snakemake --cores 2`), or set ADAPTUNE_REFERENCE_SPLIT to a folder with train.csv, val.csv")
+        sys.exit(
+            f"{path}: missing; the pipeline downloads the reference split there "
+            "(`snakemake --cores 2`), or set ADAPTUNE_REFERENCE_SPLIT to a folder with train.csv, val.csv"
+        )
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("label", "text") if c not in frame.columns]
     if missing:
@@ -75,8 +83,15 @@ def reference_rows(split: str = "train", style: str = "instruction", limit: int 
         if label not in labels:
             raise ValueError(f"{path}: row {i + 2}: label {label!r} is not one of {labels}")
         text = html.unescape(text)
-        rows.append({"id": f"{split}-{i}", "text": text, "prompt": render(template, text, labels),
-                     "completion": completion(label), "label": label})
+        rows.append(
+            {
+                "id": f"{split}-{i}",
+                "text": text,
+                "prompt": render(template, text, labels),
+                "completion": completion(label),
+                "label": label,
+            }
+        )
     return rows[:limit] if limit else rows
 
 
@@ -86,8 +101,10 @@ def synthetic_rows(n: int, style: str = "instruction", seed: int = 0) -> list[di
 
     from adaptune.prompts import completion, render
 
-    words = ("the people game music love hate stupid day night friends school work team phone "
-             "weather happy sad angry lol omg really never always trash ugly nice").split()
+    words = (
+        "the people game music love hate stupid day night friends school work team phone "
+        "weather happy sad angry lol omg really never always trash ugly nice"
+    ).split()
     cfg = config()
     labels, template = cfg["labels"], cfg["prompts"]["templates"][style]
     rng = random.Random(seed)
@@ -95,20 +112,32 @@ def synthetic_rows(n: int, style: str = "instruction", seed: int = 0) -> list[di
     for i in range(n):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
         label = labels[i % len(labels)]
-        rows.append({"id": f"s-{i}", "text": text, "prompt": render(template, text, labels),
-                     "completion": completion(label), "label": label})
+        rows.append(
+            {
+                "id": f"s-{i}",
+                "text": text,
+                "prompt": render(template, text, labels),
+                "completion": completion(label),
+                "label": label,
+            }
+        )
     return rows
 
 
-def adaptune_batches(tokenizer, rows: list[dict], labels, batch_size: int, max_length: int, seed: int = 42):
+def adaptune_batches(
+    tokenizer, rows: list[dict], labels, batch_size: int, max_length: int, seed: int = 42
+):
     """Batches exactly as adaptune's training loader makes them (left padded, length grouped)."""
     from adaptune.training_data import Collator, encode_rows, length_grouped_batches
 
     examples = encode_rows(tokenizer, rows, labels, max_length)
     lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
     collate = Collator(tokenizer.pad_token_id)
-    return [collate([examples[i] for i in batch]) for batch in length_grouped_batches(lengths, batch_size, seed)
-            if len(batch) == batch_size]
+    return [
+        collate([examples[i] for i in batch])
+        for batch in length_grouped_batches(lengths, batch_size, seed)
+        if len(batch) == batch_size
+    ]
 
 
 def lora_all_settings(quantization: str = "none", batch_size: int = 4):
@@ -117,9 +146,16 @@ def lora_all_settings(quantization: str = "none", batch_size: int = 4):
 
     cfg = config()
     section = cfg["training"]["approaches"]["lora_all"]
-    return TrainSettings(approach="lora_all", learning_rate=section["learning_rate"], epochs=1, batch_size=batch_size,
-                         lora=LoraSettings(**section.get("lora", {})), quantization=quantization,
-                         labels=tuple(cfg["labels"]), max_length=cfg["training"]["max_length"])
+    return TrainSettings(
+        approach="lora_all",
+        learning_rate=section["learning_rate"],
+        epochs=1,
+        batch_size=batch_size,
+        lora=LoraSettings(**section.get("lora", {})),
+        quantization=quantization,
+        labels=tuple(cfg["labels"]),
+        max_length=cfg["training"]["max_length"],
+    )
 
 
 def resolve_precision(precision: str, model: Path, quantization: str = "none") -> tuple[str, str]:
@@ -141,9 +177,17 @@ def resolve_precision(precision: str, model: Path, quantization: str = "none") -
         return decision["choice"], f"{DECISION_FILE}: {decision.get('reason', '')}"
     with tempfile.TemporaryDirectory() as scratch:
         prompts = Path(scratch) / "train.jsonl"
-        write_jsonl(prompts, reference_rows("train", limit=64) if reference_available() else synthetic_rows(64))
-        decision = measure_and_decide(lora_all_settings(quantization), prompts, model,
-                                      threads=torch.get_num_threads(), rounds=3)
+        write_jsonl(
+            prompts,
+            reference_rows("train", limit=64) if reference_available() else synthetic_rows(64),
+        )
+        decision = measure_and_decide(
+            lora_all_settings(quantization),
+            prompts,
+            model,
+            threads=torch.get_num_threads(),
+            rounds=3,
+        )
     return decision["choice"], f"measured now: {decision['reason']}"
 
 
@@ -167,8 +211,12 @@ def count_flops(run_step, calls: int = 4) -> float:
     return counter.get_total_flops() / calls
 
 
-def matmul_peak(dtype_name: str, shapes=((2048, 2048, 2048), (256, 576, 1536)), repeats: int = 5,
-                device: str = "cpu") -> float:
+def matmul_peak(
+    dtype_name: str,
+    shapes=((2048, 2048, 2048), (256, 576, 1536)),
+    repeats: int = 5,
+    device: str = "cpu",
+) -> float:
     """Best GFLOP/s of a plain matmul in `dtype_name` over the shapes (median of `repeats`)."""
     import torch
 

@@ -41,7 +41,9 @@ def run_cell(settings, prompts, val, model_dir, scratch, overrides) -> float:
     def patched(self, *args, **kwargs):
         callbacks = kwargs.get("callbacks", [])
         if overrides.get("enable_progress_bar") is False:
-            kwargs["callbacks"] = [c for c in callbacks if not isinstance(c, pl.callbacks.TQDMProgressBar)]
+            kwargs["callbacks"] = [
+                c for c in callbacks if not isinstance(c, pl.callbacks.TQDMProgressBar)
+            ]
         kwargs.update(overrides)
         original(self, *args, **kwargs)
 
@@ -55,7 +57,9 @@ def run_cell(settings, prompts, val, model_dir, scratch, overrides) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2)
@@ -75,8 +79,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model_dir = benchlib.model_dir(args.model_dir)
     precision, source = benchlib.resolve_precision(args.precision, model_dir)
-    settings = replace(benchlib.lora_all_settings(), precision=precision, max_steps=args.steps,
-                       validate_first=False, val_checks_per_epoch=1, checkpoint_every_n_steps=50)
+    settings = replace(
+        benchlib.lora_all_settings(),
+        precision=precision,
+        max_steps=args.steps,
+        validate_first=False,
+        val_checks_per_epoch=1,
+        checkpoint_every_n_steps=50,
+    )
     rows = benchlib.reference_rows("train", limit=4 * args.steps)
     with tempfile.TemporaryDirectory() as scratch:
         prompts, val = Path(scratch) / "train.jsonl", Path(scratch) / "val.jsonl"
@@ -92,8 +102,10 @@ def main() -> None:
             rates["bare step"].append(4 * args.steps / (time.perf_counter() - start))
             for name, overrides in VARIANTS.items():
                 rates[name].append(run_cell(settings, prompts, val, model_dir, scratch, overrides))
-    print(f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; {model_dir.name}, "
-          f"lora_all, batch 4, {precision} ({source}); {args.rounds} rounds x {args.steps} steps, interleaved")
+    print(
+        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; {model_dir.name}, "
+        f"lora_all, batch 4, {precision} ({source}); {args.rounds} rounds x {args.steps} steps, interleaved"
+    )
     print(f"{'variant':<34}{'samples/s':>10}{'of bare':>9}")
     bare = statistics.median(rates["bare step"])
     for name, values in rates.items():

@@ -30,11 +30,18 @@ import time
 import benchlib
 
 _LORA_ALL = benchlib.config()["training"]["approaches"]["lora_all"]["lora"]
-LORA = dict(r=_LORA_ALL["r"], lora_alpha=_LORA_ALL["alpha"], lora_dropout=_LORA_ALL["dropout"], bias="none",
-            task_type="CAUSAL_LM")
+LORA = dict(
+    r=_LORA_ALL["r"],
+    lora_alpha=_LORA_ALL["alpha"],
+    lora_dropout=_LORA_ALL["dropout"],
+    bias="none",
+    task_type="CAUSAL_LM",
+)
 
 
-def lora_model(model_dir, quantization: str, precision: str, targets: list[str], dropout: float | None = None):
+def lora_model(
+    model_dir, quantization: str, precision: str, targets: list[str], dropout: float | None = None
+):
     # precision: "32-true" or "bf16-base" (the weights); bf16-mixed is the step's autocast.
     """The base with LoRA on `targets`, prepared for `precision` as adaptune prepares it."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -78,14 +85,21 @@ def reference_step(model, tokenizer, rows, batch_size=2):
     width = int(np.percentile(lengths, 99))
     tokenizer = _right_padding(tokenizer)
     width = min(width, tokenizer.model_max_length)
-    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=width, return_tensors="pt")
+    encoded = tokenizer(
+        texts, padding="max_length", truncation=True, max_length=width, return_tensors="pt"
+    )
     device = model.device
     batches = []
     for start in range(0, len(texts) - batch_size + 1, batch_size):
-        ids = encoded["input_ids"][start:start + batch_size]
-        mask = encoded["attention_mask"][start:start + batch_size]
-        batches.append({"input_ids": ids.to(device), "attention_mask": mask.to(device),
-                        "labels": ids.masked_fill(mask == 0, -100).to(device)})
+        ids = encoded["input_ids"][start : start + batch_size]
+        mask = encoded["attention_mask"][start : start + batch_size]
+        batches.append(
+            {
+                "input_ids": ids.to(device),
+                "attention_mask": mask.to(device),
+                "labels": ids.masked_fill(mask == 0, -100).to(device),
+            }
+        )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     cycle = itertools.cycle(batches)
 
@@ -112,16 +126,30 @@ def trainer_step(model, tokenizer, rows, steps_per_call: int, output_dir: str):
     """Hugging Face Trainer + PEFT at their defaults; one call trains `steps_per_call` steps.
     Returns (step, batch size) where step() runs one call and reports seconds per step spent
     inside the training steps (Trainer's setup excluded)."""
-    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        PrinterCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     tokenizer = _right_padding(tokenizer)
     texts = [r["prompt"] + r["completion"] for r in rows]
     encoded = tokenizer(texts, truncation=True, max_length=min(tokenizer.model_max_length, 1024))
-    dataset = [{"input_ids": ids, "attention_mask": mask}
-               for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
-    args = TrainingArguments(output_dir=output_dir, max_steps=steps_per_call, report_to=[],
-                             save_strategy="no", logging_strategy="no", disable_tqdm=True,
-                             use_cpu=model.device.type == "cpu")
+    dataset = [
+        {"input_ids": ids, "attention_mask": mask}
+        for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])
+    ]
+    args = TrainingArguments(
+        output_dir=output_dir,
+        max_steps=steps_per_call,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=model.device.type == "cpu",
+    )
 
     class StepClock(TrainerCallback):
         seconds = 0.0
@@ -135,8 +163,13 @@ def trainer_step(model, tokenizer, rows, steps_per_call: int, output_dir: str):
 
     def step():
         StepClock.seconds = 0.0
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=[StepClock()],
-                          data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            callbacks=[StepClock()],
+            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        )
         trainer.remove_callback(PrinterCallback)  # it prints a metrics line per run
         trainer.train()
         return StepClock.seconds / steps_per_call
@@ -165,7 +198,9 @@ def time_interleaved(runs: dict, rounds: int, steps: int) -> dict[str, float]:
 benchlib_device = ["cpu"]
 
 
-def scoring(model_dir, quantization, precision, rows, labels, n: int, rounds: int) -> dict[str, float]:
+def scoring(
+    model_dir, quantization, precision, rows, labels, n: int, rounds: int
+) -> dict[str, float]:
     """Prompts/s of the batched scorer and of one prompt at a time (same code, batch 1)."""
     import statistics
 
@@ -176,8 +211,10 @@ def scoring(model_dir, quantization, precision, rows, labels, n: int, rounds: in
     model, tokenizer = load_model(model_dir, quantization)
     prepare_for_inference(model, precision)
     prompts = [r["prompt"] for r in rows[:n]]
-    settings = {"batched (16)": ScoringSettings(batch_size=16, precision=precision),
-                "one at a time": ScoringSettings(batch_size=1, precision=precision)}
+    settings = {
+        "batched (16)": ScoringSettings(batch_size=16, precision=precision),
+        "one at a time": ScoringSettings(batch_size=1, precision=precision),
+    }
     times = {name: [] for name in settings}
     import torch
 
@@ -191,8 +228,18 @@ def scoring(model_dir, quantization, precision, rows, labels, n: int, rounds: in
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def compare(model_dir, quantization: str, precision: str, rows, labels, targets, rounds: int, steps: int,
-            scoring_n: int = 48, device_peak=None) -> None:
+def compare(
+    model_dir,
+    quantization: str,
+    precision: str,
+    rows,
+    labels,
+    targets,
+    rounds: int,
+    steps: int,
+    scoring_n: int = 48,
+    device_peak=None,
+) -> None:
     import tempfile
 
     import torch
@@ -202,8 +249,9 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
     with tempfile.TemporaryDirectory() as scratch:
         for name in ("adaptune", "reference", "trainer"):
             # adaptune runs at the chosen precision; the others as their users run them (fp32).
-            model, tokenizer = lora_model(model_dir, quantization, precision if name == "adaptune" else "32-true",
-                                          targets)
+            model, tokenizer = lora_model(
+                model_dir, quantization, precision if name == "adaptune" else "32-true", targets
+            )
             if name == "adaptune":
                 step, batch = adaptune_step(model, tokenizer, rows, labels, precision)
             elif name == "reference":
@@ -217,21 +265,33 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
                 flops[name] = benchlib.count_flops(step) / batch
             runs[name] = (step, batch, name == "trainer")
         device = benchlib_device[0]
-        peaks = device_peak or {d: benchlib.matmul_peak(d, device=device) for d in ("float32", "bfloat16")}
+        peaks = device_peak or {
+            d: benchlib.matmul_peak(d, device=device) for d in ("float32", "bfloat16")
+        }
         seconds = time_interleaved(runs, rounds, steps)
-    peak_mem = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else benchlib.peak_rss_mb())
+    peak_mem = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else benchlib.peak_rss_mb()
+    )
     peak = peaks["float32"] if precision == "32-true" else peaks["bfloat16"]
-    print(f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
-          f"adaptune at {precision}, the others at fp32; peak memory of the whole process {peak_mem:.0f} MB")
-    print(f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}{'samples/s':>11}{'GFLOP/sample':>14}"
-          f"{'GFLOP/s':>9}{'of peak':>9}{'adaptune is':>13}")
+    print(
+        f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
+        f"adaptune at {precision}, the others at fp32; peak memory of the whole process {peak_mem:.0f} MB"
+    )
+    print(
+        f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}{'samples/s':>11}{'GFLOP/sample':>14}"
+        f"{'GFLOP/s':>9}{'of peak':>9}{'adaptune is':>13}"
+    )
     rates = {name: runs[name][1] / s for name, s in seconds.items()}
     for name, s in seconds.items():
         batch = runs[name][1]
         gflops = flops[name] * batch / s / 1e9
         this_peak = peak if name == "adaptune" else peaks["float32"]
-        print(f"{name:<22}{batch:>6}{s * 1000:>9.1f}{rates[name]:>11.2f}{flops[name] / 1e9:>14.3g}{gflops:>9.1f}"
-              f"{gflops / this_peak:>9.1%}{rates['adaptune'] / rates[name]:>12.2f}x")
+        print(
+            f"{name:<22}{batch:>6}{s * 1000:>9.1f}{rates[name]:>11.2f}{flops[name] / 1e9:>14.3g}{gflops:>9.1f}"
+            f"{gflops / this_peak:>9.1%}{rates['adaptune'] / rates[name]:>12.2f}x"
+        )
     rates = scoring(model_dir, quantization, precision, rows, labels, scoring_n, rounds)
     print(f"{'scoring':<22}{'prompts/s':>12}{'batched is':>12}")
     for name, rate in rates.items():
@@ -239,12 +299,21 @@ def compare(model_dir, quantization: str, precision: str, rows, labels, targets,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=None, help="default: resources/models/<config model>")
-    parser.add_argument("--model", default=None, help="its config.yaml entry, for the LoRA targets "
-                        "(default: the config's model)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help="default: resources/models/<config model>"
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="its config.yaml entry, for the LoRA targets (default: the config's model)",
+    )
     parser.add_argument("--quantization", default="none", choices=["none", "8bit", "4bit"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "32-true", "bf16-base", "bf16-mixed"])
+    parser.add_argument(
+        "--precision", default="auto", choices=["auto", "32-true", "bf16-base", "bf16-mixed"]
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
@@ -262,10 +331,20 @@ def main() -> None:
     entry = cfg["models"][args.model or cfg["model"]]
     rows = benchlib.reference_rows("train", limit=400)
     precision, source = benchlib.resolve_precision(args.precision, model_dir, args.quantization)
-    print(f"{benchlib.cpu_name()}, {args.threads} threads; {model_dir.name} ({args.quantization}), "
-          f"{args.rounds} rounds x {args.steps} steps, interleaved; adaptune at {precision} ({source})")
-    compare(model_dir, args.quantization, precision, rows, cfg["labels"],
-            entry["attention_modules"] + entry["mlp_modules"], args.rounds, args.steps)
+    print(
+        f"{benchlib.cpu_name()}, {args.threads} threads; {model_dir.name} ({args.quantization}), "
+        f"{args.rounds} rounds x {args.steps} steps, interleaved; adaptune at {precision} ({source})"
+    )
+    compare(
+        model_dir,
+        args.quantization,
+        precision,
+        rows,
+        cfg["labels"],
+        entry["attention_modules"] + entry["mlp_modules"],
+        args.rounds,
+        args.steps,
+    )
 
 
 if __name__ == "__main__":

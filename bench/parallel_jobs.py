@@ -66,9 +66,15 @@ def run_together(kind: str, jobs: int, threads: int, steps: int, model_dir) -> f
     """Samples/s of `jobs` concurrent processes of `threads` threads each, from the first start
     to the last finish."""
     code = WORKER.format(bench=str(benchlib.ROOT / "bench"))
-    procs = [subprocess.Popen([sys.executable, "-c", code, kind, str(threads), str(steps),
-                               str(model_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True) for _ in range(jobs)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, kind, str(threads), str(steps), str(model_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(jobs)
+    ]
     for proc in procs:
         while proc.stdout.readline().strip() != "ready":
             if proc.poll() is not None:
@@ -85,22 +91,28 @@ def run_together(kind: str, jobs: int, threads: int, steps: int, model_dir) -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--steps", type=int, default=12, help="steps (train) or passes (score)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--kinds", nargs="+", default=["train", "score"],
-                        choices=["train", "score"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["train", "score"], choices=["train", "score"]
+    )
     args = parser.parse_args()
 
     model_dir = benchlib.model_dir(args.model_dir)
     steps = {"train": args.steps, "score": max(1, args.steps // 4)}
-    print(f"{benchlib.cpu_name()}, {args.cores} cores; {model_dir.name}; "
-          f"{args.rounds} rounds, variants alternating")
-    print(f"{'kind':<7}{'one job, ' + str(args.cores) + ' threads':>22}"
-          f"{str(args.cores) + ' jobs, 1 thread':>20}{'paired / one':>14}")
+    print(
+        f"{benchlib.cpu_name()}, {args.cores} cores; {model_dir.name}; "
+        f"{args.rounds} rounds, variants alternating"
+    )
+    print(
+        f"{'kind':<7}{'one job, ' + str(args.cores) + ' threads':>22}"
+        f"{str(args.cores) + ' jobs, 1 thread':>20}{'paired / one':>14}"
+    )
     for kind in args.kinds:
         one, paired = [], []
         for _ in range(args.rounds):

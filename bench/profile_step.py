@@ -38,18 +38,31 @@ def profile(name, step) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=None, help="default: resources/models/<config model>")
-    parser.add_argument("--precision", default="auto", choices=["auto", *CANDIDATE_DTYPE],
-                        help="the precision to mark as the pipeline's (auto: its decision)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help="default: resources/models/<config model>"
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", *CANDIDATE_DTYPE],
+        help="the precision to mark as the pipeline's (auto: its decision)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--emulated-too", action="store_true",
-                        help="time the bf16 variants even where bf16 is emulated (slow)")
-    parser.add_argument("--quick", action="store_true", help="the matmul peak from one small matmul (tests)")
+    parser.add_argument(
+        "--emulated-too",
+        action="store_true",
+        help="time the bf16 variants even where bf16 is emulated (slow)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the matmul peak from one small matmul (tests)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -65,10 +78,16 @@ def main() -> None:
     peaks = {dtype: benchlib.matmul_peak(dtype, **shapes) for dtype in ("float32", "bfloat16")}
     # As the hardware rule does: bf16 emulated in software (an AVX2 CPU) is not worth timing.
     emulated = peaks["bfloat16"] < EMULATED * peaks["float32"] and not args.emulated_too
-    variants = {name: (settings, name, dtype) for name, dtype in CANDIDATE_DTYPE.items()
-                if not (emulated and dtype == "bfloat16")}
-    variants["32-true, LoRA dropout 0.05"] = (replace(settings, lora=replace(settings.lora, dropout=0.05)),
-                                             "32-true", "float32")
+    variants = {
+        name: (settings, name, dtype)
+        for name, dtype in CANDIDATE_DTYPE.items()
+        if not (emulated and dtype == "bfloat16")
+    }
+    variants["32-true, LoRA dropout 0.05"] = (
+        replace(settings, lora=replace(settings.lora, dropout=0.05)),
+        "32-true",
+        "float32",
+    )
     steps, flops = {}, {}
     for name, (these, precision, _) in variants.items():
         steps[name] = candidate_step(these, model_dir, rows, precision)
@@ -78,20 +97,26 @@ def main() -> None:
         for name in CANDIDATE_DTYPE:
             if name in steps:
                 profile(name, steps[name])
-    print(f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; matmul peak fp32 "
-          f"{peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; {model_dir.name}, lora_all, batch "
-          f"{args.batch_size}, {args.rounds} rounds x {args.steps} steps, interleaved")
+    print(
+        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; matmul peak fp32 "
+        f"{peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; {model_dir.name}, lora_all, batch "
+        f"{args.batch_size}, {args.rounds} rounds x {args.steps} steps, interleaved"
+    )
     print(f"pipeline's precision: {chosen} ({source})")
     if emulated:
         print(f"bf16 variants left out: bf16 matmul below {EMULATED:.0%} of fp32's (emulated)")
     seconds = benchlib.interleaved(steps, args.rounds, args.steps)
     base = seconds["32-true"]
-    print(f"{'variant':<30}{'s/step':>8}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'vs fp32':>9}")
+    print(
+        f"{'variant':<30}{'s/step':>8}{'samples/s':>11}{'GFLOP/s':>9}{'of peak':>9}{'vs fp32':>9}"
+    )
     for name, s in seconds.items():
         gflops = flops[name] * args.batch_size / s / 1e9
         mark = "  <- pipeline" if name == chosen else ""
-        print(f"{name:<30}{s:>8.4f}{args.batch_size / s:>11.2f}{gflops:>9.0f}"
-              f"{gflops / peaks[variants[name][2]]:>9.1%}{base / s:>8.2f}x{mark}")
+        print(
+            f"{name:<30}{s:>8.4f}{args.batch_size / s:>11.2f}{gflops:>9.0f}"
+            f"{gflops / peaks[variants[name][2]]:>9.1%}{base / s:>8.2f}x{mark}"
+        )
 
 
 if __name__ == "__main__":

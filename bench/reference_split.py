@@ -49,26 +49,51 @@ def main(argv=None) -> None:
     rows = {}
     for split in ("train", "val"):
         frame = pd.read_csv(args.split_dir / f"{split}.csv", dtype=str, keep_default_na=False)
-        frame = pd.DataFrame({"id": [f"{split}-{i}" for i in range(len(frame))],
-                              "text": frame["text"].map(html.unescape), "label": frame["label"]})
+        frame = pd.DataFrame(
+            {
+                "id": [f"{split}-{i}" for i in range(len(frame))],
+                "text": frame["text"].map(html.unescape),
+                "label": frame["label"],
+            }
+        )
         write_csv(out / f"{split}.csv", frame)
-        write_jsonl(out / f"{split}.jsonl", format_split(out / f"{split}.csv", template, labels, style))
+        write_jsonl(
+            out / f"{split}.jsonl", format_split(out / f"{split}.csv", template, labels, style)
+        )
         rows[split] = len(frame)
     results = {}
-    baseline = run_baseline(out / "train.csv", {"val": out / "val.csv"}, {"val": out / "baseline"}, labels,
-                            BaselineSettings(), {"reference_split": str(args.split_dir)})
+    baseline = run_baseline(
+        out / "train.csv",
+        {"val": out / "val.csv"},
+        {"val": out / "baseline"},
+        labels,
+        BaselineSettings(),
+        {"reference_split": str(args.split_dir)},
+    )
     results["tfidf"] = baseline["val"]
     settings = EvaluationSettings.from_config(config["evaluation"])
     for k in args.k:
-        metrics = evaluate_fewshot(args.model_dir, args.quantization, out / "train.jsonl",
-                                   {"val": out / "val.jsonl"}, {"val": out / f"fewshot-k{k}"}, k, labels, style,
-                                   settings, f"{args.model_dir.name}/fewshot-k{k}", {"k": k})
+        metrics = evaluate_fewshot(
+            args.model_dir,
+            args.quantization,
+            out / "train.jsonl",
+            {"val": out / "val.jsonl"},
+            {"val": out / f"fewshot-k{k}"},
+            k,
+            labels,
+            style,
+            settings,
+            f"{args.model_dir.name}/fewshot-k{k}",
+            {"k": k},
+        )
         results[f"{k}-shot"] = metrics["val"]
     print(f"reference split: {rows['train']} train, {rows['val']} val; results in {out}")
     for name, m in results.items():
-        print(f"{name:8s} accuracy {m['accuracy']:.3f} [{m['accuracy_ci'][0]:.3f}, {m['accuracy_ci'][1]:.3f}]  "
-              f"macro-F1 {m['macro_f1']:.3f}  predicted counts {[sum(col) for col in zip(*m['confusion_matrix'])]}  "
-              f"{m['examples_per_second']:.1f} examples/s")
+        print(
+            f"{name:8s} accuracy {m['accuracy']:.3f} [{m['accuracy_ci'][0]:.3f}, {m['accuracy_ci'][1]:.3f}]  "
+            f"macro-F1 {m['macro_f1']:.3f}  predicted counts {[sum(col) for col in zip(*m['confusion_matrix'])]}  "
+            f"{m['examples_per_second']:.1f} examples/s"
+        )
 
 
 if __name__ == "__main__":

@@ -45,5 +45,7 @@ def pytest_runtest_makereport(item, call):
     reason = skip_reason(report)
     if optional_component(reason) is None:
         report.outcome = "failed"
-        report.longrepr = (f"skipped under CI, but the reason names no declared optional component "
-                           f"({', '.join(OPTIONAL_COMPONENTS)}): {reason}")
+        report.longrepr = (
+            f"skipped under CI, but the reason names no declared optional component "
+            f"({', '.join(OPTIONAL_COMPONENTS)}): {reason}"
+        )

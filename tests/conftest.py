@@ -77,9 +77,14 @@ def pytest_collection_modifyitems(items):
     rest."""
     slow_files = set()
     for item in items:
-        if "finished_pipeline" in getattr(item, "fixturenames", ()) and item.path.name != SHARED_RUN_TESTS:
-            raise pytest.UsageError(f"{item.nodeid} uses finished_pipeline; move it to tests/{SHARED_RUN_TESTS}, "
-                                    "whose tests share that run on one worker")
+        if (
+            "finished_pipeline" in getattr(item, "fixturenames", ())
+            and item.path.name != SHARED_RUN_TESTS
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid} uses finished_pipeline; move it to tests/{SHARED_RUN_TESTS}, "
+                "whose tests share that run on one worker"
+            )
         if item.get_closest_marker("slow"):
             slow_files.add(item.path)
     items.sort(key=lambda item: (item.path.name != SHARED_RUN_TESTS, item.path not in slow_files))
@@ -127,22 +132,39 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
     CPU default leaves out), small splits, one short epoch in fp32 with one validation pass."""
     default = yaml.safe_load((REPO / "config.yaml").read_text())
     one_epoch = {"epochs": 1, "batch_size": 8}
-    return deep_update(default, {
-        "splits": {"train": 24, "val": 12, "test": 12, "seed": 7},
-        "model": "tiny-gptj",
-        "models": {"tiny-gptj": {
-            "source": "local", "path": str(model_dir),
-            "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
-            "mlp_modules": ["fc_in", "fc_out"],
-        }},
-        # fp32 and eager: no hardware job; one validation pass per epoch.
-        "training": {"max_length": 64, "styles": ["instruction"], "quantizations": ["8bit"],
-                     "precision": "32-true", "compile": False, "val_checks_per_epoch": 1,
-                     "approaches": {
-            "layernorm": one_epoch, "lora_attention": one_epoch, "lora_all": one_epoch,
-        }},
-        "evaluation": {"bootstrap_samples": 100, "fewshot": {"k": [0, 1], "quantization": "8bit"}},
-    })
+    return deep_update(
+        default,
+        {
+            "splits": {"train": 24, "val": 12, "test": 12, "seed": 7},
+            "model": "tiny-gptj",
+            "models": {
+                "tiny-gptj": {
+                    "source": "local",
+                    "path": str(model_dir),
+                    "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
+                    "mlp_modules": ["fc_in", "fc_out"],
+                }
+            },
+            # fp32 and eager: no hardware job; one validation pass per epoch.
+            "training": {
+                "max_length": 64,
+                "styles": ["instruction"],
+                "quantizations": ["8bit"],
+                "precision": "32-true",
+                "compile": False,
+                "val_checks_per_epoch": 1,
+                "approaches": {
+                    "layernorm": one_epoch,
+                    "lora_attention": one_epoch,
+                    "lora_all": one_epoch,
+                },
+            },
+            "evaluation": {
+                "bootstrap_samples": 100,
+                "fewshot": {"k": [0, 1], "quantization": "8bit"},
+            },
+        },
+    )
 
 
 # Runs that start no job (plans, lint, the rule list, the HTML report): run by Snakemake's own command-line entry point in this process
@@ -151,7 +173,9 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
 STARTS_NO_JOB = {"-n", "--dry-run", "--dryrun", "--lint", "--list-rules", "-l", "--report"}
 
 
-def snakemake_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def snakemake_in_process(
+    args: list[str], cwd: Path, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """`snakemake <args>` run in this process from `cwd` under `env`, for a run that starts no
     job; its stdout, stderr and exit status as a subprocess would give them. The working
     directory and the environment are restored afterwards (a config's `workdir:` moves it)."""
@@ -190,17 +214,22 @@ class Pipeline:
         (self.workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         return config
 
-    def run(self, *args: str, config: dict | None = None, check: bool = True,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, config: dict | None = None, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         self.write_config(config)
         # Run from the working directory, as users do (a config's own `workdir` then applies).
         arguments = ["-s", str(REPO / "Snakefile"), "--cores", "2", *args]
         if STARTS_NO_JOB & set(args):
             result = snakemake_in_process(arguments, self.workdir, env)
         else:
-            result = subprocess.run([sys.executable, "-m", "snakemake", *arguments], capture_output=True,
-                                    text=True, cwd=self.workdir,
-                                    env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+            result = subprocess.run(
+                [sys.executable, "-m", "snakemake", *arguments],
+                capture_output=True,
+                text=True,
+                cwd=self.workdir,
+                env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+            )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
@@ -238,7 +267,9 @@ def finished_pipeline(tmp_path_factory, tiny_gptj) -> Pipeline:
 def default_plan(tmp_path_factory) -> subprocess.CompletedProcess:
     """`snakemake -n` of the tiny config as it stands, run once for every test that reads what the
     default plan holds (its rules, its jobs' resources)."""
-    pipeline = Pipeline(tmp_path_factory.mktemp("plan") / "run", tiny_pipeline_config(REPO / "no-model"))
+    pipeline = Pipeline(
+        tmp_path_factory.mktemp("plan") / "run", tiny_pipeline_config(REPO / "no-model")
+    )
     write_raw_csv(pipeline.path("data/labeled_data.csv"), per_class=40)
     return pipeline.run("-n")
 
@@ -252,8 +283,11 @@ def job_stats(plan: str) -> dict[str, int]:
 def planned_jobs(result) -> dict[str, int]:
     """Jobs per rule from the job-stats table of a dry run."""
     rows = (line.split() for line in (result.stdout + result.stderr).splitlines())
-    return {row[0]: int(row[1]) for row in rows
-            if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+    return {
+        row[0]: int(row[1])
+        for row in rows
+        if len(row) == 2 and row[1].isdigit() and row[0] != "total"
+    }
 
 
 def planned_rules(result) -> set[str]:

@@ -73,14 +73,18 @@ class FakeOpenAI:
         self.outcomes: dict[str, str] = {}  # base model -> succeeded | failed | moderation | hang
         self.missing: set[str] = set()  # models GET /v1/models/{id} does not know
         self.shutdown_dates: dict[str, str] = {}  # model -> "YYYY-MM-DD"
-        self.refuse_finetune: dict[str, tuple[int, str, str]] = {}  # model -> (status, code, message)
+        self.refuse_finetune: dict[
+            str, tuple[int, str, str]
+        ] = {}  # model -> (status, code, message)
         self.finetuning_forbidden = False
         self.filters_metadata = True  # False: a job list with a metadata filter is a 400
         self.refuse_requests: dict[str, tuple[int, str, str]] = {}
         self.snapshots: dict[str, str] = {}  # requested model -> the model id that answers
         self.deleted_files: list[str] = []
         self._drops = 0
-        self._file_ids = itertools.count(1)  # a deleted file's id is never given again, as at OpenAI
+        self._file_ids = itertools.count(
+            1
+        )  # a deleted file's id is never given again, as at OpenAI
         self.answer: Callable[[str, str], str] = default_answer
         self.logprobs = True
         self._failures: list[tuple[int, re.Pattern]] = []
@@ -102,7 +106,9 @@ class FakeOpenAI:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def fail_next(self, n: int, status: int, path: str = ".*", method: str = "GET|POST|DELETE") -> None:
+    def fail_next(
+        self, n: int, status: int, path: str = ".*", method: str = "GET|POST|DELETE"
+    ) -> None:
         """Answer the next n requests whose path and method match with HTTP `status`."""
         with self._lock:
             self._failures += [(status, re.compile(path), re.compile(method))] * n
@@ -120,7 +126,10 @@ class FakeOpenAI:
         """Let a hanging job end at its next retrieve."""
         with self._lock:
             job = self.jobs[job_id]
-            job.outcome, job.steps = outcome, ["running", outcome if outcome != "hang" else "running"]
+            job.outcome, job.steps = (
+                outcome,
+                ["running", outcome if outcome != "hang" else "running"],
+            )
 
     # --- the API ------------------------------------------------------------------------------
     def _handler(self):
@@ -197,24 +206,42 @@ class FakeOpenAI:
 
     def _upload(self, headers, raw: bytes):
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"content-type: " + headers["content-type"].encode() + b"\r\n\r\n" + raw)
+            b"content-type: " + headers["content-type"].encode() + b"\r\n\r\n" + raw
+        )
         parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
         content = parts["file"].get_payload(decode=True)
         lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
         with self._lock:
             file_id = f"file-{next(self._file_ids):04d}"
-            self.files[file_id] = {"lines": lines, "purpose": parts["purpose"].get_content().strip()}
-        return 200, {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                     "filename": parts["file"].get_filename(), "purpose": "fine-tune", "status": "processed"}
+            self.files[file_id] = {
+                "lines": lines,
+                "purpose": parts["purpose"].get_content().strip(),
+            }
+        return 200, {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": parts["file"].get_filename(),
+            "purpose": "fine-tune",
+            "status": "processed",
+        }
 
     def _models(self) -> list[dict]:
         served = {j.data["model"] for j in self.jobs.values()} | set(self.shutdown_dates)
-        served |= {j.data["fine_tuned_model"] for j in self.jobs.values() if j.data["fine_tuned_model"]}
+        served |= {
+            j.data["fine_tuned_model"] for j in self.jobs.values() if j.data["fine_tuned_model"]
+        }
         return [self._model_data(m) for m in sorted(served - self.missing)]
 
     def _model_data(self, model: str) -> dict:
-        return {"id": model, "object": "model", "created": 1700000000, "owned_by": "system",
-                "shutdown_date": self.shutdown_dates.get(model)}
+        return {
+            "id": model,
+            "object": "model",
+            "created": 1700000000,
+            "owned_by": "system",
+            "shutdown_date": self.shutdown_dates.get(model),
+        }
 
     def _list_models(self):
         return 200, {"object": "list", "data": self._models()}
@@ -236,17 +263,34 @@ class FakeOpenAI:
             status, code, message = self.refuse_finetune[body["model"]]
             return status, _error(message, code)
         if body.get("training_file") not in self.files:
-            return 400, _error(f"training file {body.get('training_file')} not found", "invalid_request_error")
+            return 400, _error(
+                f"training file {body.get('training_file')} not found", "invalid_request_error"
+            )
         with self._lock:
             job_id = f"ftjob-{len(self.jobs) + 1:04d}"  # jobs are never deleted
-            epochs = body.get("method", {}).get("supervised", {}).get("hyperparameters", {}).get("n_epochs")
+            epochs = (
+                body.get("method", {})
+                .get("supervised", {})
+                .get("hyperparameters", {})
+                .get("n_epochs")
+            )
             data = {
-                "id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()) + len(self.jobs),
-                "model": body["model"], "training_file": body["training_file"],
-                "validation_file": body.get("validation_file"), "status": "validating_files",
-                "hyperparameters": {"n_epochs": epochs}, "error": None, "fine_tuned_model": None,
-                "finished_at": None, "organization_id": "org-test", "result_files": [],
-                "seed": body.get("seed", 0), "trained_tokens": None, "metadata": body.get("metadata"),
+                "id": job_id,
+                "object": "fine_tuning.job",
+                "created_at": int(time.time()) + len(self.jobs),
+                "model": body["model"],
+                "training_file": body["training_file"],
+                "validation_file": body.get("validation_file"),
+                "status": "validating_files",
+                "hyperparameters": {"n_epochs": epochs},
+                "error": None,
+                "fine_tuned_model": None,
+                "finished_at": None,
+                "organization_id": "org-test",
+                "result_files": [],
+                "seed": body.get("seed", 0),
+                "trained_tokens": None,
+                "metadata": body.get("metadata"),
             }
             self.jobs[job_id] = Job(data, outcome=self.outcomes.get(body["model"], "succeeded"))
             if self._drops:
@@ -256,13 +300,24 @@ class FakeOpenAI:
 
     def _list_jobs(self, query: str = ""):
         if self.finetuning_forbidden:
-            return 403, _error("You are not allowed to create fine-tuning jobs", "permission_denied")
-        wanted = {match.group(1): value for key, value in urllib.parse.parse_qsl(query)
-                  if (match := re.fullmatch(r"metadata\[(.+)\]", key))}
+            return 403, _error(
+                "You are not allowed to create fine-tuning jobs", "permission_denied"
+            )
+        wanted = {
+            match.group(1): value
+            for key, value in urllib.parse.parse_qsl(query)
+            if (match := re.fullmatch(r"metadata\[(.+)\]", key))
+        }
         if wanted and not self.filters_metadata:
-            return 400, _error("Unrecognized request argument supplied: metadata", "invalid_request_error")
+            return 400, _error(
+                "Unrecognized request argument supplied: metadata", "invalid_request_error"
+            )
         jobs = sorted(self.jobs.values(), key=lambda j: j.data["created_at"], reverse=True)
-        jobs = [j for j in jobs if all((j.data["metadata"] or {}).get(k) == v for k, v in wanted.items())]
+        jobs = [
+            j
+            for j in jobs
+            if all((j.data["metadata"] or {}).get(k) == v for k, v in wanted.items())
+        ]
         return 200, {"object": "list", "data": [j.data for j in jobs], "has_more": False}
 
     def _retrieve(self, job_id: str):
@@ -277,22 +332,31 @@ class FakeOpenAI:
                 status = "failed"
             if job.outcome == "moderation":  # screened out while its files are validated
                 status = "failed"
-                job.data["error"] = {"code": "invalid_training_file", "param": "training_file", "message":
-                                     "The job failed due to an invalid training file. This training file was "
-                                     "blocked by our moderation system because it contains too many examples "
-                                     "that violate OpenAI's usage policies."}
+                job.data["error"] = {
+                    "code": "invalid_training_file",
+                    "param": "training_file",
+                    "message": "The job failed due to an invalid training file. This training file was "
+                    "blocked by our moderation system because it contains too many examples "
+                    "that violate OpenAI's usage policies.",
+                }
             if job.outcome == "hang" and status in ("succeeded", "failed"):
                 status, job.steps = "running", []
             job.data["status"] = status
             if status == "succeeded":
                 lines = self.files[job.data["training_file"]]["lines"]
                 job.data["trained_tokens"] = sum(len(json.dumps(line)) // 4 for line in lines) * (
-                    job.data["hyperparameters"]["n_epochs"] or 1)
-                job.data["fine_tuned_model"] = f"ft:{job.data['model']}:org-test:adaptune:{job_id[-4:]}"
+                    job.data["hyperparameters"]["n_epochs"] or 1
+                )
+                job.data["fine_tuned_model"] = (
+                    f"ft:{job.data['model']}:org-test:adaptune:{job_id[-4:]}"
+                )
                 job.data["finished_at"] = int(time.time())
             elif status == "failed" and job.data["error"] is None:
-                job.data["error"] = {"code": "invalid_training_file",
-                                     "message": "The training file has too few examples", "param": None}
+                job.data["error"] = {
+                    "code": "invalid_training_file",
+                    "message": "The training file has too few examples",
+                    "param": None,
+                }
                 job.data["finished_at"] = int(time.time())
             return 200, job.data
 
@@ -300,18 +364,35 @@ class FakeOpenAI:
         job = self.jobs.get(job_id)
         if job is None:
             return 404, _error(f"job {job_id} not found", "not_found")
-        events = [{"id": f"ftevent-{job_id}-0", "object": "fine_tuning.job.event", "created_at": job.data["created_at"],
-                   "level": "info", "message": "Created fine-tuning job", "type": "message"}]
+        events = [
+            {
+                "id": f"ftevent-{job_id}-0",
+                "object": "fine_tuning.job.event",
+                "created_at": job.data["created_at"],
+                "level": "info",
+                "message": "Created fine-tuning job",
+                "type": "message",
+            }
+        ]
         if job.data["status"] != "validating_files":
-            events.append({"id": f"ftevent-{job_id}-1", "object": "fine_tuning.job.event",
-                           "created_at": job.data["created_at"] + 1, "level": "info",
-                           "message": f"Job is {job.data['status']}", "type": "message"})
+            events.append(
+                {
+                    "id": f"ftevent-{job_id}-1",
+                    "object": "fine_tuning.job.event",
+                    "created_at": job.data["created_at"] + 1,
+                    "level": "info",
+                    "message": f"Job is {job.data['status']}",
+                    "type": "message",
+                }
+            )
         return 200, {"object": "list", "data": list(reversed(events)), "has_more": False}
 
     def _complete(self, body: dict, chat: bool):
         if body["model"] in self.refuse_requests or body["model"] in self.missing:
             status, code, message = self.refuse_requests.get(
-                body["model"], (404, "model_not_found", f"The model '{body['model']}' does not exist"))
+                body["model"],
+                (404, "model_not_found", f"The model '{body['model']}' does not exist"),
+            )
             return status, _error(message, code)
         if chat:
             text = body["messages"][-1]["content"]
@@ -326,21 +407,42 @@ class FakeOpenAI:
             other_token = other if chat else " " + other
             top.setdefault(other_token, -4.0 - len(top))
         top = dict(list(top.items())[:5])
-        base = {"id": f"cmpl-{len(self.requests)}", "created": int(time.time()),
-                "model": self.snapshots.get(body["model"], body["model"]),
-                "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
+        base = {
+            "id": f"cmpl-{len(self.requests)}",
+            "created": int(time.time()),
+            "model": self.snapshots.get(body["model"], body["model"]),
+            "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+        }
         if chat:
             logprobs = None
             if self.logprobs and body.get("logprobs"):
-                logprobs = {"content": [{"token": token, "logprob": -0.05, "bytes": None,
-                                         "top_logprobs": [{"token": t, "logprob": lp, "bytes": None}
-                                                          for t, lp in top.items()]}]}
-            choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                      "message": {"role": "assistant", "content": answer}}
+                logprobs = {
+                    "content": [
+                        {
+                            "token": token,
+                            "logprob": -0.05,
+                            "bytes": None,
+                            "top_logprobs": [
+                                {"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()
+                            ],
+                        }
+                    ]
+                }
+            choice = {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": logprobs,
+                "message": {"role": "assistant", "content": answer},
+            }
             return 200, {**base, "object": "chat.completion", "choices": [choice]}
         logprobs = None
         if self.logprobs and body.get("logprobs"):
-            logprobs = {"tokens": [token], "token_logprobs": [-0.05], "top_logprobs": [top], "text_offset": [0]}
+            logprobs = {
+                "tokens": [token],
+                "token_logprobs": [-0.05],
+                "top_logprobs": [top],
+                "text_offset": [0],
+            }
         choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs, "text": " " + answer}
         return 200, {**base, "object": "text_completion", "choices": [choice]}
 

@@ -25,8 +25,13 @@ def imports_of(path: Path, module: str | None) -> tuple[set[str], set[str]]:
     """(required, optional) absolute module names imported anywhere in a file; an import inside
     a `try:` block is optional (the code works without it)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    optional_nodes = {id(node) for tried in ast.walk(tree) if isinstance(tried, ast.Try)
-                      for stmt in tried.body for node in ast.walk(stmt)}
+    optional_nodes = {
+        id(node)
+        for tried in ast.walk(tree)
+        if isinstance(tried, ast.Try)
+        for stmt in tried.body
+        for node in ast.walk(stmt)
+    }
     required, optional = set(), set()
     package = module if path.name == "__init__.py" else (module or "").rpartition(".")[0]
     for node in ast.walk(tree):
@@ -38,9 +43,11 @@ def imports_of(path: Path, module: str | None) -> tuple[set[str], set[str]]:
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names
-                              if base.startswith("adaptune")
-                              and module_file(f"{base}.{alias.name}")]
+            names = [base] + [
+                f"{base}.{alias.name}"
+                for alias in node.names
+                if base.startswith("adaptune") and module_file(f"{base}.{alias.name}")
+            ]
         (optional if id(node) in optional_nodes else required).update(names)
     return required, optional
 

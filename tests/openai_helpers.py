@@ -14,8 +14,11 @@ from adaptune.openai.settings import OpenAISettings
 LABELS = ["hate", "offensive", "neutral"]
 KEY = "sk-test-" + os.urandom(12).hex()
 TEMPLATE = "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: {text}\nCategory:"
-TWEETS = {"hate": "those people are hate vermin", "offensive": "you offensive idiot",
-          "neutral": "lovely weather today"}
+TWEETS = {
+    "hate": "those people are hate vermin",
+    "offensive": "you offensive idiot",
+    "neutral": "lovely weather today",
+}
 
 
 def prompt_records(n_per_label: int, prefix: str) -> list[dict]:
@@ -23,12 +26,21 @@ def prompt_records(n_per_label: int, prefix: str) -> list[dict]:
     for number in range(n_per_label):
         for label in LABELS:
             text = f"{TWEETS[label]} #{prefix}{number}"
-            records.append({"id": f"{prefix}{number}-{label}", "text": text,
-                            "prompt": TEMPLATE.format(text=text), "completion": " " + label, "label": label})
+            records.append(
+                {
+                    "id": f"{prefix}{number}-{label}",
+                    "text": text,
+                    "prompt": TEMPLATE.format(text=text),
+                    "completion": " " + label,
+                    "label": label,
+                }
+            )
     return records
 
 
-def write_prompts(directory: Path, sizes=(("train", 4), ("val", 2), ("test", 3))) -> dict[str, Path]:
+def write_prompts(
+    directory: Path, sizes=(("train", 4), ("val", 2), ("test", 3))
+) -> dict[str, Path]:
     """Prompt files of n examples per label for each split."""
     paths = {}
     for split, n in sizes:
@@ -46,6 +58,12 @@ def fake_server(monkeypatch):
 
 
 def settings_for(server, **overrides) -> OpenAISettings:
-    values = dict(base_url=server.base_url, poll_interval_s=0.01, max_poll_interval_s=0.02,
-                  max_retries=2, timeout_s=10, epochs=3)
+    values = dict(
+        base_url=server.base_url,
+        poll_interval_s=0.01,
+        max_poll_interval_s=0.02,
+        max_retries=2,
+        timeout_s=10,
+        epochs=3,
+    )
     return OpenAISettings(**{**values, **overrides})

@@ -19,11 +19,20 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = ("hate", "offensive", "neutral")
 TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
 ENTRIES = {
-    "gptj": {"name": "tiny-gptj", "source": "local", "path": "",
-             "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"], "mlp_modules": ["fc_in", "fc_out"]},
-    "llama": {"name": "tiny-llama", "source": "local", "path": "",
-              "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-              "mlp_modules": ["gate_proj", "up_proj", "down_proj"]},
+    "gptj": {
+        "name": "tiny-gptj",
+        "source": "local",
+        "path": "",
+        "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
+        "mlp_modules": ["fc_in", "fc_out"],
+    },
+    "llama": {
+        "name": "tiny-llama",
+        "source": "local",
+        "path": "",
+        "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "mlp_modules": ["gate_proj", "up_proj", "down_proj"],
+    },
 }
 
 
@@ -44,16 +53,27 @@ class ReferenceSettings(TrainSettings):
 
 
 def settings(approach, quantization="none", **overrides):
-    values = dict(approach=approach, learning_rate=1e-3, epochs=1, quantization=quantization,
-                  lora=None if approach == "layernorm" else LoraSettings(),
-                  labels=LABELS, template=TEMPLATE, max_length=64)
+    values = dict(
+        approach=approach,
+        learning_rate=1e-3,
+        epochs=1,
+        quantization=quantization,
+        lora=None if approach == "layernorm" else LoraSettings(),
+        labels=LABELS,
+        template=TEMPLATE,
+        max_length=64,
+    )
     values.update(overrides)
     return ReferenceSettings(**values)
 
 
 REFERENCE_LAYERNORM = dict(approach="layernorm", biases=True)
-REFERENCE_LORA_ALL = dict(approach="lora_all", lora=ReferenceLora(r=2, alpha=4, dropout=0.0, embedding=True,
-                                                                  lm_head=True, norms=True, biases=True))
+REFERENCE_LORA_ALL = dict(
+    approach="lora_all",
+    lora=ReferenceLora(
+        r=2, alpha=4, dropout=0.0, embedding=True, lm_head=True, norms=True, biases=True
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +96,14 @@ def trainable_count(model_dir, arch, s):
 
 # The counts each approach trained before the approaches became PEFT configs.
 COUNTS = {
-    ("gptj", "layernorm", False): 384, ("gptj", "lora_attention", False): 8192,
-    ("gptj", "lora_all", False): 18432, ("gptj", "lora_all", True): 22144,
-    ("llama", "layernorm", False): 320, ("llama", "lora_attention", False): 7168,
-    ("llama", "lora_all", False): 16384, ("llama", "lora_all", True): 20096,
+    ("gptj", "layernorm", False): 384,
+    ("gptj", "lora_attention", False): 8192,
+    ("gptj", "lora_all", False): 18432,
+    ("gptj", "lora_all", True): 22144,
+    ("llama", "layernorm", False): 320,
+    ("llama", "lora_attention", False): 7168,
+    ("llama", "lora_all", False): 16384,
+    ("llama", "lora_all", True): 20096,
 }
 
 
@@ -107,7 +131,9 @@ def independent_counts(model):
 def test_reference_trainable_sets_match_an_independent_count(models, quantization):
     plain, _ = load_model(models["gptj"], "none")
     norms, biases, lora = independent_counts(plain)
-    assert isinstance(plain.lm_head, torch.nn.Linear) and biases > 0  # GPT-J's MLP and head have biases
+    assert (
+        isinstance(plain.lm_head, torch.nn.Linear) and biases > 0
+    )  # GPT-J's MLP and head have biases
     layernorm = settings(quantization=quantization, **REFERENCE_LAYERNORM)
     assert trainable_count(models["gptj"], "gptj", layernorm) == norms + biases
     lora_all = settings(quantization=quantization, **REFERENCE_LORA_ALL)
@@ -146,8 +172,12 @@ def test_saved_adapter_is_a_standard_peft_folder(models, tmp_path, arch, case):
     s = settings(**CASES[case])
     trained = perturbed(models[arch], arch, s)
     folder = tmp_path / "adapter"
-    adapters.save_adapter(trained, s, models[arch], folder, {label: " " + label for label in LABELS})
-    assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
+    adapters.save_adapter(
+        trained, s, models[arch], folder, {label: " " + label for label in LABELS}
+    )
+    assert (folder / "adapter_config.json").is_file() and (
+        folder / "adapter_model.safetensors"
+    ).is_file()
     assert not (folder / adapters.LINEAR_BIASES_FILE).exists()
 
     # plain transformers + plain PEFT, no adaptune
@@ -163,7 +193,10 @@ def test_saved_adapter_is_a_standard_peft_folder(models, tmp_path, arch, case):
     assert record["approach"] == s.approach and record["labels"] == list(LABELS)
     assert record["template"] == TEMPLATE and record["max_length"] == 64
     assert record["truncation_side"] == "left" and record["precision"] == s.precision
-    assert record["base_model"] == ENTRIES[arch]["name"] and len(record["base_model_config_hash"]) == 64
+    assert (
+        record["base_model"] == ENTRIES[arch]["name"]
+        and len(record["base_model_config_hash"]) == 64
+    )
 
 
 def test_layernorm_with_biases_keeps_them_beside_the_peft_folder(models, tmp_path):
@@ -190,14 +223,18 @@ def test_base_model_found_from_the_record_after_a_move(models, tmp_path):
     trained = perturbed(models["gptj"], "gptj", s)
     project = tmp_path / "project"
     shutil.copytree(models["gptj"], project / "models" / "gptj")
-    adapters.save_adapter(trained, s, project / "models" / "gptj", project / "results" / "adapter", {})
+    adapters.save_adapter(
+        trained, s, project / "models" / "gptj", project / "results" / "adapter", {}
+    )
     moved = tmp_path / "moved"
     shutil.move(project, moved)
     loaded, _, record = adapters.load_trained(moved / "results" / "adapter")
     assert record["base_model_dir"] == "../../models/gptj"
     assert record["model_dir"] == str((moved / "models" / "gptj").resolve())
     with torch.no_grad():
-        assert torch.allclose(loaded(input_ids=INPUT).logits, trained(input_ids=INPUT).logits, atol=1e-5)
+        assert torch.allclose(
+            loaded(input_ids=INPUT).logits, trained(input_ids=INPUT).logits, atol=1e-5
+        )
 
 
 def test_a_missing_base_is_named_with_both_paths(models, tmp_path):
@@ -207,7 +244,10 @@ def test_a_missing_base_is_named_with_both_paths(models, tmp_path):
     record = adapters.read_record(folder)
     record["base_model_dir"] = "../models/elsewhere"
     write_json(folder / adapters.ADAPTER_FILE, record)
-    with pytest.raises(ValueError, match=r"'tiny-gptj' was recorded at \.\./models/elsewhere.*holds no prepared model"):
+    with pytest.raises(
+        ValueError,
+        match=r"'tiny-gptj' was recorded at \.\./models/elsewhere.*holds no prepared model",
+    ):
         adapters.load_trained(folder)
     # an explicit base still works
     model, _, _ = adapters.load_trained(folder, models["gptj"])
@@ -225,5 +265,7 @@ def test_the_approaches_do_not_import_lightning():
     import sys
 
     code = "import sys, adaptune.adapters, adaptune.cli; print('pytorch_lightning' in sys.modules, 'lightning' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.split() == ["False", "False"]

@@ -18,8 +18,13 @@ def toy_split(n_per_class, offset=0):
     for label, words in WORDS.items():
         for i in range(n_per_class):
             word = words[(i + offset) % len(words)]
-            rows.append({"id": f"{label}-{offset}-{i}", "text": f"this is about {word} number {i + offset}",
-                         "label": label})
+            rows.append(
+                {
+                    "id": f"{label}-{offset}-{i}",
+                    "text": f"this is about {word} number {i + offset}",
+                    "label": label,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -28,24 +33,48 @@ def test_learns_a_separable_toy_set():
     model = train_baseline(train["text"].tolist(), train["label"].tolist())
     predictions = predict_frame(model, test, LABELS)
     assert (predictions["predicted"] == predictions["gold"]).all()
-    assert list(predictions.columns) == ["id", "text", "gold", "predicted",
-                                         "prob_hate", "prob_offensive", "prob_neutral"]
+    assert list(predictions.columns) == [
+        "id",
+        "text",
+        "gold",
+        "predicted",
+        "prob_hate",
+        "prob_offensive",
+        "prob_neutral",
+    ]
     probabilities = predictions[[f"prob_{label}" for label in LABELS]]
     assert probabilities.sum(axis=1).round(6).eq(1.0).all()
 
 
 def test_run_baseline_writes_every_split(tmp_path):
     paths = {}
-    for name, frame in {"train": toy_split(10), "test": toy_split(5, 50), "val": toy_split(3, 70)}.items():
+    for name, frame in {
+        "train": toy_split(10),
+        "test": toy_split(5, 50),
+        "val": toy_split(3, 70),
+    }.items():
         paths[name] = tmp_path / f"{name}.csv"
         frame.to_csv(paths[name], index=False)
     outputs = {"test": tmp_path / "eval", "val": tmp_path / "eval" / "val"}
-    results = run_baseline(paths["train"], {"test": paths["test"], "val": paths["val"]}, outputs, LABELS,
-                           BaselineSettings(bootstrap_samples=100), {"evaluation": {"seed": 42}})
+    results = run_baseline(
+        paths["train"],
+        {"test": paths["test"], "val": paths["val"]},
+        outputs,
+        LABELS,
+        BaselineSettings(bootstrap_samples=100),
+        {"evaluation": {"seed": 42}},
+    )
     assert results["test"]["accuracy"] == 1.0
     metrics = json.loads((tmp_path / "eval" / "val" / "metrics.json").read_text())
-    assert metrics["system"] == {"model": "baseline", "method": "tfidf", "name": "baseline/tfidf",
-                                 "style": None, "k": None, "quantization": None, "seed": None}
+    assert metrics["system"] == {
+        "model": "baseline",
+        "method": "tfidf",
+        "name": "baseline/tfidf",
+        "style": None,
+        "k": None,
+        "quantization": None,
+        "seed": None,
+    }
     assert metrics["split"] == "val" and metrics["n"] == 9
     assert metrics["provenance"]["seed"] == 42
     assert (tmp_path / "eval" / "predictions.csv").is_file()

@@ -46,7 +46,10 @@ def test_under_ci_only_the_optional_components_may_skip(project, monkeypatch, va
     output = result.stdout.str()
     assert "ERROR test_cases.py::test_needs_the_dataset" in output  # a skipif fails in setup
     assert "FAILED test_cases.py::test_skips_inside" in output
-    assert "names no declared optional component" in output and "the package index is out of reach" in output
+    assert (
+        "names no declared optional component" in output
+        and "the package index is out of reach" in output
+    )
 
 
 @pytest.mark.parametrize("value", [None, "", "false", "0"])

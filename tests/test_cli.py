@@ -22,8 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = ("hate", "offensive", "neutral")
 TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
 TEXTS = ["you stupid idiot", "lovely weather today", "those people are vermin"]
-ENTRY = {"name": "tiny-gptj", "source": "local", "path": "",
-         "attention_modules": ["q_proj", "v_proj"], "mlp_modules": ["fc_in"]}
+ENTRY = {
+    "name": "tiny-gptj",
+    "source": "local",
+    "path": "",
+    "attention_modules": ["q_proj", "v_proj"],
+    "mlp_modules": ["fc_in"],
+}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,8 +45,16 @@ def adapter(tiny_gptj, tmp_path_factory):
     model_dir = project / "models" / "tiny-gptj"
     shutil.copytree(tiny_gptj, model_dir)
     write_json(model_dir / "adaptune_model.json", {**ENTRY, "path": str(model_dir)})
-    settings = TrainSettings(approach="lora_attention", learning_rate=1e-3, epochs=1, lora=LoraSettings(),
-                             quantization="none", template=TEMPLATE, labels=LABELS, max_length=64)
+    settings = TrainSettings(
+        approach="lora_attention",
+        learning_rate=1e-3,
+        epochs=1,
+        lora=LoraSettings(),
+        quantization="none",
+        template=TEMPLATE,
+        labels=LABELS,
+        max_length=64,
+    )
     model, _ = load_model(model_dir, "none")
     model = adapters.make_trainable(model, settings, ENTRY)
     with torch.no_grad():
@@ -49,7 +62,9 @@ def adapter(tiny_gptj, tmp_path_factory):
             if "lora_B" in name:
                 param.normal_(std=0.05, generator=torch.Generator().manual_seed(0))
     folder = project / "results" / "adapter"
-    adapters.save_adapter(model, settings, model_dir, folder, {label: " " + label for label in LABELS})
+    adapters.save_adapter(
+        model, settings, model_dir, folder, {label: " " + label for label in LABELS}
+    )
     return folder, model_dir
 
 
@@ -67,7 +82,9 @@ def test_base_model_comes_from_the_adapter_record(adapter, capsys):
     folder, model_dir = adapter
     code, recorded, err = run(["predict", "--adapter", str(folder), *TEXTS], capsys)
     assert code == 0, err
-    code, explicit, err = run(["predict", "--adapter", str(folder), "--model-dir", str(model_dir), *TEXTS], capsys)
+    code, explicit, err = run(
+        ["predict", "--adapter", str(folder), "--model-dir", str(model_dir), *TEXTS], capsys
+    )
     assert code == 0, err
     assert recorded == explicit and len(rows(recorded)) == 3
 
@@ -83,16 +100,25 @@ def test_file_dash_reads_stdin(adapter, monkeypatch, capsys):
 
 
 def test_version():
-    result = subprocess.run([sys.executable, "-m", "adaptune", "--version"], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptune", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert result.returncode == 0 and result.stdout.strip() == f"adaptune {__version__}"
 
 
 def test_python_dash_m_runs_predict(adapter):
     folder, _ = adapter
-    result = subprocess.run([sys.executable, "-m", "adaptune", "predict", "--adapter", str(folder), TEXTS[0]],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptune", "predict", "--adapter", str(folder), TEXTS[0]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.strip().split("\n")
     assert header.split("\t")[0] == "predicted" and row.split("\t")[0] in LABELS
@@ -107,13 +133,22 @@ def test_help_shows_examples(capsys):
         assert "examples:" in out and "adaptune predict --adapter" in out and "--file -" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["predict", "--adapter", "{adapter}"], "no input"),
-    (["predict", "--adapter", "{adapter}", "--file", "x.txt", "a text"], "not both"),
-    (["predict", "--adapter", "{adapter}", "--batch-size", "0", "a text"], "--batch-size must be at least 1"),
-    (["predict", "--adapter", "{root}/nowhere", "a text"], "no such adapter directory"),
-    (["predict", "--adapter", "{adapter}", "--model-dir", "{root}", "a text"], "not a prepared model directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "--adapter", "{adapter}"], "no input"),
+        (["predict", "--adapter", "{adapter}", "--file", "x.txt", "a text"], "not both"),
+        (
+            ["predict", "--adapter", "{adapter}", "--batch-size", "0", "a text"],
+            "--batch-size must be at least 1",
+        ),
+        (["predict", "--adapter", "{root}/nowhere", "a text"], "no such adapter directory"),
+        (
+            ["predict", "--adapter", "{adapter}", "--model-dir", "{root}", "a text"],
+            "not a prepared model directory",
+        ),
+    ],
+)
 def test_usage_errors_exit_2(adapter, capsys, argv, message):
     folder, _ = adapter
     argv = [a.format(adapter=folder, root=folder.parent) for a in argv]
@@ -130,12 +165,15 @@ def test_malformed_command_line_exits_2(capsys):
     assert "--adapter" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case, message", [
-    ("not an adapter", "not an adaptune adapter"),
-    ("unreadable csv", "no 'text' column"),
-    ("missing file", "no such file"),
-    ("moved base", "holds no prepared model"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("not an adapter", "not an adaptune adapter"),
+        ("unreadable csv", "no 'text' column"),
+        ("missing file", "no such file"),
+        ("moved base", "holds no prepared model"),
+    ],
+)
 def test_runtime_failures_exit_1(adapter, tmp_path, capsys, case, message):
     folder, _ = adapter
     argv = ["predict", "--adapter", str(folder)]
@@ -158,8 +196,10 @@ def test_runtime_failures_exit_1(adapter, tmp_path, capsys, case, message):
 def test_debug_shows_the_traceback_of_an_input_error(adapter, tmp_path, capsys):
     folder, _ = adapter
     for flag in ("--debug", "-v"):
-        code, out, err = run(["predict", flag, "--adapter", str(folder), "--file", str(tmp_path / "absent.txt")],
-                             capsys)
+        code, out, err = run(
+            ["predict", flag, "--adapter", str(folder), "--file", str(tmp_path / "absent.txt")],
+            capsys,
+        )
         assert code == 1 and "Traceback" in err and err.rstrip().endswith("no such file")
 
 
@@ -176,15 +216,23 @@ def test_an_error_that_is_no_input_error_keeps_its_traceback(adapter, monkeypatc
         main(["predict", "--adapter", str(adapter[0]), "a text"])
 
 
-def test_progress_bar_only_on_a_terminal_and_for_large_inputs(adapter, tmp_path, monkeypatch, capsys):
+def test_progress_bar_only_on_a_terminal_and_for_large_inputs(
+    adapter, tmp_path, monkeypatch, capsys
+):
     folder, _ = adapter
     many = tmp_path / "many.txt"
-    many.write_text("\n".join(f"{TEXTS[i % 3]} {i}" for i in range(PROGRESS_MIN_TEXTS)) + "\n", encoding="utf-8")
+    many.write_text(
+        "\n".join(f"{TEXTS[i % 3]} {i}" for i in range(PROGRESS_MIN_TEXTS)) + "\n", encoding="utf-8"
+    )
     few = ["predict", "--adapter", str(folder), *TEXTS]
     large = ["predict", "--adapter", str(folder), "--file", str(many), "--batch-size", "32"]
 
     code, _, err = run(large, capsys)  # stderr captured: not a terminal
-    assert code == 0 and "text/s" not in err and f"{PROGRESS_MIN_TEXTS}/{PROGRESS_MIN_TEXTS}" not in err
+    assert (
+        code == 0
+        and "text/s" not in err
+        and f"{PROGRESS_MIN_TEXTS}/{PROGRESS_MIN_TEXTS}" not in err
+    )
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     code, out, err = run(large, capsys)
@@ -196,7 +244,10 @@ def test_progress_bar_only_on_a_terminal_and_for_large_inputs(adapter, tmp_path,
 
 # --- the same adapter evaluated as the pipeline does ---------------------------------------------
 
-def test_metrics_carry_the_training_seed_and_predictions_say_their_scores_are_log_likelihoods(adapter, tmp_path):
+
+def test_metrics_carry_the_training_seed_and_predictions_say_their_scores_are_log_likelihoods(
+    adapter, tmp_path
+):
     """A fine-tuned system's metrics.json carries its training seed; its predictions.csv says
     its scores are log-likelihoods (loglik_<label>)."""
     import json
@@ -209,17 +260,35 @@ def test_metrics_carry_the_training_seed_and_predictions_say_their_scores_are_lo
 
     folder, model_dir = adapter
     texts = ["you stupid idiot", "lovely weather today", "those people are vermin"]
-    write_jsonl(tmp_path / "test.jsonl", [
-        {"id": str(i), "text": text, "prompt": render(TEMPLATE, text, list(LABELS)),
-         "completion": completion(label), "label": label}
-        for i, (text, label) in enumerate(zip(texts, LABELS))])
+    write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            {
+                "id": str(i),
+                "text": text,
+                "prompt": render(TEMPLATE, text, list(LABELS)),
+                "completion": completion(label),
+                "label": label,
+            }
+            for i, (text, label) in enumerate(zip(texts, LABELS))
+        ],
+    )
     name = "tiny-gptj/lora_attention/instruction/none/seed42"
-    evaluate_adapter(model_dir, folder, {"test": tmp_path / "test.jsonl"}, {"test": tmp_path / "eval"},
-                     EvaluationSettings(batch_size=2, bootstrap_samples=100), name=name, config_section={})
+    evaluate_adapter(
+        model_dir,
+        folder,
+        {"test": tmp_path / "test.jsonl"},
+        {"test": tmp_path / "eval"},
+        EvaluationSettings(batch_size=2, bootstrap_samples=100),
+        name=name,
+        config_section={},
+    )
     record = json.loads((folder / "adaptune_adapter.json").read_text())
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["system"]["seed"] == record["settings"]["seed"] == 42
     predictions = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     columns = [f"loglik_{label}" for label in LABELS]
-    assert [c for c in predictions.columns if c.startswith(("loglik_", "prob_", "score_"))] == columns
+    assert [
+        c for c in predictions.columns if c.startswith(("loglik_", "prob_", "score_"))
+    ] == columns
     assert (predictions[columns].to_numpy() < 0).all()  # log-likelihoods of a probability below 1

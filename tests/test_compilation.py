@@ -46,9 +46,20 @@ TOLERANCE = 1e-4
 
 
 def run_steps(model_dir, cache_root, *widths, eager=False) -> list[dict]:
-    out = subprocess.run([sys.executable, "-c", STEPS, str(model_dir), str(cache_root),
-                          "1" if eager else "0", *map(str, widths)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            STEPS,
+            str(model_dir),
+            str(cache_root),
+            "1" if eager else "0",
+            *map(str, widths),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
@@ -82,7 +93,7 @@ def test_auto_reads_the_hardware_rule_decision(tmp_path):
 
 
 def test_second_process_reuses_the_cache_and_a_new_shape_compiles(tiny_llama, tmp_path):
-    (eager, first), = [run_steps(tiny_llama, tmp_path, 16, eager=True)]
+    ((eager, first),) = [run_steps(tiny_llama, tmp_path, 16, eager=True)]
     assert first["loss"] == pytest.approx(eager["eager"], abs=TOLERANCE)
     assert first["fxgraph_cache_miss"] > 0 and first["fxgraph_cache_hit"] == 0
 
@@ -97,10 +108,20 @@ def test_compiled_training_matches_eager(workspace, tmp_path):  # noqa: F811
     model too) gives eager training's losses, and says it compiled."""
     runs = {}
     for compiled in (False, True):
-        s = settings("lora_all", quantization="none", max_steps=3, compile=compiled,
-                     compile_cache=str(tmp_path / "cache"))
-        runs[compiled] = train(s, workspace["train"], workspace["val"], workspace["model"],
-                               tmp_path / f"run-{compiled}")
+        s = settings(
+            "lora_all",
+            quantization="none",
+            max_steps=3,
+            compile=compiled,
+            compile_cache=str(tmp_path / "cache"),
+        )
+        runs[compiled] = train(
+            s,
+            workspace["train"],
+            workspace["val"],
+            workspace["model"],
+            tmp_path / f"run-{compiled}",
+        )
     eager, compiled = runs[False], runs[True]
     assert compiled["compiled"] and not eager["compiled"]
     assert compiled["compile_cache"]["fxgraph_cache_miss"] > 0

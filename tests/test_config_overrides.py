@@ -29,17 +29,23 @@ def test_string_leaves_take_the_schema_types():
 
 
 def test_keys_under_additional_properties_are_typed_too():
-    typed = coerce_by_schema({"models": {"mine": {"attention_modules": ["q"], "path": "123"}}}, SCHEMA)
+    typed = coerce_by_schema(
+        {"models": {"mine": {"attention_modules": ["q"], "path": "123"}}}, SCHEMA
+    )
     assert typed["models"]["mine"]["path"] == "123"  # a string key stays a string
 
 
 def test_a_value_that_does_not_convert_is_left_for_the_validator():
     assert coerce_by_schema({"splits": {"train": "many"}}, SCHEMA) == {"splits": {"train": "many"}}
-    assert coerce_by_schema({"openai": {"enabled": "maybe"}}, SCHEMA) == {"openai": {"enabled": "maybe"}}
+    assert coerce_by_schema({"openai": {"enabled": "maybe"}}, SCHEMA) == {
+        "openai": {"enabled": "maybe"}
+    }
 
 
 def test_a_nested_override_keeps_the_sections_other_keys():
-    merged = merge_overrides(DEFAULT, {"splits": {"train": "96"}, "openai": {"enabled": "true"}}, SCHEMA)
+    merged = merge_overrides(
+        DEFAULT, {"splits": {"train": "96"}, "openai": {"enabled": "true"}}, SCHEMA
+    )
     assert merged["splits"] == {**DEFAULT["splits"], "train": 96}
     assert merged["openai"] == {**DEFAULT["openai"], "enabled": True}
     assert DEFAULT["splits"]["train"] == 1000  # the input is not changed
@@ -66,15 +72,20 @@ def test_a_study_in_its_own_workdir_draws_other_train_splits_from_the_shared_dat
     """The raw dataset stays where snakemake was started (data/), also for the train split's
     other draws (training.split_seeds) of a study that writes into its own folder."""
     draw = workdir_pipeline.path("study/results/splits/train-split7.csv")
-    workdir_pipeline.run("results/splits/train-split7.csv",
-                         "--config", "workdir=study", 'training={"split_seeds": [7]}')
+    workdir_pipeline.run(
+        "results/splits/train-split7.csv",
+        "--config",
+        "workdir=study",
+        'training={"split_seeds": [7]}',
+    )
     assert len(draw.read_text().splitlines()[1:]) == 24
     assert not workdir_pipeline.path("study/data").exists()
 
 
 def test_the_readme_openai_override_plans_the_openai_rules(workdir_pipeline):
-    result = workdir_pipeline.run("-n", "--config", 'openai={"enabled": true}',
-                                  env={"OPENAI_API_KEY": "sk-test-not-used"})
+    result = workdir_pipeline.run(
+        "-n", "--config", 'openai={"enabled": true}', env={"OPENAI_API_KEY": "sk-test-not-used"}
+    )
     assert "openai_finetune" in result.stdout and "openai_evaluate" in result.stdout
 
 

@@ -4,7 +4,13 @@ import pandas as pd
 import pytest
 
 from adaptune.data import (
-    DataError, SplitSettings, make_splits, near_duplicates, read_raw_dataset, text_key, write_splits,
+    DataError,
+    SplitSettings,
+    make_splits,
+    near_duplicates,
+    read_raw_dataset,
+    text_key,
+    write_splits,
 )
 from conftest import LABELS, REPO, write_raw_csv
 
@@ -14,15 +20,23 @@ SMALL = SplitSettings(train=24, val=12, test=12, seed=3, exclude_reference=False
 
 def test_splits_are_balanced_disjoint_and_sized(raw_csv):
     splits = make_splits(raw_csv, LABELS, SMALL)
-    assert {name: len(frame) for name, frame in splits.items()} == {"train": 24, "val": 12, "test": 12}
+    assert {name: len(frame) for name, frame in splits.items()} == {
+        "train": 24,
+        "val": 12,
+        "test": 12,
+    }
     for frame in splits.values():
-        assert frame["label"].value_counts().to_dict() == {label: len(frame) // 3 for label in LABELS}
+        assert frame["label"].value_counts().to_dict() == {
+            label: len(frame) // 3 for label in LABELS
+        }
     texts = [set(frame["text"]) for frame in splits.values()]
     assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
 
 
 def test_uneven_sizes_differ_by_at_most_one_per_class(raw_csv):
-    splits = make_splits(raw_csv, LABELS, SplitSettings(train=10, val=4, test=5, exclude_reference=False))
+    splits = make_splits(
+        raw_csv, LABELS, SplitSettings(train=10, val=4, test=5, exclude_reference=False)
+    )
     for frame in splits.values():
         counts = frame["label"].value_counts()
         assert counts.max() - counts.min() <= 1
@@ -31,7 +45,9 @@ def test_uneven_sizes_differ_by_at_most_one_per_class(raw_csv):
 def test_same_seed_same_splits_other_seed_other_splits(raw_csv):
     first = make_splits(raw_csv, LABELS, SMALL)["train"]
     again = make_splits(raw_csv, LABELS, SMALL)["train"]
-    other = make_splits(raw_csv, LABELS, SplitSettings(train=24, val=12, test=12, seed=4, exclude_reference=False))["train"]
+    other = make_splits(
+        raw_csv, LABELS, SplitSettings(train=24, val=12, test=12, seed=4, exclude_reference=False)
+    )["train"]
     pd.testing.assert_frame_equal(first, again)
     assert list(first["id"]) != list(other["id"])
 
@@ -46,22 +62,37 @@ def test_html_entities_are_decoded_and_labels_named(raw_csv):
 def test_duplicate_tweets_never_land_in_two_splits(tmp_path):
     duplicate = '999,3,0,0,3,2,"lovely weather today &amp; more #0"\n'
     raw = write_raw_csv(tmp_path / "raw.csv", per_class=8, extra_rows=duplicate)
-    splits = make_splits(raw, LABELS, SplitSettings(train=12, val=6, test=6, exclude_reference=False))
+    splits = make_splits(
+        raw, LABELS, SplitSettings(train=12, val=6, test=6, exclude_reference=False)
+    )
     texts = pd.concat(splits.values())["text"]
     assert texts.is_unique
 
 
 def test_too_few_rows_is_an_error_not_a_shrink(raw_csv):
-    with pytest.raises(DataError, match=r"class 'hate' has 40 distinct tweets, but the splits need 50"):
-        make_splits(raw_csv, LABELS, SplitSettings(train=90, val=30, test=30, exclude_reference=False))
+    with pytest.raises(
+        DataError, match=r"class 'hate' has 40 distinct tweets, but the splits need 50"
+    ):
+        make_splits(
+            raw_csv, LABELS, SplitSettings(train=90, val=30, test=30, exclude_reference=False)
+        )
 
 
-@pytest.mark.parametrize("content, message", [
-    (",count,hate_speech,offensive_language,neither,tweet\n0,3,0,0,3,hi\n", "missing column.*class"),
-    (",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,0,3,7,hi\n", "line 2: class '7' is not one of 0, 1, 2"),
-    ("", "empty"),
-    (",count,hate_speech,offensive_language,neither,class,tweet\n", "no rows"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            ",count,hate_speech,offensive_language,neither,tweet\n0,3,0,0,3,hi\n",
+            "missing column.*class",
+        ),
+        (
+            ",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,0,3,7,hi\n",
+            "line 2: class '7' is not one of 0, 1, 2",
+        ),
+        ("", "empty"),
+        (",count,hate_speech,offensive_language,neither,class,tweet\n", "no rows"),
+    ],
+)
 def test_bad_raw_files_are_refused_with_the_file_named(tmp_path, content, message):
     path = tmp_path / "labeled_data.csv"
     path.write_text(content)
@@ -78,7 +109,9 @@ def test_binary_file_is_refused(tmp_path):
 
 
 def test_reference_split_is_used_exactly_and_test_avoids_it(raw_csv, tmp_path):
-    pool = make_splits(raw_csv, LABELS, SplitSettings(train=30, val=9, test=3, exclude_reference=False))
+    pool = make_splits(
+        raw_csv, LABELS, SplitSettings(train=30, val=9, test=3, exclude_reference=False)
+    )
     train_ref, val_ref = tmp_path / "train.csv", tmp_path / "val.csv"
     pool["train"][["label", "text"]].to_csv(train_ref, index=False)
     pool["val"][["label", "text"]].to_csv(val_ref, index=False)
@@ -99,14 +132,20 @@ def test_reference_split_with_unknown_label_names_the_row(raw_csv, tmp_path):
 
 
 def test_sampled_splits_leave_out_the_reference_tweets_matched_after_unescaping(raw_csv, tmp_path):
-    whole = make_splits(raw_csv, LABELS, SplitSettings(train=30, val=9, test=3, exclude_reference=False))
+    whole = make_splits(
+        raw_csv, LABELS, SplitSettings(train=30, val=9, test=3, exclude_reference=False)
+    )
     train_ref, val_ref = tmp_path / "train.csv", tmp_path / "val.csv"
     # The reference files keep the HTML entities; the pool's texts are unescaped.
     escaped = whole["train"]["text"].str.replace("&", "&amp;", regex=False)
     pd.DataFrame({"label": whole["train"]["label"], "text": escaped}).to_csv(train_ref, index=False)
     whole["val"][["label", "text"]].to_csv(val_ref, index=False)
-    splits = make_splits(raw_csv, LABELS, SplitSettings(train=24, val=24, test=24),
-                         {"train": train_ref, "val": val_ref})
+    splits = make_splits(
+        raw_csv,
+        LABELS,
+        SplitSettings(train=24, val=24, test=24),
+        {"train": train_ref, "val": val_ref},
+    )
     reference = set(whole["train"]["text"]) | set(whole["val"]["text"])
     for frame in splits.values():
         assert not set(frame["text"]) & reference
@@ -115,8 +154,11 @@ def test_sampled_splits_leave_out_the_reference_tweets_matched_after_unescaping(
 
 
 def test_raw_tweets_keep_their_html_entities(raw_csv):
-    train = make_splits(raw_csv, LABELS, SplitSettings(train=24, val=12, test=12, unescape_html=False,
-                                                       exclude_reference=False))["train"]
+    train = make_splits(
+        raw_csv,
+        LABELS,
+        SplitSettings(train=24, val=12, test=12, unescape_html=False, exclude_reference=False),
+    )["train"]
     assert train["text"].str.contains("&amp;").all()
 
 
@@ -126,7 +168,11 @@ def test_write_splits_writes_all_three(raw_csv, tmp_path):
     write_splits(splits, paths)
     for name, path in paths.items():
         assert pd.read_csv(path).columns.tolist() == ["id", "text", "label"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.csv", "train.csv", "val.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "test.csv",
+        "train.csv",
+        "val.csv",
+    ]
 
 
 # The real files: where .ci/run and an offline user place them (data/), else the shared copy.
@@ -136,8 +182,12 @@ def _first(*candidates):
 
 SHARED = REPO.parents[1] / "shared" / "data"
 RAW = _first(REPO / "data" / "labeled_data.csv", SHARED / "labeled_data.csv")
-REFERENCE = {part: _first(REPO / "data" / f"reference_{part}.csv", SHARED / "reference_split" / f"{part}.csv")
-             for part in ("train", "val")}
+REFERENCE = {
+    part: _first(
+        REPO / "data" / f"reference_{part}.csv", SHARED / "reference_split" / f"{part}.csv"
+    )
+    for part in ("train", "val")
+}
 
 
 def need_real_files(*paths):
@@ -212,7 +262,9 @@ def test_the_real_dataset_has_near_duplicates_that_the_key_finds():
     need_real_files(RAW)
     tweets = read_raw_dataset(RAW)["tweet"].astype(str)
     assert not tweets.map(html.unescape).duplicated().any()
-    assert near_duplicates(tweets) == 478  # rows whose key another row shares (315 beyond the first of each)
+    assert (
+        near_duplicates(tweets) == 478
+    )  # rows whose key another row shares (315 beyond the first of each)
     assert tweets.map(text_key).duplicated().sum() == 315
 
 
@@ -225,8 +277,10 @@ def test_text_key_ignores_case_handles_links_and_a_leading_rt():
 
 
 def test_near_duplicates_never_span_splits_and_fixed_demonstrations_stay_out(tmp_path):
-    twins = ('900,3,0,0,3,2,"RT @a: lovely weather today &amp; more #0"\n'
-             '901,3,0,0,3,2,"lovely weather   TODAY & more #0 http://t.co/zz"\n')
+    twins = (
+        '900,3,0,0,3,2,"RT @a: lovely weather today &amp; more #0"\n'
+        '901,3,0,0,3,2,"lovely weather   TODAY & more #0 http://t.co/zz"\n'
+    )
     raw = write_raw_csv(tmp_path / "raw.csv", per_class=9, extra_rows=twins)
     demo = "@x Those people are VERMIN & more #3"  # a near-duplicate of one hate tweet
     settings = SplitSettings(train=12, val=6, test=6, exclude_reference=False)
@@ -236,8 +290,12 @@ def test_near_duplicates_never_span_splits_and_fixed_demonstrations_stay_out(tmp
     assert text_key(demo) not in set(keys)
     # With 9 hate tweets and one of them a demonstration, splits needing all 9 are refused.
     with pytest.raises(DataError, match="class 'hate' has 8 distinct tweets"):
-        make_splits(raw, LABELS, SplitSettings(train=18, val=6, test=3, exclude_reference=False),
-                    exclude_texts=[demo])
+        make_splits(
+            raw,
+            LABELS,
+            SplitSettings(train=18, val=6, test=3, exclude_reference=False),
+            exclude_texts=[demo],
+        )
 
 
 def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path):
@@ -250,12 +308,16 @@ def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path
     drawn = draw_train_split(raw_csv, LABELS, settings, [paths["val"], paths["test"]], split_seed=7)
     again = draw_train_split(raw_csv, LABELS, settings, [paths["val"], paths["test"]], split_seed=7)
     pd.testing.assert_frame_equal(drawn, again)
-    assert len(drawn) == 24 and drawn["label"].value_counts().to_dict() == {label: 8 for label in LABELS}
+    assert len(drawn) == 24 and drawn["label"].value_counts().to_dict() == {
+        label: 8 for label in LABELS
+    }
     held = set(pd.concat([splits["val"], splits["test"]])["text"].map(text_key))
     assert not set(drawn["text"].map(text_key)) & held
     assert set(drawn["id"]) != set(splits["train"]["id"])
     with pytest.raises(DataError, match="reference study's train split is fixed"):
-        draw_train_split(raw_csv, LABELS, SplitSettings(reference={"enabled": True}), [], split_seed=7)
+        draw_train_split(
+            raw_csv, LABELS, SplitSettings(reference={"enabled": True}), [], split_seed=7
+        )
 
 
 def test_the_reports_reference_val_counts_are_those_of_the_reference_file():

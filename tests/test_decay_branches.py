@@ -8,16 +8,31 @@ from training_helpers import settings, workspace  # noqa: F401 (a fixture)
 from adaptune.training import train
 
 # 48 tweets in batches of 8: 6 steps an epoch; warm-up 1 step, decay over the last 3.
-WSD = dict(lr_schedule="wsd", warmup_ratio=0.2, decay_ratio=0.5, quantization="none",
-           val_checks_per_epoch=1, validate_first=False)
+WSD = dict(
+    lr_schedule="wsd",
+    warmup_ratio=0.2,
+    decay_ratio=0.5,
+    quantization="none",
+    val_checks_per_epoch=1,
+    validate_first=False,
+)
 
 
 def test_branched_run_scores_as_the_shorter_run_itself(workspace, tmp_path):  # noqa: F811
-    direct = train(settings("lora_all", epochs=1, **WSD), workspace["train"], workspace["val"],
-                   workspace["model"], tmp_path / "one-epoch")
-    long_run = train(settings("lora_all", epochs=2, branch_epochs=(1,), **WSD),
-                     workspace["train"], workspace["val"], workspace["model"],
-                     tmp_path / "two-epochs")
+    direct = train(
+        settings("lora_all", epochs=1, **WSD),
+        workspace["train"],
+        workspace["val"],
+        workspace["model"],
+        tmp_path / "one-epoch",
+    )
+    long_run = train(
+        settings("lora_all", epochs=2, branch_epochs=(1,), **WSD),
+        workspace["train"],
+        workspace["val"],
+        workspace["model"],
+        tmp_path / "two-epochs",
+    )
     branches = pd.read_csv(tmp_path / "two-epochs" / "branches.csv")
     assert branches["epochs"].tolist() == [1] and branches["step"].tolist() == [6]
     branch = branches.iloc[0]

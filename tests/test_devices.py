@@ -28,21 +28,37 @@ sys.stdin.read()
 @pytest.fixture
 def machine(tmp_path):
     """The environment of jobs on a machine with three pretend GPUs and its own lock folder."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK") and not k.startswith("SLURM_")}
-    return {**env, "PYTHONPATH": str(REPO / "src"), "ADAPTUNE_GPUS": "3", "ADAPTUNE_GPU_LOCKS": str(tmp_path / "locks")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK") and not k.startswith("SLURM_")
+    }
+    return {
+        **env,
+        "PYTHONPATH": str(REPO / "src"),
+        "ADAPTUNE_GPUS": "3",
+        "ADAPTUNE_GPU_LOCKS": str(tmp_path / "locks"),
+    }
 
 
 class Job:
     def __init__(self, env: dict, count: int = 1, wait_s: float = 30, cwd=None):
-        self.process = subprocess.Popen([sys.executable, "-c", JOB, str(count), str(wait_s)],
-                                        env=env, cwd=cwd,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", JOB, str(count), str(wait_s)],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def got(self) -> tuple[list[str], str]:
         line = self.process.stdout.readline()
-        assert line.startswith("GOT"), (line, self.process.stderr.read() if self.process.poll() is not None else "")
+        assert line.startswith("GOT"), (
+            line,
+            self.process.stderr.read() if self.process.poll() is not None else "",
+        )
         _, ids, visible = line.split()
         return [] if ids == "-" else ids.split(","), visible
 
@@ -113,8 +129,10 @@ def test_no_gpu_no_choice(machine):
     job.finish()
 
 
-@pytest.mark.parametrize("shown", [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"SLURM_STEP_GPUS": "4,6"},
-                                   {"SLURM_JOB_GPUS": "4,6"}])
+@pytest.mark.parametrize(
+    "shown",
+    [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"SLURM_STEP_GPUS": "4,6"}, {"SLURM_JOB_GPUS": "4,6"}],
+)
 def test_a_slurm_job_given_exactly_its_devices_keeps_them(machine, shown):
     job = Job({**machine, "SLURM_JOB_ID": "123", **shown}, count=2)
     assert job.got() == ([], shown.get("CUDA_VISIBLE_DEVICES", "<unset>"))
@@ -123,8 +141,12 @@ def test_a_slurm_job_given_exactly_its_devices_keeps_them(machine, shown):
 
 def test_jobs_inside_one_slurm_allocation_of_several_gpus_share_them(machine):
     """`salloc --gpus=4`, then local Snakemake jobs of one GPU each: each takes its own."""
-    allocation = {**machine, "SLURM_JOB_ID": "123", "SLURM_JOB_GPUS": "0,1,2,3",
-                  "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    allocation = {
+        **machine,
+        "SLURM_JOB_ID": "123",
+        "SLURM_JOB_GPUS": "0,1,2,3",
+        "CUDA_VISIBLE_DEVICES": "0,1,2,3",
+    }
     jobs = [Job(allocation) for _ in range(4)]
     got = [job.got() for job in jobs]
     assert sorted(ids[0] for ids, _ in got) == ["0", "1", "2", "3"]

@@ -79,7 +79,9 @@ def rule_envs_and_scripts() -> dict[str, set[Path]]:
             conda = re.search(r"conda:\s*\n\s*\"([^\"]+)\"", block)
             script = re.search(r"script:\s*\n\s*\"([^\"]+)\"", block)
             if script:
-                assert conda, f"{rule_file.name}: a rule runs {script[1]} without a conda environment"
+                assert conda, (
+                    f"{rule_file.name}: a rule runs {script[1]} without a conda environment"
+                )
                 env = (rule_file.parent / conda[1]).resolve()
                 pairs.setdefault(env.name, set()).add((rule_file.parent / script[1]).resolve())
     return pairs
@@ -128,8 +130,9 @@ def test_environment_floors_are_pyprojects(env):
             continue
         assert name in floors, f"{env.name}: {name} is not a requirement of pyproject.toml"
         expected = str(floors[name].specifier)
-        assert specifier == expected, (f"{env.name}: {name}{specifier} but pyproject.toml says "
-                                       f"{floors[name].name}{expected}")
+        assert specifier == expected, (
+            f"{env.name}: {name}{specifier} but pyproject.toml says {floors[name].name}{expected}"
+        )
 
 
 @pytest.mark.parametrize("env", ENVS, ids=lambda p: p.name)
@@ -142,22 +145,30 @@ def test_environment_names_what_its_scripts_import(env):
         optional |= {distribution(name) for name in maybe}
     listed = set(env_packages(env)) - INFRASTRUCTURE
     script_names = sorted(s.name for s in scripts)
-    assert required <= listed, f"{env.name} lacks {sorted(required - listed)}, imported by {script_names}"
+    assert required <= listed, (
+        f"{env.name} lacks {sorted(required - listed)}, imported by {script_names}"
+    )
     extra = listed - required - optional - set(RUN_TIME_ONLY)
     assert not extra, f"{env.name} lists {sorted(extra)}, which {script_names} do not use"
     if listed & set(RUN_TIME_ONLY):
-        assert "transformers" in listed, f"{env.name}: {sorted(listed & set(RUN_TIME_ONLY))} without transformers"
+        assert "transformers" in listed, (
+            f"{env.name}: {sorted(listed & set(RUN_TIME_ONLY))} without transformers"
+        )
 
 
 def test_every_script_imports_checkout_first():
     for script in sorted(SCRIPTS.glob("*.py")):
         if script.name.startswith("_"):
             continue
-        body = [node for node in ast.parse(script.read_text()).body
-                if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        body = [
+            node
+            for node in ast.parse(script.read_text()).body
+            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        ]
         first = body[0]
         assert isinstance(first, ast.Import) and first.names[0].name == "_checkout", (
-            f"{script.name}: the first statement must be `import _checkout`")
+            f"{script.name}: the first statement must be `import _checkout`"
+        )
 
 
 def test_a_job_in_its_own_environment_sees_only_that_environment(tmp_path):
@@ -181,8 +192,9 @@ def test_a_job_in_its_own_environment_sees_only_that_environment(tmp_path):
         "    print('missing:', error.name)\n"
     )
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([str(env / "bin" / "python"), str(script)], capture_output=True,
-                            text=True, env=environ)
+    result = subprocess.run(
+        [str(env / "bin" / "python"), str(script)], capture_output=True, text=True, env=environ
+    )
     assert result.returncode == 0, result.stderr
     module_path, pandas_line = result.stdout.splitlines()
     assert Path(module_path) == SRC / "adaptune" / "io.py"

@@ -25,7 +25,9 @@ TEXTS = ["you stupid idiot", "lovely weather today", "those people are vermin", 
 PROMPTS = [render(TEMPLATE, text, list(LABELS)) for text in TEXTS]
 SCORING = ScoringSettings(batch_size=4, max_length=64, precision="32-true")
 CASES = {
-    "lora_all with norms and biases": dict(approach="lora_all", lora=LoraSettings(r=4, alpha=8, norms=True, biases=True)),
+    "lora_all with norms and biases": dict(
+        approach="lora_all", lora=LoraSettings(r=4, alpha=8, norms=True, biases=True)
+    ),
     "layernorm with biases": dict(approach="layernorm", biases=True),
 }
 
@@ -34,17 +36,32 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, tiny_gptj):
-    return prepare_model({"name": "tiny-gptj", "source": "local", "path": str(tiny_gptj),
-                          "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
-                          "mlp_modules": ["fc_in", "fc_out"]}, tmp_path_factory.mktemp("export") / "tiny-gptj")
+    return prepare_model(
+        {
+            "name": "tiny-gptj",
+            "source": "local",
+            "path": str(tiny_gptj),
+            "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
+            "mlp_modules": ["fc_in", "fc_out"],
+        },
+        tmp_path_factory.mktemp("export") / "tiny-gptj",
+    )
 
 
 def make_adapter(base, out, case: str):
     """An adapter of `case` whose trainable values are random (as if trained)."""
     import torch
 
-    settings = TrainSettings(learning_rate=1e-3, epochs=1, quantization="none", labels=LABELS, template=TEMPLATE,
-                             max_length=64, precision="32-true", **CASES[case])
+    settings = TrainSettings(
+        learning_rate=1e-3,
+        epochs=1,
+        quantization="none",
+        labels=LABELS,
+        template=TEMPLATE,
+        max_length=64,
+        precision="32-true",
+        **CASES[case],
+    )
     model, _ = load_model(base, "none", device="cpu")
     model = make_trainable(model, settings, model_entry(base))
     torch.manual_seed(1)
@@ -73,7 +90,9 @@ def test_exported_model_scores_like_base_plus_adapter(base, tmp_path, case):
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(out)  # transformers alone
     tokenizer = AutoTokenizer.from_pretrained(out)
-    assert not any("lora" in name or "modules_to_save" in name for name, _ in model.named_parameters())
+    assert not any(
+        "lora" in name or "modules_to_save" in name for name, _ in model.named_parameters()
+    )
     np.testing.assert_allclose(scores(model.eval(), tokenizer), with_adapter, atol=1e-4)
     record = json.loads((out / "adaptune_adapter.json").read_text())
     assert record["exported"]["dtype"] == "float32" and record["labels"] == list(LABELS)
@@ -89,9 +108,20 @@ def test_bf16_export_and_predict_reads_the_folder(base, tmp_path, capsys, monkey
     adapter = make_adapter(base, tmp_path / "adapter", "lora_all with norms and biases")
     loaded = []  # the base is merged in the saved dtype: host memory holds it once, at that size
     real_load = models.load_model
-    monkeypatch.setattr(models, "load_model",
-                        lambda *a, **k: loaded.append(k.get("dtype")) or real_load(*a, **k))
-    code = main(["export", "--adapter", str(adapter), "--output", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
+    monkeypatch.setattr(
+        models, "load_model", lambda *a, **k: loaded.append(k.get("dtype")) or real_load(*a, **k)
+    )
+    code = main(
+        [
+            "export",
+            "--adapter",
+            str(adapter),
+            "--output",
+            str(tmp_path / "bf16"),
+            "--dtype",
+            "bfloat16",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16
     assert loaded == [torch.bfloat16]
@@ -99,14 +129,36 @@ def test_bf16_export_and_predict_reads_the_folder(base, tmp_path, capsys, monkey
     capsys.readouterr()
 
     def predicted(folder):
-        assert main(["predict", "--adapter", str(folder), "--format", "jsonl", "--device", "cpu", *TEXTS]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--adapter",
+                    str(folder),
+                    "--format",
+                    "jsonl",
+                    "--device",
+                    "cpu",
+                    *TEXTS,
+                ]
+            )
+            == 0
+        )
         return [json.loads(line) for line in capsys.readouterr().out.strip().split("\n")]
 
-    from_adapter, from_export, from_bf16 = predicted(adapter), predicted(tmp_path / "fp32"), predicted(tmp_path / "bf16")
+    from_adapter, from_export, from_bf16 = (
+        predicted(adapter),
+        predicted(tmp_path / "fp32"),
+        predicted(tmp_path / "bf16"),
+    )
     for a, b, c in zip(from_adapter, from_export, from_bf16):
         assert a["label"] == b["label"]
-        assert list(a["probabilities"].values()) == pytest.approx(list(b["probabilities"].values()), abs=1e-4)
-        assert list(a["probabilities"].values()) == pytest.approx(list(c["probabilities"].values()), abs=0.05)
+        assert list(a["probabilities"].values()) == pytest.approx(
+            list(b["probabilities"].values()), abs=1e-4
+        )
+        assert list(a["probabilities"].values()) == pytest.approx(
+            list(c["probabilities"].values()), abs=0.05
+        )
 
 
 def test_export_refuses_what_it_cannot_merge(base, tmp_path, capsys):
@@ -114,7 +166,10 @@ def test_export_refuses_what_it_cannot_merge(base, tmp_path, capsys):
     export_model(adapter, tmp_path / "merged")
     with pytest.raises(ValueError, match="already an exported model"):
         export_model(tmp_path / "merged", tmp_path / "again")
-    assert main(["export", "--adapter", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")]) == 2
+    assert (
+        main(["export", "--adapter", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")])
+        == 2
+    )
     assert "no such adapter directory" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 

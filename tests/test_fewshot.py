@@ -19,8 +19,15 @@ def records(split, n_per_label):
     for label in LABELS:
         for i in range(n_per_label):
             text = f"{split} tweet {i} about {label}"
-            out.append({"id": f"{split}-{label}-{i}", "text": text, "prompt": render(TEMPLATE, text, LABELS),
-                        "completion": completion(label), "label": label})
+            out.append(
+                {
+                    "id": f"{split}-{label}-{i}",
+                    "text": text,
+                    "prompt": render(TEMPLATE, text, LABELS),
+                    "completion": completion(label),
+                    "label": label,
+                }
+            )
     return out
 
 
@@ -37,7 +44,10 @@ def test_demonstrations_come_from_train_only_and_are_balanced(k):
         assert len(ids) == k and len(set(ids)) == k
         assert set(ids) <= train_ids and not set(ids) & test_ids
         counts = Counter(by_id[i]["label"] for i in ids)
-        assert max(counts.values(), default=0) - min((counts[label] for label in LABELS), default=0) <= 1
+        assert (
+            max(counts.values(), default=0) - min((counts[label] for label in LABELS), default=0)
+            <= 1
+        )
         assert prompt.endswith(query["prompt"])
         for other in TEST:  # no evaluated tweet appears in a demonstration
             assert other["text"] not in prompt[: -len(query["prompt"])]
@@ -80,40 +90,85 @@ def test_too_small_pool_is_a_clear_error():
 def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
     from adaptune.models import prepare_model
 
-    model_dir = prepare_model({"name": "tiny-llama", "source": "local", "path": str(tiny_llama),
-                               "attention_modules": ["q_proj"], "mlp_modules": ["up_proj"]},
-                              tmp_path / "model")
+    model_dir = prepare_model(
+        {
+            "name": "tiny-llama",
+            "source": "local",
+            "path": str(tiny_llama),
+            "attention_modules": ["q_proj"],
+            "mlp_modules": ["up_proj"],
+        },
+        tmp_path / "model",
+    )
     write_jsonl(tmp_path / "train.jsonl", TRAIN)
     write_jsonl(tmp_path / "test.jsonl", TEST)
     write_jsonl(tmp_path / "val.jsonl", records("val", 2))
-    outputs = {split: split_dir(tmp_path / "eval" / "tiny-llama" / "fewshot-k3", split) for split in ("test", "val")}
-    results = evaluate_fewshot(model_dir, "none", tmp_path / "train.jsonl",
-                               {"test": tmp_path / "test.jsonl", "val": tmp_path / "val.jsonl"}, outputs,
-                               k=3, labels=LABELS, style="instruction",
-                               settings=EvaluationSettings(batch_size=4, bootstrap_samples=100),
-                               name="tiny-llama/fewshot-k3", config_section={"k": 3})
+    outputs = {
+        split: split_dir(tmp_path / "eval" / "tiny-llama" / "fewshot-k3", split)
+        for split in ("test", "val")
+    }
+    results = evaluate_fewshot(
+        model_dir,
+        "none",
+        tmp_path / "train.jsonl",
+        {"test": tmp_path / "test.jsonl", "val": tmp_path / "val.jsonl"},
+        outputs,
+        k=3,
+        labels=LABELS,
+        style="instruction",
+        settings=EvaluationSettings(batch_size=4, bootstrap_samples=100),
+        name="tiny-llama/fewshot-k3",
+        config_section={"k": 3},
+    )
     assert results["val"]["n"] == 6
     metrics = json.loads((outputs["test"] / "metrics.json").read_text())
-    assert metrics["system"] == {"model": "tiny-llama", "method": "fewshot", "name": "tiny-llama/fewshot-k3",
-                                 "style": "instruction", "k": 3, "quantization": "none", "seed": None}
+    assert metrics["system"] == {
+        "model": "tiny-llama",
+        "method": "fewshot",
+        "name": "tiny-llama/fewshot-k3",
+        "style": "instruction",
+        "k": 3,
+        "quantization": "none",
+        "seed": None,
+    }
     assert metrics["n"] == 15 and metrics["split"] == "test"
     assert (outputs["val"] / "predictions.csv").is_file()
     with pytest.raises(ValueError, match="train split"):
-        evaluate_fewshot(model_dir, "none", tmp_path / "train.jsonl", {"train": tmp_path / "train.jsonl"},
-                         {"train": tmp_path / "x"}, 3, LABELS, "instruction", EvaluationSettings(), "x", {})
+        evaluate_fewshot(
+            model_dir,
+            "none",
+            tmp_path / "train.jsonl",
+            {"train": tmp_path / "train.jsonl"},
+            {"train": tmp_path / "x"},
+            3,
+            LABELS,
+            "instruction",
+            EvaluationSettings(),
+            "x",
+            {},
+        )
 
 
 def test_fixed_demonstrations_are_the_same_for_every_query_in_their_order():
     from adaptune.fewshot import build_fewshot_prompts
 
-    fixed = [{"id": f"fixed-{i}", "prompt": f"Message: demo {i}\nCategory:", "completion": f" {label}"}
-             for i, label in enumerate(["neutral", "hate", "offensive"])]
-    queries = [{"id": f"q{i}", "text": f"query {i}", "prompt": f"Message: query {i}\nCategory:"} for i in range(4)]
-    prompts, ids = build_fewshot_prompts(queries, [], ["hate", "offensive", "neutral"], 3, seed=1, fixed=fixed)
+    fixed = [
+        {"id": f"fixed-{i}", "prompt": f"Message: demo {i}\nCategory:", "completion": f" {label}"}
+        for i, label in enumerate(["neutral", "hate", "offensive"])
+    ]
+    queries = [
+        {"id": f"q{i}", "text": f"query {i}", "prompt": f"Message: query {i}\nCategory:"}
+        for i in range(4)
+    ]
+    prompts, ids = build_fewshot_prompts(
+        queries, [], ["hate", "offensive", "neutral"], 3, seed=1, fixed=fixed
+    )
     demos = "".join(d["prompt"] + d["completion"] + "\n\n" for d in fixed)
     assert prompts == [demos + q["prompt"] for q in queries]
     assert ids == [["fixed-0", "fixed-1", "fixed-2"]] * 4
-    zero, _ = build_fewshot_prompts(queries, [], ["hate", "offensive", "neutral"], 0, seed=1, fixed=fixed)
+    zero, _ = build_fewshot_prompts(
+        queries, [], ["hate", "offensive", "neutral"], 0, seed=1, fixed=fixed
+    )
     assert zero == [q["prompt"] for q in queries]
     with pytest.raises(ValueError, match="k=2 but 3 fixed"):
         build_fewshot_prompts(queries, [], ["hate", "offensive", "neutral"], 2, seed=1, fixed=fixed)

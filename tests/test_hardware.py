@@ -3,8 +3,10 @@ from adaptune import hardware
 
 def _cpuinfo(tmp_path, flags):
     path = tmp_path / "cpuinfo"
-    path.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC test\nflags\t\t: {' '.join(flags)}\n\n"
-                    "processor\t: 1\n")
+    path.write_text(
+        f"processor\t: 0\nmodel name\t: AMD EPYC test\nflags\t\t: {' '.join(flags)}\n\n"
+        "processor\t: 1\n"
+    )
     return path
 
 

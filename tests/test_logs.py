@@ -22,8 +22,12 @@ logging.getLogger("train").info("line of %s", sys.argv[2])
 
 def run(log, name: str, **env) -> None:
     clean = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK")}
-    done = subprocess.run([sys.executable, "-c", PROCESS, str(log), name], capture_output=True,
-                          text=True, env={**clean, "PYTHONPATH": str(REPO / "src"), **env})
+    done = subprocess.run(
+        [sys.executable, "-c", PROCESS, str(log), name],
+        capture_output=True,
+        text=True,
+        env={**clean, "PYTHONPATH": str(REPO / "src"), **env},
+    )
     assert done.returncode == 0, done.stderr
 
 

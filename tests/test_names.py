@@ -8,7 +8,9 @@ from pathlib import Path
 from adaptune.config import load_schema
 from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
 
-SCHEMA = load_schema(Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = load_schema(
+    Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+)
 
 
 def _enums(node, found):
@@ -17,7 +19,11 @@ def _enums(node, found):
         for key, value in node.items():
             if isinstance(value, dict) and "enum" in value:
                 found.setdefault(key, []).append(value["enum"])
-            if isinstance(value, dict) and isinstance(value.get("items"), dict) and "enum" in value["items"]:
+            if (
+                isinstance(value, dict)
+                and isinstance(value.get("items"), dict)
+                and "enum" in value["items"]
+            ):
                 found.setdefault(key, []).append(value["items"]["enum"])
             _enums(value, found)
     return found

@@ -35,8 +35,15 @@ def server(monkeypatch):
 
 
 def run_finetune(prompts, tmp_path, settings, model=MODEL):
-    return finetune(model, prompts["train"], prompts["val"], tmp_path / "openai" / model / "model.json",
-                    tmp_path / "openai" / model / "job.json", LABELS, settings)
+    return finetune(
+        model,
+        prompts["train"],
+        prompts["val"],
+        tmp_path / "openai" / model / "model.json",
+        tmp_path / "openai" / model / "job.json",
+        LABELS,
+        settings,
+    )
 
 
 def creates(server) -> int:
@@ -45,11 +52,17 @@ def creates(server) -> int:
 
 # --- fine-tuning ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model, line_keys", [
-    ("babbage-002", {"prompt", "completion"}),
-    ("gpt-4o-mini-2024-07-18", {"messages"}),
-])
-def test_a_job_that_succeeds_gives_the_fine_tuned_model(server, prompts, tmp_path, model, line_keys):
+
+@pytest.mark.parametrize(
+    "model, line_keys",
+    [
+        ("babbage-002", {"prompt", "completion"}),
+        ("gpt-4o-mini-2024-07-18", {"messages"}),
+    ],
+)
+def test_a_job_that_succeeds_gives_the_fine_tuned_model(
+    server, prompts, tmp_path, model, line_keys
+):
     result = run_finetune(prompts, tmp_path, settings_for(server), model)
 
     assert creates(server) == 1
@@ -57,16 +70,23 @@ def test_a_job_that_succeeds_gives_the_fine_tuned_model(server, prompts, tmp_pat
     assert server.count("GET", f"/v1/models/{model}") == 1  # asked before anything was uploaded
     job = next(iter(server.jobs.values())).data
     assert result["status"] == "ran" and result["endpoint"] == server.base_url
-    assert result["fine_tuned_model"] == job["fine_tuned_model"] and result["fine_tuned_model"].startswith("ft:")
+    assert result["fine_tuned_model"] == job["fine_tuned_model"] and result[
+        "fine_tuned_model"
+    ].startswith("ft:")
     assert result["trained_tokens"] == job["trained_tokens"] > 0
-    assert json.loads((tmp_path / "openai" / model / "model.json").read_text())["job_id"] == job["id"]
+    assert (
+        json.loads((tmp_path / "openai" / model / "model.json").read_text())["job_id"] == job["id"]
+    )
     record = json.loads((tmp_path / "openai" / model / "job.json").read_text())
     assert record["job_id"] == job["id"] and record["status"] == "succeeded"
     assert record["endpoint"] == server.base_url
     assert job["metadata"]["adaptune_record"] == record["adaptune_record"]
     # The uploaded data was in the model's format, and the job got the configured epochs.
     training = server.jobs[job["id"]].data["training_file"]
-    lines = [json.loads(line) for line in (tmp_path / "openai" / model / f"train.{result['kind']}.jsonl").open()]
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "openai" / model / f"train.{result['kind']}.jsonl").open()
+    ]
     assert len(lines) == 12 and all(set(line) == line_keys for line in lines)
     if "messages" in line_keys:
         assert [m["role"] for m in lines[0]["messages"]] == ["system", "user", "assistant"]
@@ -75,7 +95,10 @@ def test_a_job_that_succeeds_gives_the_fine_tuned_model(server, prompts, tmp_pat
         assert lines[0]["completion"] == " hate"
     assert job["hyperparameters"]["n_epochs"] == 3
     # Both uploads were deleted from the account once the job had ended.
-    assert sorted(server.deleted_files) == sorted([training, job["validation_file"]]) and not server.files
+    assert (
+        sorted(server.deleted_files) == sorted([training, job["validation_file"]])
+        and not server.files
+    )
     assert record["files_deleted"] is True
     assert all(r.authorization == f"Bearer {KEY}" for r in server.requests)
     # The estimate (characters / 4 without tiktoken) is the per-epoch count times epochs.
@@ -87,11 +110,16 @@ def test_uploads_stay_when_delete_files_is_off(server, prompts, tmp_path):
     assert server.deleted_files == [] and len(server.files) == 2
 
 
-@pytest.mark.parametrize("outcome, reason", [
-    ("failed", "failed: invalid_training_file: The training file has too few examples"),
-    ("moderation", "failed: invalid_training_file: .*blocked by our moderation system"),
-])
-def test_a_failed_job_is_a_not_run_result_and_never_retried(server, prompts, tmp_path, outcome, reason):
+@pytest.mark.parametrize(
+    "outcome, reason",
+    [
+        ("failed", "failed: invalid_training_file: The training file has too few examples"),
+        ("moderation", "failed: invalid_training_file: .*blocked by our moderation system"),
+    ],
+)
+def test_a_failed_job_is_a_not_run_result_and_never_retried(
+    server, prompts, tmp_path, outcome, reason
+):
     server.outcomes[MODEL] = outcome
     settings = settings_for(server)
     result = run_finetune(prompts, tmp_path, settings)
@@ -109,13 +137,20 @@ def test_a_failed_job_is_a_not_run_result_and_never_retried(server, prompts, tmp
     assert creates(server) == 1 and server.count("POST", "/v1/files") == 2
 
 
-@pytest.mark.parametrize("refuse, reason", [
-    ("missing", "model gpt-4o-mini-2024-07-18 is not available on this endpoint (HTTP 404 model_not_found"),
-    ("shut down", "model gpt-4o-mini-2024-07-18 was shut down on 2025-01-14"),
-    ("no fine-tuning", "fine-tuning is not available to this key (HTTP 403 permission_denied"),
-])
-def test_a_model_the_endpoint_does_not_serve_is_not_run_and_nothing_is_uploaded(server, prompts, tmp_path,
-                                                                             refuse, reason):
+@pytest.mark.parametrize(
+    "refuse, reason",
+    [
+        (
+            "missing",
+            "model gpt-4o-mini-2024-07-18 is not available on this endpoint (HTTP 404 model_not_found",
+        ),
+        ("shut down", "model gpt-4o-mini-2024-07-18 was shut down on 2025-01-14"),
+        ("no fine-tuning", "fine-tuning is not available to this key (HTTP 403 permission_denied"),
+    ],
+)
+def test_a_model_the_endpoint_does_not_serve_is_not_run_and_nothing_is_uploaded(
+    server, prompts, tmp_path, refuse, reason
+):
     if refuse == "missing":
         server.missing.add(MODEL)
     elif refuse == "shut down":
@@ -133,12 +168,20 @@ def test_a_future_shutdown_date_is_only_a_warning(server, prompts, tmp_path, cap
     assert "scheduled to shut down on 2999-01-14" in caplog.text
 
 
-@pytest.mark.parametrize("status, code, message", [
-    (400, "model_not_available", "Model gpt-4o-mini-2024-07-18 is not available for fine-tuning"),
-    (403, "permission_denied", "Your organization may not create fine-tuning jobs"),
-])
-def test_a_refused_job_is_a_not_run_result_and_its_uploads_are_deleted(server, prompts, tmp_path,
-                                                                      status, code, message):
+@pytest.mark.parametrize(
+    "status, code, message",
+    [
+        (
+            400,
+            "model_not_available",
+            "Model gpt-4o-mini-2024-07-18 is not available for fine-tuning",
+        ),
+        (403, "permission_denied", "Your organization may not create fine-tuning jobs"),
+    ],
+)
+def test_a_refused_job_is_a_not_run_result_and_its_uploads_are_deleted(
+    server, prompts, tmp_path, status, code, message
+):
     server.refuse_finetune[MODEL] = (status, code, message)
     result = run_finetune(prompts, tmp_path, settings_for(server))
     assert result["status"] == "not_run"
@@ -147,7 +190,9 @@ def test_a_refused_job_is_a_not_run_result_and_its_uploads_are_deleted(server, p
     assert len(server.deleted_files) == 2 and not server.files
 
 
-def test_a_create_whose_answer_is_lost_makes_one_job_across_retry_and_rerun(server, prompts, tmp_path):
+def test_a_create_whose_answer_is_lost_makes_one_job_across_retry_and_rerun(
+    server, prompts, tmp_path
+):
     # The server creates the job and drops the connection: the client gets no answer and does not
     # retry by itself; the stage finds the job before it would create another.
     server.outcomes[MODEL] = "hang"
@@ -187,23 +232,33 @@ def test_a_create_whose_answer_is_lost_makes_one_job_across_retry_and_rerun(serv
     assert creates(server) == 1 and len(server.jobs) == 1
 
 
-def test_an_endpoint_without_metadata_filters_still_finds_the_job_by_its_file(server, prompts, tmp_path):
+def test_an_endpoint_without_metadata_filters_still_finds_the_job_by_its_file(
+    server, prompts, tmp_path
+):
     server.filters_metadata = False
     server.drop_after_create(1)
     result = run_finetune(prompts, tmp_path, settings_for(server))
     assert result["status"] == "ran" and creates(server) == 1 and len(server.jobs) == 1
 
 
-def test_a_create_that_keeps_failing_looks_for_the_job_each_time_and_creates_none(server, prompts, tmp_path):
+def test_a_create_that_keeps_failing_looks_for_the_job_each_time_and_creates_none(
+    server, prompts, tmp_path
+):
     server.fail_next(2, 503, "/v1/fine_tuning/jobs", method="POST")
-    with pytest.raises(RuntimeError, match="could not be created .InternalServerError.*a rerun looks again"):
+    with pytest.raises(
+        RuntimeError, match="could not be created .InternalServerError.*a rerun looks again"
+    ):
         run_finetune(prompts, tmp_path, settings_for(server, create_attempts=2))
     assert server.jobs == {}
     # Each attempt looked for the job first (by metadata, then among the latest jobs).
     assert server.count("GET", "/v1/fine_tuning/jobs") >= 1 + 2 * 2
     # The rerun reuses the uploads, looks again, and creates the one job.
     result = run_finetune(prompts, tmp_path, settings_for(server))
-    assert result["status"] == "ran" and creates(server) == 1 and server.count("POST", "/v1/files") == 2
+    assert (
+        result["status"] == "ran"
+        and creates(server) == 1
+        and server.count("POST", "/v1/files") == 2
+    )
 
 
 CRASHING_RUN = """
@@ -220,10 +275,24 @@ finetune("gpt-4o-mini-2024-07-18", train, val, Path(out) / "model.json", Path(ou
 
 def start_and_kill(server, prompts, out: Path) -> dict:
     """Run a fine-tuning in another process and kill it (SIGKILL) once its job is recorded."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, server.base_url, str(prompts["train"]),
-                                str(prompts["val"]), str(out)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CRASHING_RUN,
+            server.base_url,
+            str(prompts["train"]),
+            str(prompts["val"]),
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     record_path = out / "job.json"
     deadline = time.monotonic() + 60
     try:
@@ -272,7 +341,10 @@ def test_a_job_created_but_not_yet_recorded_is_found_not_created_again(server, p
 
 
 def test_the_token_limit_stops_before_any_request(server, prompts, tmp_path):
-    with pytest.raises(ValueError, match=r"estimated training tokens \d+ exceed config openai.max_training_tokens = 10"):
+    with pytest.raises(
+        ValueError,
+        match=r"estimated training tokens \d+ exceed config openai.max_training_tokens = 10",
+    ):
         run_finetune(prompts, tmp_path, settings_for(server, max_training_tokens=10))
     assert server.requests == []
 
@@ -299,9 +371,8 @@ def test_a_missing_key_is_a_clear_error(prompts, tmp_path, monkeypatch):
         run_finetune(prompts, tmp_path, OpenAISettings(base_url="http://127.0.0.1:9/v1"))
 
 
-
-
 # --- the key ----------------------------------------------------------------------------------
+
 
 def test_a_key_from_a_crlf_file_is_stripped_and_used(server, prompts, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY + "\r\n")
@@ -310,8 +381,11 @@ def test_a_key_from_a_crlf_file_is_stripped_and_used(server, prompts, tmp_path, 
     assert all(r.authorization == f"Bearer {KEY}" for r in server.requests)
 
 
-@pytest.mark.parametrize("bad", [KEY[:10] + " " + KEY[10:], KEY[:10] + "\x7f" + KEY[10:], "  \r\n"],
-                         ids=["space", "control character", "blank"])  # ids: the key is random
+@pytest.mark.parametrize(
+    "bad",
+    [KEY[:10] + " " + KEY[10:], KEY[:10] + "\x7f" + KEY[10:], "  \r\n"],
+    ids=["space", "control character", "blank"],
+)  # ids: the key is random
 def test_a_malformed_key_is_refused_without_quoting_it(bad, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", bad)
     with pytest.raises((ValueError, RuntimeError)) as error:
@@ -344,10 +418,17 @@ openai.OpenAI(api_key=os.environ["OPENAI_API_KEY"], base_url=sys.argv[1], max_re
 def test_a_crash_that_quotes_the_key_writes_it_nowhere(server, tmp_path):
     log = tmp_path / "logs" / "job.log"
     log.parent.mkdir()
-    env = {**os.environ, "OPENAI_API_KEY": KEY + "\r",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", CRASH_WITH_RAW_KEY, server.base_url, str(log)],
-                            env=env, capture_output=True, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": KEY + "\r",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH_WITH_RAW_KEY, server.base_url, str(log)],
+        env=env,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     text = log.read_text()
     # The crash happened where the key is quoted, and its traceback is in the log, masked.
@@ -382,11 +463,15 @@ def test_the_fake_server_never_reuses_a_file_id(server):
     client = make_client(settings_for(server))
     first = client.files.create(file=("a.jsonl", io.BytesIO(b'{"a": 1}\n')), purpose="fine-tune").id
     client.files.delete(first)
-    second = client.files.create(file=("b.jsonl", io.BytesIO(b'{"b": 1}\n')), purpose="fine-tune").id
+    second = client.files.create(
+        file=("b.jsonl", io.BytesIO(b'{"b": 1}\n')), purpose="fine-tune"
+    ).id
     assert second != first
 
 
-def test_a_job_found_by_its_training_file_must_be_for_the_requested_model(server, prompts, tmp_path):
+def test_a_job_found_by_its_training_file_must_be_for_the_requested_model(
+    server, prompts, tmp_path
+):
     from adaptune.openai.client import make_client
     from adaptune.openai.finetune import RECORD_KEY, find_job
 

@@ -30,9 +30,18 @@ def openai_on(base_url: str) -> dict:
     so that the default target (prompts, OpenAI systems, report) builds in seconds."""
     off = {"enabled": False}
     return {
-        "openai": {"enabled": True, "base_url": base_url, "finetune_models": FINETUNED,
-                   "chat_models": ["gpt-4o-mini"], "chat_k": [0, 1], "epochs": 2,
-                   "poll_interval_s": 0.05, "max_poll_interval_s": 0.2, "max_retries": 2, "timeout_s": 20},
+        "openai": {
+            "enabled": True,
+            "base_url": base_url,
+            "finetune_models": FINETUNED,
+            "chat_models": ["gpt-4o-mini"],
+            "chat_k": [0, 1],
+            "epochs": 2,
+            "poll_interval_s": 0.05,
+            "max_poll_interval_s": 0.2,
+            "max_retries": 2,
+            "timeout_s": 20,
+        },
         "training": {"approaches": {"layernorm": off, "lora_attention": off, "lora_all": off}},
         "evaluation": {"fewshot": {"k": []}, "baseline": {"enabled": True}},
     }
@@ -49,8 +58,11 @@ def wait_for_records(pipeline, process, models, timeout: float = 180) -> None:
         if all(r.exists() and json.loads(r.read_text()).get("job_id") for r in records):
             return
         if process.poll() is not None:
-            raise AssertionError(f"snakemake ended ({process.returncode}) before both jobs were recorded:\n"
-                                 + process.stdout.read() + process.stderr.read())
+            raise AssertionError(
+                f"snakemake ended ({process.returncode}) before both jobs were recorded:\n"
+                + process.stdout.read()
+                + process.stderr.read()
+            )
         time.sleep(0.2)
     raise AssertionError("the fine-tuning jobs were never recorded")
 
@@ -74,13 +86,16 @@ RETIRED = "gpt-3.5-turbo"
 
 @pytest.mark.slow
 def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_reports_refusals_and_leaks_no_key(
-        pipeline, monkeypatch):
+    pipeline, monkeypatch
+):
     """One study with two models whose fine-tuning runs, one the endpoint refuses and a chat model
     it has shut down: Ctrl-C while the two jobs train, then a rerun."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY + "\r\n")  # as read from a CRLF .env file
     with FakeOpenAI(key=KEY) as server:
         overrides = openai_on(server.base_url)
-        overrides["openai"].update(finetune_models=[*FINETUNED, REFUSED], chat_models=["gpt-4o-mini", RETIRED])
+        overrides["openai"].update(
+            finetune_models=[*FINETUNED, REFUSED], chat_models=["gpt-4o-mini", RETIRED]
+        )
         for model in FINETUNED:
             server.outcomes[model] = "hang"
         server.refuse_finetune[REFUSED] = (400, "model_not_available", REFUSAL)
@@ -89,9 +104,15 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_repo
         pipeline.write_config(overrides)
 
         # Ctrl-C while both fine-tuning jobs are running.
-        process = subprocess.Popen(snakemake_command(pipeline), cwd=pipeline.workdir, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                   preexec_fn=default_sigint)
+        process = subprocess.Popen(
+            snakemake_command(pipeline),
+            cwd=pipeline.workdir,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=default_sigint,
+        )
         try:
             wait_for_records(pipeline, process, FINETUNED)
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to snakemake and its jobs
@@ -102,7 +123,9 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_repo
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
         assert process.returncode != 0
-        assert len(server.jobs) == 2  # the refused model's attempt, before or after Ctrl-C, made none
+        assert (
+            len(server.jobs) == 2
+        )  # the refused model's attempt, before or after Ctrl-C, made none
         for model in FINETUNED:
             assert not pipeline.path(f"results/openai/{model}/model.json").exists()
 
@@ -115,8 +138,12 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_repo
         # One job per model that trains; the refused model asked once and got no job.
         assert server.count("POST", "/v1/fine_tuning/jobs") == 3 and len(server.jobs) == 2
         assert not server.files  # every upload deleted: the trained models' and the refused one's
-        models = {json.loads(pipeline.path(f"results/openai/{m}/model.json").read_text())["fine_tuned_model"]
-                  for m in FINETUNED}
+        models = {
+            json.loads(pipeline.path(f"results/openai/{m}/model.json").read_text())[
+                "fine_tuned_model"
+            ]
+            for m in FINETUNED
+        }
         assert models == {job.data["fine_tuned_model"] for job in server.jobs.values()}
         record = json.loads(pipeline.path(f"results/openai/{REFUSED}/model.json").read_text())
         reason = f"fine-tuning job refused: HTTP 400 model_not_available: {REFUSAL}"
@@ -126,15 +153,24 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_repo
         systems = [f"ft-{m}" for m in FINETUNED] + ["gpt-4o-mini-k0", "gpt-4o-mini-k1"]
         for system in systems:
             for prefix in ("", "val/"):
-                metrics = json.loads(pipeline.path(f"results/eval/openai/{system}/{prefix}metrics.json").read_text())
+                metrics = json.loads(
+                    pipeline.path(f"results/eval/openai/{system}/{prefix}metrics.json").read_text()
+                )
                 assert metrics["n"] == 12 and metrics["system"]["model"] == "openai"
-                assert metrics["accuracy"] == 1.0 and metrics["invalid"] == 0  # the fake answers right
+                assert (
+                    metrics["accuracy"] == 1.0 and metrics["invalid"] == 0
+                )  # the fake answers right
         # The report lists the OpenAI systems that ran, and the refused and retired ones with why.
         summary = pd.read_csv(pipeline.path("results/report/summary.csv"))
         status = dict(zip(summary["name"], summary["status"]))
         assert {name: status[name] for name in status if name.startswith("openai/")} == {
-            **{f"openai/{s}": "ran" for s in systems}, f"openai/ft-{REFUSED}": f"not run: {reason}",
-            **{f"openai/{RETIRED}-k{k}": f"not run: model {RETIRED} was shut down on 2026-10-23" for k in (0, 1)}}
+            **{f"openai/{s}": "ran" for s in systems},
+            f"openai/ft-{REFUSED}": f"not run: {reason}",
+            **{
+                f"openai/{RETIRED}-k{k}": f"not run: model {RETIRED} was shut down on 2026-10-23"
+                for k in (0, 1)
+            },
+        }
         ran = summary[summary["name"].isin(f"openai/{s}" for s in systems)]
         assert (ran["accuracy"] == 1.0).all() and status["baseline/tfidf"] == "ran"
         table = pipeline.path("results/report/summary.md").read_text()
@@ -160,18 +196,27 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_repo
 planned_jobs = job_stats
 
 
-def test_without_openai_the_plan_has_no_openai_job_and_with_it_one_per_system(pipeline, monkeypatch, default_plan):
+def test_without_openai_the_plan_has_no_openai_job_and_with_it_one_per_system(
+    pipeline, monkeypatch, default_plan
+):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     plan = planned_jobs(default_plan.stdout)
     assert "report" in plan and not [rule for rule in plan if "openai" in rule]
-    plan = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=openai_on("http://127.0.0.1:9/v1")).stdout)
-    assert {rule: n for rule, n in plan.items() if "openai" in rule} == {"openai_finetune": 2, "openai_evaluate": 4}
+    plan = planned_jobs(
+        pipeline.run("-n", "--quiet", "rules", config=openai_on("http://127.0.0.1:9/v1")).stdout
+    )
+    assert {rule: n for rule, n in plan.items() if "openai" in rule} == {
+        "openai_finetune": 2,
+        "openai_evaluate": 4,
+    }
 
 
 def test_openai_enabled_without_a_key_stops_before_any_job(pipeline, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     result = pipeline.run("-n", config=openai_on("http://127.0.0.1:9/v1"), check=False)
     assert result.returncode != 0
-    assert "openai.enabled is true, but the environment variable OPENAI_API_KEY is not set" in \
-        result.stdout + result.stderr
+    assert (
+        "openai.enabled is true, but the environment variable OPENAI_API_KEY is not set"
+        in result.stdout + result.stderr
+    )
     assert not pipeline.path("results").exists()

@@ -40,11 +40,15 @@ ALIAS = "smollm2-135m-instruct"
 
 def server_python() -> str:
     python = os.environ.get("LLAMA_SERVER_PYTHON", sys.executable)
-    found = subprocess.run([python, "-c", "import llama_cpp.server"], capture_output=True, text=True)
+    found = subprocess.run(
+        [python, "-c", "import llama_cpp.server"], capture_output=True, text=True
+    )
     if found.returncode != 0:
-        pytest.skip(f"llama-cpp-python[server] is not importable by {python}; install it (pip install "
-                    "'llama-cpp-python[server]', which compiles llama.cpp) and point LLAMA_SERVER_PYTHON "
-                    "at that Python")
+        pytest.skip(
+            f"llama-cpp-python[server] is not importable by {python}; install it (pip install "
+            "'llama-cpp-python[server]', which compiles llama.cpp) and point LLAMA_SERVER_PYTHON "
+            "at that Python"
+        )
     return python
 
 
@@ -70,9 +74,27 @@ def llama_server(tmp_path_factory):
     gguf = smollm2_gguf(tmp_path_factory.mktemp("smollm2"))
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--logits_all", "true",
-               "--n_threads", "1", "--api_key", KEY]
+    command = [
+        python,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "1024",
+        "--logits_all",
+        "true",
+        "--n_threads",
+        "1",
+        "--api_key",
+        KEY,
+    ]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
@@ -81,13 +103,17 @@ def llama_server(tmp_path_factory):
         while True:
             assert process.poll() is None, f"llama.cpp server exited:\n{log.read_text()[-3000:]}"
             try:
-                request = urllib.request.Request(f"{base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
+                request = urllib.request.Request(
+                    f"{base_url}/models", headers={"Authorization": f"Bearer {KEY}"}
+                )
                 with urllib.request.urlopen(request, timeout=2) as answer:
                     if ALIAS in {m["id"] for m in json.load(answer)["data"]}:
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, f"llama.cpp server never answered:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"llama.cpp server never answered:\n{log.read_text()[-3000:]}"
+            )
             time.sleep(0.5)
         yield base_url
     finally:
@@ -105,18 +131,34 @@ def small_prompts(tmp_path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind, k", [("chat", 1), ("completion", 0)])
-def test_a_real_compatible_server_is_evaluated_like_any_endpoint(llama_server, small_prompts, tmp_path,
-                                                                monkeypatch, kind, k):
+def test_a_real_compatible_server_is_evaluated_like_any_endpoint(
+    llama_server, small_prompts, tmp_path, monkeypatch, kind, k
+):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    settings = OpenAISettings(base_url=llama_server, max_concurrency=1, max_retries=1, timeout_s=60,
-                              completion_models=(ALIAS,) if kind == "completion" else ())
+    settings = OpenAISettings(
+        base_url=llama_server,
+        max_concurrency=1,
+        max_retries=1,
+        timeout_s=60,
+        completion_models=(ALIAS,) if kind == "completion" else (),
+    )
     system = System(f"{ALIAS}-k{k}", ALIAS, "openai_chat", k=k, base_model=ALIAS)
     out = tmp_path / "eval" / system.name
-    metrics = evaluate(system, {"test": small_prompts["test"]}, small_prompts["train"], out, LABELS, settings,
-                       MetricSettings(bootstrap_samples=20, seed=1), tmp_path / "cache")["test"]
+    metrics = evaluate(
+        system,
+        {"test": small_prompts["test"]},
+        small_prompts["train"],
+        out,
+        LABELS,
+        settings,
+        MetricSettings(bootstrap_samples=20, seed=1),
+        tmp_path / "cache",
+    )["test"]
 
     assert metrics["status"] == "ran" and metrics["n"] == 6
-    assert metrics["answering_models"] and all(ALIAS in m or m.endswith(".gguf") for m in metrics["answering_models"])
+    assert metrics["answering_models"] and all(
+        ALIAS in m or m.endswith(".gguf") for m in metrics["answering_models"]
+    )
     assert metrics["provenance"]["config"]["endpoint"] == llama_server
     predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert len(predictions) == 6 and set(predictions["predicted"]) <= {*LABELS, ""}
@@ -128,12 +170,22 @@ def test_a_real_compatible_server_is_evaluated_like_any_endpoint(llama_server, s
     assert len(cached) == 6
 
 
-def test_a_model_the_real_server_does_not_serve_is_not_run(llama_server, small_prompts, tmp_path, monkeypatch):
+def test_a_model_the_real_server_does_not_serve_is_not_run(
+    llama_server, small_prompts, tmp_path, monkeypatch
+):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     settings = OpenAISettings(base_url=llama_server, max_retries=0, timeout_s=30)
     system = System("no-such-model-k0", "no-such-model", "openai_chat", k=0)
     out = tmp_path / "eval" / system.name
-    metrics = evaluate(system, {"test": small_prompts["test"]}, small_prompts["train"], out, LABELS, settings,
-                       MetricSettings(bootstrap_samples=20, seed=1), tmp_path / "cache")["test"]
+    metrics = evaluate(
+        system,
+        {"test": small_prompts["test"]},
+        small_prompts["train"],
+        out,
+        LABELS,
+        settings,
+        MetricSettings(bootstrap_samples=20, seed=1),
+        tmp_path / "cache",
+    )["test"]
     assert metrics["status"] == "not_run"
     assert metrics["reason"].startswith("model no-such-model is not available on this endpoint")

@@ -22,7 +22,15 @@ from packaging.requirements import Requirement
 from conftest import REPO
 from import_graph import third_party_imports
 
-WORKFLOW_ONLY = {"snakemake", "pytorch_lightning", "lightning", "openai", "seaborn", "sklearn", "gguf"}
+WORKFLOW_ONLY = {
+    "snakemake",
+    "pytorch_lightning",
+    "lightning",
+    "openai",
+    "seaborn",
+    "sklearn",
+    "gguf",
+}
 
 
 def normalize(name: str) -> str:
@@ -32,13 +40,29 @@ def normalize(name: str) -> str:
 def build_wheel(out: Path) -> Path:
     """The wheel of this checkout, built from a copy (the build leaves folders behind)."""
     source = out / "source"
-    shutil.copytree(REPO / "src", source / "src",
-                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    shutil.copytree(
+        REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__")
+    )
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out), str(source)],
-                   check=True, capture_output=True, env=clean_environ())
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        env=clean_environ(),
+    )
     (wheel,) = out.glob("adaptune-*.whl")
     return wheel
 
@@ -50,7 +74,9 @@ def core_requirements(wheel: Path) -> list[Requirement]:
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         lines = archive.read(metadata).decode().splitlines()
-    requirements = [Requirement(line.split(":", 1)[1]) for line in lines if line.startswith("Requires-Dist:")]
+    requirements = [
+        Requirement(line.split(":", 1)[1]) for line in lines if line.startswith("Requires-Dist:")
+    ]
     environment = {**default_environment(), "extra": ""}
     return [r for r in requirements if r.marker is None or r.marker.evaluate(environment)]
 
@@ -66,7 +92,8 @@ def closure(requirements: list[Requirement]) -> dict[str, importlib.metadata.Dis
             continue
         distribution = importlib.metadata.distribution(requirement.name)
         assert distribution.version in requirement.specifier or not requirement.specifier, (
-            f"{requirement}: installed here is {distribution.version}")
+            f"{requirement}: installed here is {distribution.version}"
+        )
         found[name] = distribution
         for text in distribution.requires or []:
             dependency = Requirement(text)
@@ -84,7 +111,12 @@ def link_distributions(distributions, site_packages: Path) -> None:
         for top in {Path(str(f)).parts[0] for f in distribution.files or []}:
             source = root / top
             target = site_packages / top
-            if top.startswith("..") or top == "__pycache__" or not source.exists() or target.exists():
+            if (
+                top.startswith("..")
+                or top == "__pycache__"
+                or not source.exists()
+                or target.exists()
+            ):
                 continue
             target.symlink_to(source)
 
@@ -99,9 +131,24 @@ def core_env(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     (site_packages,) = env.glob("lib/python*/site-packages")
     link_distributions(distributions.values(), site_packages)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"), "install",
-                    "--no-deps", "--no-index", "--disable-pip-version-check", "--quiet", str(wheel)],
-                   check=True, capture_output=True, env=clean_environ())
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        env=clean_environ(),
+    )
     return env, requirements, distributions
 
 
@@ -111,15 +158,23 @@ def clean_environ() -> dict[str, str]:
 
 
 def run_in(env: Path, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, cwd=env,
-                          env={**clean_environ(), "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=env,
+        env={**clean_environ(), "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def test_core_requirements_hold_no_workflow_package(core_env):
     _, requirements, distributions = core_env
     names = {normalize(r.name) for r in requirements}
     assert names >= {"torch", "transformers", "peft", "bitsandbytes", "accelerate", "safetensors"}
-    assert not {"snakemake", "pytorch-lightning", "openai", "seaborn", "scikit-learn", "requests"} & names
+    assert (
+        not {"snakemake", "pytorch-lightning", "openai", "seaborn", "scikit-learn", "requests"}
+        & names
+    )
     assert not {"snakemake", "pytorch-lightning", "openai", "seaborn"} & set(distributions)
 
 
@@ -132,7 +187,9 @@ def test_the_installed_command_answers_help(core_env):
 
 def test_the_fresh_environment_lacks_the_workflow_packages(core_env):
     env, _, _ = core_env
-    probe = "import importlib.util as u; print(sorted(n for n in %r if u.find_spec(n)))" % sorted(WORKFLOW_ONLY)
+    probe = "import importlib.util as u; print(sorted(n for n in %r if u.find_spec(n)))" % sorted(
+        WORKFLOW_ONLY
+    )
     result = run_in(env, str(env / "bin" / "python"), "-c", probe)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -145,14 +202,22 @@ def test_predict_reaches_no_workflow_package():
     """Everything the command's module imports, anywhere in it or in the adaptune modules it
     reaches (function-level imports too), is a core requirement's, not the workflow's."""
     required, _ = third_party_imports(CLI)
-    assert not required & WORKFLOW_ONLY, f"adaptune predict reaches {sorted(required & WORKFLOW_ONLY)}"
+    assert not required & WORKFLOW_ONLY, (
+        f"adaptune predict reaches {sorted(required & WORKFLOW_ONLY)}"
+    )
 
 
 def test_the_modules_predict_uses_import_in_the_core_install(core_env):
     env, _, _ = core_env
     required, _ = third_party_imports(CLI)
-    modules = sorted(set(re.findall(r"from (adaptune[\w.]*) import", CLI.read_text())) | {"adaptune.cli"})
+    modules = sorted(
+        set(re.findall(r"from (adaptune[\w.]*) import", CLI.read_text())) | {"adaptune.cli"}
+    )
     packages = sorted(required - WORKFLOW_ONLY)
-    result = run_in(env, str(env / "bin" / "python"), "-c",
-                    f"import importlib; [importlib.import_module(m) for m in {modules + packages!r}]")
+    result = run_in(
+        env,
+        str(env / "bin" / "python"),
+        "-c",
+        f"import importlib; [importlib.import_module(m) for m in {modules + packages!r}]",
+    )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -24,7 +24,10 @@ STYLES = ("instruction",)  # the shared run's one style
 CELL = "tiny-gptj/{approach}/{style}/8bit/seed42"
 PROMPTS = "results/prompts/instruction/train.jsonl"
 SYSTEMS = [CELL.format(approach=a, style=s) for a in APPROACHES for s in STYLES] + [
-    "tiny-gptj/fewshot-k0", "tiny-gptj/fewshot-k1", "baseline/tfidf"]
+    "tiny-gptj/fewshot-k0",
+    "tiny-gptj/fewshot-k1",
+    "baseline/tfidf",
+]
 
 
 def digest(path) -> str:
@@ -33,7 +36,9 @@ def digest(path) -> str:
 
 def evaluation(pipeline, system: str, split: str) -> tuple[pd.DataFrame, dict]:
     directory = pipeline.path(f"results/eval/{system}" + ("" if split == "test" else f"/{split}"))
-    predictions = pd.read_csv(directory / "predictions.csv", dtype={"id": str}, keep_default_na=False)
+    predictions = pd.read_csv(
+        directory / "predictions.csv", dtype={"id": str}, keep_default_na=False
+    )
     return predictions, json.loads((directory / "metrics.json").read_text())
 
 
@@ -52,14 +57,19 @@ def evaluation_settings(pipeline) -> dict:
 
 def score_columns(predictions: pd.DataFrame) -> pd.DataFrame:
     """The per-label score columns (<what>_<label>), in label order."""
-    columns = [next(c for c in predictions.columns if re.fullmatch(rf"[a-z]+_{label}", c)) for label in LABELS]
+    columns = [
+        next(c for c in predictions.columns if re.fullmatch(rf"[a-z]+_{label}", c))
+        for label in LABELS
+    ]
     return predictions[columns]
 
 
 def test_every_approach_trains_and_is_evaluated(finished_pipeline):
     for approach in APPROACHES:
         for style in STYLES:
-            train = finished_pipeline.path(f"results/train/{CELL.format(approach=approach, style=style)}")
+            train = finished_pipeline.path(
+                f"results/train/{CELL.format(approach=approach, style=style)}"
+            )
             summary = json.loads((train / "summary.json").read_text())
             assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
             assert summary["approach"] == approach and summary["style"] == style
@@ -80,8 +90,13 @@ def test_every_systems_metrics_are_the_metrics_code_on_its_predictions(finished_
         gold = dict(zip(tweets["id"], tweets["label"]))
         assert predictions["gold"].tolist() == [gold[i] for i in predictions["id"]]
         assert set(predictions["predicted"]) <= set(LABELS)
-        expected = classification_metrics(predictions["gold"].tolist(), predictions["predicted"].tolist(), LABELS,
-                                          evaluation_config["bootstrap_samples"], evaluation_config["seed"])
+        expected = classification_metrics(
+            predictions["gold"].tolist(),
+            predictions["predicted"].tolist(),
+            LABELS,
+            evaluation_config["bootstrap_samples"],
+            evaluation_config["seed"],
+        )
         assert metrics["split"] == split and metrics["n"] == len(tweets) == 12
         assert {key: metrics[key] for key in expected} == expected, system
         # the predicted label is the best-scored one
@@ -97,33 +112,53 @@ def test_a_fine_tuned_systems_predictions_are_the_scorers(finished_pipeline, one
     from adaptune.scoring import ScoringSettings, score_labels
 
     cell = CELL.format(approach="lora_all", style="instruction")
-    model, tokenizer, record = load_trained(finished_pipeline.path(f"results/train/{cell}/adapter"),
-                                            finished_pipeline.path("resources/models/tiny-gptj"))
+    model, tokenizer, record = load_trained(
+        finished_pipeline.path(f"results/train/{cell}/adapter"),
+        finished_pipeline.path("resources/models/tiny-gptj"),
+    )
     records = read_prompts(finished_pipeline.path("results/prompts/instruction/test.jsonl"), LABELS)
     trained = record.get("settings", {})
-    scores = score_labels(model, tokenizer, [r["prompt"] for r in records], LABELS,
-                          ScoringSettings(max_length=int(record["max_length"]),
-                                          truncation_side=trained.get("truncation_side"),
-                                          precision=trained.get("precision", "32-true")))
+    scores = score_labels(
+        model,
+        tokenizer,
+        [r["prompt"] for r in records],
+        LABELS,
+        ScoringSettings(
+            max_length=int(record["max_length"]),
+            truncation_side=trained.get("truncation_side"),
+            precision=trained.get("precision", "32-true"),
+        ),
+    )
     predictions, _ = evaluation(finished_pipeline, cell, "test")
     by_id = predictions.set_index("id")
     ids = [r["id"] for r in records]
-    np.testing.assert_allclose(score_columns(by_id.loc[ids]).to_numpy(), scores, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        score_columns(by_id.loc[ids]).to_numpy(), scores, rtol=1e-4, atol=1e-4
+    )
     assert by_id.loc[ids, "predicted"].tolist() == [LABELS[j] for j in scores.argmax(axis=1)]
 
 
 def test_the_baselines_predictions_are_the_baselines(finished_pipeline):
     from adaptune.baseline import BaselineSettings, predict_frame, read_split, train_baseline
 
-    splits = {name: read_split(finished_pipeline.path(f"results/splits/{name}.csv"), LABELS)
-              for name in ("train", "test")}
-    model = train_baseline(splits["train"]["text"].tolist(), splits["train"]["label"].tolist(),
-                           BaselineSettings(seed=evaluation_settings(finished_pipeline)["seed"]))
+    splits = {
+        name: read_split(finished_pipeline.path(f"results/splits/{name}.csv"), LABELS)
+        for name in ("train", "test")
+    }
+    model = train_baseline(
+        splits["train"]["text"].tolist(),
+        splits["train"]["label"].tolist(),
+        BaselineSettings(seed=evaluation_settings(finished_pipeline)["seed"]),
+    )
     expected = predict_frame(model, splits["test"], LABELS)
     predictions, _ = evaluation(finished_pipeline, "baseline/tfidf", "test")
     assert predictions["predicted"].tolist() == expected["predicted"].tolist()
-    np.testing.assert_allclose(score_columns(predictions).to_numpy(), score_columns(expected).to_numpy(),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        score_columns(predictions).to_numpy(),
+        score_columns(expected).to_numpy(),
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished_pipeline):
@@ -132,18 +167,27 @@ def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished_pi
         assert name in summary, f"{name!r} missing from summary.md"
     assert "not run: openai.enabled is false" in summary
     paired = pd.read_csv(finished_pipeline.path("results/report/paired_differences.csv"))
-    assert {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"} <= set(paired["comparison"])
+    assert {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"} <= set(
+        paired["comparison"]
+    )
     answer = summary.split("##")[0]
     assert answer.count("- ") >= 5  # one line per macro-F1 comparison and the note on intervals
     groups = pd.read_csv(finished_pipeline.path("results/report/groups.csv"))
-    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == len(APPROACHES)  # the fine-tuned ones
+    assert groups.loc[groups["status"] == "ran", "ece"].notna().sum() == len(
+        APPROACHES
+    )  # the fine-tuned ones
     # Each fine-tuned system's learning rate and epochs are those it trained at; prompting has none.
     settings = groups.set_index("group")[["learning_rate", "epochs"]]
     for approach in APPROACHES:
         cell = CELL.format(approach=approach, style="instruction")
-        trained = json.loads(finished_pipeline.path(f"results/train/{cell}/summary.json").read_text())
+        trained = json.loads(
+            finished_pipeline.path(f"results/train/{cell}/summary.json").read_text()
+        )
         config = trained["provenance"]["config"]
-        assert tuple(settings.loc[cell.rpartition("/")[0]]) == (config["learning_rate"], trained["epochs"])
+        assert tuple(settings.loc[cell.rpartition("/")[0]]) == (
+            config["learning_rate"],
+            trained["epochs"],
+        )
         assert f"| {config['learning_rate']:g}, {trained['epochs']} |" in summary
     assert settings.loc["tiny-gptj/fewshot-k0"].isna().all()
     # The report's numbers are the systems' metrics.json
@@ -154,7 +198,9 @@ def test_report_has_a_row_per_system_paired_tests_and_openai_not_run(finished_pi
         assert runs.loc[system, "macro_f1"] == pytest.approx(metrics["macro_f1"])
 
 
-def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(finished_pipeline, tmp_path):
+def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(
+    finished_pipeline, tmp_path
+):
     """`adaptune publish` copies the report's tables with the run's commit, config, machine and
     time; `adaptune readme` writes the README section from those files alone, so that a number
     changed in a file no longer matches the README."""
@@ -165,7 +211,9 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
 
     report = finished_pipeline.path("results/report")
     folder = tmp_path / "docs/results/tiny"
-    assert main(["publish", str(report), str(folder), "--root", str(finished_pipeline.workdir)]) == 0
+    assert (
+        main(["publish", str(report), str(folder), "--root", str(finished_pipeline.workdir)]) == 0
+    )
     for name in ("summary.md", "summary.csv", "groups.csv", "paired_differences.csv"):
         assert (folder / name).read_bytes() == (report / name).read_bytes(), name
     run = json.loads((folder / "run.json").read_text())
@@ -176,19 +224,31 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(fini
         assert run["commit_note"] == NO_COMMIT and "commit not recorded" in section(folder)
     assert run["run_time"]["jobs"] >= 10 and run["run_time"]["wall_time_s"] > 0
     jobs = pd.read_csv(folder / "jobs.csv")
-    assert len(jobs) == run["run_time"]["jobs"] == len(list(finished_pipeline.path("benchmarks").rglob("*.tsv")))
+    assert (
+        len(jobs)
+        == run["run_time"]["jobs"]
+        == len(list(finished_pipeline.path("benchmarks").rglob("*.tsv")))
+    )
     assert jobs["seconds"].sum() == pytest.approx(run["run_time"]["job_time_s"], abs=0.1)
     import yaml
+
     assert yaml.safe_load((folder / "config.yaml").read_text())["splits"]["test"] == 12
     assert published_studies(tmp_path) == ["docs/results/tiny"]
-    assert published_studies(tmp_path, "reference") == [] and not (folder / "reference_split.csv").exists()
+    assert (
+        published_studies(tmp_path, "reference") == []
+        and not (folder / "reference_split.csv").exists()
+    )
 
     readme = tmp_path / "README.md"
-    readme.write_text("# adaptune\n\n<!-- results:begin -->\ntyped by hand: 0.99\n<!-- results:end -->\n\nMore.\n")
+    readme.write_text(
+        "# adaptune\n\n<!-- results:begin -->\ntyped by hand: 0.99\n<!-- results:end -->\n\nMore.\n"
+    )
     assert main(["readme", "docs/results/tiny", "--readme", str(readme)]) == 0
     current, source = current_section(readme)
     assert source == "docs/results/tiny" and "typed by hand" not in current
-    assert readme.read_text().startswith("# adaptune\n\n") and readme.read_text().endswith("\n\nMore.\n")
+    assert readme.read_text().startswith("# adaptune\n\n") and readme.read_text().endswith(
+        "\n\nMore.\n"
+    )
     groups = pd.read_csv(folder / "groups.csv")
     for _, row in groups[groups["status"] == "ran"].iterrows():
         assert f"{row['macro_f1_mean']:.3f}" in current
@@ -219,21 +279,36 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipe
     from conftest import planned_rules
 
     learning_rate = finished_pipeline.config["training"]["approaches"]["lora_all"]["learning_rate"]
-    plan = planned_rules(finished_pipeline.run("-n", "--quiet", "rules", config={
-        "training": {"approaches": {"lora_all": {"learning_rate": 2 * learning_rate}}}}))
+    plan = planned_rules(
+        finished_pipeline.run(
+            "-n",
+            "--quiet",
+            "rules",
+            config={"training": {"approaches": {"lora_all": {"learning_rate": 2 * learning_rate}}}},
+        )
+    )
     assert "train_lora_all" in plan
     assert "train_layernorm" not in plan and "train_lora_attention" not in plan
 
 
-def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_its_style(finished_pipeline):
+def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_its_style(
+    finished_pipeline,
+):
     """On the finished run (three approaches, the instruction prompt, one seed): adding the raw
     style plans the raw cells only, a second seed plans that seed's cells only, and a new
     instruction template reruns the instruction cells and what reads them."""
     pipeline = finished_pipeline
     templates = pipeline.config["prompts"]["templates"]
     plan = pipeline.run("-n", config={"training": {"styles": ["instruction", "raw"]}})
-    assert job_stats(plan.stdout) == {"format_prompts": 3, "train_layernorm": 1, "train_lora_attention": 1,
-                                      "train_lora_all": 1, "evaluate": 3, "report": 1, "all": 1}
+    assert job_stats(plan.stdout) == {
+        "format_prompts": 3,
+        "train_layernorm": 1,
+        "train_lora_attention": 1,
+        "train_lora_all": 1,
+        "evaluate": 3,
+        "report": 1,
+        "all": 1,
+    }
     outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
     cells = [line for line in outputs if "results/train/" in line or "results/eval/" in line]
     assert len(cells) == 6 and all("/raw/8bit/seed42" in line for line in cells)
@@ -241,16 +316,30 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
 
     two_seeds = {"training": {"seeds": [42, 43]}}
     plan = pipeline.run("-n", config=two_seeds)
-    assert job_stats(plan.stdout) == {"train_layernorm": 1, "train_lora_attention": 1, "train_lora_all": 1,
-                                      "evaluate": 3, "report": 1, "all": 1}
-    outputs = [line for line in plan.stdout.splitlines()
-               if line.strip().startswith("output:") and ("results/train/" in line or "results/eval/" in line)]
+    assert job_stats(plan.stdout) == {
+        "train_layernorm": 1,
+        "train_lora_attention": 1,
+        "train_lora_all": 1,
+        "evaluate": 3,
+        "report": 1,
+        "all": 1,
+    }
+    outputs = [
+        line
+        for line in plan.stdout.splitlines()
+        if line.strip().startswith("output:")
+        and ("results/train/" in line or "results/eval/" in line)
+    ]
     assert outputs and all("/seed43" in line and "/seed42" not in line for line in outputs)
 
-    new_instruction = {"prompts": {"templates": {**templates, "instruction": templates["instruction"] + " "}}}
+    new_instruction = {
+        "prompts": {"templates": {**templates, "instruction": templates["instruction"] + " "}}
+    }
     plan = job_stats(pipeline.run("-n", config=new_instruction).stdout)
     assert plan["format_prompts"] == 3 and plan["evaluate"] == 3
-    assert all(plan[f"train_{approach}"] == 1 for approach in ("layernorm", "lora_attention", "lora_all"))
+    assert all(
+        plan[f"train_{approach}"] == 1 for approach in ("layernorm", "lora_attention", "lora_all")
+    )
     assert "sample_splits" not in plan and "baseline_tfidf" not in plan
 
 
@@ -259,13 +348,22 @@ def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(finished_pi
     records = [json.loads(line) for line in pipeline.path(PROMPTS).read_text().splitlines()]
     assert len(records) == 24
     assert {r["label"] for r in records} == {"hate", "offensive", "neutral"}
-    assert all(r["prompt"].endswith("Category:") and r["completion"] == " " + r["label"] for r in records)
-    splits = {n: pipeline.path(f"results/splits/{n}.csv").read_text().splitlines()[1:] for n in ("train", "val", "test")}
-    assert not (set(splits["train"]) & set(splits["val"]) or set(splits["train"]) & set(splits["test"]))
+    assert all(
+        r["prompt"].endswith("Category:") and r["completion"] == " " + r["label"] for r in records
+    )
+    splits = {
+        n: pipeline.path(f"results/splits/{n}.csv").read_text().splitlines()[1:]
+        for n in ("train", "val", "test")
+    }
+    assert not (
+        set(splits["train"]) & set(splits["val"]) or set(splits["train"]) & set(splits["test"])
+    )
     # The reference split's tweets (written with their HTML entities) are in no split.
-    reference = {line.split(",", 1)[1].strip('"').replace("&amp;", "&")
-                 for part in ("train", "val")
-                 for line in pipeline.path(f"data/reference_{part}.csv").read_text().splitlines()[1:]}
+    reference = {
+        line.split(",", 1)[1].strip('"').replace("&amp;", "&")
+        for part in ("train", "val")
+        for line in pipeline.path(f"data/reference_{part}.csv").read_text().splitlines()[1:]
+    }
     for name in ("train", "val", "test"):
         texts = set(pd.read_csv(pipeline.path(f"results/splits/{name}.csv"))["text"])
         assert len(texts) > 0 and not texts & reference
@@ -281,16 +379,31 @@ def test_prompts_from_a_placed_dataset_are_balanced_and_reproducible(finished_pi
 
 def test_study_time_accounts_for_every_job_of_a_finished_run(finished_pipeline):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run([sys.executable, str(REPO / "bench/study_time.py"), "--root", str(finished_pipeline.workdir)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench/study_time.py"),
+            "--root",
+            str(finished_pipeline.workdir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     benchmarks = list(finished_pipeline.path("benchmarks").rglob("*.tsv"))
     header = re.search(r"^(\d+) jobs, ([\d.]+) min of job time", out, re.M)
     assert header and int(header[1]) == len(benchmarks), out
-    rows = {m[1]: (int(m[2]), float(m[3])) for m in re.finditer(r"^\| (\w+) \| (\d+) \| ([\d.]+) \|", out, re.M)}
+    rows = {
+        m[1]: (int(m[2]), float(m[3]))
+        for m in re.finditer(r"^\| (\w+) \| (\d+) \| ([\d.]+) \|", out, re.M)
+    }
     assert sum(jobs for jobs, _ in rows.values()) == len(benchmarks)
     assert rows["train"][0] == 3 and rows["evaluate"][0] == 3, rows  # three approaches, one style
-    assert sum(minutes for _, minutes in rows.values()) == pytest.approx(float(header[2]), abs=0.1 * len(rows))
+    assert sum(minutes for _, minutes in rows.values()) == pytest.approx(
+        float(header[2]), abs=0.1 * len(rows)
+    )
     cells = re.search(r"^Training: (\d+) cells, (\d+) samples", out, re.M)
     assert cells and int(cells[1]) == 3 and int(cells[2]) == 3 * 24, out

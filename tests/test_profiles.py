@@ -9,7 +9,13 @@ import yaml
 from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
 
 GPU_RULES = {"train_layernorm", "train_lora_attention", "train_lora_all", "evaluate", "fewshot"}
-NETWORK_RULES = {"download_dataset", "download_reference", "fetch_model", "openai_finetune", "openai_evaluate"}
+NETWORK_RULES = {
+    "download_dataset",
+    "download_reference",
+    "fetch_model",
+    "openai_finetune",
+    "openai_evaluate",
+}
 
 
 @pytest.fixture
@@ -77,10 +83,16 @@ def test_no_job_asks_for_a_gpu_by_default_and_model_jobs_take_one_thread(default
 @pytest.fixture(scope="module")
 def listed_rules(tmp_path_factory):
     """`snakemake --list-rules` with every stage on (OpenAI too)."""
-    pipeline = Pipeline(tmp_path_factory.mktemp("rules") / "run", tiny_pipeline_config(REPO / "no-model"))
+    pipeline = Pipeline(
+        tmp_path_factory.mktemp("rules") / "run", tiny_pipeline_config(REPO / "no-model")
+    )
     write_raw_csv(pipeline.path("data/labeled_data.csv"), per_class=40)
-    return pipeline.run("--list-rules", "--config", 'openai={"enabled": true}',
-                        env={"OPENAI_API_KEY": "sk-test-not-used"})
+    return pipeline.run(
+        "--list-rules",
+        "--config",
+        'openai={"enabled": true}',
+        env={"OPENAI_API_KEY": "sk-test-not-used"},
+    )
 
 
 def rule_names(listed) -> set[str]:
@@ -96,21 +108,37 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
     assert profile["default-resources"]["slurm_account"] == "<your-account>"
     assert profile["default-resources"]["runtime"] > 0
     for rule in rules - NETWORK_RULES - {"all"}:
-        assert "runtime" in profile["set-resources"].get(rule, {}), f"{rule}: no runtime in the profile"
+        assert "runtime" in profile["set-resources"].get(rule, {}), (
+            f"{rule}: no runtime in the profile"
+        )
     gpu_job = profile["set-resources"]["train_layernorm"]
     # the sweep's training runs, and the timing of training steps that decides the precision
     # The head's rules too, though the default study leaves it off.
-    more_gpu_jobs = {"sweep_layernorm", "sweep_lora_attention", "sweep_lora_all", "train_head",
-                     "sweep_head", "hardware"}
+    more_gpu_jobs = {
+        "sweep_layernorm",
+        "sweep_lora_attention",
+        "sweep_lora_all",
+        "train_head",
+        "sweep_head",
+        "hardware",
+    }
     # The sweep's extension jobs train sweep runs too, with a longer limit (their own anchor).
     extend_jobs = {f"sweep_extend_{a}" for a in ("layernorm", "lora_attention", "lora_all", "head")}
     for rule in GPU_RULES | more_gpu_jobs | extend_jobs:
         resources = profile["set-resources"][rule]
-        assert (resources["slurm_partition"], resources["gpu_model"]) == ("<gpu-partition>", "<gpu-type>"), rule
+        assert (resources["slurm_partition"], resources["gpu_model"]) == (
+            "<gpu-partition>",
+            "<gpu-type>",
+        ), rule
     assert profile["default-resources"]["slurm_partition"] == "<cpu-partition>"
     # One place: the partition and GPU type are written once (an anchor the other GPU rules merge).
     text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
-    assert text.count("<gpu-partition>") == text.count("<gpu-type>") == text.count("<cpu-partition>") == 1
+    assert (
+        text.count("<gpu-partition>")
+        == text.count("<gpu-type>")
+        == text.count("<cpu-partition>")
+        == 1
+    )
     assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) and gpu_job["runtime"] > 0
     assert text.count("{<<: *extend_job}") == len(extend_jobs) - 1
 
@@ -122,22 +150,31 @@ def test_the_slurm_profile_plans_gpu_jobs_on_its_gpu_partition(planner, tmp_path
     profile.pop("software-deployment-method")
     (tmp_path / "slurm").mkdir()
     (tmp_path / "slurm" / "config.yaml").write_text(yaml.safe_dump(profile))
-    planned = planned_resources(planner.run("--profile", str(tmp_path / "slurm"), "-n", "--config", "gpu=true"))
+    planned = planned_resources(
+        planner.run("--profile", str(tmp_path / "slurm"), "-n", "--config", "gpu=true")
+    )
     assert GPU_RULES <= set(planned)
     for rule, lines in planned.items():
         for line in lines:
             if rule in GPU_RULES:
-                assert "slurm_partition=<gpu-partition>" in line and "gpu_model=<gpu-type>" in line, (rule, line)
+                assert (
+                    "slurm_partition=<gpu-partition>" in line and "gpu_model=<gpu-type>" in line
+                ), (rule, line)
                 assert gpu_of(line) == 1
             else:
-                assert "slurm_partition=<cpu-partition>" in line and "gpu_model" not in line, (rule, line)
+                assert "slurm_partition=<cpu-partition>" in line and "gpu_model" not in line, (
+                    rule,
+                    line,
+                )
             assert "slurm_account=<your-account>" in line
 
 
 def test_a_ddp_training_run_asks_for_its_devices(planner):
     ddp = {"training": {"devices": 2, "strategy": "ddp", "quantizations": ["none"]}}
     # The default profile offers one GPU, and Snakemake caps a job's request at what is offered.
-    planned = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=ddp))
+    planned = planned_resources(
+        planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=ddp)
+    )
     for rule in ("train_layernorm", "train_lora_attention", "train_lora_all"):
         assert {gpu_of(line) for line in planned[rule]} == {2}, planned[rule]
     assert {gpu_of(line) for line in planned["evaluate"]} == {1}
@@ -147,7 +184,9 @@ def resource_values(line: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in line.split(", ") if "=" in item)
 
 
-def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_memory_and_time(planner):
+def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_memory_and_time(
+    planner,
+):
     """configs/gpt-j-6b.yaml planned under the SLURM profile (less the executor and conda, which
     need a cluster): the jobs asking for a GPU are exactly those sent to the GPU partition, and
     every job gets an account, a run-time limit and at least the memory its rule asks for."""
@@ -157,12 +196,18 @@ def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_me
     planner.path("gpt-j.yaml").parent.mkdir(parents=True, exist_ok=True)
     planner.path("gpt-j.yaml").write_text(yaml.safe_dump(study))
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    here = {k: v for k, v in profile.items() if k not in ("executor", "software-deployment-method", "use-conda")}
+    here = {
+        k: v
+        for k, v in profile.items()
+        if k not in ("executor", "software-deployment-method", "use-conda")
+    }
     planner.path("profiles/slurm").mkdir(parents=True)
     planner.path("profiles/slurm/config.yaml").write_text(yaml.safe_dump(here))
 
     own = planned_resources(planner.run("-n", "--configfile", "gpt-j.yaml"))
-    slurm = planned_resources(planner.run("-n", "--configfile", "gpt-j.yaml", "--profile", "profiles/slurm"))
+    slurm = planned_resources(
+        planner.run("-n", "--configfile", "gpt-j.yaml", "--profile", "profiles/slurm")
+    )
     assert set(slurm) == set(own) and GPU_RULES <= set(slurm), sorted(slurm)
     gpu_partition = profile["set-resources"]["train_lora_all"]["slurm_partition"]
     assert gpu_partition != profile["default-resources"]["slurm_partition"]
@@ -170,7 +215,10 @@ def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_me
         asked = max(int(resource_values(line).get("mem_mb", 0)) for line in own[rule])
         for line in lines:
             values = resource_values(line)
-            assert values["slurm_account"] == profile["default-resources"]["slurm_account"], (rule, line)
+            assert values["slurm_account"] == profile["default-resources"]["slurm_account"], (
+                rule,
+                line,
+            )
             assert int(values["runtime"]) > 0, (rule, line)
             assert int(values["mem_mb"]) >= asked, (rule, values["mem_mb"], asked)
             on_gpu = values["slurm_partition"] == gpu_partition
@@ -180,12 +228,17 @@ def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_me
 
 def test_network_rules_are_local(listed_rules):
     """The Snakefile declares them `localrules`, and Snakemake finds each of them a rule."""
-    block = re.search(r"^localrules:\n((?:    \w+,?\n)+)", (REPO / "Snakefile").read_text(), flags=re.M)
+    block = re.search(
+        r"^localrules:\n((?:    \w+,?\n)+)", (REPO / "Snakefile").read_text(), flags=re.M
+    )
     assert block, "the Snakefile declares no localrules"
     declared = set(re.findall(r"\w+", block[1]))
     assert declared == NETWORK_RULES
     assert declared <= rule_names(listed_rules)
-    assert "localrules directive specifies rules that are not present" not in listed_rules.stdout + listed_rules.stderr
+    assert (
+        "localrules directive specifies rules that are not present"
+        not in listed_rules.stdout + listed_rules.stderr
+    )
 
 
 def slurm_profile_here(planner, tmp_path) -> str:
@@ -223,30 +276,38 @@ def test_on_its_own_machine_snakemake_offers_one_gpu_unless_told_more(planner):
     shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
     capped = planned_resources(planner.run("-n", "--config", "gpu=true", config=DDP))
     assert {gpu_of(line) for line in capped["train_lora_all"]} == {1}
-    offered = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=4",
-                                            config=DDP))
+    offered = planned_resources(
+        planner.run("-n", "--config", "gpu=true", "--resources", "gpu=4", config=DDP)
+    )
     assert {gpu_of(line) for line in offered["train_lora_all"]} == {2}
 
 
-@pytest.mark.parametrize("training, per_process_bytes, devices", [
-    ({"quantizations": ["8bit"]}, 2, 1), (DDP["training"], 4, 2)])
-def test_training_jobs_ask_for_the_host_memory_their_processes_load(planner, training,
-                                                                     per_process_bytes, devices):
+@pytest.mark.parametrize(
+    "training, per_process_bytes, devices",
+    [({"quantizations": ["8bit"]}, 2, 1), (DDP["training"], 4, 2)],
+)
+def test_training_jobs_ask_for_the_host_memory_their_processes_load(
+    planner, training, per_process_bytes, devices
+):
     """GPT-J's parameter count from configs/gpt-j-6b.yaml: every process first loads the base on
     the host (fp32 unquantized, the fp16 checkpoint on the way to bitsandbytes)."""
     study = yaml.safe_load((REPO / "configs" / "gpt-j-6b.yaml").read_text())
     parameters = study["models"]["gpt-j-6b"]["parameters"]
     tiny = planner.config["models"]["tiny-gptj"]
     config = {"models": {"tiny-gptj": {**tiny, "parameters": parameters}}, "training": training}
-    planned = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2",
-                                            config=config))
+    planned = planned_resources(
+        planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=config)
+    )
     expected = round(devices * parameters * per_process_bytes * 1.2 / 2**20) + 4000
     for rule in ("train_layernorm", "train_lora_all"):
         asked = {int(resource_values(line)["mem_mb"]) for line in planned[rule]}
         assert asked == {expected}, planned[rule]
     assert expected > 12_000 * per_process_bytes // 2 * devices  # the weights alone: 12 GB in fp16
-    plain = planned_resources(planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2",
-                                          config={"training": training}))
+    plain = planned_resources(
+        planner.run(
+            "-n", "--config", "gpu=true", "--resources", "gpu=2", config={"training": training}
+        )
+    )
     assert {int(resource_values(line)["mem_mb"]) for line in plain["train_lora_all"]} == {6000}
 
 

@@ -10,7 +10,10 @@ INSTRUCTION = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategor
 
 def test_render_lists_labels_in_order_and_keeps_braces_in_text():
     prompt = render(INSTRUCTION, "a {weird} tweet", LABELS)
-    assert prompt == "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: a {weird} tweet\nCategory:"
+    assert (
+        prompt
+        == "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: a {weird} tweet\nCategory:"
+    )
 
 
 def test_format_prompts_writes_records_with_spaced_completions(tmp_path):
@@ -19,16 +22,24 @@ def test_format_prompts_writes_records_with_spaced_completions(tmp_path):
     out = tmp_path / "prompts" / "train.jsonl"
     assert format_prompts(split, "{text}\n###", LABELS, out) == 2
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert records[0] == {"id": "7", "text": "hello, world", "prompt": "hello, world\n###",
-                          "completion": " neutral", "label": "neutral"}
+    assert records[0] == {
+        "id": "7",
+        "text": "hello, world",
+        "prompt": "hello, world\n###",
+        "completion": " neutral",
+        "label": "neutral",
+    }
     assert all(r["completion"] == " " + r["label"] for r in records)
 
 
-@pytest.mark.parametrize("template, message", [
-    ("no text here", r"must contain \{text\}"),
-    ("{text} {label}", r"unknown field\(s\) \{label\}"),
-    ("{text} {", "prompts.templates.style"),
-])
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("no text here", r"must contain \{text\}"),
+        ("{text} {label}", r"unknown field\(s\) \{label\}"),
+        ("{text} {", "prompts.templates.style"),
+    ],
+)
 def test_bad_templates_are_refused(template, message):
     with pytest.raises(TemplateError, match=message):
         check_template(template, "style")
@@ -65,16 +76,16 @@ def test_read_prompts_checks_every_record(tmp_path):
 
 
 def notebook_create_instruction_prompt(text, all_labels):
-    prompt =  f''' Classify the following messages into one of the following categories: {','.join(all_labels)}
+    prompt = f""" Classify the following messages into one of the following categories: {",".join(all_labels)}
 
 Message: {text}
 
-Category:'''
+Category:"""
     return prompt
 
 
 def notebook_create_prompt(text):
-        prompt = f'''Classify the following messages into one of the following categories: neutral, hate, offensive
+    prompt = f"""Classify the following messages into one of the following categories: neutral, hate, offensive
 
 Message: I could go for a brownie right now
 Category: neutral
@@ -86,8 +97,8 @@ Message: So says the one who fills an empty hole inside herself by worshiping a 
 Category: offensive
 /n/n###/n/n
 Message: {text}
-Category:'''
-        return prompt
+Category:"""
+    return prompt
 
 
 def reference_config():
@@ -121,11 +132,25 @@ def test_reference_fewshot_prompt_is_the_notebooks_byte_for_byte(text):
     fewshot = config["evaluation"]["fewshot"]
     template = config["prompts"]["templates"][fewshot["style"]]
     # As workflow/scripts/fewshot.py builds the fixed demonstrations.
-    fixed = [{"id": f"fixed-{i}", "prompt": render(template, d["text"], LABELS), "completion": completion(d["label"])}
-             for i, d in enumerate(fewshot["fixed_demonstrations"])]
+    fixed = [
+        {
+            "id": f"fixed-{i}",
+            "prompt": render(template, d["text"], LABELS),
+            "completion": completion(d["label"]),
+        }
+        for i, d in enumerate(fewshot["fixed_demonstrations"])
+    ]
     query = {"id": "q", "text": text, "prompt": render(template, text, LABELS)}
-    prompts, _ = build_fewshot_prompts([query], [], LABELS, 3, seed=0, fixed=fixed,
-                                       instruction=fewshot["instruction"], separator=fewshot["separator"])
+    prompts, _ = build_fewshot_prompts(
+        [query],
+        [],
+        LABELS,
+        3,
+        seed=0,
+        fixed=fixed,
+        instruction=fewshot["instruction"],
+        separator=fewshot["separator"],
+    )
     assert prompts == [notebook_create_prompt(text)]
     assert prompts[0].count("Classify") == 1 and prompts[0].count("\n/n/n###/n/n\n") == 3
 

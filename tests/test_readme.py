@@ -23,13 +23,26 @@ from packaging.requirements import InvalidRequirement, Requirement
 from conftest import REPO, Pipeline, job_stats, tiny_pipeline_config, write_raw_csv
 
 # The README and the pages it links to, whose commands are run and whose links are checked.
-PAGES = [path for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "profiles" / "README.md"]
-         if path.is_file()]
+PAGES = [
+    path
+    for path in [
+        REPO / "README.md",
+        *sorted((REPO / "docs").glob("*.md")),
+        REPO / "profiles" / "README.md",
+    ]
+    if path.is_file()
+]
 README = (REPO / "README.md").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-FLOORS = {Requirement(text).name: Requirement(text).specifier
-          for group in [PYPROJECT["project"]["dependencies"], *PYPROJECT["project"]["optional-dependencies"].values()]
-          for text in group if not text.startswith("adaptune")}
+FLOORS = {
+    Requirement(text).name: Requirement(text).specifier
+    for group in [
+        PYPROJECT["project"]["dependencies"],
+        *PYPROJECT["project"]["optional-dependencies"].values(),
+    ]
+    for text in group
+    if not text.startswith("adaptune")
+}
 # Deployment that this machine cannot do; the dry run plans the same jobs without it. The conda
 # environments are checked by test_envs.py, the SLURM profile's resources by test_profiles.py.
 NOT_HERE = {"--use-conda": 0, "--conda-not-block-search-path-envvars": 0}
@@ -84,7 +97,7 @@ def what_runs(argv: list[str], exported: dict[str, str]) -> tuple:
     if program(argv) == "snakemake":
         args = [a for a in argv[1:] if a not in NOT_HERE and a not in ("-n", "--dry-run")]
         if "--cores" in args:  # the plan is the same on any number of cores
-            del args[args.index("--cores"):args.index("--cores") + 2]
+            del args[args.index("--cores") : args.index("--cores") + 2]
         return ("snakemake", tuple(args), tuple(sorted(exported.items())))
     return (tuple(argv), tuple(sorted(exported.items())))
 
@@ -113,15 +126,33 @@ def test_the_readme_shows_the_commands_it_must():
 
 def test_quickstart_installs_plans_smokes_runs_and_tests():
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in bash_blocks(quickstart)[0].splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line
+        for line in bash_blocks(quickstart)[0].splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     install, plan, smoke, study, tuned, tests = (split_commands(line) for line in lines)
     assert install[0][:3] == ["python3", "-m", "venv"]
-    assert any(argv[0].endswith("/pip") and "torch==2.13.0" in argv and ".[test]" in argv for argv in install)
+    assert any(
+        argv[0].endswith("/pip") and "torch==2.13.0" in argv and ".[test]" in argv
+        for argv in install
+    )
     assert plan == [[".venv/bin/snakemake", "-n"]]
-    assert smoke == [[".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/smoke.yaml"]]
+    assert smoke == [
+        [".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/smoke.yaml"]
+    ]
     assert study == [[".venv/bin/snakemake", "--cores", "2"]]
-    assert tuned == [[".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/tuned.yaml",
-                      "configs/paired.yaml"]]
+    assert tuned == [
+        [
+            ".venv/bin/snakemake",
+            "--cores",
+            "2",
+            "--configfile",
+            "config.yaml",
+            "configs/tuned.yaml",
+            "configs/paired.yaml",
+        ]
+    ]
     assert tests == [[".venv/bin/python", "-m", "pytest"]]
     python = PYPROJECT["project"]["requires-python"]
     assert f"Python ≥ {python.removeprefix('>=')}" in quickstart
@@ -137,9 +168,13 @@ def test_the_predict_line_names_an_adapter_that_a_quickstart_study_trains():
     training = default["training"]
     # The tuned study's cells differ from the default's only in their seeds and settings.
     seeds = {*training["seeds"], *tuned["training"]["seeds"]}
-    cells = {f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
-             for approach in training["approaches"] for style in training["styles"]
-             for quantization in training["quantizations"] for seed in seeds}
+    cells = {
+        f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
+        for approach in training["approaches"]
+        for style in training["styles"]
+        for quantization in training["quantizations"]
+        for seed in seeds
+    }
     assert set(adapters) <= cells, (adapters, sorted(cells))
 
 
@@ -166,7 +201,8 @@ def check_pip(argv: list[str]) -> None:
             assert str(requirement.specifier) == "==2.13.0", f"{argv}: pin torch==2.13.0"
         elif requirement.name in FLOORS and requirement.specifier:
             assert requirement.specifier == FLOORS[requirement.name], (
-                f"{argv}: {requirement} but pyproject.toml says {requirement.name}{FLOORS[requirement.name]}")
+                f"{argv}: {requirement} but pyproject.toml says {requirement.name}{FLOORS[requirement.name]}"
+            )
 
 
 def check_adaptune(argv: list[str]) -> None:
@@ -176,7 +212,9 @@ def check_adaptune(argv: list[str]) -> None:
     try:
         parser.parse_args(argv[1:])
     except SystemExit as exit:
-        raise AssertionError(f"{argv}: the command's parser refuses it (exit {exit.code})") from None
+        raise AssertionError(
+            f"{argv}: the command's parser refuses it (exit {exit.code})"
+        ) from None
     with pytest.raises(SystemExit) as help_exit:
         parser.parse_args([argv[1], "--help"])
     assert help_exit.value.code == 0
@@ -216,7 +254,9 @@ def test_readme_command(where, argv, exported, workdir, request):
         if "--report" in args:
             # The report of a study that has not run: Snakemake gets as far as its first item.
             result = workdir.run(*args, check=False, env=exported)
-            assert "marked for report but does not exist" in result.stdout + result.stderr, result.stderr[-3000:]
+            assert "marked for report but does not exist" in result.stdout + result.stderr, (
+                result.stderr[-3000:]
+            )
         elif "--lint" in args:
             result = workdir.run(*args, env=exported)
             assert "in a good condition" in result.stdout + result.stderr
@@ -227,15 +267,21 @@ def test_readme_command(where, argv, exported, workdir, request):
             result = workdir.run(*args, "-n", "--quiet", "rules", env=exported)
             assert "This was a dry-run" in result.stdout + result.stderr
             if "configs/openai.yaml" in args:  # the overlay turns OpenAI on with its default models
-                openai = {rule: n for rule, n in job_stats(result.stdout).items() if "openai" in rule}
+                openai = {
+                    rule: n for rule, n in job_stats(result.stdout).items() if "openai" in rule
+                }
                 assert openai == {"openai_finetune": 2, "openai_evaluate": 4}, openai
     elif name == "pip":
         check_pip(argv)
     elif name == "adaptune":
         check_adaptune(argv)
     elif name in ("python", "python3") and argv[1:3] == ["-m", "adaptune"]:
-        result = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        result = subprocess.run(
+            [sys.executable, *argv[1:]],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        )
         assert result.returncode == 0, result.stderr
         if "--version" in argv:
             import adaptune
@@ -249,21 +295,32 @@ def test_readme_command(where, argv, exported, workdir, request):
         if "-m" in argv[3:]:
             expression = argv[argv.index("-m", 3) + 1]
             for marker in set(re.findall(r"\w+", expression)) - {"not", "and", "or"}:
-                assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), f"marker {marker} is not registered"
+                assert f'"{marker}:' in (REPO / "pyproject.toml").read_text(), (
+                    f"marker {marker} is not registered"
+                )
         for path in (a for a in argv if a.startswith("tests/")):
             assert (REPO / path).is_file(), path
-        options = {a for a in argv[3:] if a.startswith("-") and not re.fullmatch(r"-r\w+", a)}  # -rs: a report
+        options = {
+            a for a in argv[3:] if a.startswith("-") and not re.fullmatch(r"-r\w+", a)
+        }  # -rs: a report
         assert options <= {"-m", "-n", "-k", "-x", "-q", "-v", "--durations"}, options
     elif name in ("python", "python3") and argv[1:3] == ["-m", "pytest"]:
         ci = (REPO / ".ci" / "run").read_text()
-        assert " ".join([".venv/bin/python", *argv[1:]]) in ci, ".ci/run must run the README's test command"
+        assert " ".join([".venv/bin/python", *argv[1:]]) in ci, (
+            ".ci/run must run the README's test command"
+        )
     elif name == "cat":
         assert len(argv) == 2, argv  # feeds a file to the next command of its pipeline
     elif name in ("python", "python3") and len(argv) > 1 and argv[1].startswith("bench/"):
         # A benchmark runs minutes on the real model: its arguments are checked by its --help.
         assert (REPO / argv[1]).is_file(), argv[1]
-        done = subprocess.run([sys.executable, str(REPO / argv[1]), "--help"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(REPO / argv[1]), "--help"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         options = set(re.findall(r"--[\w-]+", done.stdout))
         assert {a for a in argv[2:] if a.startswith("--")} <= options, (argv, options)
@@ -314,4 +371,7 @@ def test_the_slugs_are_githubs():
     assert slug("Use the winner: `adaptune predict`") == "use-the-winner-adaptune-predict"
     assert slug("GPU: GPT-J-6B in 8-bit") == "gpu-gpt-j-6b-in-8-bit"
     assert slug("Data, offline use") == "data-offline-use"
-    assert slug("Precision on an AMD EPYC (avx512_bf16, no AMX)") == "precision-on-an-amd-epyc-avx512_bf16-no-amx"
+    assert (
+        slug("Precision on an AMD EPYC (avx512_bf16, no AMX)")
+        == "precision-on-an-amd-epyc-avx512_bf16-no-amx"
+    )

@@ -26,11 +26,16 @@ N_PER_CLASS = 100
 SEEDS = (42, 43, 44)
 # Accuracy of each fine-tuned approach (every seed a little different), of few-shot, of TF-IDF.
 ACCURACY = {"lora_all": 0.85, "lora_attention": 0.84, "layernorm": 0.55}
-OTHERS = [System("fewshot", MODEL, "instruction", "8bit", k=0), System("fewshot", MODEL, "instruction", "8bit", k=3),
-          System("tfidf", "baseline")]
+OTHERS = [
+    System("fewshot", MODEL, "instruction", "8bit", k=0),
+    System("fewshot", MODEL, "instruction", "8bit", k=3),
+    System("tfidf", "baseline"),
+]
 OFF = "openai.enabled is false"
-NOT_RUN = [System("openai_finetune", "openai", "instruction", openai_model="babbage-002", k=0, reason=OFF),
-           System("openai_chat", "openai", "instruction", openai_model="gpt-4o-mini", k=0, reason=OFF)]
+NOT_RUN = [
+    System("openai_finetune", "openai", "instruction", openai_model="babbage-002", k=0, reason=OFF),
+    System("openai_chat", "openai", "instruction", openai_model="gpt-4o-mini", k=0, reason=OFF),
+]
 
 
 def finetuned():
@@ -44,7 +49,8 @@ def predictions(system: System, split: str) -> pd.DataFrame:
     gold = [LABELS[i % 3] for i in range(n)]
     rng = np.random.default_rng(zlib.crc32(system.name.encode()))
     accuracy = {"fewshot": 0.5, "tfidf": 0.7, "openai_chat": 0.6}.get(system.method) or (
-        ACCURACY[system.method] + 0.01 * SEEDS.index(system.seed))
+        ACCURACY[system.method] + 0.01 * SEEDS.index(system.seed)
+    )
     if system.k == 0:
         predicted = ["neutral"] * n
     else:
@@ -53,8 +59,9 @@ def predictions(system: System, split: str) -> pd.DataFrame:
     scores = np.log(np.full((n, 3), 0.1))
     for row, label in enumerate(predicted):
         scores[row, LABELS.index(label)] = np.log(0.8)
-    frame = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": "a tweet", "gold": gold,
-                          "predicted": predicted})
+    frame = pd.DataFrame(
+        {"id": [f"t{i}" for i in range(n)], "text": "a tweet", "gold": gold, "predicted": predicted}
+    )
     for j, label in enumerate(LABELS):
         frame[f"loglik_{label}"] = scores[:, j]
     return frame
@@ -62,8 +69,15 @@ def predictions(system: System, split: str) -> pd.DataFrame:
 
 def curves_frame(final_accuracy: float) -> pd.DataFrame:
     rows = [{"step": step, "epoch": 0, "train_loss": 1.2 - step / 400} for step in range(4, 250, 5)]
-    rows += [{"step": 124 * (e + 1), "epoch": e, "val_loss": 0.9, "val_accuracy": final_accuracy - 0.05 * (1 - e)}
-             for e in range(2)]
+    rows += [
+        {
+            "step": 124 * (e + 1),
+            "epoch": e,
+            "val_loss": 0.9,
+            "val_accuracy": final_accuracy - 0.05 * (1 - e),
+        }
+        for e in range(2)
+    ]
     return pd.DataFrame(rows, columns=["step", "epoch", "train_loss", "val_loss", "val_accuracy"])
 
 
@@ -72,37 +86,66 @@ def make_study(root: Path, systems=None) -> list[System]:
     for system in systems:
         for split in ("test", "val"):
             frame = predictions(system, split)
-            record = evaluation_record(system.block(), split, frame["gold"], frame["predicted"], LABELS,
-                                       examples_per_second=40.0, provenance={"peak_memory_mb": 900.0},
-                                       bootstrap_samples=200, seed=1)
+            record = evaluation_record(
+                system.block(),
+                split,
+                frame["gold"],
+                frame["predicted"],
+                LABELS,
+                examples_per_second=40.0,
+                provenance={"peak_memory_mb": 900.0},
+                bootstrap_samples=200,
+                seed=1,
+            )
             directory = root / system.eval_dir / ("" if split == "test" else split)
             write_evaluation(directory, frame, record)
         if system.finetuned:
             directory = root / system.train_dir
-            write_json(directory / "summary.json", {
-                "model": MODEL, "approach": system.method, "style": system.style,
-                "quantization": system.quantization, "seed": system.seed,
-                "trainable_parameters": 35_136 if system.method == "layernorm" else 1_105_920,
-                "total_parameters": 134_515_008, "wall_time_s": 300.0, "peak_memory_mb": 2000.0,
-                # One run that training.max_time stopped early.
-                "stopped_by_time_limit": system.method == "layernorm" and system.seed == SEEDS[0]})
+            write_json(
+                directory / "summary.json",
+                {
+                    "model": MODEL,
+                    "approach": system.method,
+                    "style": system.style,
+                    "quantization": system.quantization,
+                    "seed": system.seed,
+                    "trainable_parameters": 35_136 if system.method == "layernorm" else 1_105_920,
+                    "total_parameters": 134_515_008,
+                    "wall_time_s": 300.0,
+                    "peak_memory_mb": 2000.0,
+                    # One run that training.max_time stopped early.
+                    "stopped_by_time_limit": system.method == "layernorm"
+                    and system.seed == SEEDS[0],
+                },
+            )
             curves_frame(ACCURACY[system.method]).to_csv(directory / "curves.csv", index=False)
     splits = []
     for split, size in (("train", 30), ("val", 30), ("test", 3 * N_PER_CLASS)):
         path = root / "results/splits" / f"{split}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"id": range(size), "text": "t", "label": [LABELS[i % 3] for i in range(size)]}
-                     ).to_csv(path, index=False)
+        pd.DataFrame(
+            {"id": range(size), "text": "t", "label": [LABELS[i % 3] for i in range(size)]}
+        ).to_csv(path, index=False)
         splits.append(path)
     return systems + NOT_RUN
 
 
-def run_report(root: Path, systems, splits=("test", "val"), reference_split=False) -> dict[str, Path]:
+def run_report(
+    root: Path, systems, splits=("test", "val"), reference_split=False
+) -> dict[str, Path]:
     outputs = output_paths(root / "results/report")
-    build_report(systems, outputs, LABELS, splits, sorted((root / "results/splits").glob("*.csv")),
-                 plan=AnalysisPlan(bootstrap_samples=1000), seed=3, root=root,
-                 model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
-                 reference_split=reference_split)
+    build_report(
+        systems,
+        outputs,
+        LABELS,
+        splits,
+        sorted((root / "results/splits").glob("*.csv")),
+        plan=AnalysisPlan(bootstrap_samples=1000),
+        seed=3,
+        root=root,
+        model={"source": "pypi_wheel", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
+        reference_split=reference_split,
+    )
     return outputs
 
 
@@ -167,12 +210,18 @@ def test_runs_stopped_by_their_time_limit_are_marked(built):
 def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built):
     root, out = built
     paired = pd.read_csv(out["paired_csv"])
-    assert set(paired["metric"]) == {"macro_f1"}  # the plan's metric only: the family is what is tested
+    assert set(paired["metric"]) == {
+        "macro_f1"
+    }  # the plan's metric only: the family is what is tested
     f1 = paired.set_index(["a_group", "b_group"])
     approach = lambda a: f"{MODEL}/{a}/instruction/8bit"  # noqa: E731
     far = f1.loc[(approach("lora_attention"), approach("layernorm"))]
     assert far["resolved"] and far["ci_low"] > 0.2 and far["verdict"] == "A beats B"
-    assert set(paired["comparison"]) == {"approach", "best fine-tuning vs TF-IDF", "best fine-tuning vs few-shot"}
+    assert set(paired["comparison"]) == {
+        "approach",
+        "best fine-tuning vs TF-IDF",
+        "best fine-tuning vs few-shot",
+    }
     best = paired.loc[paired["comparison"] == "best fine-tuning vs TF-IDF"].iloc[0]
     assert best["b_group"] == "baseline/tfidf" and best["resolved"] and best["difference"] > 0.1
     first_lines = out["summary_md"].read_text().split("##")[0]
@@ -191,6 +240,7 @@ def test_paired_tests_resolve_only_real_differences_and_the_answer_says_so(built
     assert "t-based term for the training seeds (up to 3)" in first_lines
     # The Holm-adjusted p-values are those of the family's raw p-values, and only they decide.
     from adaptune.report.statistics import holm
+
     assert paired["p_holm"].to_numpy() == pytest.approx(holm(paired["p_value"].to_numpy()))
     assert (paired["resolved"] == (paired["p_holm"] < 0.05)).all()
     assert "How these were made" in out["summary_md"].read_text()
@@ -202,7 +252,13 @@ def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_t
     numbers but not the choice, nor the comparisons it enters. (The report's own steps on the
     study's real files, figures left out; build_report runs the same steps.)"""
     from adaptune.report.inputs import load_runs
-    from adaptune.report.tables import GroupScores, choose_on_val, comparisons, groups_table, val_means
+    from adaptune.report.tables import (
+        GroupScores,
+        choose_on_val,
+        comparisons,
+        groups_table,
+        val_means,
+    )
     from adaptune.systems import labels as system_labels
 
     systems = [s for s in make_study(tmp_path) if s.ran]
@@ -214,7 +270,12 @@ def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_t
         scores = GroupScores(runs, LABELS, 500, 3)
         chosen = choose_on_val(scores.systems, on_val)
         groups = groups_table(runs, LABELS, shown, scores, on_val, chosen).set_index("group")
-        return chosen, groups, comparisons(scores, shown, AnalysisPlan(bootstrap_samples=500), chosen), on_val
+        return (
+            chosen,
+            groups,
+            comparisons(scores, shown, AnalysisPlan(bootstrap_samples=500), chosen),
+            on_val,
+        )
 
     chosen, groups, paired, on_val = report()
     best, best_fewshot = chosen["finetuned"], chosen["fewshot"]
@@ -227,15 +288,27 @@ def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_t
         if system.group in (best, rival):
             path = tmp_path / system.eval_dir / "predictions.csv"
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            frame["predicted"] = frame["gold"] if system.group == rival else \
-                [LABELS[(LABELS.index(g) + 1) % 3] for g in frame["gold"]]
+            frame["predicted"] = (
+                frame["gold"]
+                if system.group == rival
+                else [LABELS[(LABELS.index(g) + 1) % 3] for g in frame["gold"]]
+            )
             frame.to_csv(path, index=False)
     again, groups_again, paired_again, _ = report()
-    assert groups_again.loc[best, "macro_f1_mean"] < 0.1 < 0.99 < groups_again.loc[rival, "macro_f1_mean"]
+    assert (
+        groups_again.loc[best, "macro_f1_mean"]
+        < 0.1
+        < 0.99
+        < groups_again.loc[rival, "macro_f1_mean"]
+    )
     assert again == chosen and groups_again.loc[rival, "chosen"] == ""
     best_rows = lambda p: p.loc[p["comparison"].str.startswith("best"), ["a_group", "b_group"]]  # noqa: E731
-    assert best_rows(paired_again).equals(best_rows(paired)) and set(best_rows(paired)["a_group"]) == {best}
-    assert (paired_again.loc[paired_again["comparison"].str.startswith("best"), "difference"] < 0).all()
+    assert best_rows(paired_again).equals(best_rows(paired)) and set(
+        best_rows(paired)["a_group"]
+    ) == {best}
+    assert (
+        paired_again.loc[paired_again["comparison"].str.startswith("best"), "difference"] < 0
+    ).all()
 
 
 def test_systems_not_run_are_listed_with_their_reason(built, tmp_path):
@@ -248,8 +321,17 @@ def test_systems_not_run_are_listed_with_their_reason(built, tmp_path):
     systems = make_study(tmp_path, [refused])
     for split in ("test", "val"):
         directory = tmp_path / refused.eval_dir / ("" if split == "test" else split)
-        write_json(directory / "metrics.json", {"system": refused.block(), "split": split, "status": "not_run",
-                                                "reason": "model refused", "labels": LABELS, "provenance": {}})
+        write_json(
+            directory / "metrics.json",
+            {
+                "system": refused.block(),
+                "split": split,
+                "status": "not_run",
+                "reason": "model refused",
+                "labels": LABELS,
+                "provenance": {},
+            },
+        )
         (directory / "predictions.csv").write_text("id,text,gold,predicted\n")
     out = run_report(tmp_path, systems)
     table = pd.read_csv(out["summary_csv"])
@@ -290,14 +372,19 @@ def test_on_the_reference_split_our_numbers_stand_beside_the_published_ones(tmp_
     assert majority["system"].startswith(f'always "{counts.idxmax()}"')
     assert majority["accuracy"] == pytest.approx(counts.max() / len(gold))
     assert majority["macro_f1"] == pytest.approx(
-        f1_score(gold, [counts.idxmax()] * len(gold), labels=LABELS, average="macro", zero_division=0))
+        f1_score(
+            gold, [counts.idxmax()] * len(gold), labels=LABELS, average="macro", zero_division=0
+        )
+    )
     assert table.iloc[0]["vocab_argmax_accuracy"] == pytest.approx(0.4567)
     assert f"{majority['accuracy']:.3f}" in block
 
     folder = publish(out["summary_csv"].parent, tmp_path / "docs/results/reference", tmp_path)
     readme = tmp_path / "README.md"
-    readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n"
-                      "<!-- reference:begin -->\nby hand\n<!-- reference:end -->\n")
+    readme.write_text(
+        "<!-- results:begin -->\n<!-- results:end -->\n"
+        "<!-- reference:begin -->\nby hand\n<!-- reference:end -->\n"
+    )
     assert write_readme(readme, "docs/results/reference", tmp_path) == "reference"
     current, source = current_section(readme, "reference")
     assert source == "docs/results/reference" and current == reference_section(source, tmp_path)
@@ -331,17 +418,33 @@ def test_outputs_are_exchanged_by_name(tmp_path):
         build_report(systems, outputs, LABELS, root=tmp_path)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: p.write_text("{not json"), "not valid JSON"),
-    (lambda p: p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items()
-                                        if k != "macro_f1"})), "'macro_f1'"),
-    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "accuracy": "high"})), "'accuracy'"),
-    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "system": {"name": "other"}})),
-     "expected"),
-    (lambda p: p.unlink(), "file not found"),
-    (lambda p: p.with_name("predictions.csv").write_text("id,gold\n1,hate\n"), "predicted"),
-])
-def test_bad_inputs_are_clear_errors_naming_the_file_and_nothing_is_written(tmp_path, damage, message):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_text("{not json"), "not valid JSON"),
+        (
+            lambda p: p.write_text(
+                json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "macro_f1"})
+            ),
+            "'macro_f1'",
+        ),
+        (
+            lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "accuracy": "high"})),
+            "'accuracy'",
+        ),
+        (
+            lambda p: p.write_text(
+                json.dumps({**json.loads(p.read_text()), "system": {"name": "other"}})
+            ),
+            "expected",
+        ),
+        (lambda p: p.unlink(), "file not found"),
+        (lambda p: p.with_name("predictions.csv").write_text("id,gold\n1,hate\n"), "predicted"),
+    ],
+)
+def test_bad_inputs_are_clear_errors_naming_the_file_and_nothing_is_written(
+    tmp_path, damage, message
+):
     systems = make_study(tmp_path, finetuned()[:2] + OTHERS)
     broken = tmp_path / systems[0].eval_dir / "metrics.json"
     damage(broken)
@@ -364,24 +467,54 @@ def test_the_answer_names_the_better_system_first_with_a_positive_difference():
     from adaptune.report.tables import answer
 
     groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 1}])
-    paired = pd.DataFrame([{"comparison": "approach", "a": "LoRA, attention layers", "b": "Normalization layers only",
-                            "metric": "macro_f1", "difference": -0.069, "ci_low": -0.105, "ci_high": -0.034,
-                            "p_value": 0.0002, "p_holm": 0.0022, "resolved": True}])
+    paired = pd.DataFrame(
+        [
+            {
+                "comparison": "approach",
+                "a": "LoRA, attention layers",
+                "b": "Normalization layers only",
+                "metric": "macro_f1",
+                "difference": -0.069,
+                "ci_low": -0.105,
+                "ci_high": -0.034,
+                "p_value": 0.0002,
+                "p_holm": 0.0022,
+                "resolved": True,
+            }
+        ]
+    )
     line = answer(groups, paired)[0]
-    assert line == ("Approach: Normalization layers only beats LoRA, attention layers "
-                    "(+0.069 macro-F1, 95% interval [+0.034, +0.105]; Holm-adjusted p 0.0022).")
+    assert line == (
+        "Approach: Normalization layers only beats LoRA, attention layers "
+        "(+0.069 macro-F1, 95% interval [+0.034, +0.105]; Holm-adjusted p 0.0022)."
+    )
 
 
 def test_an_interval_that_excludes_zero_is_no_beat_unless_it_survives_the_correction():
     from adaptune.report.tables import answer
 
     groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 5}])
-    paired = pd.DataFrame([{"comparison": "prompt style", "a": "LoRA (raw)", "b": "LoRA (instruction)",
-                            "metric": "macro_f1", "difference": 0.024, "ci_low": 0.005, "ci_high": 0.044,
-                            "p_value": 0.012, "p_holm": 0.13, "resolved": False}])
+    paired = pd.DataFrame(
+        [
+            {
+                "comparison": "prompt style",
+                "a": "LoRA (raw)",
+                "b": "LoRA (instruction)",
+                "metric": "macro_f1",
+                "difference": 0.024,
+                "ci_low": 0.005,
+                "ci_high": 0.044,
+                "p_value": 0.012,
+                "p_holm": 0.13,
+                "resolved": False,
+            }
+        ]
+    )
     lines = answer(groups, paired)
-    assert lines[0] == ("Prompt style: undecided between LoRA (raw) and LoRA (instruction) "
-                        "(+0.024 macro-F1, 95% interval [+0.005, +0.044]: differences up to 0.044 not excluded).")
+    assert lines[0] == (
+        "Prompt style: undecided between LoRA (raw) and LoRA (instruction) "
+        "(+0.024 macro-F1, 95% interval [+0.005, +0.044]: differences up to 0.044 not excluded)."
+    )
     assert not any("beats" in line for line in lines)
 
 
@@ -394,20 +527,40 @@ def test_each_planned_comparison_ends_in_one_of_three_verdicts():
     rng = np.random.default_rng(0)
     narrow, wide = rng.normal(0.004, 0.008, 10_000), rng.normal(0.01, 0.03, 10_000)
     assert equivalence_p(narrow, 0.03) < 0.01 < 0.2 < equivalence_p(wide, 0.03)
-    rows = [{"difference": 0.08, "resolved": True, "equivalent": False},
-            {"difference": -0.08, "resolved": True, "equivalent": False},
-            {"difference": 0.004, "resolved": False, "equivalent": True},
-            {"difference": 0.01, "resolved": False, "equivalent": False}]
+    rows = [
+        {"difference": 0.08, "resolved": True, "equivalent": False},
+        {"difference": -0.08, "resolved": True, "equivalent": False},
+        {"difference": 0.004, "resolved": False, "equivalent": True},
+        {"difference": 0.01, "resolved": False, "equivalent": False},
+    ]
     assert [verdict(r) for r in rows] == ["A beats B", "B beats A", "equivalent", "undecided"]
 
     groups = pd.DataFrame([{"status": "ran", "n": 600, "seeds": 5}])
-    paired = pd.DataFrame([{"comparison": "approach", "a": "LoRA, all linear layers", "b": "LoRA, attention layers",
-                            "metric": "macro_f1", "difference": 0.004, "ci_low": -0.012, "ci_high": 0.020,
-                            "p_value": 0.6, "p_holm": 1.0, "resolved": False, "equivalent": True,
-                            "p_equivalence_holm": 0.003, "margin": 0.03, "detectable": 0.031}])
+    paired = pd.DataFrame(
+        [
+            {
+                "comparison": "approach",
+                "a": "LoRA, all linear layers",
+                "b": "LoRA, attention layers",
+                "metric": "macro_f1",
+                "difference": 0.004,
+                "ci_low": -0.012,
+                "ci_high": 0.020,
+                "p_value": 0.6,
+                "p_holm": 1.0,
+                "resolved": False,
+                "equivalent": True,
+                "p_equivalence_holm": 0.003,
+                "margin": 0.03,
+                "detectable": 0.031,
+            }
+        ]
+    )
     lines = answer(groups, paired)
-    assert lines[0] == ("Approach: LoRA, all linear layers and LoRA, attention layers are equivalent within "
-                        "±0.03 (+0.004 macro-F1, 95% interval [-0.012, +0.020]; Holm-adjusted TOST p 0.003).")
+    assert lines[0] == (
+        "Approach: LoRA, all linear layers and LoRA, attention layers are equivalent within "
+        "±0.03 (+0.004 macro-F1, 95% interval [-0.012, +0.020]; Holm-adjusted TOST p 0.003)."
+    )
     assert lines[1].endswith("approach 0.031.")
 
 
@@ -416,10 +569,17 @@ def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baselin
     block = out["summary_md"].read_text().split("## Reference study")[1]
     header = next(line for line in block.splitlines() if line.startswith("| System"))
     assert "| Accuracy |" not in header
-    assert "argmax over the whole vocabulary" in header and "argmax over the 3 label tokens" in header
-    rows = {line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| ")}
+    assert (
+        "argmax over the whole vocabulary" in header and "argmax over the 3 label tokens" in header
+    )
+    rows = {
+        line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| ")
+    }
     cells = [c.strip() for c in rows["3-shot prompting"].split("|")[1:-1]]
-    assert cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")] == "0.415"
+    assert (
+        cells[header.split("|")[1:-1].index(" Accuracy: argmax over the 3 label tokens ")]
+        == "0.415"
+    )
     assert "78 hate, 56 offensive, 66 neutral" in block and "scores 0.39" in block
 
 
@@ -432,17 +592,30 @@ def test_the_config_declares_the_family_the_report_tests(tmp_path, quantizations
     from adaptune.report.inputs import load_runs
     from adaptune.report.tables import GroupScores, choose_on_val, planned_pairs, val_means
 
-    block = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["evaluation"]["analysis"]
+    block = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())[
+        "evaluation"
+    ]["analysis"]
     plan = AnalysisPlan.from_config(block)
     assert plan.bootstrap_samples >= 10_000 and plan.alpha == 0.05 and plan.metric == "macro_f1"
-    grid = [System(a, MODEL, style, q, 42) for a in ACCURACY for style in ("instruction", "raw") for q in quantizations]
+    grid = [
+        System(a, MODEL, style, q, 42)
+        for a in ACCURACY
+        for style in ("instruction", "raw")
+        for q in quantizations
+    ]
     systems = make_study(tmp_path, grid + OTHERS)
     ran = [s for s in systems if s.ran]
-    scores = GroupScores(load_runs(ran, "test", LABELS, tmp_path, with_training=False), LABELS, 10, 0)
-    chosen = choose_on_val(scores.systems, val_means(load_runs(ran, "val", LABELS, tmp_path, with_training=False)))
+    scores = GroupScores(
+        load_runs(ran, "test", LABELS, tmp_path, with_training=False), LABELS, 10, 0
+    )
+    chosen = choose_on_val(
+        scores.systems, val_means(load_runs(ran, "val", LABELS, tmp_path, with_training=False))
+    )
     pairs = planned_pairs(scores, plan, chosen)
     assert len(pairs) == family
-    no_style = AnalysisPlan.from_config({**block, "comparisons": ["approach", "quantization", "best_vs_tfidf"]})
+    no_style = AnalysisPlan.from_config(
+        {**block, "comparisons": ["approach", "quantization", "best_vs_tfidf"]}
+    )
     assert len(planned_pairs(scores, no_style, chosen)) == family - 3 * len(quantizations) - 1
     with pytest.raises(ValueError, match="evaluation.analysis"):
         AnalysisPlan.from_config({**block, "comparisons": ["every pair"]})
@@ -455,11 +628,19 @@ def test_groups_on_different_seed_sets_are_paired_on_the_seeds_they_share():
     from adaptune.report.tables import seed_orders
 
     def group(quantization, seeds):
-        runs = [SimpleNamespace(system=System("lora_all", MODEL, "instruction", quantization, s)) for s in seeds]
+        runs = [
+            SimpleNamespace(system=System("lora_all", MODEL, "instruction", quantization, s))
+            for s in seeds
+        ]
         return (runs,), runs[0].system
 
-    a, b, c = group("none", [46, 42, 45, 43, 44]), group("8bit", [44, 43, 42]), group("4bit", [42, 47])
-    scores = SimpleNamespace(coded={"a": a[0], "b": b[0], "c": c[0]},
-                             systems={"a": a[1], "b": b[1], "c": c[1]})
+    a, b, c = (
+        group("none", [46, 42, 45, 43, 44]),
+        group("8bit", [44, 43, 42]),
+        group("4bit", [42, 47]),
+    )
+    scores = SimpleNamespace(
+        coded={"a": a[0], "b": b[0], "c": c[0]}, systems={"a": a[1], "b": b[1], "c": c[1]}
+    )
     assert seed_orders(scores, "a", "b") == ([1, 3, 4], [2, 1, 0])  # seeds 42, 43, 44 on each side
     assert seed_orders(scores, "a", "c") is None  # one shared seed: nothing to pair on

@@ -19,10 +19,13 @@ def test_readme_sections_are_what_their_published_files_generate(kind):
     current, folder = current_section(REPO / "README.md", kind)
     assert current == generated(kind, folder, REPO), (
         f"README.md's {kind} section differs from its published files; regenerate it with "
-        f"`adaptune readme {folder or 'none --section ' + kind}`")
+        f"`adaptune readme {folder or 'none --section ' + kind}`"
+    )
     published = published_studies(REPO, kind)
     if published:
-        assert folder in published, f"README.md's {kind} section shows {folder or 'nothing'}; published: {published}"
+        assert folder in published, (
+            f"README.md's {kind} section shows {folder or 'nothing'}; published: {published}"
+        )
 
 
 def test_the_readmes_predict_line_uses_the_published_studys_val_chosen_best():
@@ -63,7 +66,11 @@ def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
         path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t100\n")
         os.utime(path, (end, end))
     timing = run_time(tmp_path / "benchmarks")
-    assert (timing["jobs"], timing["job_time_s"], timing["wall_time_s"]) == (2, 630.0, 12_000 - (10_000 - 600))
+    assert (timing["jobs"], timing["job_time_s"], timing["wall_time_s"]) == (
+        2,
+        630.0,
+        12_000 - (10_000 - 600),
+    )
     assert timing["busy_time_s"] == 630.0  # the pause between the two jobs is not running time
     assert run_time(tmp_path / "nothing") is None
     # A job beside the first, overlapping it by 100 s: 100 s more of running, not 200.
@@ -77,7 +84,10 @@ def test_a_run_resumed_across_sessions_gives_its_running_time_before_its_span():
     from adaptune.publish import took_text
 
     paused = {"run_time": {"jobs": 60, "wall_time_s": 30_000.0, "busy_time_s": 14_400.0}}
-    assert took_text(paused) == ", 4.0 h of running (8.3 h from first job to last (60 jobs), pauses included)"
+    assert (
+        took_text(paused)
+        == ", 4.0 h of running (8.3 h from first job to last (60 jobs), pauses included)"
+    )
     straight = {"run_time": {"jobs": 25, "wall_time_s": 3_000.0, "busy_time_s": 2_990.0}}
     assert took_text(straight) == ", 50 min from first job to last (25 jobs)"
 
@@ -97,27 +107,57 @@ def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(
     (report / "run.json").write_text(json.dumps({**run, "config": {"splits": {"test": 600}}}))
     sweep = tmp_path / "results/sweep"
     sweep.mkdir(parents=True)
-    (sweep / "chosen.yaml").write_text(format_chosen({
-        "layernorm": {"learning_rate": 0.01, "epochs": 2, "val_macro_f1": 0.8123, "seeds": 2},
-        "lora_all": {"learning_rate": 0.002, "epochs": 1, "val_macro_f1": 0.8345, "seeds": 2}}, [42, 43]))
+    (sweep / "chosen.yaml").write_text(
+        format_chosen(
+            {
+                "layernorm": {
+                    "learning_rate": 0.01,
+                    "epochs": 2,
+                    "val_macro_f1": 0.8123,
+                    "seeds": 2,
+                },
+                "lora_all": {
+                    "learning_rate": 0.002,
+                    "epochs": 1,
+                    "val_macro_f1": 0.8345,
+                    "seeds": 2,
+                },
+            },
+            [42, 43],
+        )
+    )
     (sweep / "summary.md").write_text("# the sweep on val\n")
     (sweep / "summary.csv").write_text(
         "approach,learning_rate,epochs,seed,val_macro_f1,chosen\n"
-        + "".join(f"{a},{rate},{epochs},42,0.8,{(rate, epochs) == best}\n"
-                  for a, best in (("layernorm", (0.01, 2)), ("lora_all", (0.002, 1)))
-                  for rate in (0.002, 0.01) for epochs in (1, 2)))
+        + "".join(
+            f"{a},{rate},{epochs},42,0.8,{(rate, epochs) == best}\n"
+            for a, best in (("layernorm", (0.01, 2)), ("lora_all", (0.002, 1)))
+            for rate in (0.002, 0.01)
+            for epochs in (1, 2)
+        )
+    )
 
     publish(report, tmp_path / "docs/results/tuned", tmp_path)
     folder = tmp_path / "docs/results/tuned"
-    for name, source in (("chosen.yaml", "chosen.yaml"), ("sweep.md", "summary.md"), ("sweep.csv", "summary.csv")):
+    for name, source in (
+        ("chosen.yaml", "chosen.yaml"),
+        ("sweep.md", "summary.md"),
+        ("sweep.csv", "summary.csv"),
+    ):
         assert (folder / name).read_bytes() == (sweep / source).read_bytes(), name
     text = section("docs/results/tuned", tmp_path)
-    assert ("**Settings, chosen on val** by the sweep (mean val macro-F1 over 2 seeds; "
-            "[chosen.yaml](docs/results/tuned/chosen.yaml)") in text
-    assert ("Normalization layers only at learning rate 0.01, 2 epochs (val macro-F1 0.812); "
-            "LoRA, all linear layers at learning rate 0.002, 1 epoch (val macro-F1 0.835).") in text
-    assert ("On an edge of the swept grid: Normalization layers only at the highest learning rate "
-            "and the most epochs; LoRA, all linear layers at the lowest learning rate.") in text
+    assert (
+        "**Settings, chosen on val** by the sweep (mean val macro-F1 over 2 seeds; "
+        "[chosen.yaml](docs/results/tuned/chosen.yaml)"
+    ) in text
+    assert (
+        "Normalization layers only at learning rate 0.01, 2 epochs (val macro-F1 0.812); "
+        "LoRA, all linear layers at learning rate 0.002, 1 epoch (val macro-F1 0.835)."
+    ) in text
+    assert (
+        "On an edge of the swept grid: Normalization layers only at the highest learning rate "
+        "and the most epochs; LoRA, all linear layers at the lowest learning rate."
+    ) in text
     # A study without a sweep says nothing of one.
     assert "chosen on val** by the sweep" not in section("docs/results/default", REPO)
 
@@ -146,7 +186,11 @@ def test_a_published_reanalysis_is_what_the_published_files_give(tmp_path):
         for _, r in committed[committed["seed_paired"]].iterrows():
             per_seed = (runs[r["a_group"]] - runs[r["b_group"]]).dropna().to_numpy()
             assert r["difference"] == pytest.approx(per_seed.mean())
-            t_half = stats.t.ppf(0.975, len(per_seed) - 1) * per_seed.std(ddof=1) / np.sqrt(len(per_seed))
+            t_half = (
+                stats.t.ppf(0.975, len(per_seed) - 1)
+                * per_seed.std(ddof=1)
+                / np.sqrt(len(per_seed))
+            )
             assert (r["ci_high"] - r["ci_low"]) / 2 >= 0.95 * t_half
             before = published.loc[(r["a_group"], r["b_group"])]
             assert r["ci_high"] - r["ci_low"] < before["ci_high"] - before["ci_low"]
@@ -168,18 +212,31 @@ def test_publish_carries_every_runs_per_item_answers_for_an_exact_reanalysis(tmp
     for split, name in (("test", "a/seed1"), ("test", "a/seed2"), ("val", "a/seed1")):
         directory = Path("results/eval") / name / ("" if split == "test" else "val")
         (tmp_path / directory).mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"id": ["t1", "t2"], "text": "x", "gold": ["hate", "neutral"],
-                      "predicted": ["hate", name[-1]]}).to_csv(tmp_path / directory / "predictions.csv",
-                                                               index=False)
-        rows.append({"name": name, "split": split, "status": "ran",
-                     "metrics_file": (directory / "metrics.json").as_posix()})
+        pd.DataFrame(
+            {
+                "id": ["t1", "t2"],
+                "text": "x",
+                "gold": ["hate", "neutral"],
+                "predicted": ["hate", name[-1]],
+            }
+        ).to_csv(tmp_path / directory / "predictions.csv", index=False)
+        rows.append(
+            {
+                "name": name,
+                "split": split,
+                "status": "ran",
+                "metrics_file": (directory / "metrics.json").as_posix(),
+            }
+        )
     runs = pd.DataFrame(rows)
     runs[runs["split"] == "test"].to_csv(report / "summary.csv", index=False)
     runs[runs["split"] == "val"].to_csv(report / "summary_val.csv", index=False)
     folder = publish(report, tmp_path / "docs/results/study", tmp_path)
     items = pd.read_csv(folder / "predictions.csv.gz", dtype=str)
     assert len(items) == 6 and set(items["split"]) == {"test", "val"}
-    assert items.set_index(["name", "split", "id"]).loc[("a/seed2", "test", "t2"), "predicted"] == "2"
+    assert (
+        items.set_index(["name", "split", "id"]).loc[("a/seed2", "test", "t2"), "predicted"] == "2"
+    )
     (tmp_path / "results/eval/a/seed2/predictions.csv").unlink()
     with pytest.raises(PublishError, match="predictions.csv missing for 1 run"):
         publish(report, tmp_path / "docs/results/other", tmp_path)

@@ -45,22 +45,39 @@ training.train(settings("lora_all", checkpoint_every_n_steps=2, precision="32-tr
 def run_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess:
     tests = str(Path(__file__).parent)
     src = str(Path(__file__).parent.parent / "src")
-    script = CHILD.format(paths=[src, tests], train=str(workspace["train"]), val=str(workspace["val"]),
-                          model=str(workspace["model"]), out=str(out))
+    script = CHILD.format(
+        paths=[src, tests],
+        train=str(workspace["train"]),
+        val=str(workspace["val"]),
+        model=str(workspace["model"]),
+        out=str(out),
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", script, str(kill_at)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", script, str(kill_at)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace, tmp_path, one_thread):
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(
+    workspace, tmp_path, one_thread
+):
     # The uninterrupted run in this process (one thread, as the children); the killed one and its
     # rerun in children.
     from adaptune import training
 
     straight = tmp_path / "straight"
-    training.train(settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
-                   workspace["train"], workspace["val"], workspace["model"], straight)
+    training.train(
+        settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
+        workspace["train"],
+        workspace["val"],
+        workspace["model"],
+        straight,
+    )
 
     interrupted = tmp_path / "interrupted"
     killed = run_child(workspace, interrupted, 5)
@@ -85,7 +102,12 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(workspace
     assert summary["attempts"] == 2
     assert summary["wall_time_s"] > summary["provenance"]["wall_time_s"] + 0.1
     assert summary["stopped_by_time_limit"] is False
-    assert sorted(p.name for p in interrupted.iterdir()) == ["adapter", "curves.csv", "summary.json", "val_scores.csv"]
+    assert sorted(p.name for p in interrupted.iterdir()) == [
+        "adapter",
+        "curves.csv",
+        "summary.json",
+        "val_scores.csv",
+    ]
     assert not list(tmp_path.glob(".interrupted.*")) and not list(tmp_path.glob(".straight.*"))
 
     expected = load_file(straight / "adapter" / "adapter_model.safetensors")
@@ -113,8 +135,9 @@ def test_the_fingerprint_leaves_out_how_a_run_is_carried_out(workspace):
     run = settings("lora_all", precision="32-true")
     files = (workspace["model"], workspace["train"], workspace["val"])
     first = run_fingerprint(run, *files)
-    carried_out_otherwise = replace(run, max_time="00:04:00:00", checkpoint_every_n_steps=7,
-                                    log_every_n_steps=1)
+    carried_out_otherwise = replace(
+        run, max_time="00:04:00:00", checkpoint_every_n_steps=7, log_every_n_steps=1
+    )
     assert run_fingerprint(carried_out_otherwise, *files) == first
     assert run_fingerprint(replace(run, learning_rate=1e-3), *files) != first
 
@@ -127,8 +150,10 @@ def test_a_checkpoint_cut_short_gives_way_to_the_one_before(tmp_path, caplog):
     run = tmp_path / "checkpoints" / "abc"
     (run / "steps").mkdir(parents=True)
     for step in (2, 4):
-        torch.save({"global_step": step, "state_dict": {"w": torch.ones(500)}},
-                   run / "steps" / f"step{step}.ckpt")
+        torch.save(
+            {"global_step": step, "state_dict": {"w": torch.ones(500)}},
+            run / "steps" / f"step{step}.ckpt",
+        )
     assert latest_checkpoint(tmp_path / "checkpoints", run) == str(run / "steps" / "step4.ckpt")
     whole = (run / "steps" / "step4.ckpt").read_bytes()
     (run / "steps" / "step4.ckpt").write_bytes(whole[: len(whole) - 100])
@@ -153,9 +178,13 @@ def test_a_run_stopped_by_its_time_limit_says_so(workspace, tmp_path, one_thread
         finish(self, *args)
 
     monkeypatch.setattr(TrainTimer, "on_train_batch_end", slow_step)
-    summary = training.train(settings("layernorm", precision="32-true", max_time="00:00:00:01"),
-                             workspace["train"], workspace["val"], workspace["model"],
-                             tmp_path / "out")
+    summary = training.train(
+        settings("layernorm", precision="32-true", max_time="00:00:00:01"),
+        workspace["train"],
+        workspace["val"],
+        workspace["model"],
+        tmp_path / "out",
+    )
     assert summary["stopped_by_time_limit"] is True
     assert 1 <= summary["steps"] < 12
     assert (tmp_path / "out" / "adapter").is_dir()

@@ -3,7 +3,12 @@ import pytest
 import torch
 
 from adaptune.scoring import (
-    ScoringSettings, completion_ids, encode_prompts, label_probabilities, predicted_labels, score_labels,
+    ScoringSettings,
+    completion_ids,
+    encode_prompts,
+    label_probabilities,
+    predicted_labels,
+    score_labels,
 )
 from tiny_model import build_tiny_model
 
@@ -40,7 +45,10 @@ def tiny(request, tmp_path_factory):
 def naive(tiny):
     """Naive scores of PROMPTS for both label sets, computed once per tiny model."""
     model, tokenizer = tiny
-    return {tuple(labels): naive_scores(model, tokenizer, PROMPTS, labels, MAX_LENGTH) for labels in (SINGLE, MULTI)}
+    return {
+        tuple(labels): naive_scores(model, tokenizer, PROMPTS, labels, MAX_LENGTH)
+        for labels in (SINGLE, MULTI)
+    }
 
 
 def naive_scores(model, tokenizer, prompts, labels, max_length):
@@ -54,7 +62,9 @@ def naive_scores(model, tokenizer, prompts, labels, max_length):
             with torch.no_grad():
                 log_probs = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
             start = len(prompt_ids)
-            scores[p, j] = sum(log_probs[start - 1 + t, tok].item() for t, tok in enumerate(label_ids))
+            scores[p, j] = sum(
+                log_probs[start - 1 + t, tok].item() for t, tok in enumerate(label_ids)
+            )
     return scores
 
 
@@ -134,8 +144,15 @@ def test_right_truncation_keeps_the_start_of_a_long_prompt(tiny):
 
 def test_bf16_scoring_runs_under_autocast_and_stays_close_to_fp32(tiny):
     model, tokenizer = tiny
-    fp32 = score_labels(model, tokenizer, PROMPTS, SINGLE, ScoringSettings(batch_size=4, max_length=MAX_LENGTH))
-    bf16 = score_labels(model, tokenizer, PROMPTS, SINGLE,
-                        ScoringSettings(batch_size=4, max_length=MAX_LENGTH, precision="bf16-mixed"))
+    fp32 = score_labels(
+        model, tokenizer, PROMPTS, SINGLE, ScoringSettings(batch_size=4, max_length=MAX_LENGTH)
+    )
+    bf16 = score_labels(
+        model,
+        tokenizer,
+        PROMPTS,
+        SINGLE,
+        ScoringSettings(batch_size=4, max_length=MAX_LENGTH, precision="bf16-mixed"),
+    )
     assert not np.array_equal(fp32, bf16)  # the autocast really changed the arithmetic
     np.testing.assert_allclose(bf16, fp32, atol=0.1)

@@ -18,7 +18,9 @@ from adaptune.evaluation import EvaluationSettings
 from adaptune.openai.settings import OpenAISettings
 from adaptune.training import LoraSettings, TrainSettings
 
-SCHEMA = load_schema(Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = load_schema(
+    Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+)
 
 
 def section(*path: str) -> dict:
@@ -31,8 +33,14 @@ def section(*path: str) -> dict:
 CASES = {
     "SplitSettings / splits": (SplitSettings, section("splits")),
     "TrainSettings / training": (TrainSettings, section("training")),
-    "TrainSettings / training.approaches.lora_all": (TrainSettings, section("training", "approaches", "lora_all")),
-    "LoraSettings / the lora definition": (LoraSettings, SCHEMA["definitions"]["lora"]["properties"]),
+    "TrainSettings / training.approaches.lora_all": (
+        TrainSettings,
+        section("training", "approaches", "lora_all"),
+    ),
+    "LoraSettings / the lora definition": (
+        LoraSettings,
+        SCHEMA["definitions"]["lora"]["properties"],
+    ),
     "EvaluationSettings / evaluation": (EvaluationSettings, section("evaluation")),
     "OpenAISettings / openai": (OpenAISettings, section("openai")),
 }
@@ -61,7 +69,9 @@ def test_dataclass_defaults_equal_the_schema_defaults(case):
         value = list(default) if isinstance(default, tuple) else default
         compared += 1
         if value != expected:
-            disagreements.append(f"{cls.__name__}.{field.name} = {default!r}, schema default {expected!r}")
+            disagreements.append(
+                f"{cls.__name__}.{field.name} = {default!r}, schema default {expected!r}"
+            )
     assert compared >= 3, f"{case}: too few shared keys compared ({compared}); did a section move?"
     assert not disagreements, "\n".join(disagreements)
 
@@ -102,16 +112,27 @@ def test_from_config_takes_the_schema_defaults_for_keys_left_out():
         batch_size=_schema_default("evaluation", "batch_size"),
         bootstrap_samples=_schema_default("evaluation", "bootstrap_samples"),
         seed=_schema_default("evaluation", "seed"),
-        fewshot_max_length=section("evaluation", "fewshot")["max_length"]["default"])
-    assert BaselineSettings.from_config({}).bootstrap_samples == _schema_default("evaluation", "bootstrap_samples")
+        fewshot_max_length=section("evaluation", "fewshot")["max_length"]["default"],
+    )
+    assert BaselineSettings.from_config({}).bootstrap_samples == _schema_default(
+        "evaluation", "bootstrap_samples"
+    )
     assert SplitSettings.from_config({}).reference == {
-        key: prop["default"] for key, prop in section("splits", "reference").items()}
+        key: prop["default"] for key, prop in section("splits", "reference").items()
+    }
 
 
 # Keys (and sections) config.yaml shows at their default because a user looks for them there;
 # the analysis plan is shown whole, fixed before any result is seen.
-SHOWN_AT_DEFAULT = {"evaluation.splits", "evaluation.fewshot.k", "evaluation.analysis", "openai.enabled",
-                    "openai.finetune_models", "openai.chat_models", "openai.chat_k"}
+SHOWN_AT_DEFAULT = {
+    "evaluation.splits",
+    "evaluation.fewshot.k",
+    "evaluation.analysis",
+    "openai.enabled",
+    "openai.finetune_models",
+    "openai.chat_models",
+    "openai.chat_k",
+}
 
 
 def test_config_yaml_repeats_no_default_of_the_evaluation_openai_and_dataset_sections():

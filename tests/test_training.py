@@ -28,26 +28,65 @@ from training_helpers import workspace  # noqa: E402, F401  (the fixture is used
 
 
 def test_settings_carry_the_schema_keys_for_truncation_and_extra_trainables():
-    s = TrainSettings.from_params({
-        "approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "truncation_side": "right",
-        "checkpoint_every_n_steps": 7,
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "lm_head": True, "norms": True, "biases": False},
-    })
-    assert s.truncation_side == "right" and s.checkpoint_every_n_steps == 7 and s.precision == "auto"
+    s = TrainSettings.from_params(
+        {
+            "approach": "lora_all",
+            "learning_rate": 1e-3,
+            "epochs": 1,
+            "truncation_side": "right",
+            "checkpoint_every_n_steps": 7,
+            "lora": {
+                "r": 4,
+                "alpha": 8,
+                "dropout": 0.0,
+                "lm_head": True,
+                "norms": True,
+                "biases": False,
+            },
+        }
+    )
+    assert (
+        s.truncation_side == "right" and s.checkpoint_every_n_steps == 7 and s.precision == "auto"
+    )
     assert (s.lora.lm_head, s.lora.norms, s.lora.biases) == (True, True, False)
-    assert TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1,
-                                      "biases": True}).biases is True
+    assert (
+        TrainSettings.from_params(
+            {"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1, "biases": True}
+        ).biases
+        is True
+    )
     with pytest.raises(ValueError, match="truncation_side: got 'middle'"):
-        TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1,
-                                   "truncation_side": "middle"})
+        TrainSettings.from_params(
+            {
+                "approach": "layernorm",
+                "learning_rate": 1e-3,
+                "epochs": 1,
+                "truncation_side": "middle",
+            }
+        )
 
 
 def test_settings_from_rule_params():
-    params = {"approach": "lora_all", "learning_rate": 3e-4, "epochs": 2, "batch_size": 8, "enabled": True,
-              "weight_decay": 0.0, "warmup_ratio": 0.1, "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "embedding": True},
-              "seed": 1, "precision": "32-true", "optimizer": "adamw8bit", "max_length": 96,
-              "gradient_checkpointing": False, "quantization": "4bit", "labels": list(LABELS),
-              "style": "instruction", "template": TEMPLATE, "model": ENTRY}
+    params = {
+        "approach": "lora_all",
+        "learning_rate": 3e-4,
+        "epochs": 2,
+        "batch_size": 8,
+        "enabled": True,
+        "weight_decay": 0.0,
+        "warmup_ratio": 0.1,
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "embedding": True},
+        "seed": 1,
+        "precision": "32-true",
+        "optimizer": "adamw8bit",
+        "max_length": 96,
+        "gradient_checkpointing": False,
+        "quantization": "4bit",
+        "labels": list(LABELS),
+        "style": "instruction",
+        "template": TEMPLATE,
+        "model": ENTRY,
+    }
     s = TrainSettings.from_params(params)
     assert s.lora == LoraSettings(8, 16, 0.05, True)
     assert s.labels == LABELS and s.quantization == "4bit" and s.optimizer == "adamw8bit"
@@ -58,10 +97,27 @@ def test_settings_from_rule_params():
     [
         ({"approach": "prefix", "learning_rate": 1e-3, "epochs": 1}, "approach: got 'prefix'"),
         ({"approach": "layernorm", "learning_rate": 0, "epochs": 1}, "learning_rate: got 0"),
-        ({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1, "lr": 1}, r"unknown key\(s\) \['lr'\]"),
-        ({"approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "lora": {"rank": 8}}, r"lora: unknown key\(s\) \['rank'\]"),
-        ({"approach": "lora_attention", "learning_rate": 1e-3, "epochs": 1, "lora": {"embedding": True}}, "lora.embedding"),
-        ({"approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "precision": "fp8"}, "precision: got 'fp8'"),
+        (
+            {"approach": "layernorm", "learning_rate": 1e-3, "epochs": 1, "lr": 1},
+            r"unknown key\(s\) \['lr'\]",
+        ),
+        (
+            {"approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "lora": {"rank": 8}},
+            r"lora: unknown key\(s\) \['rank'\]",
+        ),
+        (
+            {
+                "approach": "lora_attention",
+                "learning_rate": 1e-3,
+                "epochs": 1,
+                "lora": {"embedding": True},
+            },
+            "lora.embedding",
+        ),
+        (
+            {"approach": "lora_all", "learning_rate": 1e-3, "epochs": 1, "precision": "fp8"},
+            "precision: got 'fp8'",
+        ),
         ({"approach": "lora_all", "learning_rate": 1e-3}, "epochs"),
     ],
 )
@@ -88,12 +144,12 @@ def test_collation_left_pads_and_masks_the_prompt(workspace):
     for i, example in enumerate(examples):
         n = len(example.prompt_ids) + len(example.completion_ids)
         assert mask[i].tolist() == [0] * (width - n) + [1] * n
-        assert ids[i, width - n:].tolist() == example.prompt_ids + example.completion_ids
+        assert ids[i, width - n :].tolist() == example.prompt_ids + example.completion_ids
         c = len(example.completion_ids)
-        assert labels[i, :width - c].eq(-100).all()
-        assert labels[i, width - c:].tolist() == example.completion_ids
+        assert labels[i, : width - c].eq(-100).all()
+        assert labels[i, width - c :].tolist() == example.completion_ids
         # positions count from the first real token
-        assert batch["position_ids"][i, width - n:].tolist() == list(range(n))
+        assert batch["position_ids"][i, width - n :].tolist() == list(range(n))
     assert batch["label_index"].tolist() == [0, 1, 2]
 
 
@@ -123,11 +179,13 @@ def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
     assert batches == length_grouped_batches(lengths, batch_size=8, seed=3)
 
     def padding(batches):
-        return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches)
+        return sum(
+            max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches
+        )
 
     shuffled = list(range(400))
     random.Random(3).shuffle(shuffled)
-    assert padding(batches) < padding([shuffled[i:i + 8] for i in range(0, 400, 8)]) / 4
+    assert padding(batches) < padding([shuffled[i : i + 8] for i in range(0, 400, 8)]) / 4
     assert all(len(b) == 8 for b in batches)  # 400 = 50 x 8: no short batch
     sampler = LengthGroupedSampler(lengths, 8, seed=3)
     first = list(sampler)
@@ -161,15 +219,30 @@ def test_no_training_batch_spans_two_length_groups(workspace):
 
     from adaptune.training_data import PromptDataModule
 
-    rows = [{"id": str(n), "text": "t", "prompt": "good " * n, "completion": " " + LABELS[n % 3],
-             "label": LABELS[n % 3]} for n in range(1, 11)]
+    rows = [
+        {
+            "id": str(n),
+            "text": "t",
+            "prompt": "good " * n,
+            "completion": " " + LABELS[n % 3],
+            "label": LABELS[n % 3],
+        }
+        for n in range(1, 11)
+    ]
     write_jsonl(workspace["root"] / "ten.jsonl", rows)
-    data = PromptDataModule(AutoTokenizer.from_pretrained(workspace["model"]), workspace["root"] / "ten.jsonl",
-                            workspace["val"], LABELS, batch_size=4, max_length=64, seed=0)
+    data = PromptDataModule(
+        AutoTokenizer.from_pretrained(workspace["model"]),
+        workspace["root"] / "ten.jsonl",
+        workspace["val"],
+        LABELS,
+        batch_size=4,
+        max_length=64,
+        seed=0,
+    )
     lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in data.train_examples]
     assert len(set(lengths)) == 10
     by_length = sorted(range(10), key=lambda i: -lengths[i])  # 10 examples: one length group
-    runs = sorted(sorted(by_length[j:j + 4]) for j in range(0, 10, 4))
+    runs = sorted(sorted(by_length[j : j + 4]) for j in range(0, 10, 4))
     loader = data.train_dataloader()
     for epoch in range(4):
         loader.sampler.set_epoch(epoch)
@@ -191,16 +264,40 @@ def test_validation_accuracy_is_the_scorers_for_labels_of_several_tokens(workspa
     rows = [{**row, "completion": completions[row["label"]]} for row in make_rows(12)]
     write_jsonl(workspace["root"] / "val_two_tokens.jsonl", rows)
     model, tokenizer = load_model(workspace["model"], "none")
-    data = PromptDataModule(tokenizer, workspace["root"] / "val_two_tokens.jsonl",
-                            workspace["root"] / "val_two_tokens.jsonl", LABELS, batch_size=4, max_length=64, seed=0)
-    assert all(len(ids) == 2 for ids in data.label_ids) and len({ids[0] for ids in data.label_ids}) == 1
+    data = PromptDataModule(
+        tokenizer,
+        workspace["root"] / "val_two_tokens.jsonl",
+        workspace["root"] / "val_two_tokens.jsonl",
+        LABELS,
+        batch_size=4,
+        max_length=64,
+        seed=0,
+    )
+    assert (
+        all(len(ids) == 2 for ids in data.label_ids)
+        and len({ids[0] for ids in data.label_ids}) == 1
+    )
     module = CompletionLM(model, None, data.label_ids, data.collate.pad_token_id)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     (result,) = trainer.validate(module, datamodule=data, verbose=False)
-    scores = score_labels(model, tokenizer, [r["prompt"] for r in rows], LABELS,
-                          ScoringSettings(batch_size=4, max_length=64), completions=list(completions.values()))
-    scorer_accuracy = np.mean([LABELS[i] == r["label"] for i, r in zip(scores.argmax(axis=1), rows)])
+    scores = score_labels(
+        model,
+        tokenizer,
+        [r["prompt"] for r in rows],
+        LABELS,
+        ScoringSettings(batch_size=4, max_length=64),
+        completions=list(completions.values()),
+    )
+    scorer_accuracy = np.mean(
+        [LABELS[i] == r["label"] for i, r in zip(scores.argmax(axis=1), rows)]
+    )
     assert result["val_accuracy"] == pytest.approx(scorer_accuracy)
 
 
@@ -223,9 +320,13 @@ def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspac
     with torch.no_grad():
         kept = module.completion_logits(batch)
         for i, example in enumerate(examples):
-            alone = model(input_ids=torch.tensor([example.prompt_ids + example.completion_ids])).logits
+            alone = model(
+                input_ids=torch.tensor([example.prompt_ids + example.completion_ids])
+            ).logits
             # kept[:, 0] is the label position of single-token completions
-            torch.testing.assert_close(kept[i, 0], alone[0, len(example.prompt_ids) - 1], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(
+                kept[i, 0], alone[0, len(example.prompt_ids) - 1], rtol=1e-4, atol=1e-4
+            )
 
 
 # ---------------------------------------------------------------------------- trainable parameters
@@ -242,8 +343,15 @@ def _trainable_names(approach, workspace, **overrides):
 def test_layernorm_trains_only_norms(workspace):
     model, names = _trainable_names("layernorm", workspace)
     tuned = "ln_tuning_layers.default"  # PEFT LN tuning trains a copy of each norm layer
-    expected = {f"base_model.model.transformer.h.{i}.ln_1.{tuned}.{p}" for i in (0, 1) for p in ("weight", "bias")}
-    expected |= {f"base_model.model.transformer.ln_f.{tuned}.weight", f"base_model.model.transformer.ln_f.{tuned}.bias"}
+    expected = {
+        f"base_model.model.transformer.h.{i}.ln_1.{tuned}.{p}"
+        for i in (0, 1)
+        for p in ("weight", "bias")
+    }
+    expected |= {
+        f"base_model.model.transformer.ln_f.{tuned}.weight",
+        f"base_model.model.transformer.ln_f.{tuned}.bias",
+    }
     assert names == expected
 
 
@@ -252,8 +360,11 @@ def test_layernorm_trains_only_norms(workspace):
     [
         ("lora_attention", {}, {"q_proj", "k_proj", "v_proj", "out_proj"}),
         ("lora_all", {}, {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}),
-        ("lora_all", {"lora": LoraSettings(r=4, embedding=True)},
-         {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out", "wte"}),
+        (
+            "lora_all",
+            {"lora": LoraSettings(r=4, embedding=True)},
+            {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out", "wte"},
+        ),
     ],
 )
 def test_lora_trains_only_adapters_on_the_named_modules(workspace, approach, overrides, modules):
@@ -276,7 +387,11 @@ def trained(workspace, tmp_path_factory):
     from adaptune.models import load_model
 
     reference, _ = load_model(workspace["model"], "8bit")
-    int8_before = {n: p.detach().clone() for n, p in reference.named_parameters() if p.dtype.is_floating_point is False}
+    int8_before = {
+        n: p.detach().clone()
+        for n, p in reference.named_parameters()
+        if p.dtype.is_floating_point is False
+    }
     results = {}
     original = training.save_adapter
     for approach in APPROACHES:
@@ -291,11 +406,21 @@ def trained(workspace, tmp_path_factory):
             out = tmp_path_factory.mktemp(approach) / "out"
             with warnings.catch_warnings(record=True) as warned:
                 warnings.simplefilter("always")
-                summary = training.train(settings(approach), workspace["train"], workspace["val"], workspace["model"], out)
+                summary = training.train(
+                    settings(approach),
+                    workspace["train"],
+                    workspace["val"],
+                    workspace["model"],
+                    out,
+                )
         finally:
             training.save_adapter = original
-        results[approach] = {"out": out, "summary": summary, "model": caught["model"],
-                             "warnings": [str(w.message) for w in warned]}
+        results[approach] = {
+            "out": out,
+            "summary": summary,
+            "model": caught["model"],
+            "warnings": [str(w.message) for w in warned],
+        }
     results["int8_before"] = int8_before
     return results
 
@@ -309,15 +434,29 @@ def test_a_fresh_run_warns_of_no_checkpoint_folder(trained):
 @pytest.mark.parametrize("approach", APPROACHES)
 def test_training_writes_the_contract_outputs(trained, approach):
     out = trained[approach]["out"]
-    assert sorted(p.name for p in out.iterdir()) == ["adapter", "curves.csv", "summary.json", "val_scores.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapter",
+        "curves.csv",
+        "summary.json",
+        "val_scores.csv",
+    ]
     meta = json.loads((out / "adapter" / "adaptune_adapter.json").read_text())
     assert meta["approach"] == approach and meta["base_model"] == "tiny-gptj"
-    assert meta["labels"] == list(LABELS) and meta["template"] == TEMPLATE and meta["max_length"] == 96
+    assert (
+        meta["labels"] == list(LABELS) and meta["template"] == TEMPLATE and meta["max_length"] == 96
+    )
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     import pandas as pd
 
     curves = pd.read_csv(out / "curves.csv")
-    assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"]
+    assert list(curves.columns) == [
+        "step",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_macro_f1",
+    ]
     epochs = settings(approach).epochs
     assert curves["train_loss"].notna().sum() == 6 * epochs  # 6 steps per epoch, logged every step
     assert curves["val_accuracy"].notna().sum() == 1 + epochs  # before training and once per epoch
@@ -326,9 +465,23 @@ def test_training_writes_the_contract_outputs(trained, approach):
     assert len(f1) == 1 + epochs and f1["val_macro_f1"].between(0, 1).all()
     assert f1["val_accuracy"].notna().all()
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("model", "approach", "style", "quantization", "trainable_parameters", "total_parameters",
-                "epochs", "steps", "wall_time_s", "train_samples_per_second", "peak_memory_mb",
-                "final_train_loss", "final_val_loss", "final_val_accuracy", "provenance"):
+    for key in (
+        "model",
+        "approach",
+        "style",
+        "quantization",
+        "trainable_parameters",
+        "total_parameters",
+        "epochs",
+        "steps",
+        "wall_time_s",
+        "train_samples_per_second",
+        "peak_memory_mb",
+        "final_train_loss",
+        "final_val_loss",
+        "final_val_accuracy",
+        "provenance",
+    ):
         assert summary[key] is not None, key
     assert summary["steps"] == 6 * epochs and summary["epochs"] == epochs
     assert summary["quantization"] == "8bit"
@@ -360,7 +513,9 @@ def test_summary_counts_are_the_models(trained, approach):
     total = sum(p.numel() for p in model.parameters())
     assert summary["trainable_parameters"] == trainable > 0
     assert summary["total_parameters"] == total
-    base_elements = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # the adapter is what trains
+    base_elements = sum(
+        p.numel() for p in model.parameters() if not p.requires_grad
+    )  # the adapter is what trains
     assert summary["base_parameters"] == base_elements
     assert any(p.dtype == torch.int8 for p in model.parameters())
 
@@ -370,8 +525,11 @@ def test_base_weights_stay_int8_and_unchanged(trained, approach):
     import torch
 
     model = trained[approach]["model"]
-    int8_after = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
-                  for n, p in model.named_parameters() if not p.dtype.is_floating_point}
+    int8_after = {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for n, p in model.named_parameters()
+        if not p.dtype.is_floating_point
+    }
     before = trained["int8_before"]
     assert set(int8_after) == set(before) and len(before) == 12
     for name, weight in before.items():
@@ -433,23 +591,37 @@ def test_failed_training_leaves_nothing(workspace, tmp_path):
 
 def test_settings_for_another_model_are_refused(workspace, tmp_path):
     s = settings("layernorm", model={**ENTRY, "name": "gpt-j-6b"})
-    with pytest.raises(ValueError, match="holds model 'tiny-gptj' but the settings are for 'gpt-j-6b'"):
-        training.train(s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out")
+    with pytest.raises(
+        ValueError, match="holds model 'tiny-gptj' but the settings are for 'gpt-j-6b'"
+    ):
+        training.train(
+            s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out"
+        )
 
 
 def test_nf4_base_with_8bit_adam_trains(workspace, tmp_path):
     """The other quantization and optimizer: NF4 base, bitsandbytes' AdamW8bit, a few steps."""
     from adaptune.models import count_parameters, load_model
 
-    s = settings("lora_attention", quantization="4bit", optimizer="adamw8bit", max_steps=2, validate_first=False,
-                 precision="auto")
-    summary = training.train(s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out")
+    s = settings(
+        "lora_attention",
+        quantization="4bit",
+        optimizer="adamw8bit",
+        max_steps=2,
+        validate_first=False,
+        precision="auto",
+    )
+    summary = training.train(
+        s, workspace["train"], workspace["val"], workspace["model"], tmp_path / "out"
+    )
     assert summary["steps"] == 2 and summary["quantization"] == "4bit"
     # "auto" was resolved (by a timing, so either answer is possible) and recorded as resolved.
     assert summary["precision"] in ("32-true", "bf16-mixed")
     full, _ = load_model(workspace["model"], "none")
     assert summary["base_parameters"] == count_parameters(full)
-    assert summary["total_parameters"] == summary["base_parameters"] + summary["trainable_parameters"]
+    assert (
+        summary["total_parameters"] == summary["base_parameters"] + summary["trainable_parameters"]
+    )
     model, _, meta = load_trained(tmp_path / "out" / "adapter", workspace["model"])
     assert meta["quantization"] == "4bit"
     assert any(p.__class__.__name__ == "Params4bit" for p in model.parameters())
@@ -464,8 +636,11 @@ def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, ex
 
     from adaptune.training_module import CompletionLM
 
-    module = CompletionLM(torch.nn.Linear(4, 4), settings("layernorm", learning_rate=0.01, warmup_ratio=0.0,
-                                                       lr_schedule=schedule), [[0], [1], [2]])
+    module = CompletionLM(
+        torch.nn.Linear(4, 4),
+        settings("layernorm", learning_rate=0.01, warmup_ratio=0.0, lr_schedule=schedule),
+        [[0], [1], [2]],
+    )
     module._trainer = SimpleNamespace(estimated_stepping_batches=10)
     config = module.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
@@ -514,12 +689,23 @@ def _wsd_rates(epochs, steps_per_epoch=10, warmup_ratio=0.2, decay_ratio=0.3):
 
     from adaptune.training_module import CompletionLM
 
-    module = CompletionLM(torch.nn.Linear(4, 4), settings(
-        "layernorm", learning_rate=0.01, warmup_ratio=warmup_ratio, lr_schedule="wsd",
-        decay_ratio=decay_ratio), [[0], [1], [2]])
-    module._trainer = SimpleNamespace(estimated_stepping_batches=steps_per_epoch * epochs,
-                                      num_training_batches=steps_per_epoch,
-                                      accumulate_grad_batches=1, max_epochs=epochs)
+    module = CompletionLM(
+        torch.nn.Linear(4, 4),
+        settings(
+            "layernorm",
+            learning_rate=0.01,
+            warmup_ratio=warmup_ratio,
+            lr_schedule="wsd",
+            decay_ratio=decay_ratio,
+        ),
+        [[0], [1], [2]],
+    )
+    module._trainer = SimpleNamespace(
+        estimated_stepping_batches=steps_per_epoch * epochs,
+        num_training_batches=steps_per_epoch,
+        accumulate_grad_batches=1,
+        max_epochs=epochs,
+    )
     config = module.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     rates = [round(optimizer.param_groups[0]["lr"], 8)]
@@ -547,8 +733,15 @@ def test_wsd_needs_room_for_warmup_and_decay():
     with pytest.raises(ValueError, match="decay_ratio: got 0"):
         settings("layernorm", decay_ratio=0)
     # The schema's keys reach the settings from a rule's params.
-    made = TrainSettings.from_params({"approach": "layernorm", "learning_rate": 1e-3, "epochs": 2,
-                                      "lr_schedule": "wsd", "decay_ratio": 0.2})
+    made = TrainSettings.from_params(
+        {
+            "approach": "layernorm",
+            "learning_rate": 1e-3,
+            "epochs": 2,
+            "lr_schedule": "wsd",
+            "decay_ratio": 0.2,
+        }
+    )
     assert (made.lr_schedule, made.decay_ratio) == ("wsd", 0.2)
 
 
@@ -564,13 +757,26 @@ def test_wsd_runs_of_one_and_two_epochs_agree_until_the_shorter_ones_decay(works
 
     def weights(epochs, steps):
         out = tmp_path / f"{epochs}-{steps}"
-        training.train(settings("layernorm", epochs=epochs, lr_schedule="wsd", warmup_ratio=0.34,
-                                decay_ratio=0.34, max_steps=steps, quantization="none",
-                                validate_first=False),
-                       workspace["train"], workspace["val"], workspace["model"], out)
+        training.train(
+            settings(
+                "layernorm",
+                epochs=epochs,
+                lr_schedule="wsd",
+                warmup_ratio=0.34,
+                decay_ratio=0.34,
+                max_steps=steps,
+                quantization="none",
+                validate_first=False,
+            ),
+            workspace["train"],
+            workspace["val"],
+            workspace["model"],
+            out,
+        )
         model, _, _ = load_trained(out / "adapter", workspace["model"])
-        return {n: p.detach().clone() for n, p in model.named_parameters()
-                if "norm" in n or "ln" in n}
+        return {
+            n: p.detach().clone() for n, p in model.named_parameters() if "norm" in n or "ln" in n
+        }
 
     one, two = weights(1, 4), weights(2, 4)
     assert one and all(torch.equal(one[n], two[n]) for n in one)

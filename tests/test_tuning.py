@@ -19,13 +19,38 @@ from conftest import REPO, deep_update, tiny_pipeline_config
 def write_curves(path, f1_by_epoch, steps_per_epoch=5):
     """A run's curves.csv as training writes it: train-loss rows, a step-0 val row, and one val
     row at each epoch's end (Lightning's epochs count from 0)."""
-    rows = [{"step": 0, "epoch": 0, "train_loss": None, "val_loss": 1.0, "val_accuracy": 0.3, "val_macro_f1": 0.2}]
+    rows = [
+        {
+            "step": 0,
+            "epoch": 0,
+            "train_loss": None,
+            "val_loss": 1.0,
+            "val_accuracy": 0.3,
+            "val_macro_f1": 0.2,
+        }
+    ]
     for epoch, f1 in enumerate(f1_by_epoch):
         end = (epoch + 1) * steps_per_epoch
-        rows.append({"step": end - 1, "epoch": epoch, "train_loss": 0.9, "val_loss": None,
-                     "val_accuracy": None, "val_macro_f1": None})
-        rows.append({"step": end, "epoch": epoch, "train_loss": None, "val_loss": 0.8,
-                     "val_accuracy": f1 + 0.05, "val_macro_f1": f1})
+        rows.append(
+            {
+                "step": end - 1,
+                "epoch": epoch,
+                "train_loss": 0.9,
+                "val_loss": None,
+                "val_accuracy": None,
+                "val_macro_f1": None,
+            }
+        )
+        rows.append(
+            {
+                "step": end,
+                "epoch": epoch,
+                "train_loss": None,
+                "val_loss": 0.8,
+                "val_accuracy": f1 + 0.05,
+                "val_macro_f1": f1,
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -33,16 +58,26 @@ def write_curves(path, f1_by_epoch, steps_per_epoch=5):
 
 def runs(tmp_path, table):
     """table: {(approach, rate, seed): [f1 after epoch 1, 2, ...]}"""
-    return [{"approach": a, "learning_rate": rate, "seed": seed,
-             "curves": str(write_curves(tmp_path / a / f"lr{rate:g}" / f"seed{seed}" / "curves.csv", f1s))}
-            for (a, rate, seed), f1s in table.items()]
+    return [
+        {
+            "approach": a,
+            "learning_rate": rate,
+            "seed": seed,
+            "curves": str(
+                write_curves(tmp_path / a / f"lr{rate:g}" / f"seed{seed}" / "curves.csv", f1s)
+            ),
+        }
+        for (a, rate, seed), f1s in table.items()
+    ]
 
 
 def test_epoch_scores_are_each_epochs_last_val_row_not_the_untrained_one(tmp_path):
     path = write_curves(tmp_path / "curves.csv", [0.5, 0.6, 0.55])
     scores = epoch_scores(path, [1, 3])
-    assert scores == {1: {"val_macro_f1": 0.5, "val_accuracy": 0.55},
-                      3: {"val_macro_f1": 0.55, "val_accuracy": pytest.approx(0.6)}}
+    assert scores == {
+        1: {"val_macro_f1": 0.5, "val_accuracy": 0.55},
+        3: {"val_macro_f1": 0.55, "val_accuracy": pytest.approx(0.6)},
+    }
     with pytest.raises(SweepInputError, match="no val score at the end of epoch 4"):
         epoch_scores(path, [4])
 
@@ -50,16 +85,29 @@ def test_epoch_scores_are_each_epochs_last_val_row_not_the_untrained_one(tmp_pat
 def test_choice_is_the_best_mean_macro_f1_over_seeds_per_approach(tmp_path):
     # layernorm: lr 1e-3 wins on one seed, but 3e-3 wins on the mean; its epoch 2 beats epoch 1.
     # lora_all: a tie between epochs 1 and 2 goes to 1 epoch.
-    table = {("layernorm", 1e-3, 1): [0.50, 0.80], ("layernorm", 1e-3, 2): [0.50, 0.40],
-             ("layernorm", 3e-3, 1): [0.55, 0.70], ("layernorm", 3e-3, 2): [0.55, 0.66],
-             ("lora_all", 1e-3, 1): [0.70, 0.70], ("lora_all", 1e-3, 2): [0.60, 0.60],
-             ("lora_all", 3e-3, 1): [0.40, 0.50], ("lora_all", 3e-3, 2): [0.40, 0.50]}
+    table = {
+        ("layernorm", 1e-3, 1): [0.50, 0.80],
+        ("layernorm", 1e-3, 2): [0.50, 0.40],
+        ("layernorm", 3e-3, 1): [0.55, 0.70],
+        ("layernorm", 3e-3, 2): [0.55, 0.66],
+        ("lora_all", 1e-3, 1): [0.70, 0.70],
+        ("lora_all", 1e-3, 2): [0.60, 0.60],
+        ("lora_all", 3e-3, 1): [0.40, 0.50],
+        ("lora_all", 3e-3, 2): [0.40, 0.50],
+    }
     out = tmp_path / "out"
-    means = write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md", out / "chosen.yaml")
+    means = write_sweep(
+        runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md", out / "chosen.yaml"
+    )
     chosen = yaml.safe_load((out / "chosen.yaml").read_text())
     assert {a: (c["learning_rate"], c["epochs"]) for a, c in chosen.items()} == {
-        "layernorm": (3e-3, 2), "lora_all": (1e-3, 1)}
-    assert chosen["layernorm"]["val_macro_f1"] == pytest.approx(0.68) and chosen["layernorm"]["seeds"] == 2
+        "layernorm": (3e-3, 2),
+        "lora_all": (1e-3, 1),
+    }
+    assert (
+        chosen["layernorm"]["val_macro_f1"] == pytest.approx(0.68)
+        and chosen["layernorm"]["seeds"] == 2
+    )
     assert read_chosen(out / "chosen.yaml", "lora_all") == {"learning_rate": 1e-3, "epochs": 1}
     assert means["chosen"].sum() == 2
     points = pd.read_csv(out / "summary.csv")
@@ -67,15 +115,25 @@ def test_choice_is_the_best_mean_macro_f1_over_seeds_per_approach(tmp_path):
     md = (out / "summary.md").read_text()
     assert "macro-F1" in md and "not held-out results" in md and "epoch 2" in md
     # Both choices lie on an edge of a 2 x 2 grid, and the summary says which.
-    assert grid_edges(points) == {"layernorm": ["the highest learning rate", "the most epochs"],
-                                  "lora_all": ["the lowest learning rate"]}
-    assert ("On an edge of the swept grid: layernorm at the highest learning rate and the most epochs; "
-            "lora_all at the lowest learning rate.") in md
+    assert grid_edges(points) == {
+        "layernorm": ["the highest learning rate", "the most epochs"],
+        "lora_all": ["the lowest learning rate"],
+    }
+    assert (
+        "On an edge of the swept grid: layernorm at the highest learning rate and the most epochs; "
+        "lora_all at the lowest learning rate."
+    ) in md
 
 
 def test_a_choice_inside_the_grid_is_on_no_edge(tmp_path):
-    table = {("layernorm", rate, 1): f1s for rate, f1s in
-             ((1e-3, [0.5, 0.6, 0.55]), (3e-3, [0.6, 0.7, 0.65]), (1e-2, [0.4, 0.5, 0.45]))}
+    table = {
+        ("layernorm", rate, 1): f1s
+        for rate, f1s in (
+            (1e-3, [0.5, 0.6, 0.55]),
+            (3e-3, [0.6, 0.7, 0.65]),
+            (1e-2, [0.4, 0.5, 0.45]),
+        )
+    }
     out = tmp_path / "out"
     write_sweep(runs(tmp_path, table), [1, 2, 3], out / "summary.csv", out / "summary.md")
     assert grid_edges(pd.read_csv(out / "summary.csv")) == {"layernorm": []}
@@ -87,7 +145,8 @@ def test_choices_on_the_same_edge_are_said_once():
 
     same = {"layernorm": ["the lowest learning rate"], "lora_all": ["the lowest learning rate"]}
     assert edge_note(same).startswith(
-        "On an edge of the swept grid: every approach's choice lies at the lowest learning rate.")
+        "On an edge of the swept grid: every approach's choice lies at the lowest learning rate."
+    )
     assert edge_note({"layernorm": [], "lora_all": []}) == ""
 
 
@@ -106,7 +165,9 @@ def test_accuracy_cannot_change_the_choice(tmp_path):
 def test_read_chosen_names_the_file_and_the_missing_approach(tmp_path):
     path = tmp_path / "chosen.yaml"
     path.write_text("layernorm: {learning_rate: 0.001, epochs: 1}\n")
-    with pytest.raises(ChosenSettingsError, match=r"chosen.yaml: no learning_rate and epochs for 'lora_all'"):
+    with pytest.raises(
+        ChosenSettingsError, match=r"chosen.yaml: no learning_rate and epochs for 'lora_all'"
+    ):
         read_chosen(path, "lora_all")
     with pytest.raises(ChosenSettingsError, match="not a readable"):
         read_chosen(tmp_path / "absent.yaml", "layernorm")
@@ -117,14 +178,21 @@ def test_tuning_needs_a_schedule_whose_shorter_runs_the_sweep_can_score():
     run that shows this wiring is test_workflow's test_bad_config_stops_snakemake_before_any_job."""
     from conftest import refusal
 
-    base = deep_update(tiny_pipeline_config(REPO / "no-model"), {"sweep": {"enabled": True, "tune_study": True}})
+    base = deep_update(
+        tiny_pipeline_config(REPO / "no-model"), {"sweep": {"enabled": True, "tune_study": True}}
+    )
     assert "training.lr_schedule is 'linear'; expected wsd or constant" in refusal(base)
     warm = deep_update(base, {"training": {"lr_schedule": "constant"}})
     assert "warmup_ratio is 0.1; expected 0 under a constant rate" in refusal(warm)
     # Under wsd the warm-up is a fraction of one epoch: allowed; the seeds must differ.
-    wsd = deep_update(base, {"training": {"lr_schedule": "wsd", "seeds": [42, 43]},
-                             "sweep": {"seeds": [43, 1001]}})
-    assert "sweep.seeds or confirm_seeds and training.seeds share [43]; expected disjoint seeds" in refusal(wsd)
+    wsd = deep_update(
+        base,
+        {"training": {"lr_schedule": "wsd", "seeds": [42, 43]}, "sweep": {"seeds": [43, 1001]}},
+    )
+    assert (
+        "sweep.seeds or confirm_seeds and training.seeds share [43]; expected disjoint seeds"
+        in refusal(wsd)
+    )
     assert refusal(deep_update(wsd, {"sweep": {"seeds": [1001, 1002]}})) == ""
 
 
@@ -139,14 +207,20 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
     assert refusal(config) == ""
     cells = [s for s in finetuned_systems(config) if s.reason is None]
     assert {(s.quantization, s.style) for s in cells} == {
-        ("none", "instruction"), ("none", "raw"), ("8bit", "instruction")}
+        ("none", "instruction"),
+        ("none", "raw"),
+        ("8bit", "instruction"),
+    }
     # Cut to its budget: 8-bit at 3 seeds, the head at the instruction prompt only.
     assert len(cells) == 4 * 5 + 3 * 5 + 4 * 3
     assert {s.seed for s in cells if s.quantization == "8bit"} == {42, 43, 44}
     assert {s.style for s in cells if s.method == "head"} == {"instruction"}
     assert config["sweep"]["seeds"] == [1001] and config["sweep"]["confirm_seeds"] == [1002]
     bad = deep_update(config, {"training": {"quantization_styles": {"8bit": ["shouty"]}}})
-    assert "training.quantization_styles.8bit: style(s) ['shouty'] are not in training.styles" in refusal(bad)
+    assert (
+        "training.quantization_styles.8bit: style(s) ['shouty'] are not in training.styles"
+        in refusal(bad)
+    )
 
 
 @pytest.mark.slow
@@ -158,17 +232,31 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
     rates = [configured * 4, configured * 10]
     config = {
-        "sweep": {"enabled": True, "tune_study": True, "quantization": "8bit", "seeds": [1], "epochs": [1, 2],
-                  "learning_rates": {"layernorm": rates}},
-        "training": {"lr_schedule": "constant", "val_checks_per_epoch": 1, "approaches": {
-            "layernorm": {"warmup_ratio": 0.0},
-            "lora_attention": {"enabled": False}, "lora_all": {"enabled": False}}},
+        "sweep": {
+            "enabled": True,
+            "tune_study": True,
+            "quantization": "8bit",
+            "seeds": [1],
+            "epochs": [1, 2],
+            "learning_rates": {"layernorm": rates},
+        },
+        "training": {
+            "lr_schedule": "constant",
+            "val_checks_per_epoch": 1,
+            "approaches": {
+                "layernorm": {"warmup_ratio": 0.0},
+                "lora_attention": {"enabled": False},
+                "lora_all": {"enabled": False},
+            },
+        },
     }
     cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
     # One thread per job, so that the two sweep runs overlap (their time is mostly start-up).
     pipeline.run(cell, "--set-threads", "sweep_layernorm=1", config=config)
     chosen = yaml.safe_load(pipeline.path("results/sweep/chosen.yaml").read_text())["layernorm"]
-    extension = json.loads(pipeline.path("results/sweep/tiny-gptj/layernorm/extension.json").read_text())
+    extension = json.loads(
+        pipeline.path("results/sweep/tiny-gptj/layernorm/extension.json").read_text()
+    )
     added = [run["learning_rate"] for run in extension["runs"]]
     # Two rates: every choice lies on an edge, so the job went past it at least once.
     assert extension["steps"] and len(added) >= 1
@@ -180,7 +268,9 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     assert trained["epochs"] == chosen["epochs"] == summary["epochs"]
     # Each sweep run trained the largest epoch count once and was scored at every epoch's end.
     for rate in rates:
-        curves = pd.read_csv(pipeline.path(f"results/sweep/tiny-gptj/layernorm/lr{rate:g}/seed1/curves.csv"))
+        curves = pd.read_csv(
+            pipeline.path(f"results/sweep/tiny-gptj/layernorm/lr{rate:g}/seed1/curves.csv")
+        )
         assert curves["val_macro_f1"].notna().sum() == 2
     # The same command again, with the cell's evaluation: the evaluation runs once, then nothing
     # is left to do (a study resumed across sessions must not redo finished work).
@@ -191,8 +281,9 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     # A new choice retrains the cell.
     chosen_file = pipeline.path("results/sweep/chosen.yaml")
     other = yaml.safe_load(chosen_file.read_text())
-    other["layernorm"]["learning_rate"] = next(rate for rate in rates + added
-                                               if rate != chosen["learning_rate"])
+    other["layernorm"]["learning_rate"] = next(
+        rate for rate in rates + added if rate != chosen["learning_rate"]
+    )
     chosen_file.write_text(yaml.safe_dump(other))
     replanned = pipeline.run(evaluated, "-n", config=config)
     assert "train_layernorm" in replanned.stdout, replanned.stdout[-3000:]
@@ -205,15 +296,24 @@ def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
     from adaptune.report.inputs import load_sweep_points
     from adaptune.systems import APPROACH_LABELS
 
-    table = {("lora_all", 1e-3, 1): [0.70, 0.72], ("lora_all", 1e-3, 2): [0.60, 0.64],
-             ("lora_all", 3e-3, 1): [0.40, 0.50], ("lora_all", 3e-3, 2): [0.40, 0.50],
-             ("layernorm", 1e-3, 1): [0.50, 0.80], ("layernorm", 1e-3, 2): [0.50, 0.40],
-             ("layernorm", 3e-3, 1): [0.55, 0.70], ("layernorm", 3e-3, 2): [0.55, 0.66]}
+    table = {
+        ("lora_all", 1e-3, 1): [0.70, 0.72],
+        ("lora_all", 1e-3, 2): [0.60, 0.64],
+        ("lora_all", 3e-3, 1): [0.40, 0.50],
+        ("lora_all", 3e-3, 2): [0.40, 0.50],
+        ("layernorm", 1e-3, 1): [0.50, 0.80],
+        ("layernorm", 1e-3, 2): [0.50, 0.40],
+        ("layernorm", 3e-3, 1): [0.55, 0.70],
+        ("layernorm", 3e-3, 2): [0.55, 0.66],
+    }
     out = tmp_path / "out"
     write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md")
     figure = figures.sweep_figure(load_sweep_points(out / "summary.csv"), APPROACH_LABELS)
     panels = [ax for ax in figure.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == ["Normalization layers only", "LoRA, all linear layers"]
+    assert [ax.get_title() for ax in panels] == [
+        "Normalization layers only",
+        "LoRA, all linear layers",
+    ]
     for ax, (epochs, f1) in zip(panels, [(2, 0.68), (2, 0.68)]):
         assert len(ax.lines) == 2  # one per learning rate
         star = ax.collections[-1].get_offsets()
@@ -227,7 +327,10 @@ def test_a_sweep_table_without_its_columns_is_refused_by_name(tmp_path):
 
     path = tmp_path / "summary.csv"
     path.write_text("approach,learning_rate,epochs\nlayernorm,0.001,1\n")
-    with pytest.raises(ReportInputError, match=r"summary.csv: missing column\(s\) \['seed', 'val_macro_f1', 'chosen'\]"):
+    with pytest.raises(
+        ReportInputError,
+        match=r"summary.csv: missing column\(s\) \['seed', 'val_macro_f1', 'chosen'\]",
+    ):
         load_sweep_points(path)
     with pytest.raises(ReportInputError, match="file not found"):
         load_sweep_points(tmp_path / "absent.csv")
@@ -241,4 +344,7 @@ def test_cuts_name_only_seeds_and_styles_of_the_grid():
     bad = deep_update(config, {"training": {"quantization_seeds": {"8bit": [42, 7]}}})
     assert "training.quantization_seeds.8bit: seed(s) [7] are not in training.seeds" in refusal(bad)
     bad = deep_update(config, {"training": {"approaches": {"head": {"styles": ["shouty"]}}}})
-    assert "training.approaches.head.styles: style(s) ['shouty'] are not in training.styles" in refusal(bad)
+    assert (
+        "training.approaches.head.styles: style(s) ['shouty'] are not in training.styles"
+        in refusal(bad)
+    )

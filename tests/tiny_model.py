@@ -54,15 +54,33 @@ def build_tiny_model(directory: str | Path, arch: str = "gptj", seed: int = 0) -
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(directory)
     vocab = len(tokenizer)
-    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                   pad_token_id=tokenizer.pad_token_id)
+    special = dict(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     if arch == "gptj":
-        config = GPTJConfig(vocab_size=vocab, n_positions=256, n_embd=64, n_layer=2, n_head=4,
-                            rotary_dim=8, **special)
+        config = GPTJConfig(
+            vocab_size=vocab,
+            n_positions=256,
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            rotary_dim=8,
+            **special,
+        )
     elif arch == "llama":
-        config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,
-                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                             max_position_embeddings=256, tie_word_embeddings=True, **special)
+        config = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            **special,
+        )
     else:
         raise ValueError(f"unknown tiny architecture {arch!r}")
     torch.manual_seed(seed)

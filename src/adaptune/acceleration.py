@@ -57,7 +57,11 @@ def cast_frozen(model, dtype) -> int:
     for name, module in model.named_modules():
         for buffer_name, buffer in module.named_buffers(recurse=False):
             # Rotary frequency tables stay float32: positions are computed from them.
-            if buffer.is_floating_point() and buffer.dtype != dtype and "inv_freq" not in buffer_name:
+            if (
+                buffer.is_floating_point()
+                and buffer.dtype != dtype
+                and "inv_freq" not in buffer_name
+            ):
                 setattr(module, buffer_name, buffer.to(dtype))
                 cast += 1
     return cast
@@ -92,5 +96,10 @@ def prepare_for_inference(model, precision: str):
 
 def frozen_dtypes(model) -> list[str]:
     """The dtypes of the frozen floating-point weights (what a run really computed in)."""
-    return sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()
-                   if not p.requires_grad and p.is_floating_point()})
+    return sorted(
+        {
+            str(p.dtype).removeprefix("torch.")
+            for p in model.parameters()
+            if not p.requires_grad and p.is_floating_point()
+        }
+    )

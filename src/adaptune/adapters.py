@@ -45,20 +45,28 @@ def is_norm(module) -> bool:
     import torch
 
     norm_types = tuple(t for t in (torch.nn.LayerNorm, getattr(torch.nn, "RMSNorm", None)) if t)
-    return isinstance(module, norm_types) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+    return isinstance(module, norm_types) or type(module).__name__.endswith(
+        ("LayerNorm", "RMSNorm")
+    )
 
 
 def norm_module_names(model) -> list[str]:
     """Full names of the normalization layers that hold parameters."""
-    return [name for name, module in model.named_modules()
-            if is_norm(module) and any(True for _ in module.parameters(recurse=False))]
+    return [
+        name
+        for name, module in model.named_modules()
+        if is_norm(module) and any(True for _ in module.parameters(recurse=False))
+    ]
 
 
 def linear_bias_names(model) -> list[str]:
     import torch
 
-    return [f"{name}.bias" for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and module.bias is not None]
+    return [
+        f"{name}.bias"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.bias is not None
+    ]
 
 
 def embedding_module_name(model) -> str:
@@ -115,7 +123,8 @@ def make_trainable(model, settings, entry: dict):
         # Freezes everything and upcasts non-int8 weights to fp32. Gradient checkpointing is its
         # default; on a CPU it only costs time, so it follows the setting.
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=settings.gradient_checkpointing,
+            model,
+            use_gradient_checkpointing=settings.gradient_checkpointing,
             gradient_checkpointing_kwargs=checkpointing,
         )
     else:
@@ -148,7 +157,9 @@ def save_adapter(model, settings, model_dir, adapter_dir: Path, completions: dic
     approach = get(settings.approach)
     if approach.save_beside is not None:
         approach.save_beside(model, adapter_dir)
-    write_json(adapter_dir / ADAPTER_FILE, adapter_record(settings, model_dir, adapter_dir, completions))
+    write_json(
+        adapter_dir / ADAPTER_FILE, adapter_record(settings, model_dir, adapter_dir, completions)
+    )
 
 
 def save_linear_biases(model, adapter_dir: Path) -> None:
@@ -158,8 +169,10 @@ def save_linear_biases(model, adapter_dir: Path) -> None:
     if extra:
         from safetensors.torch import save_file
 
-        save_file({n: p.detach().cpu().contiguous() for n, p in extra.items()},
-                  Path(adapter_dir) / LINEAR_BIASES_FILE)
+        save_file(
+            {n: p.detach().cpu().contiguous() for n, p in extra.items()},
+            Path(adapter_dir) / LINEAR_BIASES_FILE,
+        )
 
 
 def load_linear_biases(model, adapter_dir: Path) -> None:
@@ -178,11 +191,14 @@ def load_linear_biases(model, adapter_dir: Path) -> None:
             try:
                 param = base.get_parameter(name)
             except AttributeError:
-                raise AdapterError(f"{biases}: {name!r} is not a parameter of the base model"
-                                   ) from None
+                raise AdapterError(
+                    f"{biases}: {name!r} is not a parameter of the base model"
+                ) from None
             if param.shape != tensor.shape:
-                raise AdapterError(f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
-                                   f"the model's is {tuple(param.shape)}")
+                raise AdapterError(
+                    f"{biases}: {name!r} has shape {tuple(tensor.shape)}, "
+                    f"the model's is {tuple(param.shape)}"
+                )
             param.data = tensor.to(device=param.device, dtype=torch.float32)
 
 
@@ -193,14 +209,25 @@ def trained_beside_peft(model) -> dict:
 
     held = set(get_peft_model_state_dict(model, save_embedding_layers=False))
     base = model.get_base_model()
-    return {name: base.get_parameter(name) for name in linear_bias_names(base)
-            if base.get_parameter(name).requires_grad and f"base_model.model.{name}" not in held}
+    return {
+        name: base.get_parameter(name)
+        for name in linear_bias_names(base)
+        if base.get_parameter(name).requires_grad and f"base_model.model.{name}" not in held
+    }
 
 
 # What scoring and prediction use, at the top of the record; the rest of the training settings
 # are under "settings". Each field is recorded once.
-RECORD_FIELDS = ("approach", "quantization", "precision", "style", "labels", "template", "max_length",
-                 "truncation_side")
+RECORD_FIELDS = (
+    "approach",
+    "quantization",
+    "precision",
+    "style",
+    "labels",
+    "template",
+    "max_length",
+    "truncation_side",
+)
 
 
 def adapter_record(settings, model_dir, adapter_dir, completions: dict) -> dict:
@@ -219,7 +246,9 @@ def adapter_record(settings, model_dir, adapter_dir, completions: dict) -> dict:
         "template": settings.template,
         "max_length": settings.max_length,
         "truncation_side": getattr(settings, "truncation_side", None) or "left",
-        "settings": {k: v for k, v in asdict(settings).items() if k not in RECORD_FIELDS and k != "model"},
+        "settings": {
+            k: v for k, v in asdict(settings).items() if k not in RECORD_FIELDS and k != "model"
+        },
     }
     assert set(RECORD_FIELDS) <= set(record), "a field of RECORD_FIELDS is missing from the record"
     return record
@@ -229,7 +258,9 @@ def record_completions(record: dict) -> list[str]:
     """Each label's completion as the adapter was trained on it, in the record's label order."""
     from adaptune.prompts import completion
 
-    return [record.get("completions", {}).get(label, completion(label)) for label in record["labels"]]
+    return [
+        record.get("completions", {}).get(label, completion(label)) for label in record["labels"]
+    ]
 
 
 # ---------------------------------------------------------------------------- loading
@@ -240,7 +271,9 @@ def read_record(adapter_dir: str | os.PathLike) -> dict:
     adapter_dir = Path(adapter_dir)
     path = adapter_dir / ADAPTER_FILE
     if not adapter_dir.is_dir():
-        raise AdapterError(f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)")
+        raise AdapterError(
+            f"{adapter_dir}: no such adapter directory; train it first (rule train_<approach>)"
+        )
     if not path.is_file():
         raise AdapterError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
     try:
@@ -254,7 +287,9 @@ def base_model_dir(adapter_dir: str | os.PathLike, record: dict | None = None) -
     record = record if record is not None else read_record(adapter_dir)
     relative = record.get("base_model_dir")
     if not relative:
-        raise AdapterError(f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; give the base model's directory")
+        raise AdapterError(
+            f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; give the base model's directory"
+        )
     path = (Path(adapter_dir) / relative).resolve()
     if not (path / "config.json").is_file():
         raise AdapterError(
@@ -271,9 +306,14 @@ def is_exported(folder: str | os.PathLike) -> bool:
     return (Path(folder) / "config.json").is_file() and (Path(folder) / ADAPTER_FILE).is_file()
 
 
-def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
-                 quantization: str | None = None, precision: str | None = None, device: str | None = None,
-                 dtype=None):
+def load_trained(
+    adapter_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | None = None,
+    quantization: str | None = None,
+    precision: str | None = None,
+    device: str | None = None,
+    dtype=None,
+):
     """(model, tokenizer, record): the adapter in `adapter_dir` on its base model, eval mode.
     `adapter_dir` may also be a folder written by `adaptune export`: that model is loaded as it is.
 
@@ -301,9 +341,14 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
         )
     from adaptune.approaches.dispatch import load_base
 
-    model, tokenizer = load_base(record["approach"], model_dir,
-                                 quantization or record["quantization"], record["labels"],
-                                 dtype=dtype, device=device)
+    model, tokenizer = load_base(
+        record["approach"],
+        model_dir,
+        quantization or record["quantization"],
+        record["labels"],
+        dtype=dtype,
+        device=device,
+    )
     with norms_accepted():
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     from adaptune.approaches import get
@@ -312,7 +357,11 @@ def load_trained(adapter_dir: str | os.PathLike, model_dir: str | os.PathLike | 
     if approach.load_beside is not None:
         approach.load_beside(model, adapter_dir)
     model.eval()
-    record = {**record, "model_dir": str(model_dir), "precision": precision or record.get("precision")}
+    record = {
+        **record,
+        "model_dir": str(model_dir),
+        "precision": precision or record.get("precision"),
+    }
     return model, tokenizer, record
 
 
@@ -320,13 +369,23 @@ def _load_exported(folder: Path, model_dir, quantization, precision, device):
     import torch
 
     if model_dir is not None:
-        raise AdapterError(f"{folder}: an exported model holds its base; give no base model directory")
+        raise AdapterError(
+            f"{folder}: an exported model holds its base; give no base model directory"
+        )
     record = read_record(folder)
-    dtype = torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
+    dtype = (
+        torch.bfloat16 if record.get("exported", {}).get("dtype") == "bfloat16" else torch.float32
+    )
     from adaptune.approaches.dispatch import load_base
 
-    model, tokenizer = load_base(record["approach"], folder, quantization or "none",
-                                 record["labels"], dtype=dtype, device=device)
+    model, tokenizer = load_base(
+        record["approach"],
+        folder,
+        quantization or "none",
+        record["labels"],
+        dtype=dtype,
+        device=device,
+    )
     model.eval()
     record = {**record, "model_dir": str(folder), "precision": precision or record.get("precision")}
     return model, tokenizer, record

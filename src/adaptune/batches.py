@@ -30,10 +30,13 @@ def left_padded(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, to
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, ids in enumerate(sequences):
         if ids:
-            input_ids[row, width - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
-            attention_mask[row, width - len(ids):] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask,
-            "position_ids": position_ids(attention_mask)}
+            input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids(attention_mask),
+    }
 
 
 def last_logits(model, batch: dict[str, torch.Tensor], keep: int) -> torch.Tensor:

@@ -61,50 +61,101 @@ class InputError(ValueError):
 def build_parser() -> argparse.ArgumentParser:
     from adaptune import __version__
 
-    parser = argparse.ArgumentParser(prog=PROG, description="Classify texts with a fine-tuned adapter.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Classify texts with a fine-tuned adapter.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     predict = commands.add_parser(
-        "predict", help="classify texts with a trained adapter",
+        "predict",
+        help="classify texts with a trained adapter",
         description="Print the predicted label and per-label probabilities of each text.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; '-' reads stdin")
-    predict.add_argument("--model-dir", type=Path,
-                         help="the prepared base model (default: the one recorded with the adapter)")
-    predict.add_argument("--adapter", required=True, type=Path,
-                         help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/<quantization>/seed<seed>/adapter")
-    predict.add_argument("--file", help="a CSV with a text column, or one text per line; - reads stdin")
-    predict.add_argument("--quantization", choices=QUANTIZATIONS,
-                         help="precision of the base weights (default: the one the adapter was trained with)")
-    predict.add_argument("--output", type=Path,
-                         help="write the predictions here (in --format, default csv) instead of printing")
-    predict.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (default 8)")
-    predict.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    predict.add_argument("--debug", "-v", action="store_true",
-                         help="show the traceback of an input error too")
-    predict.add_argument("--text-column", default="text", help="the CSV column holding the texts (default text)")
-    predict.add_argument("--format", choices=["tsv", "csv", "jsonl"],
-                         help="tsv (default on the terminal), csv (default for --output) or jsonl: one JSON "
-                              "object per input with its label and probabilities")
-    predict.add_argument("--device", type=device_name,
-                         help="cpu, cuda or cuda:N (default: the first GPU when there is one, else the CPU)")
+    predict.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="texts to classify; '-' reads stdin"
+    )
+    predict.add_argument(
+        "--model-dir",
+        type=Path,
+        help="the prepared base model (default: the one recorded with the adapter)",
+    )
+    predict.add_argument(
+        "--adapter",
+        required=True,
+        type=Path,
+        help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/<quantization>/seed<seed>/adapter",
+    )
+    predict.add_argument(
+        "--file", help="a CSV with a text column, or one text per line; - reads stdin"
+    )
+    predict.add_argument(
+        "--quantization",
+        choices=QUANTIZATIONS,
+        help="precision of the base weights (default: the one the adapter was trained with)",
+    )
+    predict.add_argument(
+        "--output",
+        type=Path,
+        help="write the predictions here (in --format, default csv) instead of printing",
+    )
+    predict.add_argument(
+        "--batch-size", type=int, default=8, help="texts per forward pass (default 8)"
+    )
+    predict.add_argument(
+        "--threads", type=int, help="CPU threads for torch (default: torch's choice)"
+    )
+    predict.add_argument(
+        "--debug", "-v", action="store_true", help="show the traceback of an input error too"
+    )
+    predict.add_argument(
+        "--text-column", default="text", help="the CSV column holding the texts (default text)"
+    )
+    predict.add_argument(
+        "--format",
+        choices=["tsv", "csv", "jsonl"],
+        help="tsv (default on the terminal), csv (default for --output) or jsonl: one JSON "
+        "object per input with its label and probabilities",
+    )
+    predict.add_argument(
+        "--device",
+        type=device_name,
+        help="cpu, cuda or cuda:N (default: the first GPU when there is one, else the CPU)",
+    )
     export = commands.add_parser(
-        "export", help="merge an adapter into its base and save a plain transformers model",
+        "export",
+        help="merge an adapter into its base and save a plain transformers model",
         description="Merge a trained adapter into its unquantized base model and save it, with its "
-                    "tokenizer and adapter record, as a folder that transformers loads alone.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "tokenizer and adapter record, as a folder that transformers loads alone.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("--adapter", required=True, type=Path, help="the adapter folder to merge")
-    export.add_argument("--output", required=True, type=Path, help="a new model folder to write (an earlier export there is replaced whole; "
-                             "any other existing folder is refused)")
-    export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="precision of the saved weights (default float32)")
-    export.add_argument("--model-dir", type=Path,
-                        help="the prepared base model (default: the one recorded with the adapter)")
-    export.add_argument("--debug", "-v", action="store_true",
-                        help="show the traceback of an input error too")
+    export.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="a new model folder to write (an earlier export there is replaced whole; "
+        "any other existing folder is refused)",
+    )
+    export.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="precision of the saved weights (default float32)",
+    )
+    export.add_argument(
+        "--model-dir",
+        type=Path,
+        help="the prepared base model (default: the one recorded with the adapter)",
+    )
+    export.add_argument(
+        "--debug", "-v", action="store_true", help="show the traceback of an input error too"
+    )
     from adaptune.publish import add_commands
 
     add_commands(commands)  # publish, readme: published numbers come from a study's outputs
@@ -148,9 +199,11 @@ def _decoded_stdin() -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise InputError(f"stdin: not UTF-8 text: byte 0x{data[error.start]:02x} at offset {error.start} "
-                         f"(line {line}); expected UTF-8 text, one text per line") from None
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(
+            f"stdin: not UTF-8 text: byte 0x{data[error.start]:02x} at offset {error.start} "
+            f"(line {line}); expected UTF-8 text, one text per line"
+        ) from None
 
 
 def _read_file(path: Path, column: str = "text") -> list[str]:
@@ -164,8 +217,10 @@ def _read_file(path: Path, column: str = "text") -> list[str]:
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
             raise InputError(f"{path}: not a readable CSV ({error})") from None
         if column not in frame.columns:
-            raise InputError(f"{path}: no {column!r} column (columns: {list(frame.columns)}); "
-                             "expected a CSV with a text column (name it with --text-column)")
+            raise InputError(
+                f"{path}: no {column!r} column (columns: {list(frame.columns)}); "
+                "expected a CSV with a text column (name it with --text-column)"
+            )
         texts = frame[column].tolist()
         for row, text in enumerate(texts, start=2):
             if not text.strip():
@@ -188,8 +243,10 @@ def predict(args) -> int:
         raise UsageError(f"--output {args.output} is a folder; expected a file path")
     reads_file = args.file not in (None, "-")
     if args.output and reads_file and Path(args.output).resolve() == Path(args.file).resolve():
-        raise UsageError(f"--output {args.output} is the input file; expected another path "
-                         "(the input would be overwritten)")
+        raise UsageError(
+            f"--output {args.output} is the input file; expected another path "
+            "(the input would be overwritten)"
+        )
     texts = read_texts(args)
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -200,7 +257,9 @@ def predict(args) -> int:
 
         index = int(args.device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise UsageError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UsageError(
+                f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     if args.model_dir is not None and not (args.model_dir / "config.json").is_file():
         raise UsageError(f"{args.model_dir}: not a prepared model directory (no config.json)")
 
@@ -217,7 +276,9 @@ def predict(args) -> int:
     hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tokenizer, meta = load_trained(args.adapter, args.model_dir, args.quantization, device=args.device)
+    model, tokenizer, meta = load_trained(
+        args.adapter, args.model_dir, args.quantization, device=args.device
+    )
     prepare_for_inference(model, meta["precision"])  # as evaluation scores it (bf16-base)
     labels = list(meta["labels"])
     template = meta.get("template")
@@ -226,11 +287,20 @@ def predict(args) -> int:
     prompts = [render(template, text, labels) for text in texts]
     bar = ProgressBar(len(prompts))
     score = prompt_scorer(meta["approach"])  # label log-likelihoods, or a head's log-softmax
-    scores, _ = score(model, tokenizer, prompts, labels,
-                          ScoringSettings(batch_size=args.batch_size, max_length=int(meta["max_length"]),
-                                          truncation_side=meta["truncation_side"],
-                                          precision=meta["precision"]),
-                          progress=bar.update_to, completions=record_completions(meta))
+    scores, _ = score(
+        model,
+        tokenizer,
+        prompts,
+        labels,
+        ScoringSettings(
+            batch_size=args.batch_size,
+            max_length=int(meta["max_length"]),
+            truncation_side=meta["truncation_side"],
+            precision=meta["precision"],
+        ),
+        progress=bar.update_to,
+        completions=record_completions(meta),
+    )
     bar.close()
     probabilities = label_probabilities(scores)
     frame = pd.DataFrame({"text": texts, "predicted": [labels[i] for i in scores.argmax(axis=1)]})
@@ -240,9 +310,14 @@ def predict(args) -> int:
     if form == "jsonl":
         import json
 
-        records = [{"text": text, "label": label,
-                    "probabilities": {name: round(float(p), 6) for name, p in zip(labels, row)}}
-                   for text, label, row in zip(texts, frame["predicted"], probabilities)]
+        records = [
+            {
+                "text": text,
+                "label": label,
+                "probabilities": {name: round(float(p), 6) for name, p in zip(labels, row)},
+            }
+            for text, label, row in zip(texts, frame["predicted"], probabilities)
+        ]
         if args.output:
             from adaptune.io import write_jsonl
 
@@ -262,7 +337,9 @@ def predict(args) -> int:
         columns = ["predicted"] + [score_column(PROB, label) for label in labels]
         lines = ["\t".join(columns + ["text"])]
         for row in frame.itertuples(index=False):
-            values = [row.predicted] + [f"{getattr(row, score_column(PROB, label)):.4f}" for label in labels]
+            values = [row.predicted] + [
+                f"{getattr(row, score_column(PROB, label)):.4f}" for label in labels
+            ]
             lines.append("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
         if args.output:
             from adaptune.io import write_text

@@ -115,8 +115,14 @@ def buckets_reached(lengths) -> list[int]:
     return sorted({bucket_length(n) for n in lengths})
 
 
-def decide(eager_s: float, compiled_s: float, compile_s: float, graphs: int, study_steps: int,
-           margin: float) -> dict:
+def decide(
+    eager_s: float,
+    compiled_s: float,
+    compile_s: float,
+    graphs: int,
+    study_steps: int,
+    margin: float,
+) -> dict:
     """Whether compiling pays in a study: the time it saves over the study's training steps
     against the compilation it costs, `compile_s` (one cold graph's) times the graphs the study
     compiles once in its shared cache. A compiled step must also be `margin` times as fast as
@@ -125,13 +131,22 @@ def decide(eager_s: float, compiled_s: float, compile_s: float, graphs: int, stu
     saved_s = (eager_s - compiled_s) * study_steps
     cost_s = compile_s * graphs
     choice = speedup >= margin and saved_s > cost_s
-    reason = (f"compiled steps {speedup:.2f}x eager's speed save {saved_s:.0f} s over the "
-              f"study's {study_steps} steps; compiling {graphs} graphs costs about {cost_s:.0f} s")
-    return {"choice": choice, "eager_s_per_step": round(eager_s, 4),
-            "compiled_s_per_step": round(compiled_s, 4), "speedup": round(speedup, 3),
-            "compile_s_per_graph": round(compile_s, 1), "graphs": graphs,
-            "study_steps": study_steps, "saved_s": round(saved_s), "cost_s": round(cost_s),
-            "reason": ("compile: " if choice else "eager: ") + reason}
+    reason = (
+        f"compiled steps {speedup:.2f}x eager's speed save {saved_s:.0f} s over the "
+        f"study's {study_steps} steps; compiling {graphs} graphs costs about {cost_s:.0f} s"
+    )
+    return {
+        "choice": choice,
+        "eager_s_per_step": round(eager_s, 4),
+        "compiled_s_per_step": round(compiled_s, 4),
+        "speedup": round(speedup, 3),
+        "compile_s_per_graph": round(compile_s, 1),
+        "graphs": graphs,
+        "study_steps": study_steps,
+        "saved_s": round(saved_s),
+        "cost_s": round(cost_s),
+        "reason": ("compile: " if choice else "eager: ") + reason,
+    }
 
 
 def resolve(setting: bool | str, decision_file: str | os.PathLike | None = None) -> bool:

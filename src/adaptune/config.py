@@ -36,12 +36,16 @@ def coerce_by_schema(value: Any, schema: Mapping, root: Mapping | None = None) -
     root = schema if root is None else root
     schema = _resolve(schema, root)
     if isinstance(value, Mapping):
-        return {key: coerce_by_schema(item, _property_schema(schema, key), root)
-                for key, item in value.items()}
+        return {
+            key: coerce_by_schema(item, _property_schema(schema, key), root)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         items = schema.get("items", {})
-        return [coerce_by_schema(item, items if isinstance(items, Mapping) else {}, root)
-                for item in value]
+        return [
+            coerce_by_schema(item, items if isinstance(items, Mapping) else {}, root)
+            for item in value
+        ]
     if isinstance(value, str):
         return _convert_string(value, _types(schema, root))
     return value
@@ -63,8 +67,10 @@ def load_schema(path=SCHEMA_PATH) -> dict:
 @functools.cache
 def _defaults() -> dict:
     if not SCHEMA_PATH.is_file():
-        raise FileNotFoundError(f"{SCHEMA_PATH}: the config schema, source of the settings' defaults, "
-                                "is missing; run from a checkout of adaptune")
+        raise FileNotFoundError(
+            f"{SCHEMA_PATH}: the config schema, source of the settings' defaults, "
+            "is missing; run from a checkout of adaptune"
+        )
     return _filled(load_schema())
 
 
@@ -81,13 +87,18 @@ def schema_fields(*path: str):
     """A class decorator, under @dataclass: each annotated field with no default of its own
     takes the schema's default of the key of the same name in the section at `path` (a list as
     a tuple; a section through a factory, so instances never share it)."""
+
     def give_defaults(cls):
         section = schema_defaults(*path)
         for name in cls.__dict__.get("__annotations__", {}):
             if name in section and name not in cls.__dict__:
                 value = section[name]
                 if isinstance(value, dict):
-                    setattr(cls, name, dataclasses.field(default_factory=functools.partial(copy.deepcopy, value)))
+                    setattr(
+                        cls,
+                        name,
+                        dataclasses.field(default_factory=functools.partial(copy.deepcopy, value)),
+                    )
                 else:
                     setattr(cls, name, tuple(value) if isinstance(value, list) else value)
         return cls

@@ -33,26 +33,36 @@ def check_config(config: dict) -> None:
     for quantization, styles in training.get("quantization_styles", {}).items():
         key = f"config.yaml: training.quantization_styles.{quantization}"
         if quantization not in training["quantizations"]:
-            raise ValueError(f"{key}: {quantization!r} is not in training.quantizations "
-                             f"{training['quantizations']}; expected one of them")
+            raise ValueError(
+                f"{key}: {quantization!r} is not in training.quantizations "
+                f"{training['quantizations']}; expected one of them"
+            )
         unknown = [s for s in styles if s not in training["styles"]]
         if unknown:
-            raise ValueError(f"{key}: style(s) {unknown} are not in training.styles "
-                             f"{training['styles']}; expected some of them")
+            raise ValueError(
+                f"{key}: style(s) {unknown} are not in training.styles "
+                f"{training['styles']}; expected some of them"
+            )
     for quantization, seeds in training.get("quantization_seeds", {}).items():
         key = f"config.yaml: training.quantization_seeds.{quantization}"
         if quantization not in training["quantizations"]:
-            raise ValueError(f"{key}: {quantization!r} is not in training.quantizations "
-                             f"{training['quantizations']}; expected one of them")
+            raise ValueError(
+                f"{key}: {quantization!r} is not in training.quantizations "
+                f"{training['quantizations']}; expected one of them"
+            )
         unknown = [s for s in seeds if s not in training["seeds"]]
         if unknown:
-            raise ValueError(f"{key}: seed(s) {unknown} are not in training.seeds "
-                             f"{training['seeds']}; expected some of them")
+            raise ValueError(
+                f"{key}: seed(s) {unknown} are not in training.seeds "
+                f"{training['seeds']}; expected some of them"
+            )
     for approach, block in training["approaches"].items():
         unknown = [s for s in block.get("styles", []) if s not in training["styles"]]
         if unknown:
-            raise ValueError(f"config.yaml: training.approaches.{approach}.styles: style(s) {unknown} "
-                             f"are not in training.styles {training['styles']}; expected some of them")
+            raise ValueError(
+                f"config.yaml: training.approaches.{approach}.styles: style(s) {unknown} "
+                f"are not in training.styles {training['styles']}; expected some of them"
+            )
     if config["sweep"]["enabled"]:
         approaches = config["training"]["approaches"]
         sizes = {
@@ -112,8 +122,10 @@ def check_approaches(config: dict) -> None:
             )
     missing = [a for a in APPROACHES if a not in blocks]
     if missing:
-        raise ValueError(f"config.yaml: training.approaches: no block for approach(es) {missing}; "
-                         "expected one each, with at least learning_rate and epochs")
+        raise ValueError(
+            f"config.yaml: training.approaches: no block for approach(es) {missing}; "
+            "expected one each, with at least learning_rate and epochs"
+        )
 
 
 def check_tuning(config: dict) -> None:
@@ -144,10 +156,15 @@ def check_tuning(config: dict) -> None:
         )
     # Checked for wsd studies: the published constant-rate study (configs/tuned.yaml) swept on
     # two of its own seeds, which its reanalysis reports (docs/results/tuned).
-    sweep_seeds, confirm_seeds = set(config["sweep"]["seeds"]), set(config["sweep"]["confirm_seeds"])
+    sweep_seeds, confirm_seeds = (
+        set(config["sweep"]["seeds"]),
+        set(config["sweep"]["confirm_seeds"]),
+    )
     if sweep_seeds & confirm_seeds:
-        raise ValueError(f"{where} sweep.confirm_seeds repeat sweep.seeds {sorted(sweep_seeds & confirm_seeds)}; "
-                         "expected other seeds (a confirmation scores a setting on a new draw)")
+        raise ValueError(
+            f"{where} sweep.confirm_seeds repeat sweep.seeds {sorted(sweep_seeds & confirm_seeds)}; "
+            "expected other seeds (a confirmation scores a setting on a new draw)"
+        )
     shared = sorted((sweep_seeds | confirm_seeds) & set(config["training"]["seeds"]))
     if shared and schedule == "wsd":
         raise ValueError(

@@ -28,12 +28,16 @@ class DataError(ValueError):
 
 # --------------------------------------------------------------------------- download
 
+
 def fetch(url_or_path: str, destination: str | os.PathLike, sha256: str | None = None) -> Path:
     """Copy a URL or local file to `destination`, checking its sha256 when one is given."""
     destination = Path(destination)
     with atomic_path(destination) as tmp:
         if "://" in url_or_path:
-            with urllib.request.urlopen(url_or_path, timeout=60) as response, open(tmp, "wb") as out:
+            with (
+                urllib.request.urlopen(url_or_path, timeout=60) as response,
+                open(tmp, "wb") as out,
+            ):
                 shutil.copyfileobj(response, out)
         else:
             shutil.copyfile(url_or_path, tmp)
@@ -81,6 +85,7 @@ def _download(url: str, path: Path, destination: Path, sha256: str | None = None
 
 # --------------------------------------------------------------------------- reading
 
+
 def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
     """Read labeled_data.csv; refuse anything that is not the Davidson et al. table."""
     path = Path(path)
@@ -89,7 +94,9 @@ def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
     with path.open("rb") as handle:
         head = handle.read(4096)
     if not head.strip():
-        raise DataError(f"{path}: the file is empty; expected a CSV with columns {', '.join(RAW_COLUMNS)}")
+        raise DataError(
+            f"{path}: the file is empty; expected a CSV with columns {', '.join(RAW_COLUMNS)}"
+        )
     if b"\x00" in head:
         raise DataError(f"{path}: this is a binary file, not a CSV")
     try:
@@ -138,6 +145,7 @@ def read_labeled_csv(path: str | os.PathLike, labels: list[str] | None) -> pd.Da
 
 
 # --------------------------------------------------------------------------- splits
+
 
 @dataclass(frozen=True)
 @schema_fields("splits")  # the defaults
@@ -191,22 +199,27 @@ def near_duplicates(texts: pd.Series) -> int:
     return int(keys.duplicated(keep=False).sum())
 
 
-def tweets_by_label(raw: pd.DataFrame, labels: list[str], unescape_html: bool = True) -> pd.DataFrame:
+def tweets_by_label(
+    raw: pd.DataFrame, labels: list[str], unescape_html: bool = True
+) -> pd.DataFrame:
     """id, text, label, key: HTML entities decoded (unless `unescape_html` is false), and one
     tweet per `text_key` (first row wins), so that no split holds a near-duplicate of another
     split's tweet or of its own."""
     texts = raw["tweet"].astype(str)
-    frame = pd.DataFrame({
-        "id": raw.index.astype(str),
-        "text": texts.map(html.unescape) if unescape_html else texts,
-        "label": raw["class"].map(dict(enumerate(labels))),
-        "key": texts.map(text_key),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": raw.index.astype(str),
+            "text": texts.map(html.unescape) if unescape_html else texts,
+            "label": raw["class"].map(dict(enumerate(labels))),
+            "key": texts.map(text_key),
+        }
+    )
     return frame.drop_duplicates("key", keep="first").reset_index(drop=True)
 
 
-def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str], seed: int,
-                    source: str) -> dict[str, pd.DataFrame]:
+def sample_balanced(
+    pool: pd.DataFrame, sizes: dict[str, int], labels: list[str], seed: int, source: str
+) -> dict[str, pd.DataFrame]:
     """Draw disjoint class-balanced splits of the given sizes from `pool`, seeded."""
     rng = np.random.default_rng(seed)
     quotas = {name: per_class(size, len(labels)) for name, size in sizes.items()}
@@ -224,7 +237,7 @@ def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str]
         start = 0
         for name in sizes:
             take = quotas[name][index]
-            parts[name].append(rows.iloc[order[start:start + take]])
+            parts[name].append(rows.iloc[order[start : start + take]])
             start += take
     return {
         name: pd.concat(chunks).sample(frac=1.0, random_state=seed).reset_index(drop=True)
@@ -232,9 +245,13 @@ def sample_balanced(pool: pd.DataFrame, sizes: dict[str, int], labels: list[str]
     }
 
 
-def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings,
-                reference: dict[str, str | os.PathLike] | None = None,
-                exclude_texts: list[str] | tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+def make_splits(
+    raw_path: str | os.PathLike,
+    labels: list[str],
+    settings: SplitSettings,
+    reference: dict[str, str | os.PathLike] | None = None,
+    exclude_texts: list[str] | tuple[str, ...] = (),
+) -> dict[str, pd.DataFrame]:
     """Balanced, seeded, disjoint train/val/test; or the reference train/val plus a sampled test.
 
     Tweets are compared by `text_key` throughout: the pool keeps one tweet per key, so sampled
@@ -250,8 +267,10 @@ def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitS
     if use_reference or settings.exclude_reference:
         missing = [part for part in ("train", "val") if not (reference or {}).get(part)]
         if missing:
-            raise DataError(f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
-                            "(splits.reference.enabled or splits.exclude_reference) but were not given")
+            raise DataError(
+                f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
+                "(splits.reference.enabled or splits.exclude_reference) but were not given"
+            )
         frames = {part: read_labeled_csv(reference[part], labels) for part in ("train", "val")}
         for frame in frames.values():
             seen |= set(frame["text"].astype(str).map(text_key))
@@ -262,40 +281,54 @@ def make_splits(raw_path: str | os.PathLike, labels: list[str], settings: SplitS
     splits = {}
     for name, frame in frames.items():
         texts = frame["text"].astype(str)
-        splits[name] = pd.DataFrame({
-            "id": [f"reference-{name}-{i}" for i in range(len(frame))],
-            "text": texts.map(html.unescape) if settings.unescape_html else texts,
-            "label": frame["label"],
-        })
-    splits["test"] = sample_balanced(pool, {"test": settings.test}, labels, settings.seed,
-                                     str(raw_path))["test"]
+        splits[name] = pd.DataFrame(
+            {
+                "id": [f"reference-{name}-{i}" for i in range(len(frame))],
+                "text": texts.map(html.unescape) if settings.unescape_html else texts,
+                "label": frame["label"],
+            }
+        )
+    splits["test"] = sample_balanced(
+        pool, {"test": settings.test}, labels, settings.seed, str(raw_path)
+    )["test"]
     return splits
 
 
-def draw_train_split(raw_path: str | os.PathLike, labels: list[str], settings: SplitSettings,
-                     held_out: list[str | os.PathLike], split_seed: int,
-                     reference: dict[str, str | os.PathLike] | None = None,
-                     exclude_texts: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+def draw_train_split(
+    raw_path: str | os.PathLike,
+    labels: list[str],
+    settings: SplitSettings,
+    held_out: list[str | os.PathLike],
+    split_seed: int,
+    reference: dict[str, str | os.PathLike] | None = None,
+    exclude_texts: list[str] | tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Another balanced draw of the train split (which tweets are trained on), seeded by
     `split_seed`, from the pool `make_splits` samples from, less the tweets of the `held_out`
     split files (the study's val and test, which stay the same for every draw), compared by
     `text_key`."""
     if settings.reference.get("enabled"):
-        raise DataError("splits.reference.enabled: the reference study's train split is fixed; "
-                        "training.split_seeds draws other train splits only from a sampled study")
+        raise DataError(
+            "splits.reference.enabled: the reference study's train split is fixed; "
+            "training.split_seeds draws other train splits only from a sampled study"
+        )
     pool = tweets_by_label(read_raw_dataset(raw_path), labels, settings.unescape_html)
     seen = {text_key(text) for text in exclude_texts}
     if settings.exclude_reference:
         missing = [part for part in ("train", "val") if not (reference or {}).get(part)]
         if missing:
-            raise DataError(f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
-                            "(splits.exclude_reference) but were not given")
+            raise DataError(
+                f"splits: the reference split's {' and '.join(missing)} file(s) are needed "
+                "(splits.exclude_reference) but were not given"
+            )
         for part in ("train", "val"):
             seen |= set(read_labeled_csv(reference[part], labels)["text"].astype(str).map(text_key))
     for path in held_out:
         seen |= set(read_labeled_csv(path, labels)["text"].astype(str).map(text_key))
     pool = pool[~pool["key"].isin(seen)].drop(columns="key")
-    return sample_balanced(pool, {"train": settings.train}, labels, split_seed, str(raw_path))["train"]
+    return sample_balanced(pool, {"train": settings.train}, labels, split_seed, str(raw_path))[
+        "train"
+    ]
 
 
 def write_splits(splits: dict[str, pd.DataFrame], paths: dict[str, str | os.PathLike]) -> None:

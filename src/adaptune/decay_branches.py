@@ -43,8 +43,10 @@ class DecayBranches(pl.Callback):
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if self._branch_starting_at(trainer.global_step) is not None:
-            self._saved = {"weights": trainable_weights(module),
-                           "optimizer": copy.deepcopy(trainer.optimizers[0].state_dict())}
+            self._saved = {
+                "weights": trainable_weights(module),
+                "optimizer": copy.deepcopy(trainer.optimizers[0].state_dict()),
+            }
             self._batches = []
         if self._saved is not None:
             self._batches.append(batch)
@@ -53,16 +55,19 @@ class DecayBranches(pl.Callback):
         step = trainer.global_step  # optimizer steps done, this batch's included
         for epochs in self.epochs:
             if step == epochs * self.steps_per_epoch and self._saved is not None:
-                self.results.append({"epochs": epochs, "step": step,
-                                     **self._branch(trainer, module, epochs)})
+                self.results.append(
+                    {"epochs": epochs, "step": step, **self._branch(trainer, module, epochs)}
+                )
                 self._saved, self._batches = None, []
 
     def _branch(self, trainer, module, epochs: int) -> dict:
         """Train the kept batches at the `epochs`-epoch run's rate from the kept state, score
         the val split, and put the long run's state back."""
         optimizer = trainer.optimizers[0]
-        long_run = {"weights": trainable_weights(module),
-                    "optimizer": copy.deepcopy(optimizer.state_dict())}
+        long_run = {
+            "weights": trainable_weights(module),
+            "optimizer": copy.deepcopy(optimizer.state_dict()),
+        }
         load_trainable_weights(module, self._saved["weights"])
         optimizer.load_state_dict(copy.deepcopy(self._saved["optimizer"]))
         rate = wsd_multiplier(self.steps_per_epoch, epochs, self.warmup_ratio, self.decay_ratio)
@@ -78,7 +83,8 @@ class DecayBranches(pl.Callback):
             loss.backward()
             if clip:
                 torch.nn.utils.clip_grad_norm_(
-                    [p for p in module.parameters() if p.requires_grad], clip)
+                    [p for p in module.parameters() if p.requires_grad], clip
+                )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         with trainer.precision_plugin.forward_context():

@@ -65,7 +65,11 @@ def nvidia_smi_count() -> int:
     if shutil.which("nvidia-smi") is None:
         return 0
     done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    return sum(line.startswith("GPU ") for line in done.stdout.splitlines()) if done.returncode == 0 else 0
+    return (
+        sum(line.startswith("GPU ") for line in done.stdout.splitlines())
+        if done.returncode == 0
+        else 0
+    )
 
 
 def slurm_devices() -> list[str] | None:
@@ -97,14 +101,19 @@ def claim_devices(count: int = 1, wait_s: float | None = None, poll_s: float = 2
         raise ValueError(f"claim_devices: count must be at least 1, got {count}")
     reason = decided_elsewhere(count)
     if reason:
-        log.info("devices: left as they are (%s): CUDA_VISIBLE_DEVICES=%s", reason,
-                 os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+        log.info(
+            "devices: left as they are (%s): CUDA_VISIBLE_DEVICES=%s",
+            reason,
+            os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"),
+        )
         return []
     devices = visible_devices()
     if not devices:
         return []
     if count > len(devices):
-        raise RuntimeError(f"this job needs {count} GPUs but the machine shows {len(devices)} ({','.join(devices)})")
+        raise RuntimeError(
+            f"this job needs {count} GPUs but the machine shows {len(devices)} ({','.join(devices)})"
+        )
     folder = lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     started, announced = time.monotonic(), False
@@ -114,10 +123,14 @@ def claim_devices(count: int = 1, wait_s: float | None = None, poll_s: float = 2
             ids = [device for device, _ in taken]
             _held.extend(handle for _, handle in taken)
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
-            log.info("devices: took GPU %s of %s (locks in %s)", ",".join(ids), ",".join(devices), folder)
+            log.info(
+                "devices: took GPU %s of %s (locks in %s)", ",".join(ids), ",".join(devices), folder
+            )
             return ids
         if wait_s is not None and time.monotonic() - started >= wait_s:
-            raise TimeoutError(f"no {count} free GPU(s) of {','.join(devices)} within {wait_s} s (locks in {folder})")
+            raise TimeoutError(
+                f"no {count} free GPU(s) of {','.join(devices)} within {wait_s} s (locks in {folder})"
+            )
         if not announced:
             log.info("devices: all of %s are taken by other jobs; waiting", ",".join(devices))
             announced = True

@@ -15,8 +15,9 @@ def bos_prefix(tokenizer) -> list[int]:
     return [bos] if probe and probe[0] == bos else []
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str], max_length: int,
-                   truncation_side: str | None = None) -> list[list[int]]:
+def encode_prompts(
+    tokenizer, prompts: Sequence[str], max_length: int, truncation_side: str | None = None
+) -> list[list[int]]:
     """Token ids of each prompt, at most `max_length`, cut from the left (the end of the message
     and the template's tail survive; unset means left) or, with truncation_side "right", from the
     right (the reference study's way); the tokenizer's BOS, if it adds one, is kept in front. No

@@ -36,7 +36,7 @@ class EvaluationSettings:
     batch_size: int
     bootstrap_samples: int
     seed: int
-    fewshot_max_length: int = _FEWSHOT["max_length"]   # prompt tokens kept for few-shot prompts
+    fewshot_max_length: int = _FEWSHOT["max_length"]  # prompt tokens kept for few-shot prompts
     fewshot_instruction: str = _FEWSHOT["instruction"]  # written once, before the demonstrations
     fewshot_separator: str = _FEWSHOT["separator"]  # after each demonstration
 
@@ -62,17 +62,21 @@ class EvaluationSettings:
         )
 
 
-def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str], vocab_choice=None) -> pd.DataFrame:
+def predictions_frame(
+    records: Sequence[dict], scores, labels: Sequence[str], vocab_choice=None
+) -> pd.DataFrame:
     """One row per record: gold, predicted, each label's log-likelihood (loglik_<label>); with `vocab_choice` (label index
     of the whole-vocabulary argmax, -1 for none) also predicted_vocab ("" where no label won)."""
     from adaptune.scoring import predicted_labels
 
-    frame = pd.DataFrame({
-        "id": [r["id"] for r in records],
-        "text": [r["text"] for r in records],
-        "gold": [r["label"] for r in records],
-        "predicted": predicted_labels(scores, labels),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": [r["id"] for r in records],
+            "text": [r["text"] for r in records],
+            "gold": [r["label"] for r in records],
+            "predicted": predicted_labels(scores, labels),
+        }
+    )
     if vocab_choice is not None:
         frame["predicted_vocab"] = [labels[j] if j >= 0 else "" for j in vocab_choice]
     for j, label in enumerate(labels):
@@ -80,9 +84,16 @@ def predictions_frame(records: Sequence[dict], scores, labels: Sequence[str], vo
     return frame
 
 
-def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[str], settings,
-                  prompts: Sequence[str] | None = None, completions: Sequence[str] | None = None,
-                  scorer=None) -> tuple[pd.DataFrame, float]:
+def score_records(
+    model,
+    tokenizer,
+    records: Sequence[dict],
+    labels: Sequence[str],
+    settings,
+    prompts: Sequence[str] | None = None,
+    completions: Sequence[str] | None = None,
+    scorer=None,
+) -> tuple[pd.DataFrame, float]:
     """(predictions frame, examples per second) of the records' prompts (or `prompts`), scored by
     `scorer` (an approach's, adaptune.approaches.prompt_scorer; default adaptune.scoring's)."""
     from adaptune.scoring import score_with_vocab
@@ -101,32 +112,61 @@ def score_records(model, tokenizer, records: Sequence[dict], labels: Sequence[st
 
     clock = Stopwatch()
     scores, vocab_choice = score(model, tokenizer, prompts, labels, settings, progress, completions)
-    return predictions_frame(records, scores, labels, vocab_choice), total / max(clock.seconds, 1e-9)
+    return predictions_frame(records, scores, labels, vocab_choice), total / max(
+        clock.seconds, 1e-9
+    )
 
 
-def _write(out_dir, frame, system, split, labels, settings: EvaluationSettings, speed, config_section, stopwatch):
+def _write(
+    out_dir,
+    frame,
+    system,
+    split,
+    labels,
+    settings: EvaluationSettings,
+    speed,
+    config_section,
+    stopwatch,
+):
     record = evaluation_record(
-        system, split, frame["gold"].tolist(), frame["predicted"].tolist(), labels,
-        examples_per_second=speed, provenance=provenance(config_section, settings.seed, stopwatch),
-        bootstrap_samples=settings.bootstrap_samples, seed=settings.seed,
+        system,
+        split,
+        frame["gold"].tolist(),
+        frame["predicted"].tolist(),
+        labels,
+        examples_per_second=speed,
+        provenance=provenance(config_section, settings.seed, stopwatch),
+        bootstrap_samples=settings.bootstrap_samples,
+        seed=settings.seed,
     )
     if "predicted_vocab" in frame:
         # The reference study's metric: right only where the label's token is the most likely
         # token of the whole vocabulary.
         record["vocab_argmax_accuracy"] = float((frame["predicted_vocab"] == frame["gold"]).mean())
     write_evaluation(out_dir, frame, record)
-    log.info("%s %s: accuracy %.3f, macro-F1 %.3f (n=%d, %.1f examples/s)", system["name"], split,
-             record["accuracy"], record["macro_f1"], record["n"], speed)
+    log.info(
+        "%s %s: accuracy %.3f, macro-F1 %.3f (n=%d, %.1f examples/s)",
+        system["name"],
+        split,
+        record["accuracy"],
+        record["macro_f1"],
+        record["n"],
+        speed,
+    )
     return record
 
 
 def _check_splits(prompt_files: dict, outputs: dict) -> None:
     if not prompt_files or set(prompt_files) != set(outputs):
-        raise ValueError(f"splits to score {sorted(prompt_files)} and output directories {sorted(outputs)} "
-                         "must name the same, non-empty set of splits")
+        raise ValueError(
+            f"splits to score {sorted(prompt_files)} and output directories {sorted(outputs)} "
+            "must name the same, non-empty set of splits"
+        )
 
 
-def reused_scores(path: str | os.PathLike, records: Sequence[dict], labels: Sequence[str]) -> pd.DataFrame | None:
+def reused_scores(
+    path: str | os.PathLike, records: Sequence[dict], labels: Sequence[str]
+) -> pd.DataFrame | None:
     """The predictions frame of `records` from training's final validation scores (adaptune.
     training.VAL_SCORES), or None where that file does not cover exactly these records' ids with
     every label's score (multi-token labels, another val split)."""
@@ -141,16 +181,26 @@ def reused_scores(path: str | os.PathLike, records: Sequence[dict], labels: Sequ
     if any(c not in frame for c in columns) or sorted(frame["id"]) != sorted(ids):
         return None
     by_id = frame.set_index("id").loc[ids]
-    vocab = ([labels.index(v) if v in labels else -1 for v in by_id["vocab_choice"]]
-             if "vocab_choice" in by_id else None)
+    vocab = (
+        [labels.index(v) if v in labels else -1 for v in by_id["vocab_choice"]]
+        if "vocab_choice" in by_id
+        else None
+    )
     return predictions_frame(records, by_id[columns].to_numpy(dtype=float), labels, vocab)
 
 
-def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLike,
-                     prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
-                     settings: EvaluationSettings, name: str, config_section: dict,
-                     quantization: str | None = None, val_scores: str | os.PathLike | None = None,
-                     val_examples_per_second: float | None = None) -> dict[str, dict]:
+def evaluate_adapter(
+    model_dir: str | os.PathLike,
+    adapter_dir: str | os.PathLike,
+    prompt_files: dict[str, str | os.PathLike],
+    outputs: dict[str, str | os.PathLike],
+    settings: EvaluationSettings,
+    name: str,
+    config_section: dict,
+    quantization: str | None = None,
+    val_scores: str | os.PathLike | None = None,
+    val_examples_per_second: float | None = None,
+) -> dict[str, dict]:
     """Score each split's prompts (split -> jsonl) with the fine-tuned model and write its
     evaluation into outputs[split]. Uses the adapter's labels, completions and max_length.
     The val split is not scored again where `val_scores` (training's final validation pass with
@@ -168,14 +218,30 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
     labels = list(meta["labels"])
     # Scored as the adapter was trained: its completions, max_length, truncation side and
     # precision (resolved when it trained).
-    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=int(meta["max_length"]),
-                              truncation_side=meta["truncation_side"], precision=meta["precision"])
+    scoring = ScoringSettings(
+        batch_size=settings.batch_size,
+        max_length=int(meta["max_length"]),
+        truncation_side=meta["truncation_side"],
+        precision=meta["precision"],
+    )
     prepare_for_inference(model, scoring.precision)
-    system = system_info(meta["base_model"], meta["approach"], name, meta.get("style"), None,
-                         quantization or meta["quantization"], seed=meta["settings"]["seed"])
-    section = {**config_section, "adapter": {k: meta.get(k) for k in
-                                             ("approach", "base_model", "quantization", "style", "max_length")},
-               "precision": scoring.precision}
+    system = system_info(
+        meta["base_model"],
+        meta["approach"],
+        name,
+        meta.get("style"),
+        None,
+        quantization or meta["quantization"],
+        seed=meta["settings"]["seed"],
+    )
+    section = {
+        **config_section,
+        "adapter": {
+            k: meta.get(k)
+            for k in ("approach", "base_model", "quantization", "style", "max_length")
+        },
+        "precision": scoring.precision,
+    }
     results = {}
     for split, path in prompt_files.items():
         records = read_prompts(path, labels)
@@ -186,27 +252,51 @@ def evaluate_adapter(model_dir: str | os.PathLike, adapter_dir: str | os.PathLik
                 f"trained with ({template!r}); rerun format_prompts or retrain"
             )
         reused = None
-        if split == "val" and val_scores is not None and quantization in (None, meta["quantization"]):
+        if (
+            split == "val"
+            and val_scores is not None
+            and quantization in (None, meta["quantization"])
+        ):
             reused = reused_scores(val_scores, records, labels)
         if reused is not None:
-            log.info("%s: reusing the scores of training's final validation pass (%s)", split, val_scores)
+            log.info(
+                "%s: reusing the scores of training's final validation pass (%s)", split, val_scores
+            )
             frame, speed = reused, val_examples_per_second or 0.0
             these = {**section, "scored_by": "training's final validation pass"}
         else:
-            frame, speed = score_records(model, tokenizer, records, labels, scoring, 
-                                         completions=record_completions(meta),
-                                         scorer=prompt_scorer(meta["approach"]))
+            frame, speed = score_records(
+                model,
+                tokenizer,
+                records,
+                labels,
+                scoring,
+                completions=record_completions(meta),
+                scorer=prompt_scorer(meta["approach"]),
+            )
             these = section
-        results[split] = _write(outputs[split], frame, system, split, labels, settings, speed, these, stopwatch)
+        results[split] = _write(
+            outputs[split], frame, system, split, labels, settings, speed, these, stopwatch
+        )
     return results
 
 
-def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prompts: str | os.PathLike,
-                     prompt_files: dict[str, str | os.PathLike], outputs: dict[str, str | os.PathLike],
-                     k: int, labels: Sequence[str], style: str, settings: EvaluationSettings, name: str,
-                     config_section: dict, fixed: Sequence[dict] | None = None,
-                     precision: str = "auto", precision_file: str | os.PathLike | None = None,
-                     ) -> dict[str, dict]:
+def evaluate_fewshot(
+    model_dir: str | os.PathLike,
+    quantization: str,
+    train_prompts: str | os.PathLike,
+    prompt_files: dict[str, str | os.PathLike],
+    outputs: dict[str, str | os.PathLike],
+    k: int,
+    labels: Sequence[str],
+    style: str,
+    settings: EvaluationSettings,
+    name: str,
+    config_section: dict,
+    fixed: Sequence[dict] | None = None,
+    precision: str = "auto",
+    precision_file: str | os.PathLike | None = None,
+) -> dict[str, dict]:
     """Score each split with the base model and k demonstrations per query from `train_prompts`
     (or the `fixed` demonstrations, records with prompt, completion and id, for every query),
     under `precision` (adaptune.precision; "auto" reads the decision in `precision_file`)."""
@@ -218,25 +308,39 @@ def evaluate_fewshot(model_dir: str | os.PathLike, quantization: str, train_prom
 
     _check_splits(prompt_files, outputs)
     if "train" in prompt_files:
-        raise ValueError("few-shot demonstrations come from the train split; it cannot also be evaluated")
+        raise ValueError(
+            "few-shot demonstrations come from the train split; it cannot also be evaluated"
+        )
     stopwatch = Stopwatch()
     labels = list(labels)
     pool = read_prompts(train_prompts, labels)
     model, tokenizer = load_model(model_dir, quantization)
-    scoring = ScoringSettings(batch_size=settings.batch_size, max_length=settings.fewshot_max_length,
-                              precision=resolve(precision, precision_file))
+    scoring = ScoringSettings(
+        batch_size=settings.batch_size,
+        max_length=settings.fewshot_max_length,
+        precision=resolve(precision, precision_file),
+    )
     prepare_for_inference(model, scoring.precision)
     config_section = {**config_section, "precision": scoring.precision}
     system = system_info(model_entry(model_dir)["name"], "fewshot", name, style, k, quantization)
     results = {}
     for split, path in prompt_files.items():
         records = read_prompts(path, labels)
-        prompts, _ = build_fewshot_prompts(records, pool, labels, k, settings.seed, split=f"{path}",
-                                           fixed=fixed, instruction=settings.fewshot_instruction,
-                                           separator=settings.fewshot_separator)
+        prompts, _ = build_fewshot_prompts(
+            records,
+            pool,
+            labels,
+            k,
+            settings.seed,
+            split=f"{path}",
+            fixed=fixed,
+            instruction=settings.fewshot_instruction,
+            separator=settings.fewshot_separator,
+        )
         frame, speed = score_records(model, tokenizer, records, labels, scoring, prompts=prompts)
-        results[split] = _write(outputs[split], frame, system, split, labels, settings, speed,
-                                config_section, stopwatch)
+        results[split] = _write(
+            outputs[split], frame, system, split, labels, settings, speed, config_section, stopwatch
+        )
     return results
 
 
@@ -249,7 +353,9 @@ def split_directories(splits: Sequence[str], outputs: Sequence[str]) -> dict[str
     for i, split in enumerate(splits):
         predictions, metrics = Path(outputs[2 * i]), Path(outputs[2 * i + 1])
         if predictions.name != "predictions.csv" or metrics != predictions.parent / "metrics.json":
-            raise ValueError(f"outputs of split {split!r}: expected <dir>/predictions.csv and <dir>/metrics.json, "
-                             f"got {predictions} and {metrics}")
+            raise ValueError(
+                f"outputs of split {split!r}: expected <dir>/predictions.csv and <dir>/metrics.json, "
+                f"got {predictions} and {metrics}"
+            )
         directories[split] = predictions.parent
     return directories

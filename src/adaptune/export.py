@@ -21,14 +21,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adaptune.adapters import ADAPTER_FILE, AdapterError, norms_accepted, is_exported, load_trained, read_record
+from adaptune.adapters import (
+    ADAPTER_FILE,
+    AdapterError,
+    norms_accepted,
+    is_exported,
+    load_trained,
+    read_record,
+)
 from adaptune.io import atomic_dir, write_json
 
 DTYPES = ("float32", "bfloat16")
 
 
-def export_model(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = "float32",
-                 model_dir: str | os.PathLike | None = None) -> Path:
+def export_model(
+    adapter_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    dtype: str = "float32",
+    model_dir: str | os.PathLike | None = None,
+) -> Path:
     """Write the adapter in `adapter_dir` merged into its base (default: the recorded one) to
     `out_dir`, whole or not at all; returns out_dir."""
     import torch
@@ -42,8 +53,9 @@ def export_model(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, dty
     # Unquantized, on the CPU, in the saved dtype: the merge adds the adapter to unrounded
     # weights, and host memory holds the base once at that size (GPT-J-6B: about 24 GB in
     # float32, 12 GB in bfloat16).
-    model, tokenizer, _ = load_trained(adapter_dir, model_dir, quantization="none", device="cpu",
-                                       dtype=getattr(torch, dtype))
+    model, tokenizer, _ = load_trained(
+        adapter_dir, model_dir, quantization="none", device="cpu", dtype=getattr(torch, dtype)
+    )
     with norms_accepted(), torch.no_grad():
         merged = model.merge_and_unload()
     merged = merged.to(getattr(torch, dtype))
@@ -51,9 +63,18 @@ def export_model(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, dty
     with atomic_dir(out_dir, replaceable=is_exported) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        exported = {"from_adapter": str(adapter_dir.resolve()), "dtype": dtype,
-                    "trained_quantization": record.get("quantization")}
+        exported = {
+            "from_adapter": str(adapter_dir.resolve()),
+            "dtype": dtype,
+            "trained_quantization": record.get("quantization"),
+        }
         # The base is inside the folder now: the record no longer points to one.
-        write_json(tmp / ADAPTER_FILE, {**{k: v for k, v in record.items() if k != "base_model_dir"},
-                                        "quantization": "none", "exported": exported})
+        write_json(
+            tmp / ADAPTER_FILE,
+            {
+                **{k: v for k, v in record.items() if k != "base_model_dir"},
+                "quantization": "none",
+                "exported": exported,
+            },
+        )
     return out_dir

@@ -21,7 +21,9 @@ import random
 from collections.abc import Sequence
 
 
-def check_disjoint(pool: Sequence[dict], queries: Sequence[dict], split: str = "the evaluated split") -> None:
+def check_disjoint(
+    pool: Sequence[dict], queries: Sequence[dict], split: str = "the evaluated split"
+) -> None:
     shared = {r["id"] for r in pool} & {q["id"] for q in queries}
     if shared:
         example = sorted(shared)[:5]
@@ -31,15 +33,22 @@ def check_disjoint(pool: Sequence[dict], queries: Sequence[dict], split: str = "
         )
 
 
-def draw_demonstrations(pool: Sequence[dict], labels: Sequence[str], k: int, rng: random.Random,
-                        exclude_text: str | None = None) -> list[dict]:
+def draw_demonstrations(
+    pool: Sequence[dict],
+    labels: Sequence[str],
+    k: int,
+    rng: random.Random,
+    exclude_text: str | None = None,
+) -> list[dict]:
     """k pool records balanced across `labels`, in random order."""
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     if k == 0:
         return []
-    by_label = {label: [r for r in pool if r["label"] == label and r["text"] != exclude_text]
-                for label in labels}
+    by_label = {
+        label: [r for r in pool if r["label"] == label and r["text"] != exclude_text]
+        for label in labels
+    }
     per_label = {label: k // len(labels) for label in labels}
     for label in rng.sample(list(labels), k % len(labels)):
         per_label[label] += 1
@@ -55,16 +64,27 @@ def draw_demonstrations(pool: Sequence[dict], labels: Sequence[str], k: int, rng
     return chosen
 
 
-def fewshot_prompt(demonstrations: Sequence[dict], query_prompt: str, instruction: str = "",
-                   separator: str = "\n\n") -> str:
+def fewshot_prompt(
+    demonstrations: Sequence[dict],
+    query_prompt: str,
+    instruction: str = "",
+    separator: str = "\n\n",
+) -> str:
     shots = "".join(d["prompt"] + d["completion"] + separator for d in demonstrations)
     return instruction + shots + query_prompt
 
 
-def build_fewshot_prompts(queries: Sequence[dict], pool: Sequence[dict], labels: Sequence[str], k: int,
-                          seed: int, split: str = "the evaluated split",
-                          fixed: Sequence[dict] | None = None, instruction: str = "",
-                          separator: str = "\n\n") -> tuple[list[str], list[list[str]]]:
+def build_fewshot_prompts(
+    queries: Sequence[dict],
+    pool: Sequence[dict],
+    labels: Sequence[str],
+    k: int,
+    seed: int,
+    split: str = "the evaluated split",
+    fixed: Sequence[dict] | None = None,
+    instruction: str = "",
+    separator: str = "\n\n",
+) -> tuple[list[str], list[list[str]]]:
     """The prompt of each query and the ids of its demonstrations. With `fixed` (records with
     prompt, completion and id), every query gets those demonstrations, in that order, when k > 0.
     `instruction` and `separator`: see the module's docstring."""
@@ -73,8 +93,10 @@ def build_fewshot_prompts(queries: Sequence[dict], pool: Sequence[dict], labels:
     if fixed is not None and k > 0:
         if k != len(fixed):
             raise ValueError(f"k={k} but {len(fixed)} fixed demonstrations are given")
-        return ([fewshot_prompt(fixed, q["prompt"], instruction, separator) for q in queries],
-                [[d["id"] for d in fixed] for _ in queries])
+        return (
+            [fewshot_prompt(fixed, q["prompt"], instruction, separator) for q in queries],
+            [[d["id"] for d in fixed] for _ in queries],
+        )
     for query in queries:
         rng = random.Random(f"{seed}:{query['id']}")
         demos = draw_demonstrations(pool, labels, k, rng, exclude_text=query["text"])

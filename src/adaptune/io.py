@@ -20,7 +20,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     a crash leaves the old file or the new one, never a truncated one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
@@ -38,8 +40,9 @@ class FolderInUse(FileExistsError):
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike,
-               replaceable: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike, replaceable: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it takes the place of `path` only if the block
     succeeds. An existing `path` is replaced only when it is empty or `replaceable(path)` says
     it is an earlier output of the same kind: a user's folder (the working directory, a model,
@@ -73,13 +76,16 @@ def _check_replaceable(target: Path, replaceable: Callable[[Path], bool] | None)
         return
     resolved, here = target.resolve(), Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
-        raise FolderInUse(f"{target}: is the working directory or holds it; "
-                          "expected a new folder to write into")
+        raise FolderInUse(
+            f"{target}: is the working directory or holds it; expected a new folder to write into"
+        )
     if not target.is_dir():
         raise FolderInUse(f"{target}: exists and is not a folder; expected a new folder")
     if any(target.iterdir()) and not (replaceable and replaceable(target)):
-        raise FolderInUse(f"{target}: exists and holds files that this would replace; "
-                          "expected a new or empty folder (nothing was written or deleted)")
+        raise FolderInUse(
+            f"{target}: exists and holds files that this would replace; "
+            "expected a new or empty folder (nothing was written or deleted)"
+        )
 
 
 def _fsync_file(path: Path) -> None:

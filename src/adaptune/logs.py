@@ -67,7 +67,9 @@ def log_to(path: str) -> None:
     stream = _Redacting(open(path, "w", buffering=1, encoding="utf-8"))
     sys.stderr = stream
     logging.basicConfig(
-        stream=stream, level=logging.INFO, force=True,
+        stream=stream,
+        level=logging.INFO,
+        force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # bitsandbytes warns on every int8 matmul that it casts its input to fp16.

@@ -49,7 +49,9 @@ def classification_metrics(
     )
     accuracy = float(accuracy_score(gold_idx, pred_idx))
     macro_f1 = float(np.mean(f1))
-    accuracy_ci, macro_f1_ci = _bootstrap_intervals(gold_idx, pred_idx, len(labels), bootstrap_samples, seed)
+    accuracy_ci, macro_f1_ci = _bootstrap_intervals(
+        gold_idx, pred_idx, len(labels), bootstrap_samples, seed
+    )
     return {
         "n": n,
         "labels": labels,
@@ -81,8 +83,15 @@ def system_info(
     seed: int | None = None,
 ) -> dict:
     """The "system" block of metrics.json (adaptune.systems.System.block() gives the same keys)."""
-    return {"model": model, "method": method, "name": name, "style": style, "k": k,
-            "quantization": quantization, "seed": seed}
+    return {
+        "model": model,
+        "method": method,
+        "name": name,
+        "style": style,
+        "k": k,
+        "quantization": quantization,
+        "seed": seed,
+    }
 
 
 def evaluation_record(
@@ -140,8 +149,10 @@ def _encode(gold, predicted, labels) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"gold label {label!r} in row {row} is not one of {labels}")
         gold_idx[row] = index[label]
     # Anything that is not a label (None, "", "Hate.") is the invalid code len(labels).
-    pred_idx = np.array([index.get(p, len(labels)) if p is not None else len(labels) for p in predicted],
-                        dtype=np.int64)
+    pred_idx = np.array(
+        [index.get(p, len(labels)) if p is not None else len(labels) for p in predicted],
+        dtype=np.int64,
+    )
     return gold_idx, pred_idx
 
 

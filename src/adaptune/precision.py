@@ -78,8 +78,10 @@ def read_decision(path: str | os.PathLike) -> dict:
     try:
         decision = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a readable precision decision ({error}); "
-                         "delete it and rerun the `hardware` rule") from None
+        raise ValueError(
+            f"{path}: not a readable precision decision ({error}); "
+            "delete it and rerun the `hardware` rule"
+        ) from None
     choice = decision.get("choice") if isinstance(decision, dict) else None
     if choice not in CHOICES:
         raise ValueError(f"{path}: choice: got {choice!r}, expected one of {list(CHOICES)}")
@@ -122,7 +124,9 @@ def decide(seconds: dict[str, list[float]], margin: float = MARGIN) -> tuple[str
     if "32-true" not in seconds:
         raise ValueError("timings must include 32-true, the reference")
     base = seconds["32-true"]
-    speedups = {name: statistics.median(b / t for b, t in zip(base, times))
-                for name, times in seconds.items()}
+    speedups = {
+        name: statistics.median(b / t for b, t in zip(base, times))
+        for name, times in seconds.items()
+    }
     best = max(speedups, key=speedups.get)
     return (best if best != "32-true" and speedups[best] >= margin else "32-true"), speedups

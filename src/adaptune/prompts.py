@@ -43,32 +43,42 @@ def completion(label: str) -> str:
     return " " + label
 
 
-def format_split(split_csv: str | os.PathLike, template: str, labels: list[str],
-                 style: str = "template") -> list[dict]:
+def format_split(
+    split_csv: str | os.PathLike, template: str, labels: list[str], style: str = "template"
+) -> list[dict]:
     """One record per row of a split: id, text, prompt, completion, label."""
     check_template(template, style)
     frame = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
     missing = [c for c in ("id", "text", "label") if c not in frame.columns]
     if missing:
-        raise ValueError(f"{split_csv}: missing column(s) {', '.join(missing)}; expected id, text, label")
+        raise ValueError(
+            f"{split_csv}: missing column(s) {', '.join(missing)}; expected id, text, label"
+        )
     records = []
     for row_number, row in enumerate(frame.itertuples(index=False), start=2):
         if row.label not in labels:
             raise ValueError(
                 f"{split_csv}: row {row_number}: label {row.label!r} is not one of {', '.join(labels)}"
             )
-        records.append({
-            "id": row.id,
-            "text": row.text,
-            "prompt": render(template, row.text, labels),
-            "completion": completion(row.label),
-            "label": row.label,
-        })
+        records.append(
+            {
+                "id": row.id,
+                "text": row.text,
+                "prompt": render(template, row.text, labels),
+                "completion": completion(row.label),
+                "label": row.label,
+            }
+        )
     return records
 
 
-def format_prompts(split_csv: str | os.PathLike, template: str, labels: list[str],
-                   output: str | os.PathLike, style: str = "template") -> int:
+def format_prompts(
+    split_csv: str | os.PathLike,
+    template: str,
+    labels: list[str],
+    output: str | os.PathLike,
+    style: str = "template",
+) -> int:
     records = format_split(split_csv, template, labels, style)
     write_jsonl(output, records)
     return len(records)
@@ -83,10 +93,14 @@ def read_prompts(path: str | os.PathLike, labels: list[str]) -> list[dict]:
     for number, record in enumerate(records, start=1):
         missing = [key for key in RECORD_KEYS if not isinstance(record.get(key), str)]
         if missing:
-            raise ValueError(f"{path}: line {number}: missing or non-string key(s) {missing}; "
-                             f"expected {list(RECORD_KEYS)}")
+            raise ValueError(
+                f"{path}: line {number}: missing or non-string key(s) {missing}; "
+                f"expected {list(RECORD_KEYS)}"
+            )
         if record["label"] not in labels:
-            raise ValueError(f"{path}: line {number}: label {record['label']!r} is not one of {list(labels)}")
+            raise ValueError(
+                f"{path}: line {number}: label {record['label']!r} is not one of {list(labels)}"
+            )
         if not record["completion"]:
             raise ValueError(f"{path}: line {number}: empty completion")
     return records

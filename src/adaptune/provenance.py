@@ -12,8 +12,16 @@ import time
 from pathlib import Path
 
 PACKAGES = (
-    "adaptune", "torch", "transformers", "peft", "bitsandbytes", "pytorch-lightning",
-    "scikit-learn", "pandas", "snakemake", "openai",
+    "adaptune",
+    "torch",
+    "transformers",
+    "peft",
+    "bitsandbytes",
+    "pytorch-lightning",
+    "scikit-learn",
+    "pandas",
+    "snakemake",
+    "openai",
 )
 
 
@@ -35,7 +43,10 @@ def git_commit(directory: str | Path = ".") -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=directory, capture_output=True, text=True, check=True,
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

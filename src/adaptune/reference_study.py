@@ -12,11 +12,24 @@ REFERENCE_SCORING = {
     "answer": "Accuracy: lowercased answer equals the label",
 }
 REFERENCE_RESULTS = (
-    {"system": "LoRA, all linear layers", "model": "GPT-J-6B (8-bit)", "accuracy": "0.84",
-     "scoring": "vocabulary"},
-    {"system": "3-shot prompting", "model": "GPT-J-6B (8-bit)", "accuracy": "0.415",
-     "scoring": "label_tokens"},
-    {"system": "ChatGPT, zero-shot", "model": "ChatGPT (OpenAI)", "accuracy": "0.50", "scoring": "answer"},
+    {
+        "system": "LoRA, all linear layers",
+        "model": "GPT-J-6B (8-bit)",
+        "accuracy": "0.84",
+        "scoring": "vocabulary",
+    },
+    {
+        "system": "3-shot prompting",
+        "model": "GPT-J-6B (8-bit)",
+        "accuracy": "0.415",
+        "scoring": "label_tokens",
+    },
+    {
+        "system": "ChatGPT, zero-shot",
+        "model": "ChatGPT (OpenAI)",
+        "accuracy": "0.50",
+        "scoring": "answer",
+    },
 )
 REFERENCE_SPLIT = "its 200-tweet validation split"
 # That split is not balanced: always answering its majority class scores 78/200.

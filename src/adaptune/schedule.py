@@ -24,8 +24,10 @@ def wsd_multiplier(steps_per_epoch: int, epochs: int, warmup_ratio: float, decay
     decay = max(1, round(decay_ratio * steps_per_epoch))
     total = steps_per_epoch * epochs
     if warmup + decay > total:
-        raise ValueError(f"warm-up ({warmup} steps) and decay ({decay} steps) do not fit in "
-                         f"{total} steps ({epochs} epochs of {steps_per_epoch})")
+        raise ValueError(
+            f"warm-up ({warmup} steps) and decay ({decay} steps) do not fit in "
+            f"{total} steps ({epochs} epochs of {steps_per_epoch})"
+        )
     start = total - decay
 
     def multiplier(step: int) -> float:

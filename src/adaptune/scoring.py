@@ -34,8 +34,8 @@ from adaptune.prompts import completion
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    batch_size: int = 16      # sequences per forward pass
-    max_length: int = 96      # prompt tokens kept, special tokens included
+    batch_size: int = 16  # sequences per forward pass
+    max_length: int = 96  # prompt tokens kept, special tokens included
     truncation_side: str | None = None  # which end of a long prompt is cut (unset: the start)
     precision: str = "32-true"  # a resolved precision; mixed ones score under autocast
 
@@ -46,7 +46,9 @@ class ScoringSettings:
             raise ValueError(f"max_length must be at least 2, got {self.max_length}")
 
 
-def completion_ids(tokenizer, labels: Sequence[str], completions: Sequence[str] | None = None) -> list[list[int]]:
+def completion_ids(
+    tokenizer, labels: Sequence[str], completions: Sequence[str] | None = None
+) -> list[list[int]]:
     """Token ids of each label's completion (default " <label>")."""
     completions = completions or [completion(label) for label in labels]
     if len(completions) != len(labels):
@@ -57,7 +59,9 @@ def completion_ids(tokenizer, labels: Sequence[str], completions: Sequence[str] 
     return ids
 
 
-def score_labels(model, tokenizer, prompts: Sequence[str], labels: Sequence[str], *options, **named) -> np.ndarray:
+def score_labels(
+    model, tokenizer, prompts: Sequence[str], labels: Sequence[str], *options, **named
+) -> np.ndarray:
     """Log-likelihood of each label's completion (default " <label>") after each prompt: array
     (len(prompts), len(labels)), float64. The options are score_with_vocab's (settings, progress,
     completions); `progress(n)` is called after each batch with the number of prompts done."""
@@ -83,16 +87,26 @@ def score_with_vocab(
     prompt_ids = encode_prompts(tokenizer, prompts, settings.max_length, settings.truncation_side)
     label_ids = completion_ids(tokenizer, labels, completions)
     with _autocast(model, settings.precision):
-        return score_ids(model, pad_token_id(tokenizer), prompt_ids, label_ids, settings.batch_size, progress)
+        return score_ids(
+            model, pad_token_id(tokenizer), prompt_ids, label_ids, settings.batch_size, progress
+        )
 
 
-def score_ids(model, pad_id: int, prompt_ids: list[list[int]], label_ids: list[list[int]], batch_size: int,
-              progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def score_ids(
+    model,
+    pad_id: int,
+    prompt_ids: list[list[int]],
+    label_ids: list[list[int]],
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(scores, vocabulary argmax) as score_with_vocab gives them, of prompts and label
     completions already in token ids: the scorer itself, which training's validation accuracy
     also uses."""
     if all(len(ids) == 1 for ids in label_ids):
-        return _score_single_token(model, pad_id, prompt_ids, [ids[0] for ids in label_ids], batch_size, progress)
+        return _score_single_token(
+            model, pad_id, prompt_ids, [ids[0] for ids in label_ids], batch_size, progress
+        )
     return _score_sequences(model, pad_id, prompt_ids, label_ids, batch_size, progress), None
 
 
@@ -137,7 +151,9 @@ def _score_single_token(model, pad_id, prompt_ids, label_tokens, batch_size, pro
             log_probs, label_scores = label_log_probs(logits[:, -1, :], targets)
             scores[batch] = label_scores.cpu().numpy()
             top = log_probs.argmax(-1).cpu()
-            vocab_choice[batch] = [label_tokens.index(t) if t in label_tokens else -1 for t in top.tolist()]
+            vocab_choice[batch] = [
+                label_tokens.index(t) if t in label_tokens else -1 for t in top.tolist()
+            ]
             if progress:
                 progress(done)
     return scores, vocab_choice
@@ -162,7 +178,7 @@ def _score_sequences(model, pad_id, prompt_ids, label_ids, batch_size, progress)
                 p, j = pairs[i]
                 m = lengths[row]
                 targets = torch.tensor(label_ids[j], device=log_probs.device)
-                window = log_probs[row, keep - 1 - m: keep - 1]
+                window = log_probs[row, keep - 1 - m : keep - 1]
                 scores[p, j] = window.gather(1, targets[:, None]).sum().item()
             if progress:
                 progress(done // n_labels)
@@ -183,5 +199,5 @@ def _by_length(lengths: list[int]) -> list[int]:
 
 def _batches(order: list[int], batch_size: int):
     for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
+        batch = order[start : start + batch_size]
         yield start + len(batch), batch

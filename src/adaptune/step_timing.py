@@ -34,12 +34,20 @@ def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = F
     model, tokenizer = load_model(model_dir, settings.quantization)
     model = prepare_for_training(make_trainable(model, settings, model_entry(model_dir)), precision)
     model.train()
-    examples = encode_rows(tokenizer, rows, settings.labels, settings.max_length, settings.truncation_side)
-    order = length_grouped_order([len(e.prompt_ids) + len(e.completion_ids) for e in examples],
-                                 settings.batch_size, settings.seed)
+    examples = encode_rows(
+        tokenizer, rows, settings.labels, settings.max_length, settings.truncation_side
+    )
+    order = length_grouped_order(
+        [len(e.prompt_ids) + len(e.completion_ids) for e in examples],
+        settings.batch_size,
+        settings.seed,
+    )
     collate = Collator(pad_token_id(tokenizer))
     size = settings.batch_size
-    data = [collate([examples[i] for i in order[j:j + size]]) for j in range(0, len(order) - size + 1, size)]
+    data = [
+        collate([examples[i] for i in order[j : j + size]])
+        for j in range(0, len(order) - size + 1, size)
+    ]
     if compiled:
         from adaptune.compilation import compile_model, pad_to_bucket
 
@@ -48,8 +56,17 @@ def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = F
     return training_step_function(model, data, precision)
 
 
-def time_compile(settings, train_prompts, model_dir, precision: str, study_steps: int,
-                 approaches: int, margin: float = MARGIN, rounds: int = 3, steps: int = 2) -> dict:
+def time_compile(
+    settings,
+    train_prompts,
+    model_dir,
+    precision: str,
+    study_steps: int,
+    approaches: int,
+    margin: float = MARGIN,
+    rounds: int = 3,
+    steps: int = 2,
+) -> dict:
     """Whether compiling pays (adaptune.compilation.decide), from eager against compiled steps
     of `precision` on prompts of the most common length bucket (one compiled graph), the first
     compiled step's extra time taken as one graph's compile time. The graphs of the study are
@@ -62,8 +79,9 @@ def time_compile(settings, train_prompts, model_dir, precision: str, study_steps
 
     rows = read_prompts(train_prompts, settings.labels)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    examples = encode_rows(tokenizer, rows, settings.labels, settings.max_length,
-                           settings.truncation_side)
+    examples = encode_rows(
+        tokenizer, rows, settings.labels, settings.max_length, settings.truncation_side
+    )
     lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
     buckets = compilation.buckets_reached(lengths)
     common = max(buckets, key=[compilation.bucket_length(n) for n in lengths].count)
@@ -83,17 +101,29 @@ def time_compile(settings, train_prompts, model_dir, precision: str, study_steps
         return {"choice": False, "reason": f"eager: compiling failed ({type(error).__name__})"}
     compile_s = max(0.0, time.perf_counter() - start - eager_first)
     seconds = interleaved_seconds({"eager": eager, "compiled": compiled}, rounds, steps)
-    record = compilation.decide(statistics.median(seconds["eager"]),
-                                statistics.median(seconds["compiled"]), compile_s,
-                                approaches * len(buckets) * compilation.GRAPHS_PER_BUCKET,
-                                study_steps, margin)
+    record = compilation.decide(
+        statistics.median(seconds["eager"]),
+        statistics.median(seconds["compiled"]),
+        compile_s,
+        approaches * len(buckets) * compilation.GRAPHS_PER_BUCKET,
+        study_steps,
+        margin,
+    )
     record["buckets"] = buckets
     log.info("%s", record["reason"])
     return record
 
 
-def time_candidates(settings, train_prompts, model_dir, candidates=CANDIDATES, rounds: int = 5,
-                    steps: int = 2, warmup: int = 1, batches: int = 8) -> dict[str, list[float]]:
+def time_candidates(
+    settings,
+    train_prompts,
+    model_dir,
+    candidates=CANDIDATES,
+    rounds: int = 5,
+    steps: int = 2,
+    warmup: int = 1,
+    batches: int = 8,
+) -> dict[str, list[float]]:
     """Seconds per training step of each candidate (`candidate_step` on the first `batches`
     batches of `train_prompts`), one entry per round, the candidates interleaved."""
     from adaptune.prompts import read_prompts
@@ -148,9 +178,17 @@ def training_step_function(model, batches, precision):
     return step
 
 
-def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds: int = 5,
-                       steps: int = 2, margin: float = MARGIN, candidates=CANDIDATES,
-                       compile_plan: dict | None = None) -> dict:
+def measure_and_decide(
+    settings,
+    train_prompts,
+    model_dir,
+    threads: int,
+    rounds: int = 5,
+    steps: int = 2,
+    margin: float = MARGIN,
+    candidates=CANDIDATES,
+    compile_plan: dict | None = None,
+) -> dict:
     """The decision record: machine, torch, per-candidate timings and the choice; with
     `compile_plan` ({"study_steps", "approaches", "cache"}) also whether to compile (time_compile).
     A bf16 candidate is not timed where bf16 matmuls run below EMULATED of fp32's rate (bf16
@@ -160,60 +198,97 @@ def measure_and_decide(settings, train_prompts, model_dir, threads: int, rounds:
     from adaptune.acceleration import matmul_gflops
     from adaptune.hardware import cpu_flags, cpu_name
 
-    record = {"cpu": cpu_name(), "cpu_bf16_flags": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"}),
-              "torch": torch.__version__, "threads": threads, "model": Path(model_dir).name,
-              "approach": settings.approach, "quantization": settings.quantization,
-              "batch_size": settings.batch_size, "margin": margin}
+    record = {
+        "cpu": cpu_name(),
+        "cpu_bf16_flags": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"}),
+        "torch": torch.__version__,
+        "threads": threads,
+        "model": Path(model_dir).name,
+        "approach": settings.approach,
+        "quantization": settings.quantization,
+        "batch_size": settings.batch_size,
+        "margin": margin,
+    }
     on_gpu = cuda_mixed_precision()
     if on_gpu:
         capability = ".".join(map(str, torch.cuda.get_device_capability()))
-        record.update(device=torch.cuda.get_device_name(), choice=on_gpu,
-                      reason=f"a CUDA GPU of compute capability {capability}: {on_gpu}, not timed "
-                             "(bf16 from 8.0, where it is native; fp16 below)")
+        record.update(
+            device=torch.cuda.get_device_name(),
+            choice=on_gpu,
+            reason=f"a CUDA GPU of compute capability {capability}: {on_gpu}, not timed "
+            "(bf16 from 8.0, where it is native; fp16 below)",
+        )
         if compile_plan is not None:
-            record["compile"] = {"choice": False,
-                                 "reason": "eager: compilation is not timed on a GPU"}
+            record["compile"] = {
+                "choice": False,
+                "reason": "eager: compilation is not timed on a GPU",
+            }
         return record
     record["device"] = "cpu"
-    rates = {name: round(matmul_gflops(dtype), 1) for name, dtype in
-             (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
+    rates = {
+        name: round(matmul_gflops(dtype), 1)
+        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))
+    }
     record["matmul_gflops"] = rates
     if len(candidates) > 1 and rates["bfloat16"] < EMULATED * rates["float32"]:
-        record["not_timed"] = {name: f"bf16 matmul {rates['bfloat16']} GFLOP/s is below "
-                                     f"{EMULATED:.0%} of fp32's {rates['float32']}: emulated"
-                               for name in candidates if name != "32-true"}
+        record["not_timed"] = {
+            name: f"bf16 matmul {rates['bfloat16']} GFLOP/s is below "
+            f"{EMULATED:.0%} of fp32's {rates['float32']}: emulated"
+            for name in candidates
+            if name != "32-true"
+        }
         candidates = [name for name in candidates if name == "32-true"]
     if len(candidates) == 1 and candidates[0] != "32-true":  # the config's: nothing to decide
         record.update(choice=candidates[0], reason=f"{candidates[0]}: set by the config")
     else:  # fp32 alone is timed once: its speed is on record
-        _time_and_choose(record, settings, train_prompts, model_dir, candidates,
-                         rounds if len(candidates) > 1 else 1, steps, margin)
+        _time_and_choose(
+            record,
+            settings,
+            train_prompts,
+            model_dir,
+            candidates,
+            rounds if len(candidates) > 1 else 1,
+            steps,
+            margin,
+        )
     log.info("precision: %s", record["reason"])
     if compile_plan is not None:
         from adaptune.compilation import use_cache
 
         use_cache(compile_plan["cache"])  # the graph compiled here serves the training jobs
-        record["compile"] = time_compile(settings, train_prompts, model_dir, record["choice"],
-                                         compile_plan["study_steps"], compile_plan["approaches"],
-                                         margin)
+        record["compile"] = time_compile(
+            settings,
+            train_prompts,
+            model_dir,
+            record["choice"],
+            compile_plan["study_steps"],
+            compile_plan["approaches"],
+            margin,
+        )
     return record
 
 
 def _time_and_choose(record, settings, train_prompts, model_dir, candidates, rounds, steps, margin):
     """Times the candidates into `record` and sets its choice and reason."""
-    seconds = time_candidates(settings, train_prompts, model_dir, candidates, rounds=rounds,
-                              steps=steps)
+    seconds = time_candidates(
+        settings, train_prompts, model_dir, candidates, rounds=rounds, steps=steps
+    )
     choice, speedups = decide(seconds, margin)
     record["candidates"] = {
-        name: {"seconds_per_step": [round(t, 4) for t in times],
-               "median_seconds_per_step": round(statistics.median(times), 4),
-               "samples_per_second": round(settings.batch_size / statistics.median(times), 3),
-               "speedup_over_fp32": round(speedups[name], 3)}
-        for name, times in seconds.items()}
+        name: {
+            "seconds_per_step": [round(t, 4) for t in times],
+            "median_seconds_per_step": round(statistics.median(times), 4),
+            "samples_per_second": round(settings.batch_size / statistics.median(times), 3),
+            "speedup_over_fp32": round(speedups[name], 3),
+        }
+        for name, times in seconds.items()
+    }
     record["rounds"], record["steps_per_round"] = rounds, steps
     record["choice"] = choice
     best = max(speedups, key=speedups.get)
-    record["reason"] = (f"{choice}: {speedups[choice]:.2f}x fp32's speed (median of {rounds} interleaved rounds)"
-                        if choice != "32-true" else
-                        f"32-true: no candidate was {margin:.2f}x fp32's speed or more "
-                        f"(best {best} at {speedups[best]:.2f}x)")
+    record["reason"] = (
+        f"{choice}: {speedups[choice]:.2f}x fp32's speed (median of {rounds} interleaved rounds)"
+        if choice != "32-true"
+        else f"32-true: no candidate was {margin:.2f}x fp32's speed or more "
+        f"(best {best} at {speedups[best]:.2f}x)"
+    )

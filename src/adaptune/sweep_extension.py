@@ -26,8 +26,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def run_folder(root: str | os.PathLike, approach: str, rate: float, seed: int,
-               epochs: int | None = None) -> Path:
+def run_folder(
+    root: str | os.PathLike, approach: str, rate: float, seed: int, epochs: int | None = None
+) -> Path:
     """Where a sweep run's outputs go: the grid's layout (lr<rate>/seed<seed>), a run of more
     epochs than the grid's under epochs<e>/."""
     folder = Path(root) / approach / f"lr{rate:g}" / f"seed{seed}"
@@ -69,25 +70,43 @@ def confirmation_runs(means, approach: str, seeds: Sequence[int], top: int) -> l
     rate and seed, as long as the longest of its settings (a shorter one is branched off it),
     scoring only those settings (`scored`)."""
     rows = means[means["approach"] == approach].sort_values(
-        ["val_macro_f1", "epochs", "learning_rate"], ascending=[False, True, True], kind="stable")
+        ["val_macro_f1", "epochs", "learning_rate"], ascending=[False, True, True], kind="stable"
+    )
     best = rows.head(top)
     runs = []
     for rate, settings in best.groupby("learning_rate", sort=True):
         scored = sorted(int(e) for e in settings["epochs"])
-        runs += [{"learning_rate": float(rate), "epochs": scored[-1], "seed": int(seed),
-                  "scored": scored} for seed in seeds]
+        runs += [
+            {
+                "learning_rate": float(rate),
+                "epochs": scored[-1],
+                "seed": int(seed),
+                "scored": scored,
+            }
+            for seed in seeds
+        ]
     return runs
 
 
 def _with_choice(tables: Callable, runs, counts):
     points, means = tables(runs, counts)
-    return points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
-                        on=["approach", "learning_rate", "epochs"]), means
+    return points.merge(
+        means[["approach", "learning_rate", "epochs", "chosen"]],
+        on=["approach", "learning_rate", "epochs"],
+    ), means
 
 
-def extend(approach: str, grid_runs: Sequence[Mapping], epochs: Sequence[int],
-           seeds: Sequence[int], limit: int, train_run: Callable[[dict], Path],
-           tables: Callable, confirm_seeds: Sequence[int] = (), confirm_top: int = 2) -> dict:
+def extend(
+    approach: str,
+    grid_runs: Sequence[Mapping],
+    epochs: Sequence[int],
+    seeds: Sequence[int],
+    limit: int,
+    train_run: Callable[[dict], Path],
+    tables: Callable,
+    confirm_seeds: Sequence[int] = (),
+    confirm_top: int = 2,
+) -> dict:
     """Extend `approach`'s grid until its choice is interior or `limit` steps are taken, then
     confirm its `confirm_top` best settings on `confirm_seeds` (none: no confirmation).
     `train_run(run)` trains one run (learning_rate, seed, epochs) and returns its curves.csv;
@@ -97,8 +116,13 @@ def extend(approach: str, grid_runs: Sequence[Mapping], epochs: Sequence[int],
 
     def add(run):
         curves = train_run(run)
-        runs.append({"approach": approach, "curves": str(curves),
-                     **{k: run[k] for k in ("learning_rate", "seed", "epochs", "scored") if k in run}})
+        runs.append(
+            {
+                "approach": approach,
+                "curves": str(curves),
+                **{k: run[k] for k in ("learning_rate", "seed", "epochs", "scored") if k in run},
+            }
+        )
 
     for _ in range(limit):
         points, _ = _with_choice(tables, runs, counts)
@@ -113,17 +137,26 @@ def extend(approach: str, grid_runs: Sequence[Mapping], epochs: Sequence[int],
     if confirm_seeds:
         _, means = _with_choice(tables, runs, counts)
         for run in confirmation_runs(means, approach, confirm_seeds, confirm_top):
-            confirmed += [{"learning_rate": run["learning_rate"], "epochs": e} for e in run["scored"]
-                          if {"learning_rate": run["learning_rate"], "epochs": e} not in confirmed]
+            confirmed += [
+                {"learning_rate": run["learning_rate"], "epochs": e}
+                for e in run["scored"]
+                if {"learning_rate": run["learning_rate"], "epochs": e} not in confirmed
+            ]
             add(run)
     points, means = _with_choice(tables, runs, counts)
     interior = not next_runs(points, approach, seeds)
-    record = {"approach": approach, "runs": runs[len(grid_runs):],
-              "steps": [[{"learning_rate": r, "epochs": e} for r, e in step] for step in steps],
-              "confirmed": {"seeds": [int(s) for s in confirm_seeds], "settings": confirmed},
-              "interior": interior}
-    record["reason"] = ("the choice lies inside the grid" if interior else
-                        f"the choice still lies on an edge after {limit} extension step(s)")
+    record = {
+        "approach": approach,
+        "runs": runs[len(grid_runs) :],
+        "steps": [[{"learning_rate": r, "epochs": e} for r, e in step] for step in steps],
+        "confirmed": {"seeds": [int(s) for s in confirm_seeds], "settings": confirmed},
+        "interior": interior,
+    }
+    record["reason"] = (
+        "the choice lies inside the grid"
+        if interior
+        else f"the choice still lies on an edge after {limit} extension step(s)"
+    )
     log.info("%s: %d run(s) added; %s", approach, len(record["runs"]), record["reason"])
     return record
 
@@ -136,6 +169,8 @@ def extension_runs(paths: Sequence[str | os.PathLike]) -> list[dict]:
             record = json.loads(Path(path).read_text())
             runs += [dict(run) for run in record["runs"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a readable sweep extension record ({error}); "
-                             "delete it and rerun its sweep_extend rule") from None
+            raise ValueError(
+                f"{path}: not a readable sweep extension record ({error}); "
+                "delete it and rerun its sweep_extend rule"
+            ) from None
     return runs

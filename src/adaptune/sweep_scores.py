@@ -26,9 +26,25 @@ class SweepInputError(ValueError):
     """A sweep run's curves.csv that is missing or lacks what the choice needs."""
 
 
-POINT_COLUMNS = ("approach", "learning_rate", "epochs", "seed", "val_macro_f1", "val_accuracy", "curves")
-MEAN_COLUMNS = ("approach", "learning_rate", "epochs", "seeds", "val_macro_f1", "val_macro_f1_sd",
-                "val_accuracy", "chosen")
+POINT_COLUMNS = (
+    "approach",
+    "learning_rate",
+    "epochs",
+    "seed",
+    "val_macro_f1",
+    "val_accuracy",
+    "curves",
+)
+MEAN_COLUMNS = (
+    "approach",
+    "learning_rate",
+    "epochs",
+    "seeds",
+    "val_macro_f1",
+    "val_macro_f1_sd",
+    "val_accuracy",
+    "chosen",
+)
 
 
 def epoch_scores(curves_csv: str | Path, epochs: Sequence[int]) -> dict[int, dict[str, float]]:
@@ -40,58 +56,94 @@ def epoch_scores(curves_csv: str | Path, epochs: Sequence[int]) -> dict[int, dic
     curves = pd.read_csv(path)
     missing = [c for c in ("step", "epoch", "val_macro_f1", "val_accuracy") if c not in curves]
     if missing:
-        raise SweepInputError(f"{path}: missing column(s) {missing}; a sweep run's curves.csv needs "
-                               "step, epoch, val_macro_f1 and val_accuracy")
+        raise SweepInputError(
+            f"{path}: missing column(s) {missing}; a sweep run's curves.csv needs "
+            "step, epoch, val_macro_f1 and val_accuracy"
+        )
     scored = curves.dropna(subset=["val_macro_f1"])
-    scored = scored[scored["step"] > 0].sort_values("step")  # the untrained model's score is no epoch's end
+    scored = scored[scored["step"] > 0].sort_values(
+        "step"
+    )  # the untrained model's score is no epoch's end
     ends = scored.groupby("epoch").tail(1).set_index("epoch")
     result = {}
     for epoch in epochs:
         if epoch - 1 not in ends.index:
-            raise SweepInputError(f"{path}: no val score at the end of epoch {epoch}; the run has "
-                                   f"{len(ends)} scored epoch(s)")
+            raise SweepInputError(
+                f"{path}: no val score at the end of epoch {epoch}; the run has "
+                f"{len(ends)} scored epoch(s)"
+            )
         row = ends.loc[epoch - 1]
-        result[int(epoch)] = {"val_macro_f1": float(row["val_macro_f1"]),
-                              "val_accuracy": float(row["val_accuracy"])}
+        result[int(epoch)] = {
+            "val_macro_f1": float(row["val_macro_f1"]),
+            "val_accuracy": float(row["val_accuracy"]),
+        }
     branches = path.with_name(BRANCHES_FILE)
     if branches.is_file():  # a wsd run: its shorter runs are the branches, not its epoch ends
         for row in pd.read_csv(branches).itertuples(index=False):
             if int(row.epochs) in result:
-                result[int(row.epochs)] = {"val_macro_f1": float(row.val_macro_f1),
-                                           "val_accuracy": float(row.val_accuracy)}
+                result[int(row.epochs)] = {
+                    "val_macro_f1": float(row.val_macro_f1),
+                    "val_accuracy": float(row.val_accuracy),
+                }
     return result
 
 
-def sweep_tables(runs: Sequence[Mapping], epochs: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sweep_tables(
+    runs: Sequence[Mapping], epochs: Sequence[int]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(points, means): one row per run x epoch count, and one per approach x learning rate x
     epochs with the mean over seeds; `chosen` marks each approach's choice."""
     rows = []
     for run in runs:
         # A run trained `epochs` long (the grid's extension) scores the epoch counts up to it.
         # A confirmation run scores only the settings it confirms.
-        scored = [e for e in epochs if e <= int(run.get("epochs", max(epochs)))
-                  and e in run.get("scored", [e])]
+        scored = [
+            e
+            for e in epochs
+            if e <= int(run.get("epochs", max(epochs))) and e in run.get("scored", [e])
+        ]
         for epoch, scores in epoch_scores(run["curves"], scored).items():
-            rows.append({"approach": run["approach"], "learning_rate": float(run["learning_rate"]),
-                         "epochs": epoch, "seed": int(run["seed"]), **scores, "curves": str(run["curves"])})
+            rows.append(
+                {
+                    "approach": run["approach"],
+                    "learning_rate": float(run["learning_rate"]),
+                    "epochs": epoch,
+                    "seed": int(run["seed"]),
+                    **scores,
+                    "curves": str(run["curves"]),
+                }
+            )
     # A longer run's branches repeat points the grid has: the first run of a point counts.
     points = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).drop_duplicates(
-        ["approach", "learning_rate", "epochs", "seed"], ignore_index=True)
+        ["approach", "learning_rate", "epochs", "seed"], ignore_index=True
+    )
     grouped = points.groupby(["approach", "learning_rate", "epochs"], sort=True)
-    means = grouped.agg(seeds=("seed", "nunique"), val_macro_f1=("val_macro_f1", "mean"),
-                        val_macro_f1_sd=("val_macro_f1", "std"),
-                        val_accuracy=("val_accuracy", "mean")).reset_index()
+    means = grouped.agg(
+        seeds=("seed", "nunique"),
+        val_macro_f1=("val_macro_f1", "mean"),
+        val_macro_f1_sd=("val_macro_f1", "std"),
+        val_accuracy=("val_accuracy", "mean"),
+    ).reset_index()
     # Only settings scored on an approach's most seeds compete: after a confirmation, the
     # confirmed ones (a mean over more seeds is not compared with a single run's score).
     most = means["seeds"] == means.groupby("approach")["seeds"].transform("max")
-    ranked = means[most].sort_values(["approach", "val_macro_f1", "epochs", "learning_rate"],
-                                     ascending=[True, False, True, True], kind="stable")
+    ranked = means[most].sort_values(
+        ["approach", "val_macro_f1", "epochs", "learning_rate"],
+        ascending=[True, False, True, True],
+        kind="stable",
+    )
     means["chosen"] = means.index.isin(ranked.groupby("approach").head(1).index)
     return points, means[list(MEAN_COLUMNS)]
 
 
 def chosen_settings(means: pd.DataFrame) -> dict[str, dict]:
     """{approach: {learning_rate, epochs, val_macro_f1, seeds}} of the chosen rows."""
-    return {row.approach: {"learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
-                           "val_macro_f1": round(float(row.val_macro_f1), 6), "seeds": int(row.seeds)}
-            for row in means[means["chosen"]].itertuples(index=False)}
+    return {
+        row.approach: {
+            "learning_rate": float(row.learning_rate),
+            "epochs": int(row.epochs),
+            "val_macro_f1": round(float(row.val_macro_f1), 6),
+            "seeds": int(row.seeds),
+        }
+        for row in means[means["chosen"]].itertuples(index=False)
+    }

@@ -25,8 +25,10 @@ QUANTIZATION_LABELS = {"8bit": "8-bit", "4bit": "4-bit NF4", "none": "full preci
 # One hue per kind of system (colour-blind safe); variants get shades of it (see `colours`).
 METHOD_COLOURS = {
     **{name: approach.colour for name, approach in REGISTRY.items()},
-    "fewshot": "#de8f05", "tfidf": "#949494",
-    "openai_finetune": "#c0392b", "openai_chat": "#7f5a3c",
+    "fewshot": "#de8f05",
+    "tfidf": "#949494",
+    "openai_finetune": "#c0392b",
+    "openai_chat": "#7f5a3c",
 }
 # Factors of a fine-tuned cell that may vary within one study, in the order labels show them.
 VARYING_FACTORS = ("style", "quantization", "model")
@@ -68,7 +70,9 @@ class System:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"system method {self.method!r} is not one of {list(METHODS)}")
-        if self.finetuned and (self.style is None or self.quantization is None or self.seed is None):
+        if self.finetuned and (
+            self.style is None or self.quantization is None or self.seed is None
+        ):
             raise ValueError(f"a fine-tuned system needs style, quantization and seed: {self!r}")
 
     # -------------------------------------------------------------- identity and paths
@@ -80,9 +84,13 @@ class System:
     def name(self) -> str:
         """The system's directory under results/eval/ (and results/train/ for fine-tuned ones)."""
         if self.finetuned:
-            return FINETUNED_NAME.format(model=self.model, approach=self.method, style=self.style,
-                                         quantization=self.quantization,
-                                         seed=seed_segment(self.seed, self.split_seed))
+            return FINETUNED_NAME.format(
+                model=self.model,
+                approach=self.method,
+                style=self.style,
+                quantization=self.quantization,
+                seed=seed_segment(self.seed, self.split_seed),
+            )
         if self.method == "fewshot":
             return FEWSHOT_NAME.format(model=self.model, k=self.k)
         if self.method == "tfidf":
@@ -113,14 +121,28 @@ class System:
     @property
     def factors(self) -> dict:
         """The factors of the grid that tell this system apart, for tables and tests."""
-        return {"method": self.method, "model": self.model, "style": self.style,
-                "quantization": self.quantization, "seed": self.seed, "k": self.k,
-                "openai_model": self.openai_model, "split_seed": self.split_seed}
+        return {
+            "method": self.method,
+            "model": self.model,
+            "style": self.style,
+            "quantization": self.quantization,
+            "seed": self.seed,
+            "k": self.k,
+            "openai_model": self.openai_model,
+            "split_seed": self.split_seed,
+        }
 
     def order(self) -> tuple:
-        return (METHODS.index(self.method), self.k or 0, str(self.style), str(self.quantization),
-                str(self.model), str(self.openai_model), self.seed or 0,
-                -1 if self.split_seed is None else self.split_seed)
+        return (
+            METHODS.index(self.method),
+            self.k or 0,
+            str(self.style),
+            str(self.quantization),
+            str(self.model),
+            str(self.openai_model),
+            self.seed or 0,
+            -1 if self.split_seed is None else self.split_seed,
+        )
 
     # -------------------------------------------------------------- how people read it
     @property
@@ -150,9 +172,12 @@ class System:
     def approach_label(self) -> str:
         if self.finetuned:
             return "fine-tuning"
-        return {"fewshot": f"prompting, {_shots(self.k)}", "tfidf": "classic baseline",
-                "openai_finetune": "OpenAI fine-tuning",
-                "openai_chat": f"OpenAI prompting, {_shots(self.k)}"}[self.method]
+        return {
+            "fewshot": f"prompting, {_shots(self.k)}",
+            "tfidf": "classic baseline",
+            "openai_finetune": "OpenAI fine-tuning",
+            "openai_chat": f"OpenAI prompting, {_shots(self.k)}",
+        }[self.method]
 
     # -------------------------------------------------------------- exchange with files
     def block(self) -> dict:
@@ -166,13 +191,28 @@ class System:
     def finetuned_cell(cls, wildcards) -> System:
         """The fine-tuned system of a rule's wildcards (model, approach, style, quantization, seed)."""
         seed, split_seed = parse_seed_segment(wildcards.seed)
-        return cls(wildcards.approach, wildcards.model, wildcards.style, wildcards.quantization,
-                   seed, split_seed=split_seed)
+        return cls(
+            wildcards.approach,
+            wildcards.model,
+            wildcards.style,
+            wildcards.quantization,
+            seed,
+            split_seed=split_seed,
+        )
 
     @classmethod
     def from_block(cls, block: Mapping) -> System:
-        fields = ("method", "model", "style", "quantization", "seed", "k", "openai_model", "reason",
-                  "split_seed")
+        fields = (
+            "method",
+            "model",
+            "style",
+            "quantization",
+            "seed",
+            "k",
+            "openai_model",
+            "reason",
+            "split_seed",
+        )
         return cls(**{key: block.get(key) for key in fields})
 
 
@@ -181,6 +221,7 @@ def _shots(k) -> str:
 
 
 # ------------------------------------------------------------------ the systems of a config
+
 
 def finetuned_systems(config: Mapping, model: str | None = None) -> list[System]:
     """Every cell of the grid approach x style x quantization x seed x train-split draw, less
@@ -203,8 +244,17 @@ def finetuned_systems(config: Mapping, model: str | None = None) -> list[System]
                     continue
                 for seed in only_seeds.get(quantization, training["seeds"]):
                     for draw in draws:
-                        systems.append(System(approach, model, style, quantization, int(seed),
-                                              reason=reason, split_seed=draw))
+                        systems.append(
+                            System(
+                                approach,
+                                model,
+                                style,
+                                quantization,
+                                int(seed),
+                                reason=reason,
+                                split_seed=draw,
+                            )
+                        )
     return systems
 
 
@@ -218,29 +268,46 @@ def split_draws(config: Mapping) -> list[int | None]:
 
 def fewshot_systems(config: Mapping, model: str | None = None) -> list[System]:
     fewshot = config["evaluation"]["fewshot"]
-    return [System("fewshot", model or config["model"], fewshot["style"], fewshot["quantization"],
-                   k=int(k)) for k in fewshot["k"]]
+    return [
+        System(
+            "fewshot", model or config["model"], fewshot["style"], fewshot["quantization"], k=int(k)
+        )
+        for k in fewshot["k"]
+    ]
 
 
 def baseline_systems(config: Mapping) -> list[System]:
-    reason = None if config["evaluation"]["baseline"]["enabled"] else "evaluation.baseline.enabled is false"
+    reason = (
+        None
+        if config["evaluation"]["baseline"]["enabled"]
+        else "evaluation.baseline.enabled is false"
+    )
     return [System("tfidf", "baseline", reason=reason)]
 
 
 def openai_systems(config: Mapping) -> list[System]:
     openai = config["openai"]
     reason = None if openai["enabled"] else "openai.enabled is false"
-    systems = [System("openai_finetune", "openai", openai["style"], openai_model=m, k=0, reason=reason)
-               for m in openai["finetune_models"]]
-    systems += [System("openai_chat", "openai", openai["style"], openai_model=m, k=int(k), reason=reason)
-                for m in openai["chat_models"] for k in openai["chat_k"]]
+    systems = [
+        System("openai_finetune", "openai", openai["style"], openai_model=m, k=0, reason=reason)
+        for m in openai["finetune_models"]
+    ]
+    systems += [
+        System("openai_chat", "openai", openai["style"], openai_model=m, k=int(k), reason=reason)
+        for m in openai["chat_models"]
+        for k in openai["chat_k"]
+    ]
     return systems
 
 
 def study_systems(config: Mapping) -> list[System]:
     """Every system the config describes, run or not, in listing order."""
-    systems = (finetuned_systems(config) + fewshot_systems(config) + baseline_systems(config)
-               + openai_systems(config))
+    systems = (
+        finetuned_systems(config)
+        + fewshot_systems(config)
+        + baseline_systems(config)
+        + openai_systems(config)
+    )
     return sorted(systems, key=System.order)
 
 
@@ -250,12 +317,14 @@ def running(systems: Iterable[System]) -> list[System]:
 
 # ------------------------------------------------------------------ labels and colours
 
+
 def labels(systems: Sequence[System], with_seed: bool = True) -> dict[str, str]:
     """A unique display label per system name (or per group when `with_seed` is false): the kind
     of system, then only those factors that vary within the study (prompt style, quantization,
     model), then the seed where a group has several."""
-    varying = [f for f in VARYING_FACTORS
-               if len({getattr(s, f) for s in systems if s.finetuned}) > 1]
+    varying = [
+        f for f in VARYING_FACTORS if len({getattr(s, f) for s in systems if s.finetuned}) > 1
+    ]
     seeds = {}
     for s in systems:
         seeds.setdefault(s.group, set()).add((s.seed, s.split_seed))
@@ -265,12 +334,19 @@ def labels(systems: Sequence[System], with_seed: bool = True) -> dict[str, str]:
         if s.finetuned:
             for factor in varying:
                 value = getattr(s, factor)
-                parts.append(f"{value} prompt" if factor == "style"
-                             else QUANTIZATION_LABELS.get(value, value) if factor == "quantization"
-                             else str(value))
+                parts.append(
+                    f"{value} prompt"
+                    if factor == "style"
+                    else QUANTIZATION_LABELS.get(value, value)
+                    if factor == "quantization"
+                    else str(value)
+                )
             if with_seed and len(seeds[s.group]) > 1:
-                parts.append(f"seed {s.seed}" if s.split_seed is None
-                             else f"seed {s.seed}, train split {s.split_seed}")
+                parts.append(
+                    f"seed {s.seed}"
+                    if s.split_seed is None
+                    else f"seed {s.seed}, train split {s.split_seed}"
+                )
         label = s.kind_label + (f" ({', '.join(parts)})" if parts else "")
         shown[s.name if with_seed else s.group] = label
     return shown
@@ -289,18 +365,24 @@ def colours(systems: Sequence[System]) -> dict[str, str]:
     kind's variants; seeds of one group share its colour."""
     result = {}
     for method in METHODS:
-        groups = list(dict.fromkeys(s.group for s in sorted(systems, key=System.order)
-                                    if s.method == method))
+        groups = list(
+            dict.fromkeys(s.group for s in sorted(systems, key=System.order) if s.method == method)
+        )
         base = _rgb(METHOD_COLOURS[method])
         for index, group in enumerate(groups):
             t = 0.0 if len(groups) == 1 else index / (len(groups) - 1)
             dark, light = tuple(0.7 * c for c in base), tuple(c + 0.5 * (1 - c) for c in base)
-            mid = base if len(groups) == 1 else tuple(
-                (d + (b - d) * 2 * t) if t <= 0.5 else (b + (w - b) * (2 * t - 1))
-                for d, b, w in zip(dark, base, light))
+            mid = (
+                base
+                if len(groups) == 1
+                else tuple(
+                    (d + (b - d) * 2 * t) if t <= 0.5 else (b + (w - b) * (2 * t - 1))
+                    for d, b, w in zip(dark, base, light)
+                )
+            )
             result[group] = "#" + "".join(f"{round(255 * c):02x}" for c in mid)
     return result
 
 
 def _rgb(hex_colour: str) -> tuple[float, float, float]:
-    return tuple(int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return tuple(int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))

@@ -44,8 +44,13 @@ VAL_SCORES = "val_scores.csv"
 # Settings that say how a run is carried out, not what it trains: kept out of the run's
 # fingerprint and of the rules' params, so that adding a time limit after a timeout, or changing
 # how often checkpoints are written, neither deletes a run's checkpoints nor reruns its cell.
-RUN_CONTROL_KEYS = ("max_time", "checkpoint_every_n_steps", "log_every_n_steps", "compile",
-                    "compile_cache")
+RUN_CONTROL_KEYS = (
+    "max_time",
+    "checkpoint_every_n_steps",
+    "log_every_n_steps",
+    "compile",
+    "compile_cache",
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +71,18 @@ class LoraSettings:
     embedding: bool = _LORA["embedding"]  # also adapt the input embedding (lora_all only)
     # Unset in the schema means "no"; the reference study set all three.
     lm_head: bool | None = None  # also adapt the LM head (lora_all only)
-    norms: bool | None = None    # also train the normalization layers
-    biases: bool | None = None   # also train the Linear layers' biases
+    norms: bool | None = None  # also train the normalization layers
+    biases: bool | None = None  # also train the Linear layers' biases
 
     def __post_init__(self):
         _check(isinstance(self.r, int) and self.r >= 1, "lora.r", self.r, "an integer >= 1")
         _check(_number(self.alpha) and self.alpha > 0, "lora.alpha", self.alpha, "a number > 0")
-        _check(_number(self.dropout) and 0 <= self.dropout < 1, "lora.dropout", self.dropout, "in [0, 1)")
+        _check(
+            _number(self.dropout) and 0 <= self.dropout < 1,
+            "lora.dropout",
+            self.dropout,
+            "in [0, 1)",
+        )
         for key in ("embedding", "lm_head", "norms", "biases"):
             value = getattr(self, key)
             _check(value is None or isinstance(value, bool), f"lora.{key}", value, "true or false")
@@ -100,7 +110,9 @@ class TrainSettings:
     branch_epochs: tuple[int, ...] = ()
     lora: LoraSettings | None = None
     seed: int = _TRAINING["seeds"][0]
-    precision: str = _TRAINING["precision"]  # resolved by adaptune.precision.resolve when training starts
+    precision: str = _TRAINING[
+        "precision"
+    ]  # resolved by adaptune.precision.resolve when training starts
     optimizer: str = _TRAINING["optimizer"]
     max_length: int = _TRAINING["max_length"]
     gradient_checkpointing: bool = _TRAINING["gradient_checkpointing"]
@@ -113,7 +125,9 @@ class TrainSettings:
     # Score the validation split once before training too: the curves then start at the
     # untrained model (step 0).
     validate_first: bool = True
-    val_checks_per_epoch: int = _TRAINING["val_checks_per_epoch"]  # scores of the validation split per epoch
+    val_checks_per_epoch: int = _TRAINING[
+        "val_checks_per_epoch"
+    ]  # scores of the validation split per epoch
     max_steps: int | None = None  # stop early (tests, benchmarks); None trains all epochs
     checkpoint_every_n_steps: int = _TRAINING["checkpoint_every_n_steps"]
     truncation_side: str | None = None  # which end of a long prompt is cut; unset keeps the end
@@ -134,47 +148,142 @@ class TrainSettings:
 
     def __post_init__(self):
         _check(self.approach in APPROACHES, "approach", self.approach, f"one of {list(APPROACHES)}")
-        _check(_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
-        for key in ("epochs", "batch_size", "log_every_n_steps", "val_checks_per_epoch", "checkpoint_every_n_steps",
-                    "accumulate_grad_batches", "devices"):
+        _check(
+            _number(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            self.learning_rate,
+            "a number > 0",
+        )
+        for key in (
+            "epochs",
+            "batch_size",
+            "log_every_n_steps",
+            "val_checks_per_epoch",
+            "checkpoint_every_n_steps",
+            "accumulate_grad_batches",
+            "devices",
+        ):
             value = getattr(self, key)
             _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
-        _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
-        _check(_number(self.warmup_ratio) and 0 <= self.warmup_ratio <= 1, "warmup_ratio", self.warmup_ratio, "in [0, 1]")
+        _check(
+            _number(self.weight_decay) and self.weight_decay >= 0,
+            "weight_decay",
+            self.weight_decay,
+            "a number >= 0",
+        )
+        _check(
+            _number(self.warmup_ratio) and 0 <= self.warmup_ratio <= 1,
+            "warmup_ratio",
+            self.warmup_ratio,
+            "in [0, 1]",
+        )
         _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
-        _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}")
+        _check(
+            self.precision in PRECISIONS, "precision", self.precision, f"one of {list(PRECISIONS)}"
+        )
         object.__setattr__(self, "branch_epochs", tuple(self.branch_epochs or ()))  # frozen
-        _check(all(isinstance(e, int) and 0 < e < self.epochs for e in self.branch_epochs),
-               "branch_epochs", list(self.branch_epochs),
-               f"epoch counts below epochs ({self.epochs})")
+        _check(
+            all(isinstance(e, int) and 0 < e < self.epochs for e in self.branch_epochs),
+            "branch_epochs",
+            list(self.branch_epochs),
+            f"epoch counts below epochs ({self.epochs})",
+        )
         if self.branch_epochs:
-            _check(self.lr_schedule == "wsd", "lr_schedule", self.lr_schedule,
-                   "wsd where branch_epochs is set (its shorter runs are the long run's prefix)")
-            _check(self.accumulate_grad_batches == 1 and self.devices == 1, "branch_epochs",
-                   list(self.branch_epochs),
-                   "no branches with accumulate_grad_batches or devices > 1")
-        _check(self.compile in (True, False, "auto"), "compile", self.compile,
-               "true, false or auto")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
-        _check(_number(self.decay_ratio) and 0 < self.decay_ratio <= 1, "decay_ratio",
-               self.decay_ratio, "in (0, 1]")
-        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
-        _check(isinstance(self.max_length, int) and self.max_length >= 8, "max_length", self.max_length, "an integer >= 8")
-        _check(self.truncation_side in (None, "left", "right"), "truncation_side", self.truncation_side, "left or right")
-        _check(self.biases is None or isinstance(self.biases, bool), "biases", self.biases, "true or false")
-        _check(self.quantization in QUANTIZATIONS, "quantization", self.quantization, f"one of {list(QUANTIZATIONS)}")
-        _check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", self.labels, "two or more distinct names")
-        _check(self.gradient_clip_val is None or (_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
-               "gradient_clip_val", self.gradient_clip_val, "unset or a number > 0")
-        _check(self.max_time is None or _is_duration(self.max_time), "max_time", self.max_time, 'unset or "DD:HH:MM:SS"')
+            _check(
+                self.lr_schedule == "wsd",
+                "lr_schedule",
+                self.lr_schedule,
+                "wsd where branch_epochs is set (its shorter runs are the long run's prefix)",
+            )
+            _check(
+                self.accumulate_grad_batches == 1 and self.devices == 1,
+                "branch_epochs",
+                list(self.branch_epochs),
+                "no branches with accumulate_grad_batches or devices > 1",
+            )
+        _check(
+            self.compile in (True, False, "auto"), "compile", self.compile, "true, false or auto"
+        )
+        _check(
+            self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}"
+        )
+        _check(
+            _number(self.decay_ratio) and 0 < self.decay_ratio <= 1,
+            "decay_ratio",
+            self.decay_ratio,
+            "in (0, 1]",
+        )
+        _check(
+            self.lr_schedule in LR_SCHEDULES,
+            "lr_schedule",
+            self.lr_schedule,
+            f"one of {list(LR_SCHEDULES)}",
+        )
+        _check(
+            isinstance(self.max_length, int) and self.max_length >= 8,
+            "max_length",
+            self.max_length,
+            "an integer >= 8",
+        )
+        _check(
+            self.truncation_side in (None, "left", "right"),
+            "truncation_side",
+            self.truncation_side,
+            "left or right",
+        )
+        _check(
+            self.biases is None or isinstance(self.biases, bool),
+            "biases",
+            self.biases,
+            "true or false",
+        )
+        _check(
+            self.quantization in QUANTIZATIONS,
+            "quantization",
+            self.quantization,
+            f"one of {list(QUANTIZATIONS)}",
+        )
+        _check(
+            len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels),
+            "labels",
+            self.labels,
+            "two or more distinct names",
+        )
+        _check(
+            self.gradient_clip_val is None
+            or (_number(self.gradient_clip_val) and self.gradient_clip_val > 0),
+            "gradient_clip_val",
+            self.gradient_clip_val,
+            "unset or a number > 0",
+        )
+        _check(
+            self.max_time is None or _is_duration(self.max_time),
+            "max_time",
+            self.max_time,
+            'unset or "DD:HH:MM:SS"',
+        )
         _check(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {list(STRATEGIES)}")
-        _check(self.devices == 1 or self.strategy == "ddp", "devices", self.devices, '1 unless strategy is "ddp"')
+        _check(
+            self.devices == 1 or self.strategy == "ddp",
+            "devices",
+            self.devices,
+            '1 unless strategy is "ddp"',
+        )
         # bitsandbytes' int8/NF4 weights cannot be replicated and moved per process (litgpt refuses
         # quantization with several devices for the same reason).
-        _check(self.strategy != "ddp" or self.quantization == "none", "strategy", self.strategy,
-               f'"auto" with quantization {self.quantization!r}: a bitsandbytes-quantized base cannot be '
-               'trained with DDP; use quantization "none" or one device')
-        _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1), "max_steps", self.max_steps, "None or an integer >= 1")
+        _check(
+            self.strategy != "ddp" or self.quantization == "none",
+            "strategy",
+            self.strategy,
+            f'"auto" with quantization {self.quantization!r}: a bitsandbytes-quantized base cannot be '
+            'trained with DDP; use quantization "none" or one device',
+        )
+        _check(
+            self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
+            "max_steps",
+            self.max_steps,
+            "None or an integer >= 1",
+        )
         approach = get_approach(self.approach)
         if approach.uses_lora:
             _check(isinstance(self.lora, LoraSettings), "lora", self.lora, "LoRA settings")
@@ -190,14 +299,18 @@ class TrainSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ValueError(f"training settings: unknown key(s) {unknown}; expected some of {sorted(known)}")
+            raise ValueError(
+                f"training settings: unknown key(s) {unknown}; expected some of {sorted(known)}"
+            )
         if params.get("approach") in APPROACHES and not get_approach(params["approach"]).uses_lora:
             params.pop("lora", None)
         elif "approach" in params:
             lora = params.get("lora") or {}
             lora_known = {f.name for f in fields(LoraSettings)}
             if set(lora) - lora_known:
-                raise ValueError(f"training settings: lora: unknown key(s) {sorted(set(lora) - lora_known)}")
+                raise ValueError(
+                    f"training settings: lora: unknown key(s) {sorted(set(lora) - lora_known)}"
+                )
             params["lora"] = LoraSettings(**lora)
         if "labels" in params:
             params["labels"] = tuple(params["labels"])
@@ -223,14 +336,17 @@ def _check(ok: bool, key: str, value, expected: str) -> None:
         raise ValueError(f"training settings: {key}: got {value!r}, expected {expected}")
 
 
-
-
 # ---------------------------------------------------------------------------- train
 
 
-def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts: str | os.PathLike,
-          model_dir: str | os.PathLike, out_dir: str | os.PathLike,
-          precision_file: str | os.PathLike | None = None) -> dict:
+def train(
+    settings: TrainSettings,
+    train_prompts: str | os.PathLike,
+    val_prompts: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    precision_file: str | os.PathLike | None = None,
+) -> dict:
     """Fine-tune the model in `model_dir` on the prompts; write adapter/, curves.csv and
     summary.json into `out_dir` (all or nothing). Returns the summary. `precision_file`: the
     study's precision decision (results/hardware/precision.json), read when precision is auto."""
@@ -262,26 +378,45 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
     # Under DDP every process runs this function; the first one writes the outputs.
     rank = launched_rank()
     # Under DDP each process's copy goes to its own device with Lightning, from the CPU.
-    model, tokenizer = load_base(settings.approach, model_dir, settings.quantization,
-                                 settings.labels, device="cpu" if settings.devices > 1 else None)
+    model, tokenizer = load_base(
+        settings.approach,
+        model_dir,
+        settings.quantization,
+        settings.labels,
+        device="cpu" if settings.devices > 1 else None,
+    )
     base_parameters = count_parameters(model)
     model = prepare_for_training(make_trainable(model, settings, entry), settings.precision)
     model.train()  # from_pretrained returns eval mode; dropout on for training
     # Compiled where decided, on an unquantized base: the timing ran on one (bitsandbytes' layers
     # are not something inductor is known to trace).
-    compiled = (compilation.resolve(settings.compile, precision_file)
-                and settings.quantization == "none")
+    compiled = (
+        compilation.resolve(settings.compile, precision_file) and settings.quantization == "none"
+    )
     if compiled:
         compilation.use_cache(settings.compile_cache)
         compilation.compile_model(model)
     trainable = count_parameters(model, trainable_only=True)
-    log.info("%s on %s (%s): %d trainable parameters of %d", settings.approach, entry.get("name"),
-             settings.quantization, trainable, count_parameters(model))
-    data = PromptDataModule(tokenizer, train_prompts, val_prompts, settings.labels,
-                            settings.batch_size, settings.max_length, settings.seed,
-                            truncation_side=settings.truncation_side,
-                            samples_per_step=effective_batch_size(settings),
-                            pad_to_buckets=compiled)
+    log.info(
+        "%s on %s (%s): %d trainable parameters of %d",
+        settings.approach,
+        entry.get("name"),
+        settings.quantization,
+        trainable,
+        count_parameters(model),
+    )
+    data = PromptDataModule(
+        tokenizer,
+        train_prompts,
+        val_prompts,
+        settings.labels,
+        settings.batch_size,
+        settings.max_length,
+        settings.seed,
+        truncation_side=settings.truncation_side,
+        samples_per_step=effective_batch_size(settings),
+        pad_to_buckets=compiled,
+    )
     trainer_module = training_module(settings.approach)  # the approach's LightningModule
     module = trainer_module(model, settings, data.label_ids, data.collate.pad_token_id)
     timer = TrainTimer(stopwatch)
@@ -290,13 +425,16 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         from adaptune.decay_branches import DecayBranches
 
         per_epoch = math.ceil(len(data.train_examples) / settings.batch_size)
-        branches = DecayBranches(settings.branch_epochs, per_epoch, settings.warmup_ratio,
-                                 settings.decay_ratio)
+        branches = DecayBranches(
+            settings.branch_epochs, per_epoch, settings.warmup_ratio, settings.decay_ratio
+        )
 
     out_dir = Path(out_dir)
     if rank == 0:
         clear_stale_scratch(out_dir)
-    checkpoints = out_dir / "checkpoints" / run_fingerprint(settings, model_dir, train_prompts, val_prompts)
+    checkpoints = (
+        out_dir / "checkpoints" / run_fingerprint(settings, model_dir, train_prompts, val_prompts)
+    )
     resume_from = latest_checkpoint(out_dir / "checkpoints", checkpoints, keep_others=rank > 0)
     # The checkpoints live inside out_dir, which the finished outputs replace whole: they go then.
     with atomic_dir(out_dir, replaceable=_is_cell_output) if rank == 0 else _discarded_dir() as tmp:
@@ -308,9 +446,17 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
         # The checkpoints in a folder of their own: the logger's files beside them would make a
         # fresh run's folder look used ("exists and is not empty"). The newest two: the one
         # before stands in for a newest one cut short (latest_checkpoint).
-        saver = ModelCheckpoint(dirpath=checkpoints / STEPS, filename="step{step}", every_n_train_steps=settings.checkpoint_every_n_steps,
-                                save_top_k=2, monitor="step", mode="max", save_weights_only=False,
-                                enable_version_counter=False, auto_insert_metric_name=False)
+        saver = ModelCheckpoint(
+            dirpath=checkpoints / STEPS,
+            filename="step{step}",
+            every_n_train_steps=settings.checkpoint_every_n_steps,
+            save_top_k=2,
+            monitor="step",
+            mode="max",
+            save_weights_only=False,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
         trainer = pl.Trainer(
             max_epochs=settings.epochs,
             max_steps=settings.max_steps or -1,
@@ -329,8 +475,12 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
             deterministic=True if not torch.cuda.is_available() else "warn",
             logger=logger,
             # tqdm rather than rich: it writes as it goes, also into a log file.
-            callbacks=[timer, saver, TQDMProgressBar(refresh_rate=settings.log_every_n_steps),
-                       *([branches] if branches else [])],
+            callbacks=[
+                timer,
+                saver,
+                TQDMProgressBar(refresh_rate=settings.log_every_n_steps),
+                *([branches] if branches else []),
+            ],
             log_every_n_steps=settings.log_every_n_steps,
             val_check_interval=1.0 / settings.val_checks_per_epoch,
             enable_checkpointing=True,
@@ -358,14 +508,28 @@ def train(settings: TrainSettings, train_prompts: str | os.PathLike, val_prompts
 
             results = pd.DataFrame(branches.results, columns=list(RESULT_COLUMNS))
             write_csv(tmp / BRANCHES_FILE, results)
-        summary = _summary(settings, entry, trainer, module, timer, curves, trainable,
-                           count_parameters(module.model), base_parameters, stopwatch)
-        summary["resumed_from_step"] = None if resume_from is None else _checkpoint_step(resume_from)
+        summary = _summary(
+            settings,
+            entry,
+            trainer,
+            module,
+            timer,
+            curves,
+            trainable,
+            count_parameters(module.model),
+            base_parameters,
+            stopwatch,
+        )
+        summary["resumed_from_step"] = (
+            None if resume_from is None else _checkpoint_step(resume_from)
+        )
         # A resumed run's wall time counts its earlier attempts (up to their last checkpoint).
         summary["wall_time_s"], summary["attempts"] = round(timer.wall_s, 2), timer.attempts
         summary["stopped_by_time_limit"] = stopped_by_time_limit(trainer, settings)
         summary["frozen_weight_dtypes"] = frozen_dtypes(module.model)
-        summary["final_val_examples_per_second"] = round(len(data.val_ids) / max(module.val_seconds, 1e-9), 3)
+        summary["final_val_examples_per_second"] = round(
+            len(data.val_ids) / max(module.val_seconds, 1e-9), 3
+        )
         summary["torch_threads"] = torch.get_num_threads()
         summary["compiled"] = compiled
         if compiled:
@@ -464,8 +628,12 @@ def run_fingerprint(settings: TrainSettings, model_dir, train_prompts, val_promp
     from adaptune.io import sha256_of
 
     kept = {k: v for k, v in asdict(settings).items() if k not in RUN_CONTROL_KEYS}
-    parts = {"settings": kept, "model": model_fingerprint(model_dir),
-             "train": sha256_of(train_prompts), "val": sha256_of(val_prompts)}
+    parts = {
+        "settings": kept,
+        "model": model_fingerprint(model_dir),
+        "train": sha256_of(train_prompts),
+        "val": sha256_of(val_prompts),
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -480,7 +648,11 @@ def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> s
         for other in root.iterdir():
             if other != run_dir:
                 shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink()
-    found = sorted((run_dir / STEPS).glob("step*.ckpt"), key=_checkpoint_step) if run_dir.is_dir() else []
+    found = (
+        sorted((run_dir / STEPS).glob("step*.ckpt"), key=_checkpoint_step)
+        if run_dir.is_dir()
+        else []
+    )
     for path in reversed(found):
         if checkpoint_loads(path):
             return str(path)
@@ -536,11 +708,15 @@ def _logged_rows(log_dir: Path):
     attempt's (which win where both have a step)."""
     import pandas as pd
 
-    earlier, latest = (pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame({"step": []})
-                       for path in (log_dir / EARLIER_METRICS, log_dir / "metrics.csv"))
+    earlier, latest = (
+        pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame({"step": []})
+        for path in (log_dir / EARLIER_METRICS, log_dir / "metrics.csv")
+    )
     if len(latest):
         earlier = earlier[earlier["step"] < latest["step"].min()]
-    return pd.concat([frame for frame in (earlier, latest) if len(frame)] or [latest], ignore_index=True)
+    return pd.concat(
+        [frame for frame in (earlier, latest) if len(frame)] or [latest], ignore_index=True
+    )
 
 
 def read_curves(log_dir: Path):
@@ -560,7 +736,9 @@ def _last(curves, column):
     return None if values.empty else round(float(values.iloc[-1]), 6)
 
 
-def _summary(settings, entry, trainer, module, timer, curves, trainable, total, base, stopwatch) -> dict:
+def _summary(
+    settings, entry, trainer, module, timer, curves, trainable, total, base, stopwatch
+) -> dict:
     config = {k: v for k, v in asdict(settings).items() if k not in ("log_every_n_steps",)}
     final_train = module.epoch_train_losses[-1] if module.epoch_train_losses else None
     return {
@@ -585,7 +763,11 @@ def _summary(settings, entry, trainer, module, timer, curves, trainable, total, 
         "train_samples": timer.samples * int(trainer.world_size),
         "wall_time_s": round(stopwatch.seconds, 2),
         "train_time_s": round(timer.seconds, 2),
-        "train_samples_per_second": round(timer.samples * int(trainer.world_size) / timer.seconds, 3) if timer.seconds else None,
+        "train_samples_per_second": round(
+            timer.samples * int(trainer.world_size) / timer.seconds, 3
+        )
+        if timer.seconds
+        else None,
         "peak_memory_mb": peak_memory_mb(),
         "peak_gpu_memory_mb": peak_gpu_memory_mb(),
         # Mean training loss over the last epoch's steps.

@@ -61,10 +61,13 @@ class ExampleDataset(Dataset):
         return self.examples[index]
 
 
-def encode_rows(tokenizer, rows: list[dict], labels, max_length: int,
-                truncation_side: str | None = None) -> list[Example]:
+def encode_rows(
+    tokenizer, rows: list[dict], labels, max_length: int, truncation_side: str | None = None
+) -> list[Example]:
     labels = list(labels)
-    prompt_ids = encode_prompts(tokenizer, [row["prompt"] for row in rows], max_length, truncation_side)
+    prompt_ids = encode_prompts(
+        tokenizer, [row["prompt"] for row in rows], max_length, truncation_side
+    )
     return [
         Example(
             prompt_ids=ids,
@@ -88,7 +91,7 @@ class Collator:
         labels = torch.full_like(layout["input_ids"], IGNORE)
         for i, example in enumerate(batch):
             n = len(example.completion_ids)
-            labels[i, labels.size(1) - n:] = torch.tensor(example.completion_ids)
+            labels[i, labels.size(1) - n :] = torch.tensor(example.completion_ids)
         if self.buckets:
             from adaptune.compilation import pad_to_bucket
 
@@ -105,7 +108,9 @@ class Collator:
         }
 
 
-def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: list[int], batch_size: int, seed: int, group: int = 16
+) -> list[list[int]]:
     """Shuffled batches in which each run of `group` batches is cut from examples sorted by
     length, so the examples of a batch have similar lengths and little padding. Only the last
     run can end in a short batch (when the split is not a multiple of `batch_size`): it comes
@@ -117,14 +122,16 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group
     chunk = batch_size * group
     batches = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start:start + chunk], key=lambda i: lengths[i], reverse=True)
-        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i], reverse=True)
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
     short = batches.pop() if batches and len(batches[-1]) < batch_size else None
     rng.shuffle(batches)
     return batches + ([short] if short else [])
 
 
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int, group: int = 16) -> list[int]:
+def length_grouped_order(
+    lengths: list[int], batch_size: int, seed: int, group: int = 16
+) -> list[int]:
     """The examples of length_grouped_batches in their order."""
     return [i for batch in length_grouped_batches(lengths, batch_size, seed, group) for i in batch]
 
@@ -140,7 +147,9 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
     the same steps as the others'. The order is cut to a multiple of `replicas` so every
     process runs as many batches."""
 
-    def __init__(self, lengths: list[int], samples_per_step: int, seed: int, rank: int = 0, replicas: int = 1):
+    def __init__(
+        self, lengths: list[int], samples_per_step: int, seed: int, rank: int = 0, replicas: int = 1
+    ):
         self.lengths, self.samples_per_step, self.seed = lengths, samples_per_step, seed
         self.rank, self.replicas = rank, replicas
         self.epoch = 0
@@ -151,7 +160,7 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
     def __iter__(self):
         seed = epoch_seed(self.seed, self.epoch)
         order = length_grouped_order(self.lengths, self.samples_per_step, seed)
-        return iter(order[:len(self) * self.replicas][self.rank::self.replicas])
+        return iter(order[: len(self) * self.replicas][self.rank :: self.replicas])
 
     def __len__(self) -> int:
         return len(self.lengths) // self.replicas
@@ -183,10 +192,20 @@ class ResumableLoader(DataLoader):
 class PromptDataModule(pl.LightningDataModule):
     """Train and validation prompts of one style, tokenized once."""
 
-    def __init__(self, tokenizer, train_path: str | os.PathLike, val_path: str | os.PathLike,
-                 labels, batch_size: int, max_length: int, seed: int, eval_batch_size: int | None = None,
-                 truncation_side: str | None = None, samples_per_step: int | None = None,
-                 pad_to_buckets: bool = False):
+    def __init__(
+        self,
+        tokenizer,
+        train_path: str | os.PathLike,
+        val_path: str | os.PathLike,
+        labels,
+        batch_size: int,
+        max_length: int,
+        seed: int,
+        eval_batch_size: int | None = None,
+        truncation_side: str | None = None,
+        samples_per_step: int | None = None,
+        pad_to_buckets: bool = False,
+    ):
         super().__init__()
         self.tokenizer = tokenizer
         self.train_path, self.val_path = Path(train_path), Path(val_path)
@@ -203,34 +222,54 @@ class PromptDataModule(pl.LightningDataModule):
         # The label set scored for validation accuracy is read off the validation completions.
         self.completions = label_completions(val_rows, self.labels)
         # Each label's completion tokens, as the scorer encodes them.
-        self.label_ids = completion_ids(tokenizer, self.labels, [self.completions[label] for label in self.labels])
-        self.train_examples = encode_rows(tokenizer, train_rows, self.labels, max_length, truncation_side)
-        self.val_examples = encode_rows(tokenizer, val_rows, self.labels, max_length, truncation_side)
+        self.label_ids = completion_ids(
+            tokenizer, self.labels, [self.completions[label] for label in self.labels]
+        )
+        self.train_examples = encode_rows(
+            tokenizer, train_rows, self.labels, max_length, truncation_side
+        )
+        self.val_examples = encode_rows(
+            tokenizer, val_rows, self.labels, max_length, truncation_side
+        )
         self.val_ids = [row["id"] for row in val_rows]
         # Sorted by length: least padding, and validation needs no shuffling.
-        self.val_order = sorted(range(len(self.val_examples)), key=lambda i: len(self.val_examples[i].prompt_ids))
+        self.val_order = sorted(
+            range(len(self.val_examples)), key=lambda i: len(self.val_examples[i].prompt_ids)
+        )
 
     def train_dataloader(self) -> DataLoader:
         lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in self.train_examples]
         return ResumableLoader(
-            ExampleDataset(self.train_examples), batch_size=self.batch_size,
-            sampler=LengthGroupedSampler(lengths, self.samples_per_step, self.seed,
-                                         rank=self.trainer.global_rank if self.trainer else 0,
-                                         replicas=self.trainer.world_size if self.trainer else 1),
-            collate_fn=self.collate, resume=self._resume,
+            ExampleDataset(self.train_examples),
+            batch_size=self.batch_size,
+            sampler=LengthGroupedSampler(
+                lengths,
+                self.samples_per_step,
+                self.seed,
+                rank=self.trainer.global_rank if self.trainer else 0,
+                replicas=self.trainer.world_size if self.trainer else 1,
+            ),
+            collate_fn=self.collate,
+            resume=self._resume,
         )
 
     def state_dict(self) -> dict:
         """Where training stands in the data, saved in checkpoints: checkpoints are written at the
         end of a training batch, once it is processed."""
         loop = self.trainer.fit_loop
-        return {"epoch": loop.epoch_progress.current.processed,
-                "batches_done": loop.epoch_loop.batch_progress.current.processed}
+        return {
+            "epoch": loop.epoch_progress.current.processed,
+            "batches_done": loop.epoch_loop.batch_progress.current.processed,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         examples = [self.val_examples[i] for i in self.val_order]
-        return DataLoader(ExampleDataset(examples), batch_size=self.eval_batch_size,
-                          shuffle=False, collate_fn=self.collate)
+        return DataLoader(
+            ExampleDataset(examples),
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.collate,
+        )

@@ -30,8 +30,11 @@ class CompletionLM(pl.LightningModule):
         self.pad_id = pad_id
         single = all(len(ids) == 1 for ids in self.label_ids)
         # The labels' tokens where each is one token: scored from the batch's own logits.
-        self.register_buffer("label_tokens", torch.tensor([ids[0] for ids in self.label_ids] if single else []),
-                             persistent=False)
+        self.register_buffer(
+            "label_tokens",
+            torch.tensor([ids[0] for ids in self.label_ids] if single else []),
+            persistent=False,
+        )
         self._epoch_losses: list[float] = []
         self.epoch_train_losses: list[float] = []
         # The last validation pass's per-row label scores, in val_dataloader order, with the step
@@ -43,8 +46,12 @@ class CompletionLM(pl.LightningModule):
         self.strict_loading = False
 
     def on_save_checkpoint(self, checkpoint):
-        trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        trainable = {
+            f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad
+        }
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if k in trainable
+        }
         checkpoint["epoch_train_losses"] = list(self.epoch_train_losses)
         checkpoint["epoch_losses"] = list(self._epoch_losses)
 
@@ -61,8 +68,9 @@ class CompletionLM(pl.LightningModule):
         width = int(batch["completion_length"])
         targets = batch["labels"][:, -width:]
         predictions = logits[:, :-1].float()
-        return F.cross_entropy(predictions.reshape(-1, predictions.size(-1)), targets.reshape(-1),
-                               ignore_index=-100)
+        return F.cross_entropy(
+            predictions.reshape(-1, predictions.size(-1)), targets.reshape(-1), ignore_index=-100
+        )
 
     def training_step(self, batch, batch_idx):
         loss = self.completion_loss(self.completion_logits(batch), batch)
@@ -93,8 +101,22 @@ class CompletionLM(pl.LightningModule):
         self._val_gold.append(gold.detach().cpu())
         size = batch["input_ids"].size(0)
         # Under DDP every process scores the whole validation split: the values agree.
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
-        self.log("val_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=self._distributed)
+        self.log(
+            "val_loss",
+            loss,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=self._distributed,
+        )
+        self.log(
+            "val_accuracy",
+            accuracy,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=self._distributed,
+        )
 
     def score_loader(self, loader) -> dict[str, float]:
         """val_loss, val_accuracy and val_macro_f1 of the model as it stands on every batch of
@@ -106,8 +128,9 @@ class CompletionLM(pl.LightningModule):
         losses, sizes, choices, gold = [], [], [], []
         with torch.no_grad():
             for batch in loader:
-                batch = {k: v.to(self.device) if torch.is_tensor(v) else v
-                         for k, v in batch.items()}
+                batch = {
+                    k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()
+                }
                 logits = self.completion_logits(batch)
                 scores, _ = self.label_scores(logits, batch)
                 losses.append(float(self.completion_loss(logits, batch)))
@@ -117,8 +140,11 @@ class CompletionLM(pl.LightningModule):
         self.train(was_training)
         chosen, gold = torch.cat(choices).numpy(), torch.cat(gold).numpy()
         f1 = macro_f1_rows(gold[None], chosen[None], len(self.label_ids))[0]
-        return {"val_loss": sum(l * n for l, n in zip(losses, sizes)) / sum(sizes),
-                "val_accuracy": float((chosen == gold).mean()), "val_macro_f1": float(f1)}
+        return {
+            "val_loss": sum(l * n for l, n in zip(losses, sizes)) / sum(sizes),
+            "val_accuracy": float((chosen == gold).mean()),
+            "val_macro_f1": float(f1),
+        }
 
     @property
     def _distributed(self) -> bool:
@@ -135,19 +161,31 @@ class CompletionLM(pl.LightningModule):
             position = int(batch["completion_length"]) - batch["label_length"].to(logits.device)
             log_probs, scores = label_log_probs(logits[rows, position], self.label_tokens)
             return scores, log_probs.argmax(-1)
-        scores, _ = score_ids(self.model, self.pad_id, batch["prompt_ids"], self.label_ids,
-                              batch_size=len(batch["prompt_ids"]) * len(self.label_ids))
+        scores, _ = score_ids(
+            self.model,
+            self.pad_id,
+            batch["prompt_ids"],
+            self.label_ids,
+            batch_size=len(batch["prompt_ids"]) * len(self.label_ids),
+        )
         return torch.from_numpy(scores), None
 
     def on_validation_epoch_end(self):
-        self.val_step, self.val_seconds = int(self.global_step), time.perf_counter() - self._val_start
+        self.val_step, self.val_seconds = (
+            int(self.global_step),
+            time.perf_counter() - self._val_start,
+        )
         # Macro-F1 needs the whole pass, not a mean over batches.
         if self._val_choices:
             from adaptune.metrics import macro_f1_rows
 
             gold = torch.cat(self._val_gold).numpy()[None]
             chosen = torch.cat(self._val_choices).numpy()[None]
-            self.log("val_macro_f1", float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]), sync_dist=self._distributed)
+            self.log(
+                "val_macro_f1",
+                float(macro_f1_rows(gold, chosen, len(self.label_ids))[0]),
+                sync_dist=self._distributed,
+            )
         self._val_choices, self._val_gold = [], []
 
     def configure_optimizers(self):
@@ -174,8 +212,9 @@ class CompletionLM(pl.LightningModule):
             rate = wsd_multiplier(per_epoch, t.max_epochs, s.warmup_ratio, s.decay_ratio)
             schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
         else:
-            schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
-                                                       num_training_steps=total)
+            schedule = get_linear_schedule_with_warmup(
+                optimizer, num_warmup_steps=warmup, num_training_steps=total
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
@@ -194,8 +233,12 @@ class TrainTimer(pl.Callback):
         return self.earlier_wall_s + (self.stopwatch.seconds if self.stopwatch else 0.0)
 
     def state_dict(self):
-        return {"seconds": self.seconds, "samples": self.samples, "wall_s": self.wall_s,
-                "attempts": self.attempts}
+        return {
+            "seconds": self.seconds,
+            "samples": self.samples,
+            "wall_s": self.wall_s,
+            "attempts": self.attempts,
+        }
 
     def load_state_dict(self, state):
         self.seconds, self.samples = float(state["seconds"]), int(state["samples"])

@@ -19,8 +19,10 @@ class ChosenSettingsError(ValueError):
 
 def format_chosen(chosen: Mapping[str, Mapping], seeds: Sequence[int]) -> str:
     """chosen.yaml's text: {approach: {learning_rate, epochs, val_macro_f1, seeds}}."""
-    header = ("# Chosen on val macro-F1 by the sweep (results/sweep/summary.md), mean over seeds "
-              f"{', '.join(map(str, seeds))}; the tuned study trains each approach at these.\n")
+    header = (
+        "# Chosen on val macro-F1 by the sweep (results/sweep/summary.md), mean over seeds "
+        f"{', '.join(map(str, seeds))}; the tuned study trains each approach at these.\n"
+    )
     return header + yaml.safe_dump({k: dict(v) for k, v in chosen.items()}, sort_keys=True)
 
 
@@ -30,11 +32,15 @@ def read_chosen(path: str | os.PathLike, approach: str) -> dict:
         with open(path, encoding="utf-8") as handle:
             chosen = yaml.safe_load(handle) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise ChosenSettingsError(f"{path}: not a readable chosen-settings file ({error})") from None
+        raise ChosenSettingsError(
+            f"{path}: not a readable chosen-settings file ({error})"
+        ) from None
     entry = chosen.get(approach) if isinstance(chosen, dict) else None
     if not isinstance(entry, dict) or not {"learning_rate", "epochs"} <= set(entry):
-        raise ChosenSettingsError(f"{path}: no learning_rate and epochs for {approach!r}; the sweep "
-                                  "chooses them for every approach it ran")
+        raise ChosenSettingsError(
+            f"{path}: no learning_rate and epochs for {approach!r}; the sweep "
+            "chooses them for every approach it ran"
+        )
     return {"learning_rate": float(entry["learning_rate"]), "epochs": int(entry["epochs"])}
 
 
@@ -73,7 +79,11 @@ def edge_note(edges: Mapping[str, Sequence[str]], names: Mapping[str, str] | Non
     if len(edges) > 1 and len(shared) == 1:
         where = f"every approach's choice lies at {' and '.join(shared.pop())}"
     else:
-        where = "; ".join(f"{names.get(approach, approach)} at {' and '.join(found)}"
-                          for approach, found in on_edge.items())
-    return (f"On an edge of the swept grid: {where}. The sweep did not try past it, so a better "
-            "setting may lie beyond; widen the grid there to bracket the optimum.")
+        where = "; ".join(
+            f"{names.get(approach, approach)} at {' and '.join(found)}"
+            for approach, found in on_edge.items()
+        )
+    return (
+        f"On an edge of the swept grid: {where}. The sweep did not try past it, so a better "
+        "setting may lie beyond; widen the grid there to bracket the optimum."
+    )

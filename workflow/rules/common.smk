@@ -198,7 +198,11 @@ def train_params(approach):
     def params(wildcards):
         training = config["training"]
         # enabled and styles choose which cells exist, not how one trains
-        section = {k: v for k, v in training["approaches"][approach].items() if k not in ("enabled", "styles")}
+        section = {
+            k: v
+            for k, v in training["approaches"][approach].items()
+            if k not in ("enabled", "styles")
+        }
         shared = {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
         return {
             "approach": approach,

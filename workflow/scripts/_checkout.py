@@ -30,7 +30,9 @@ def own_paths(paths: list[str], snakemake_module) -> list[str]:
         # sys.path[0] is the folder of the running script; "" is the working directory. Only the
         # checkout's code folders: a virtualenv may live inside the checkout (.venv/).
         allowed = interpreter + [CHECKOUT / "src", CHECKOUT / "workflow"]
-        keep = keep[:1] + [p for p in keep[1:] if not p or not os.path.isabs(p) or _within(p, allowed)]
+        keep = keep[:1] + [
+            p for p in keep[1:] if not p or not os.path.isabs(p) or _within(p, allowed)
+        ]
     return [SOURCE, *keep]
 
 

@@ -19,4 +19,6 @@ results = run_baseline(
     config_section={"evaluation": evaluation},
 )
 for split, metrics in results.items():
-    logging.info("tfidf %s: accuracy %.3f, macro-F1 %.3f", split, metrics["accuracy"], metrics["macro_f1"])
+    logging.info(
+        "tfidf %s: accuracy %.3f, macro-F1 %.3f", split, metrics["accuracy"], metrics["macro_f1"]
+    )

@@ -24,5 +24,7 @@ evaluate_adapter(
     name=snakemake.params.name,
     config_section={"evaluation": dict(snakemake.params.evaluation)},
     val_scores=snakemake.input.val_scores,
-    val_examples_per_second=json.loads(open(snakemake.input.summary).read()).get("final_val_examples_per_second"),
+    val_examples_per_second=json.loads(open(snakemake.input.summary).read()).get(
+        "final_val_examples_per_second"
+    ),
 )

@@ -18,9 +18,14 @@ evaluation = dict(snakemake.params.evaluation)
 labels = list(snakemake.params.labels)
 fixed = None
 if evaluation["fewshot"]["demonstrations"] == "fixed":
-    fixed = [{"id": f"fixed-{i}", "prompt": render(snakemake.params.template, d["text"], labels),
-              "completion": completion(d["label"])}
-             for i, d in enumerate(snakemake.params.fixed_demonstrations)]
+    fixed = [
+        {
+            "id": f"fixed-{i}",
+            "prompt": render(snakemake.params.template, d["text"], labels),
+            "completion": completion(d["label"]),
+        }
+        for i, d in enumerate(snakemake.params.fixed_demonstrations)
+    ]
 evaluate_fewshot(
     model_dir=snakemake.input.model,
     quantization=snakemake.params.quantization,
@@ -32,9 +37,12 @@ evaluate_fewshot(
     style=evaluation["fewshot"]["style"],
     settings=EvaluationSettings.from_config(evaluation),
     name=snakemake.params.name,
-    config_section={"evaluation": evaluation, "k": snakemake.params.k,
-                    "quantization": snakemake.params.quantization,
-                    "fixed_demonstrations": snakemake.params.fixed_demonstrations},
+    config_section={
+        "evaluation": evaluation,
+        "k": snakemake.params.k,
+        "quantization": snakemake.params.quantization,
+        "fixed_demonstrations": snakemake.params.fixed_demonstrations,
+    },
     fixed=fixed,
     precision=snakemake.params.precision,
     precision_file=snakemake.input.get("precision"),

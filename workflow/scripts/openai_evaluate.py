@@ -1,4 +1,5 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
+
 """Evaluate one OpenAI system (rule openai_evaluate); the key comes from OPENAI_API_KEY."""
 
 import json
@@ -32,8 +33,13 @@ if spec["method"] == "openai_finetune":
         model = record["fine_tuned_model"]
 
 evaluate(
-    system=System(name=spec["name"], model=model, method=spec["method"], k=spec["k"],
-                  base_model=spec["base_model"]),
+    system=System(
+        name=spec["name"],
+        model=model,
+        method=spec["method"],
+        k=spec["k"],
+        base_model=spec["base_model"],
+    ),
     splits=dict(zip(snakemake.params.splits, files(snakemake.input.splits), strict=True)),
     train=snakemake.input.train,
     directory=snakemake.params.directory,

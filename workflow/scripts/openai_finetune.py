@@ -1,4 +1,5 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
+
 """Fine-tune one OpenAI model (rule openai_finetune); the key comes from OPENAI_API_KEY."""
 
 from adaptune.logs import log_to

@@ -7,5 +7,7 @@ log_to(snakemake.log[0])
 
 from adaptune.models import prepare_model
 
-path = prepare_model(dict(snakemake.params.entry), snakemake.output[0], fetched=snakemake.input.fetched)
+path = prepare_model(
+    dict(snakemake.params.entry), snakemake.output[0], fetched=snakemake.input.fetched
+)
 logging.info("prepared %s in %s", snakemake.params.entry["name"], path)

@@ -9,10 +9,22 @@ from adaptune.data import SplitSettings, draw_train_split
 from adaptune.io import write_csv
 
 settings = SplitSettings.from_config(dict(snakemake.params.splits))
-reference = {part: snakemake.input[part] for part in ("train", "val") if part in snakemake.input.keys()}
-train = draw_train_split(snakemake.input.raw, list(snakemake.params.labels), settings,
-                         [snakemake.input.val, snakemake.input.test], int(snakemake.wildcards.split_seed),
-                         reference, exclude_texts=list(snakemake.params.exclude_texts))
+reference = {
+    part: snakemake.input[part] for part in ("train", "val") if part in snakemake.input.keys()
+}
+train = draw_train_split(
+    snakemake.input.raw,
+    list(snakemake.params.labels),
+    settings,
+    [snakemake.input.val, snakemake.input.test],
+    int(snakemake.wildcards.split_seed),
+    reference,
+    exclude_texts=list(snakemake.params.exclude_texts),
+)
 write_csv(snakemake.output[0], train[["id", "text", "label"]])
-logging.info("train split %s: %d rows, %s", snakemake.wildcards.split_seed, len(train),
-             train["label"].value_counts().to_dict())
+logging.info(
+    "train split %s: %d rows, %s",
+    snakemake.wildcards.split_seed,
+    len(train),
+    train["label"].value_counts().to_dict(),
+)

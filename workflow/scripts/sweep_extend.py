@@ -25,21 +25,46 @@ def train_run(run):
     """Train one added run where the grid's runs live; a finished one is kept."""
     grid_max = max(sweep["epochs"])
     epochs = run["epochs"]
-    out = run_folder(root, template["approach"], run["learning_rate"], run["seed"],
-                     None if epochs == grid_max else epochs)
+    out = run_folder(
+        root,
+        template["approach"],
+        run["learning_rate"],
+        run["seed"],
+        None if epochs == grid_max else epochs,
+    )
     if not (out / "summary.json").is_file():
         # A confirmation run branches off only the settings it confirms.
         wanted = run.get("scored", sweep["epochs"])
         branch = [e for e in wanted if e < epochs] if template["branch_epochs"] else []
-        settings = TrainSettings.from_params({**template, "learning_rate": run["learning_rate"],
-                                              "seed": run["seed"], "epochs": epochs,
-                                              "branch_epochs": branch})
-        train(settings, snakemake.input.train, snakemake.input.val, snakemake.input.model, out,
-              precision_file=snakemake.input.get("precision"))
+        settings = TrainSettings.from_params(
+            {
+                **template,
+                "learning_rate": run["learning_rate"],
+                "seed": run["seed"],
+                "epochs": epochs,
+                "branch_epochs": branch,
+            }
+        )
+        train(
+            settings,
+            snakemake.input.train,
+            snakemake.input.val,
+            snakemake.input.model,
+            out,
+            precision_file=snakemake.input.get("precision"),
+        )
     return out / "curves.csv"
 
 
-record = extend(template["approach"], list(snakemake.params.runs), list(sweep["epochs"]),
-                list(sweep["seeds"]), int(sweep["extend_steps"]), train_run, sweep_tables,
-                confirm_seeds=list(sweep["confirm_seeds"]), confirm_top=int(sweep["confirm_top"]))
+record = extend(
+    template["approach"],
+    list(snakemake.params.runs),
+    list(sweep["epochs"]),
+    list(sweep["seeds"]),
+    int(sweep["extend_steps"]),
+    train_run,
+    sweep_tables,
+    confirm_seeds=list(sweep["confirm_seeds"]),
+    confirm_top=int(sweep["confirm_top"]),
+)
 write_json(snakemake.output[0], record)

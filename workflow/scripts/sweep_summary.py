@@ -11,5 +11,10 @@ from adaptune.sweep_extension import extension_runs  # noqa: E402
 
 # The grid's runs, then those its extension jobs added past an edge.
 runs = list(snakemake.params.runs) + extension_runs(snakemake.input.extensions)
-write_sweep(runs, list(snakemake.params.epochs), snakemake.output.csv, snakemake.output.md,
-            snakemake.output.chosen)
+write_sweep(
+    runs,
+    list(snakemake.params.epochs),
+    snakemake.output.csv,
+    snakemake.output.md,
+    snakemake.output.chosen,
+)

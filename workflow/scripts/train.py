@@ -33,8 +33,15 @@ summary = train(
 )
 if summary is not None:  # None in the other processes of a DDP run
     if summary["torch_threads"] != snakemake.threads:
-        logging.warning("torch used %d threads, the rule declares %d", summary["torch_threads"], snakemake.threads)
+        logging.warning(
+            "torch used %d threads, the rule declares %d",
+            summary["torch_threads"],
+            snakemake.threads,
+        )
     logging.info(
         "%s: val accuracy %s after %d steps, %.2f samples/s",
-        settings.approach, summary["final_val_accuracy"], summary["steps"], summary["train_samples_per_second"],
+        settings.approach,
+        summary["final_val_accuracy"],
+        summary["steps"],
+        summary["train_samples_per_second"],
     )

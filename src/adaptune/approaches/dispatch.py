@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from adaptune.approaches import get
 
+
 def load_base(name: str, model_dir, quantization: str, labels=None, **options):
     """(model, tokenizer): the base model as approach `name` trains and scores on it: a causal
     LM (adaptune.models.load_model), or for a head scorer a sequence classifier over `labels`.
@@ -30,4 +31,3 @@ def prompt_scorer(name: str):
     from adaptune.scoring import score_with_vocab
 
     return score_with_vocab
-

@@ -52,7 +52,11 @@ def parse_answer(response: dict, kind: str, labels: Sequence[str]):
     else:
         text = (choice.get("message") or {}).get("content") or ""
         content = logprobs.get("content") or []
-        top = {t["token"]: t["logprob"] for t in content[0].get("top_logprobs") or []} if content else None
+        top = (
+            {t["token"]: t["logprob"] for t in content[0].get("top_logprobs") or []}
+            if content
+            else None
+        )
         if content and not top:  # the generated token alone, without alternatives
             top = {content[0]["token"]: content[0]["logprob"]}
     scores = None

@@ -53,16 +53,25 @@ class System:
 
     def __post_init__(self) -> None:
         if self.method not in ("openai_finetune", "openai_chat"):
-            raise ValueError(f"system {self.name}: method {self.method!r}; expected openai_finetune or openai_chat")
+            raise ValueError(
+                f"system {self.name}: method {self.method!r}; expected openai_finetune or openai_chat"
+            )
         if self.k < 0:
             raise ValueError(f"system {self.name}: k = {self.k}; expected k >= 0")
 
     def block(self, settings: OpenAISettings) -> dict:
         """The `system` block of its metrics.json."""
-        return {"name": f"openai/{self.name}", "model": "openai", "method": self.method,
-                "style": settings.style, "k": self.k if self.method == "openai_chat" else None,
-                # No training seed: OpenAI's job seed and the demonstrations' seed are in the provenance.
-                "quantization": None, "seed": None, "openai_model": self.base_model or self.model}
+        return {
+            "name": f"openai/{self.name}",
+            "model": "openai",
+            "method": self.method,
+            "style": settings.style,
+            "k": self.k if self.method == "openai_chat" else None,
+            # No training seed: OpenAI's job seed and the demonstrations' seed are in the provenance.
+            "quantization": None,
+            "seed": None,
+            "openai_model": self.base_model or self.model,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,15 @@ def evaluate(
     kind = settings.kind(system.model)
     url = endpoint(settings)
     demos = demonstrations(read_prompts(train, labels), system.k, labels, settings.seed)
-    config = {"system": system.name, "model": system.model, "kind": kind, "k": system.k,
-              "style": settings.style, "endpoint": url, "demonstrations": [d["id"] for d in demos]}
+    config = {
+        "system": system.name,
+        "model": system.model,
+        "kind": kind,
+        "k": system.k,
+        "style": settings.style,
+        "endpoint": url,
+        "demonstrations": [d["id"] for d in demos],
+    }
     if not_run_reason is None:
         client = client or make_client(settings)
         not_run_reason = unavailable(client, system.model)
@@ -108,7 +124,9 @@ def evaluate(
             for split, path in splits.items():
                 started = time.perf_counter()
                 records = read_prompts(path, labels)
-                responses = _ask_all(client, cache, system, split, records, kind, demos, labels, settings)
+                responses = _ask_all(
+                    client, cache, system, split, records, kind, demos, labels, settings
+                )
                 answered[split] = (records, responses, time.perf_counter() - started)
         except Refused as refused:
             not_run_reason = str(refused)
@@ -118,8 +136,14 @@ def evaluate(
     for split in splits:
         out = split_dir(directory, split)
         if not_run_reason is not None:
-            results[split] = write_not_run(out, system.block(settings), split, labels, not_run_reason,
-                                           provenance(config, settings.seed, stopwatch))
+            results[split] = write_not_run(
+                out,
+                system.block(settings),
+                split,
+                labels,
+                not_run_reason,
+                provenance(config, settings.seed, stopwatch),
+            )
             continue
         records, responses, seconds = answered[split]
         answers = [parse_answer(response, kind, labels) for response in responses]
@@ -130,25 +154,49 @@ def evaluate(
             "status": "ran",
             "n": len(records),
             "labels": list(labels),
-            **classification_metrics([r["label"] for r in records], predicted, labels,
-                                     bootstrap_samples=metric_settings.bootstrap_samples,
-                                     seed=metric_settings.seed),
+            **classification_metrics(
+                [r["label"] for r in records],
+                predicted,
+                labels,
+                bootstrap_samples=metric_settings.bootstrap_samples,
+                seed=metric_settings.seed,
+            ),
             "examples_per_second": round(len(records) / max(seconds, 1e-9), 3),
             "answering_models": sorted({str(r.get("model")) for r in responses}),
             "provenance": provenance(config, settings.seed, stopwatch),
         }
-        invalid = [(r["id"], text) for r, (label, _, text) in zip(records, answers) if label is None]
+        invalid = [
+            (r["id"], text) for r, (label, _, text) in zip(records, answers) if label is None
+        ]
         for example_id, text in invalid[:5]:
-            log.info("%s %s: id %s answered %r, which is no label", system.name, split, example_id, text)
-        log.info("%s %s: accuracy %.3f, %d invalid answers of %d; answered by %s", system.name, split,
-                 metrics["accuracy"], len(invalid), len(records), ", ".join(metrics["answering_models"]))
+            log.info(
+                "%s %s: id %s answered %r, which is no label", system.name, split, example_id, text
+            )
+        log.info(
+            "%s %s: accuracy %.3f, %d invalid answers of %d; answered by %s",
+            system.name,
+            split,
+            metrics["accuracy"],
+            len(invalid),
+            len(records),
+            ", ".join(metrics["answering_models"]),
+        )
         write_evaluation(out, _predictions_frame(records, answers, labels), metrics)
         results[split] = metrics
     return results
 
 
-def _ask_all(client, cache, system: System, split: str, records: list[dict], kind: str,
-             demos: Sequence[dict], labels: Sequence[str], settings: OpenAISettings) -> list[dict]:
+def _ask_all(
+    client,
+    cache,
+    system: System,
+    split: str,
+    records: list[dict],
+    kind: str,
+    demos: Sequence[dict],
+    labels: Sequence[str],
+    settings: OpenAISettings,
+) -> list[dict]:
     requests = [build_request(system.model, kind, r["prompt"], demos, labels) for r in records]
 
     def ask(request, record):
@@ -158,7 +206,9 @@ def _ask_all(client, cache, system: System, split: str, records: list[dict], kin
             reason = refusal_reason(error)
             if reason is not None:
                 raise Refused(f"{split} example id {record['id']} refused: {reason}") from None
-            raise RuntimeError(f"{system.name}: {split} example id {record['id']}: request failed: {error}") from error
+            raise RuntimeError(
+                f"{system.name}: {split} example id {record['id']}: request failed: {error}"
+            ) from error
 
     with ThreadPoolExecutor(max_workers=settings.max_concurrency) as pool:
         return list(pool.map(ask, requests, records))
@@ -180,7 +230,9 @@ def demonstrations(train: list[dict], k: int, labels: Sequence[str], seed: int) 
             if pools[label] and len(chosen) < k:
                 chosen.append(pools[label].pop())
         if len(chosen) == before:
-            raise ValueError(f"k = {k} demonstrations asked, but the training split has only {len(train)} examples")
+            raise ValueError(
+                f"k = {k} demonstrations asked, but the training split has only {len(train)} examples"
+            )
     rng.shuffle(chosen)
     return chosen
 
@@ -189,12 +241,20 @@ def build_request(model: str, kind: str, prompt: str, demos: Sequence[dict], lab
     """(endpoint, body) of one request."""
     if kind == "completion":
         return "completions", {
-            "model": model, "prompt": completion_prompt(prompt, demos), "temperature": 0,
-            "max_tokens": MAX_ANSWER_TOKENS, "logprobs": TOP_LOGPROBS, "stop": ["\n"],
+            "model": model,
+            "prompt": completion_prompt(prompt, demos),
+            "temperature": 0,
+            "max_tokens": MAX_ANSWER_TOKENS,
+            "logprobs": TOP_LOGPROBS,
+            "stop": ["\n"],
         }
     return "chat.completions", {
-        "model": model, "messages": chat_messages(prompt, labels, demos), "temperature": 0,
-        "max_completion_tokens": MAX_ANSWER_TOKENS, "logprobs": True, "top_logprobs": TOP_LOGPROBS,
+        "model": model,
+        "messages": chat_messages(prompt, labels, demos),
+        "temperature": 0,
+        "max_completion_tokens": MAX_ANSWER_TOKENS,
+        "logprobs": True,
+        "top_logprobs": TOP_LOGPROBS,
     }
 
 
@@ -206,8 +266,11 @@ class ResponseCache:
         self.hits = self.calls = 0
 
     def path(self, api: str, body: dict) -> Path:
-        key = json.dumps({"base_url": self.url, "endpoint": api, "body": body},
-                         sort_keys=True, ensure_ascii=False)
+        key = json.dumps(
+            {"base_url": self.url, "endpoint": api, "body": body},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()
         return self.directory / digest[:2] / f"{digest}.json"
 
@@ -231,9 +294,15 @@ def _predictions_frame(records: list[dict], answers: list, labels: Sequence[str]
 
     rows = []
     for record, (label, scores, _) in zip(records, answers):
-        row = {"id": record["id"], "text": record.get("text", ""), "gold": record["label"],
-               "predicted": label or ""}
+        row = {
+            "id": record["id"],
+            "text": record.get("text", ""),
+            "gold": record["label"],
+            "predicted": label or "",
+        }
         for name in labels:
             row[score_column(PROB, name)] = scores[name] if scores else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows, columns=["id", "text", "gold", "predicted", *[score_column(PROB, n) for n in labels]])
+    return pd.DataFrame(
+        rows, columns=["id", "text", "gold", "predicted", *[score_column(PROB, n) for n in labels]]
+    )

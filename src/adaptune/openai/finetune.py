@@ -80,8 +80,15 @@ def finetune(
     log.info(
         "%s: %d training and %d validation examples (%s format); estimated training tokens "
         "%d per epoch x %d epochs = %d (%s; limit openai.max_training_tokens = %d)",
-        model, len(train_lines), len(val_lines), kind, per_epoch, settings.epochs, estimate,
-        method, settings.max_training_tokens,
+        model,
+        len(train_lines),
+        len(val_lines),
+        kind,
+        per_epoch,
+        settings.epochs,
+        estimate,
+        method,
+        settings.max_training_tokens,
     )
     print(f"{model}: estimated training tokens {estimate} ({method})", flush=True)
 
@@ -93,16 +100,25 @@ def finetune(
         write_text(path, contents[name])
     client = client or make_client(settings)
     summary = {
-        "base_model": model, "kind": kind, "endpoint": url, "epochs": settings.epochs,
-        "estimated_training_tokens": estimate, "token_estimate_method": method,
-        "train_examples": len(train_lines), "val_examples": len(val_lines),
+        "base_model": model,
+        "kind": kind,
+        "endpoint": url,
+        "epochs": settings.epochs,
+        "estimated_training_tokens": estimate,
+        "token_estimate_method": method,
+        "train_examples": len(train_lines),
+        "val_examples": len(val_lines),
     }
 
     def not_run(reason: str) -> dict:
         record.update(outcome="not_run", reason=reason)
         _save(record_path, record)
-        return _write(output, {"status": "not_run", "reason": reason, **summary,
-                               "job_id": record.get("job_id")}, settings, stopwatch)
+        return _write(
+            output,
+            {"status": "not_run", "reason": reason, **summary, "job_id": record.get("job_id")},
+            settings,
+            stopwatch,
+        )
 
     if record.get("job_id"):
         log.info("%s: resuming job %s from %s", model, record["job_id"], record_path)
@@ -127,22 +143,54 @@ def finetune(
     _delete_files(client, record, record_path, settings)
     if job.status != "succeeded":
         error = job.error
-        why = f"{error.code}: {error.message}" if error and (error.code or error.message) else "no error given"
-        log.error("%s: job %s %s (%s). The record %s keeps it; delete the record and %s to start a "
-                  "new (paid) job.", model, job.id, job.status, why, record_path, output)
+        why = (
+            f"{error.code}: {error.message}"
+            if error and (error.code or error.message)
+            else "no error given"
+        )
+        log.error(
+            "%s: job %s %s (%s). The record %s keeps it; delete the record and %s to start a "
+            "new (paid) job.",
+            model,
+            job.id,
+            job.status,
+            why,
+            record_path,
+            output,
+        )
         return not_run(f"fine-tuning job {job.id} {job.status}: {why}")
     if not job.fine_tuned_model:
         raise RuntimeError(f"{model}: job {job.id} succeeded but names no fine-tuned model")
-    log.info("%s: fine-tuned model %s (%s trained tokens)", model, job.fine_tuned_model, job.trained_tokens)
-    return _write(output, {
-        "status": "ran", **summary, "fine_tuned_model": job.fine_tuned_model, "job_id": job.id,
-        "trained_tokens": job.trained_tokens, "training_file": record["training_file"],
-        "validation_file": record["validation_file"],
-    }, settings, stopwatch)
+    log.info(
+        "%s: fine-tuned model %s (%s trained tokens)",
+        model,
+        job.fine_tuned_model,
+        job.trained_tokens,
+    )
+    return _write(
+        output,
+        {
+            "status": "ran",
+            **summary,
+            "fine_tuned_model": job.fine_tuned_model,
+            "job_id": job.id,
+            "trained_tokens": job.trained_tokens,
+            "training_file": record["training_file"],
+            "validation_file": record["validation_file"],
+        },
+        settings,
+        stopwatch,
+    )
 
 
-def wait(client, job, record_path: Path, record: dict, settings: OpenAISettings,
-         sleep: Callable[[float], None] = time.sleep):
+def wait(
+    client,
+    job,
+    record_path: Path,
+    record: dict,
+    settings: OpenAISettings,
+    sleep: Callable[[float], None] = time.sleep,
+):
     """Poll until the job ends, backing off from poll_interval_s to max_poll_interval_s; log
     status changes, trained tokens and the job's new events."""
     interval = settings.poll_interval_s
@@ -170,10 +218,15 @@ def _create_once(client, model: str, record: dict, settings: OpenAISettings, sle
     for attempt in range(settings.create_attempts):
         job = find_job(client, record)
         if job is not None:
-            log.info("%s: found job %s made from record %s; not creating another", model, job.id, record[RECORD_KEY])
+            log.info(
+                "%s: found job %s made from record %s; not creating another",
+                model,
+                job.id,
+                record[RECORD_KEY],
+            )
             return job
         if attempt:
-            sleep(min(settings.poll_interval_s * 2 ** attempt, settings.max_poll_interval_s))
+            sleep(min(settings.poll_interval_s * 2**attempt, settings.max_poll_interval_s))
             job = find_job(client, record)  # a job created late by a slow server
             if job is not None:
                 return job
@@ -182,11 +235,16 @@ def _create_once(client, model: str, record: dict, settings: OpenAISettings, sle
                 model=model,
                 training_file=record["training_file"],
                 validation_file=record["validation_file"],
-                method={"type": "supervised",
-                        "supervised": {"hyperparameters": {"n_epochs": settings.epochs}}},
+                method={
+                    "type": "supervised",
+                    "supervised": {"hyperparameters": {"n_epochs": settings.epochs}},
+                },
                 seed=settings.seed,
                 suffix=SUFFIX,
-                metadata={RECORD_KEY: record[RECORD_KEY], "adaptune_fingerprint": record["fingerprint"][:64]},
+                metadata={
+                    RECORD_KEY: record[RECORD_KEY],
+                    "adaptune_fingerprint": record["fingerprint"][:64],
+                },
             )
             log.info("%s: created job %s", model, job.id)
             return job
@@ -199,8 +257,12 @@ def _create_once(client, model: str, record: dict, settings: OpenAISettings, sle
             last_error = error
         except openai.APIConnectionError as error:  # timeouts included
             last_error = error
-        log.warning("%s: creating the job failed (%s: %s); looking for it before any new attempt",
-                    model, last_error.__class__.__name__, last_error)
+        log.warning(
+            "%s: creating the job failed (%s: %s); looking for it before any new attempt",
+            model,
+            last_error.__class__.__name__,
+            last_error,
+        )
     job = find_job(client, record)
     if job is not None:
         return job
@@ -214,10 +276,12 @@ def find_job(client, record: dict):
     """A job of this account made from `record`: by its metadata (where the endpoint filters on
     it), then among the latest jobs by its training file or metadata; always one for the
     record's base model (a file id names one upload, but a job of another model is never ours)."""
+
     def ours(job) -> bool:
         return job.model == record["model"] and (
             job.training_file == record["training_file"]
-            or (job.metadata or {}).get(RECORD_KEY) == record[RECORD_KEY])
+            or (job.metadata or {}).get(RECORD_KEY) == record[RECORD_KEY]
+        )
 
     for query in ({"metadata": {RECORD_KEY: record[RECORD_KEY]}}, {}):
         for index, job in enumerate(_jobs(client, query)):
@@ -277,7 +341,9 @@ def _delete_files(client, record: dict, record_path: Path, settings: OpenAISetti
         except openai.NotFoundError:
             pass  # already gone
         except openai.APIError as error:  # the result stands; the file stays in the account
-            log.warning("could not delete uploaded file %s (%s); delete it by hand", record[key], error)
+            log.warning(
+                "could not delete uploaded file %s (%s); delete it by hand", record[key], error
+            )
             return
     record["files_deleted"] = True
     _save(record_path, record)
@@ -293,8 +359,15 @@ def _check_limit(model: str, estimate: int, settings: OpenAISettings) -> None:
 
 def _write(output, result: dict, settings: OpenAISettings, stopwatch: Stopwatch) -> dict:
     result["provenance"] = provenance(
-        {"model": result["base_model"], "style": settings.style, "epochs": settings.epochs,
-         "endpoint": result["endpoint"]}, settings.seed, stopwatch)
+        {
+            "model": result["base_model"],
+            "style": settings.style,
+            "epochs": settings.epochs,
+            "endpoint": result["endpoint"],
+        },
+        settings.seed,
+        stopwatch,
+    )
     write_json(output, result)
     return result
 
@@ -303,11 +376,19 @@ def _jsonl(lines: list[dict]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-def _fingerprint(model: str, kind: str, settings: OpenAISettings, url: str, contents: dict[str, str]) -> str:
+def _fingerprint(
+    model: str, kind: str, settings: OpenAISettings, url: str, contents: dict[str, str]
+) -> str:
     """What makes a job this job: the model, the endpoint, the settings it was made with, its data."""
     digest = hashlib.sha256()
-    what = {"model": model, "kind": kind, "epochs": settings.epochs, "seed": settings.seed,
-            "suffix": SUFFIX, "endpoint": url}
+    what = {
+        "model": model,
+        "kind": kind,
+        "epochs": settings.epochs,
+        "seed": settings.seed,
+        "suffix": SUFFIX,
+        "endpoint": url,
+    }
     digest.update(json.dumps(what, sort_keys=True).encode())
     for name in ("train", "val"):
         digest.update(contents[name].encode())
@@ -318,12 +399,19 @@ def _load_record(path: Path, model: str, fingerprint: str, url: str) -> dict:
     if not path.exists():
         # A new record gets its own id, which its job carries as metadata: a user who deletes
         # the record on purpose gets a new job, not the old one found again.
-        return {"model": model, "endpoint": url, "fingerprint": fingerprint, RECORD_KEY: uuid.uuid4().hex}
+        return {
+            "model": model,
+            "endpoint": url,
+            "fingerprint": fingerprint,
+            RECORD_KEY: uuid.uuid4().hex,
+        }
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg}); it records a fine-tuning job - "
-                         "repair it, or delete it to start a new (paid) job") from None
+        raise ValueError(
+            f"{path}: not valid JSON ({error.msg}); it records a fine-tuning job - "
+            "repair it, or delete it to start a new (paid) job"
+        ) from None
     if record.get("fingerprint") != fingerprint:
         raise RuntimeError(
             f"{path} records job {record.get('job_id')} for other training data or settings "

@@ -18,7 +18,9 @@ def system_message(labels: Sequence[str]) -> str:
     return f"Answer with exactly one of these words, in lower case, and nothing else: {', '.join(labels)}."
 
 
-def chat_messages(prompt: str, labels: Sequence[str], demonstrations: Sequence[dict] = ()) -> list[dict]:
+def chat_messages(
+    prompt: str, labels: Sequence[str], demonstrations: Sequence[dict] = ()
+) -> list[dict]:
     """System instruction, then each demonstration as a user/assistant turn, then the prompt."""
     messages = [{"role": "system", "content": system_message(labels)}]
     for demo in demonstrations:
@@ -49,10 +51,14 @@ def token_counter(model: str) -> tuple[Callable[[str], int], str]:
         import tiktoken
 
         try:
-            encoding = tiktoken.encoding_for_model(model.split(":")[1] if model.startswith("ft:") else model)
+            encoding = tiktoken.encoding_for_model(
+                model.split(":")[1] if model.startswith("ft:") else model
+            )
         except KeyError:
             encoding = tiktoken.get_encoding("o200k_base")
-        return (lambda text: len(encoding.encode(text, disallowed_special=()))), f"tiktoken {encoding.name}"
+        return (
+            lambda text: len(encoding.encode(text, disallowed_special=()))
+        ), f"tiktoken {encoding.name}"
     except Exception as error:  # not installed, or its vocabulary cannot be fetched offline
         log.info("token counts are estimated as characters / 4 (tiktoken unavailable: %s)", error)
         return (lambda text: math.ceil(len(text) / 4)), "characters / 4"

@@ -28,7 +28,9 @@ def refusal_reason(error: BaseException) -> str | None:
     if not isinstance(error, openai.APIStatusError) or error.status_code not in REFUSAL_STATUSES:
         return None
     body = error.body if isinstance(error.body, dict) else {}
-    message = body.get("message") or body.get("detail") or error.message  # "detail": FastAPI servers
+    message = (
+        body.get("message") or body.get("detail") or error.message
+    )  # "detail": FastAPI servers
     code = body.get("code") or body.get("type")
     return f"HTTP {error.status_code}{f' {code}' if code else ''}: {message}"
 
@@ -51,7 +53,9 @@ def unavailable(client, model: str, today: dt.date | None = None) -> str | None:
         if reason is None:
             raise
         return f"model {model} is not available to this key ({reason})"
-    shutdown = _date(getattr(info, "shutdown_date", None) or (info.model_extra or {}).get("shutdown_date"))
+    shutdown = _date(
+        getattr(info, "shutdown_date", None) or (info.model_extra or {}).get("shutdown_date")
+    )
     if shutdown is not None and shutdown <= today:
         return f"model {model} was shut down on {shutdown.isoformat()}"
     if shutdown is not None:

@@ -18,14 +18,26 @@ from adaptune.names import PROB, score_column
 log = logging.getLogger(__name__)
 
 
-def write_not_run(directory: str | Path, system: dict, split: str, labels: Sequence[str], reason: str,
-                  provenance: dict) -> dict:
+def write_not_run(
+    directory: str | Path,
+    system: dict,
+    split: str,
+    labels: Sequence[str],
+    reason: str,
+    provenance: dict,
+) -> dict:
     """Write the not-run predictions.csv and metrics.json of one split into `directory`."""
     import pandas as pd
 
     columns = [*REQUIRED_PREDICTION_COLUMNS, *[score_column(PROB, label) for label in labels]]
-    metrics = {"system": system, "split": split, "status": "not_run", "reason": reason,
-               "labels": list(labels), "provenance": provenance}
+    metrics = {
+        "system": system,
+        "split": split,
+        "status": "not_run",
+        "reason": reason,
+        "labels": list(labels),
+        "provenance": provenance,
+    }
     write_evaluation(directory, pd.DataFrame(columns=columns), metrics)
     log.warning("%s %s: not run: %s", system.get("name"), split, reason)
     return metrics

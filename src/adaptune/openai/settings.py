@@ -52,7 +52,9 @@ class OpenAISettings:
         known_other = {"enabled", "finetune_models", "chat_models", "chat_k"}
         unknown = set(section) - names - known_other
         if unknown:
-            raise ValueError(f"config openai: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
+            raise ValueError(
+                f"config openai: unknown keys {sorted(unknown)}; expected some of {sorted(names)}"
+            )
         return cls(**{k: v for k, v in section.items() if k in names})
 
     def kind(self, model: str) -> str:

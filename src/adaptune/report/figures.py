@@ -68,7 +68,9 @@ def forest_figure(paired: pd.DataFrame) -> plt.Figure:
         return _placeholder("The planned comparisons", "The study has no planned comparison.")
     # One block per family, in the order the families first appear.
     family_order = {kind: i for i, kind in enumerate(dict.fromkeys(paired["comparison"]))}
-    rows = paired.iloc[paired["comparison"].map(family_order).argsort(kind="stable")].reset_index(drop=True)
+    rows = paired.iloc[paired["comparison"].map(family_order).argsort(kind="stable")].reset_index(
+        drop=True
+    )
     kinds = rows["verdict"].map(lambda v: "beats" if "beats" in v else v)
     fig, ax = plt.subplots(figsize=(10, 1.4 + 0.42 * len(rows)), layout="constrained")
     margin = float(rows["margin"].iloc[0])
@@ -77,29 +79,68 @@ def forest_figure(paired: pd.DataFrame) -> plt.Figure:
     positions = np.arange(len(rows))
     for y, (_, row), kind in zip(positions, rows.iterrows(), kinds):
         colour = VERDICT_COLOURS[kind]
-        ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+        ax.plot(
+            [row["ci_low"], row["ci_high"]], [y, y], color=colour, lw=2.2, solid_capstyle="butt"
+        )
         ax.plot(row["difference"], y, "o", color=colour, ms=6)
-    labels = [f"{_wrap(r['a'], 40)}\n  − {_wrap(r['b'], 40)}".replace("\n(", " (") for _, r in rows.iterrows()]
+    labels = [
+        f"{_wrap(r['a'], 40)}\n  − {_wrap(r['b'], 40)}".replace("\n(", " (")
+        for _, r in rows.iterrows()
+    ]
     ax.set_yticks(positions, labels, fontsize=8)
     ax.invert_yaxis()
     ax.grid(axis="y", visible=False)
     # A line between families, their names on the right.
     for family, members in rows.groupby("comparison", sort=False):
         top, bottom = members.index.min(), members.index.max()
-        ax.text(1.01, (top + bottom) / 2, family, transform=ax.get_yaxis_transform(), va="center",
-                fontsize=9, fontweight="bold")
+        ax.text(
+            1.01,
+            (top + bottom) / 2,
+            family,
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+        )
         if top > 0:
             ax.axhline(top - 0.5, color="#bbb", lw=0.8)
     metric = "macro-F1" if rows["metric"].iloc[0] == "macro_f1" else "accuracy"
     ax.set_xlabel(f"Difference in test {metric}, A − B, with its 95% interval")
-    handles = [Line2D([], [], color=VERDICT_COLOURS["beats"], marker="o", lw=2.2, label="one beats the other (Holm)"),
-               Line2D([], [], color=VERDICT_COLOURS["equivalent"], marker="o", lw=2.2,
-                      label=f"equivalent within ±{margin:g} (Holm-corrected TOST)"),
-               Line2D([], [], color=VERDICT_COLOURS["undecided"], marker="o", lw=2.2, label="undecided"),
-               plt.Rectangle((0, 0), 1, 1, color=VERDICT_COLOURS["equivalent"], alpha=0.12,
-                             label=f"equivalence margin ±{margin:g}")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.6 / (1 + 0.3 * len(rows))),
-              ncol=2, fontsize=8, frameon=False)
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=VERDICT_COLOURS["beats"],
+            marker="o",
+            lw=2.2,
+            label="one beats the other (Holm)",
+        ),
+        Line2D(
+            [],
+            [],
+            color=VERDICT_COLOURS["equivalent"],
+            marker="o",
+            lw=2.2,
+            label=f"equivalent within ±{margin:g} (Holm-corrected TOST)",
+        ),
+        Line2D([], [], color=VERDICT_COLOURS["undecided"], marker="o", lw=2.2, label="undecided"),
+        plt.Rectangle(
+            (0, 0),
+            1,
+            1,
+            color=VERDICT_COLOURS["equivalent"],
+            alpha=0.12,
+            label=f"equivalence margin ±{margin:g}",
+        ),
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.6 / (1 + 0.3 * len(rows))),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
     ax.set_title(f"The {len(rows)} planned comparisons on the test split", fontweight="bold")
     return fig
 
@@ -117,8 +158,14 @@ def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Fi
         values = table[f"{metric}_mean"].to_numpy(float)
         low = table[f"{metric}_ci_low"].to_numpy(float)
         high = table[f"{metric}_ci_high"].to_numpy(float)
-        ax.barh(positions, values, color=colors, height=0.65,
-                xerr=[values - low, high - values], error_kw={"ecolor": "#333", "capsize": 3, "lw": 1})
+        ax.barh(
+            positions,
+            values,
+            color=colors,
+            height=0.65,
+            xerr=[values - low, high - values],
+            error_kw={"ecolor": "#333", "capsize": 3, "lw": 1},
+        )
         for y, value, top in zip(positions, values, high):
             ax.text(top + 0.015, y, f"{value:.3f}", va="center", fontsize=9)
         ax.set_xlim(0, 1.12)
@@ -132,14 +179,17 @@ def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Fi
     axes[0].set_yticks(positions, [_wrap(s, 34) for s in table["system"]])
     axes[0].invert_yaxis()  # the table's first row at the top
     axes[0].set_ylabel("")
-    fig.suptitle(f"Test split (n = {int(table['n'].iloc[0])}; mean over seeds), systems in the order of "
-                 "the report's table (val macro-F1); error bars: 95% stratified bootstrap intervals",
-                 fontweight="bold")
+    fig.suptitle(
+        f"Test split (n = {int(table['n'].iloc[0])}; mean over seeds), systems in the order of "
+        "the report's table (val macro-F1); error bars: 95% stratified bootstrap intervals",
+        fontweight="bold",
+    )
     return fig
 
 
-def confusion_figure(metrics: Sequence[dict], shown: dict[str, str],
-                     labels: Sequence[str]) -> plt.Figure:
+def confusion_figure(
+    metrics: Sequence[dict], shown: dict[str, str], labels: Sequence[str]
+) -> plt.Figure:
     """`metrics` are metrics.json records; `shown` maps system names to display labels."""
     """One confusion matrix per system, each row divided by the number of tweets of that true
     class (so rows sum to 1 unless some answers were no label at all)."""
@@ -148,17 +198,37 @@ def confusion_figure(metrics: Sequence[dict], shown: dict[str, str],
     ordered = sorted(metrics, key=lambda m: (-m["macro_f1"], m["system"]["name"]))
     ncols = 4 if len(ordered) > 9 else min(3, len(ordered))
     nrows = math.ceil(len(ordered) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 1.2, 3.5 * nrows + 0.8),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(3.6 * ncols + 1.2, 3.5 * nrows + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
     for index, (ax, m) in enumerate(zip(axes.flat, ordered)):
         counts = np.asarray(m["confusion_matrix"], dtype=float)
-        support = np.array([m["per_class"][label].get("support", np.nan) for label in labels], float)
+        support = np.array(
+            [m["per_class"][label].get("support", np.nan) for label in labels], float
+        )
         support = np.where(np.isnan(support), counts.sum(axis=1), support)
         with np.errstate(invalid="ignore", divide="ignore"):
             shares = counts / support[:, None]
-        sns.heatmap(shares, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", cbar=False,
-                    square=True, xticklabels=labels, yticklabels=labels, linewidths=0.5,
-                    linecolor="white", annot_kws={"fontsize": 10})
+        sns.heatmap(
+            shares,
+            ax=ax,
+            annot=True,
+            fmt=".2f",
+            vmin=0,
+            vmax=1,
+            cmap="Blues",
+            cbar=False,
+            square=True,
+            xticklabels=labels,
+            yticklabels=labels,
+            linewidths=0.5,
+            linecolor="white",
+            annot_kws={"fontsize": 10},
+        )
         title = _wrap(shown[m["system"]["name"]], 30)
         invalid = m.get("invalid") or 0
         note = f", {invalid} naming no class" if invalid else ""
@@ -167,7 +237,7 @@ def confusion_figure(metrics: Sequence[dict], shown: dict[str, str],
         ax.set_xlabel("Predicted" if row == nrows - 1 or index + ncols >= len(ordered) else "")
         ax.set_ylabel("True" if col == 0 else "")
         ax.tick_params(axis="y", rotation=0)
-    for ax in list(axes.flat)[len(ordered):]:
+    for ax in list(axes.flat)[len(ordered) :]:
         ax.set_axis_off()
     mappable = plt.cm.ScalarMappable(cmap="Blues", norm=plt.Normalize(0, 1))
     fig.colorbar(mappable, ax=axes, shrink=0.6, label="Share of the true class's tweets")
@@ -179,14 +249,26 @@ def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figur
     """Training loss, validation loss and validation accuracy against the step, per approach."""
     if not curves:
         return _placeholder("Training curves", "No fine-tuning approach was run.")
-    panels = [("train_loss", "Training loss"), ("val_loss", "Validation loss"),
-              ("val_accuracy", "Validation accuracy")]
-    panels = [(c, t) for c, t in panels
-              if any(c in frame.columns and frame[c].notna().any() for frame in curves.values())]
+    panels = [
+        ("train_loss", "Training loss"),
+        ("val_loss", "Validation loss"),
+        ("val_accuracy", "Validation accuracy"),
+    ]
+    panels = [
+        (c, t)
+        for c, t in panels
+        if any(c in frame.columns and frame[c].notna().any() for frame in curves.values())
+    ]
     if not panels:
         return _placeholder("Training curves", "The training runs logged no losses or accuracies.")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), sharex=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(4.6 * len(panels), 4.2),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, (column, title) in zip(axes[0], panels):
         for label, frame in curves.items():
             if column not in frame.columns:
@@ -217,12 +299,24 @@ def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figur
             ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylabel("Cross-entropy loss (log scale)")
     handles = [Line2D([], [], color=palette[label], lw=2.5) for label in curves]
-    fig.legend(handles, list(curves), loc="outside lower center", ncol=min(3, len(curves)),
-               frameon=False, title="Approach")
-    smoothed = any(len(frame["train_loss"].dropna()) > 12 for frame in curves.values()
-                   if "train_loss" in frame.columns)
-    fig.suptitle("Training curves" + (" (training loss: faint per step, solid rolling mean)"
-                                      if smoothed else ""), fontweight="bold")
+    fig.legend(
+        handles,
+        list(curves),
+        loc="outside lower center",
+        ncol=min(3, len(curves)),
+        frameon=False,
+        title="Approach",
+    )
+    smoothed = any(
+        len(frame["train_loss"].dropna()) > 12
+        for frame in curves.values()
+        if "train_loss" in frame.columns
+    )
+    fig.suptitle(
+        "Training curves"
+        + (" (training loss: faint per step, solid rolling mean)" if smoothed else ""),
+        fontweight="bold",
+    )
     return fig
 
 
@@ -233,12 +327,21 @@ def sweep_figure(points: pd.DataFrame | None, names: dict[str, str]) -> plt.Figu
     `names`: approach -> shown name, in the order of the panels."""
     title = "Sweep on the validation split (tuning numbers, not held-out results)"
     if points is None or points.empty:
-        return _placeholder(title, "The study was not tuned (sweep.tune_study is false): its cells "
-                                   "trained at the configured learning rates and epochs.")
+        return _placeholder(
+            title,
+            "The study was not tuned (sweep.tune_study is false): its cells "
+            "trained at the configured learning rates and epochs.",
+        )
     approaches = [a for a in names if a in set(points["approach"])]
     approaches += sorted(set(points["approach"]) - set(approaches))
-    fig, axes = plt.subplots(1, len(approaches), figsize=(4.2 * len(approaches), 4.0), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(approaches),
+        figsize=(4.2 * len(approaches), 4.0),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, approach in zip(axes[0], approaches):
         mine = points[points["approach"] == approach]
         rates = sorted(mine["learning_rate"].unique())
@@ -249,24 +352,46 @@ def sweep_figure(points: pd.DataFrame | None, names: dict[str, str]) -> plt.Figu
             ax.scatter(runs["epochs"], runs["val_macro_f1"], color=shades[rate], alpha=0.35, s=18)
             mean = runs.groupby("epochs")["val_macro_f1"].mean()
             ax.plot(mean.index, mean.values, color=shades[rate], lw=2, marker="o", ms=5)
-            ax.annotate(f"lr {rate:g}", (mean.index[-1], mean.values[-1]), xytext=(12, 0),
-                        textcoords="offset points", va="center", color=shades[rate], fontsize=9)
+            ax.annotate(
+                f"lr {rate:g}",
+                (mean.index[-1], mean.values[-1]),
+                xytext=(12, 0),
+                textcoords="offset points",
+                va="center",
+                color=shades[rate],
+                fontsize=9,
+            )
         chosen = mine[mine["chosen"].astype(bool)]
         if not chosen.empty:
             best = chosen.groupby("epochs")["val_macro_f1"].mean()
-            ax.scatter(best.index, best.values, marker="*", s=260, color="#d62728", zorder=5,
-                       edgecolor="white", linewidth=0.8)
+            ax.scatter(
+                best.index,
+                best.values,
+                marker="*",
+                s=260,
+                color="#d62728",
+                zorder=5,
+                edgecolor="white",
+                linewidth=0.8,
+            )
         epochs = sorted(mine["epochs"].unique())
         ax.set_xlim(epochs[0] - 0.25, epochs[-1] + 0.6)  # room for the labels at the lines' ends
         ax.set_xticks(epochs)
         ax.set_title(_wrap(names.get(approach, approach), 34), fontweight="bold")
         ax.set_xlabel("Epochs")
     axes[0][0].set_ylabel("Val macro-F1")
-    handles = [Line2D([], [], color="#d62728", marker="*", ms=14, lw=0),
-               Line2D([], [], color="#777", marker="o", ms=5, lw=2),
-               Line2D([], [], color="#777", marker="o", ms=4, lw=0, alpha=0.35)]
-    fig.legend(handles, ["chosen setting", "mean over seeds", "one seed"], loc="outside lower center",
-               ncol=3, frameon=False)
+    handles = [
+        Line2D([], [], color="#d62728", marker="*", ms=14, lw=0),
+        Line2D([], [], color="#777", marker="o", ms=5, lw=2),
+        Line2D([], [], color="#777", marker="o", ms=4, lw=0, alpha=0.35),
+    ]
+    fig.legend(
+        handles,
+        ["chosen setting", "mean over seeds", "one seed"],
+        loc="outside lower center",
+        ncol=3,
+        frameon=False,
+    )
     fig.suptitle(title, fontweight="bold")
     return fig
 
@@ -277,19 +402,31 @@ def cost_figure(table: pd.DataFrame, palette: dict) -> plt.Figure:
     if table.empty:
         return _placeholder("Quality against cost", "No system was evaluated.")
     legend_rows = math.ceil(len(table) / 3)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.25 * legend_rows), sharey=True,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, 2, figsize=(11, 4.2 + 0.25 * legend_rows), sharey=True, layout="constrained"
+    )
     points, lines = {}, {}
-    costs = (("trainable_parameters", "Trainable parameters (log scale)", True),
-             ("training_minutes", "Training time (minutes)", False))
+    costs = (
+        ("trainable_parameters", "Trainable parameters (log scale)", True),
+        ("training_minutes", "Training time (minutes)", False),
+    )
     for ax, (column, xlabel, log) in zip(axes, costs):
         values = pd.to_numeric(table[column], errors="coerce").astype(float)
         for (_, row), cost in zip(table.iterrows(), values):
             label, color = row["system"], palette[row["system"]]
             y = row["macro_f1_mean"]
             if cost > 0:
-                ax.errorbar(cost, y, yerr=[[y - row["macro_f1_ci_low"]], [row["macro_f1_ci_high"] - y]],
-                            fmt="o", ms=8, color=color, ecolor=color, capsize=4, lw=1.5)
+                ax.errorbar(
+                    cost,
+                    y,
+                    yerr=[[y - row["macro_f1_ci_low"]], [row["macro_f1_ci_high"] - y]],
+                    fmt="o",
+                    ms=8,
+                    color=color,
+                    ecolor=color,
+                    capsize=4,
+                    lw=1.5,
+                )
                 points.setdefault(label, Line2D([], [], color=color, marker="o", ms=8, ls=""))
             else:
                 style = "--" if cost == 0 else ":"
@@ -305,15 +442,26 @@ def cost_figure(table: pd.DataFrame, palette: dict) -> plt.Figure:
             ax.margins(x=0.08)
             ax.set_xlim(left=0)
         if not (values > 0).any():
-            ax.text(0.5, 0.5, "no fine-tuned system ran", transform=ax.transAxes, ha="center",
-                    color="#777")
+            ax.text(
+                0.5,
+                0.5,
+                "no fine-tuned system ran",
+                transform=ax.transAxes,
+                ha="center",
+                color="#777",
+            )
     axes[0].set_ylabel("Macro-F1 on the test split (95% interval)")
     axes[0].set_ylim(0, 1.03)  # room for a line at 1.0
     axes[0].set_title("Quality against trainable parameters", fontweight="bold")
     axes[1].set_title("Quality against training time", fontweight="bold")
     handles = {**points, **lines}  # fine-tuned points first, then the reference lines
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-               ncol=min(3, len(handles)), frameon=False)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncol=min(3, len(handles)),
+        frameon=False,
+    )
     return fig
 
 
@@ -333,8 +481,16 @@ def class_balance_figure(counts: pd.DataFrame | None, labels: Sequence[str]) -> 
     names = {"train": "train", "val": "validation", "test": "test"}
     frame = counts.assign(split=counts["split"].map(lambda s: names.get(s, s)))
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    sns.barplot(frame, x="split", y="count", hue="label", order=[names.get(s, s) for s in order],
-                hue_order=list(labels), palette="Set2", ax=ax)
+    sns.barplot(
+        frame,
+        x="split",
+        y="count",
+        hue="label",
+        order=[names.get(s, s) for s in order],
+        hue_order=list(labels),
+        palette="Set2",
+        ax=ax,
+    )
     for container in ax.containers:
         ax.bar_label(container, fontsize=8, padding=2)
     ax.margins(y=0.12)
@@ -350,7 +506,9 @@ def seeds_figure(groups: pd.DataFrame, palette: dict) -> plt.Figure:
     ran = groups[groups["status"] == "ran"]
     if ran.empty:
         return _placeholder("Every seed's result", "No system was evaluated.")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 1.5 + 0.5 * len(ran)), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(
+        1, 2, figsize=(11, 1.5 + 0.5 * len(ran)), sharey=True, layout="constrained"
+    )
     positions = np.arange(len(ran))
     for ax, metric, title in ((axes[0], "macro_f1", "Macro-F1"), (axes[1], "accuracy", "Accuracy")):
         for y, (_, row) in zip(positions, ran.iterrows()):
@@ -358,7 +516,9 @@ def seeds_figure(groups: pd.DataFrame, palette: dict) -> plt.Figure:
             ax.barh(y, row[f"{metric}_mean"], color=color, alpha=0.35, height=0.65)
             points = row[f"{metric}_per_seed"]
             jitter = np.linspace(-0.15, 0.15, len(points)) if len(points) > 1 else [0.0]
-            ax.scatter(points, y + np.asarray(jitter), color=color, edgecolor="#222", s=36, zorder=3)
+            ax.scatter(
+                points, y + np.asarray(jitter), color=color, edgecolor="#222", s=36, zorder=3
+            )
         ax.set_xlim(0, 1)
         ax.set_title(title, fontweight="bold")
         ax.set_xlabel(f"{title} on the test split")
@@ -382,8 +542,11 @@ def label_distribution_figure(groups: pd.DataFrame, labels: Sequence[str]) -> pl
     colors = sns.color_palette("Set2", len(labels) + 1)
     for color, label in zip(colors, [*labels, "no label"]):
         column = f"share_{label}"
-        shares = (ran[column].to_numpy(float) if column in ran
-                  else 1 - ran[[f"share_{lab}" for lab in labels]].sum(axis=1).to_numpy(float))
+        shares = (
+            ran[column].to_numpy(float)
+            if column in ran
+            else 1 - ran[[f"share_{lab}" for lab in labels]].sum(axis=1).to_numpy(float)
+        )
         shares = np.clip(np.nan_to_num(shares), 0, 1)
         ax.barh(positions, shares, left=left, color=color, label=label, height=0.65)
         left += shares
@@ -407,9 +570,15 @@ def calibration_figure(curves: dict[str, dict], palette: dict) -> plt.Figure:
     ax.plot([0, 1], [0, 1], color="#888", ls=":", lw=1.2, label="perfect calibration")
     for label, result in curves.items():
         points = result["points"]
-        ax.plot([p["confidence"] for p in points], [p["accuracy"] for p in points], marker="o",
-                color=palette[label], lw=1.5, ms=4,
-                label=f"{label}: ECE {result['ece']:.3f}, Brier {result['brier']:.3f}")
+        ax.plot(
+            [p["confidence"] for p in points],
+            [p["accuracy"] for p in points],
+            marker="o",
+            color=palette[label],
+            lw=1.5,
+            ms=4,
+            label=f"{label}: ECE {result['ece']:.3f}, Brier {result['brier']:.3f}",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("Confidence of the predicted label")

@@ -20,11 +20,28 @@ import pandas as pd
 from adaptune.names import APPROACHES, LOGLIK, PROB, score_column, split_dir
 from adaptune.systems import System
 
-METRICS_KEYS = ("system", "split", "n", "labels", "accuracy", "accuracy_ci", "macro_f1",
-                "macro_f1_ci", "per_class", "confusion_matrix", "examples_per_second")
+METRICS_KEYS = (
+    "system",
+    "split",
+    "n",
+    "labels",
+    "accuracy",
+    "accuracy_ci",
+    "macro_f1",
+    "macro_f1_ci",
+    "per_class",
+    "confusion_matrix",
+    "examples_per_second",
+)
 NOT_RUN_KEYS = ("system", "split", "status", "reason", "labels")
-SUMMARY_KEYS = ("model", "approach", "style", "trainable_parameters", "wall_time_s",
-                "peak_memory_mb")
+SUMMARY_KEYS = (
+    "model",
+    "approach",
+    "style",
+    "trainable_parameters",
+    "wall_time_s",
+    "peak_memory_mb",
+)
 CURVE_COLUMNS = ("step", "train_loss", "val_accuracy")
 PREDICTION_COLUMNS = ("id", "gold", "predicted")
 
@@ -64,7 +81,9 @@ def read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ReportInputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+        raise ReportInputError(
+            f"{path}: not valid JSON ({error.msg}, line {error.lineno})"
+        ) from None
     if not isinstance(data, dict):
         raise ReportInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -96,15 +115,23 @@ def load_metrics(path: str | os.PathLike, labels: Sequence[str], name: str | Non
     required = NOT_RUN_KEYS if not_run else METRICS_KEYS
     missing = [key for key in required if key not in data]
     if missing:
-        raise ReportInputError(f"{path}: missing key(s) {missing}; a metrics.json needs {list(required)}")
+        raise ReportInputError(
+            f"{path}: missing key(s) {missing}; a metrics.json needs {list(required)}"
+        )
     system = data["system"]
     if not isinstance(system, dict) or "name" not in system:
-        raise ReportInputError(f"{path}: key 'system' must be an object with a 'name', got {system!r}")
+        raise ReportInputError(
+            f"{path}: key 'system' must be an object with a 'name', got {system!r}"
+        )
     if name is not None and system["name"] != name:
-        raise ReportInputError(f"{path}: system.name is {system['name']!r}; expected {name!r} "
-                               "(the system whose directory this is)")
+        raise ReportInputError(
+            f"{path}: system.name is {system['name']!r}; expected {name!r} "
+            "(the system whose directory this is)"
+        )
     if list(data["labels"]) != list(labels):
-        raise ReportInputError(f"{path}: labels {data['labels']} differ from the configured labels {list(labels)}")
+        raise ReportInputError(
+            f"{path}: labels {data['labels']} differ from the configured labels {list(labels)}"
+        )
     data["path"] = str(path)
     if not_run:
         return data
@@ -114,30 +141,43 @@ def load_metrics(path: str | os.PathLike, labels: Sequence[str], name: str | Non
     data["macro_f1_ci"] = _interval(path, "macro_f1_ci", data["macro_f1_ci"])
     per_class = data["per_class"]
     for label in labels:
-        if not isinstance(per_class, dict) or not isinstance(per_class.get(label), dict) \
-                or "f1" not in per_class[label]:
+        if (
+            not isinstance(per_class, dict)
+            or not isinstance(per_class.get(label), dict)
+            or "f1" not in per_class[label]
+        ):
             raise ReportInputError(f"{path}: per_class.{label}.f1 is missing")
         _number(path, f"per_class.{label}.f1", per_class[label]["f1"])
     matrix = data["confusion_matrix"]
     size = len(labels)
-    if not isinstance(matrix, list) or len(matrix) != size or any(
-        not isinstance(row, list) or len(row) != size
-        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in row)
-        for row in matrix
+    if (
+        not isinstance(matrix, list)
+        or len(matrix) != size
+        or any(
+            not isinstance(row, list)
+            or len(row) != size
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in row)
+            for row in matrix
+        )
     ):
-        raise ReportInputError(f"{path}: confusion_matrix must be {size}x{size} counts "
-                               "(rows gold, columns predicted)")
+        raise ReportInputError(
+            f"{path}: confusion_matrix must be {size}x{size} counts (rows gold, columns predicted)"
+        )
     return data
 
 
-def load_predictions(path: str | os.PathLike, labels: Sequence[str], n: int | None = None) -> pd.DataFrame:
+def load_predictions(
+    path: str | os.PathLike, labels: Sequence[str], n: int | None = None
+) -> pd.DataFrame:
     """Read one predictions.csv: id, gold, predicted and the loglik_<label> or prob_<label>
     columns when present."""
     path = Path(path)
     if not path.is_file():
         raise ReportInputError(f"{path}: file not found")
     try:
-        frame = pd.read_csv(path, dtype={"id": str, "gold": str, "predicted": str}, keep_default_na=False)
+        frame = pd.read_csv(
+            path, dtype={"id": str, "gold": str, "predicted": str}, keep_default_na=False
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ReportInputError(f"{path}: not a readable CSV ({error})") from None
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
@@ -146,10 +186,14 @@ def load_predictions(path: str | os.PathLike, labels: Sequence[str], n: int | No
     unknown = frame.index[~frame["gold"].isin(labels)]
     if len(unknown):
         row = int(unknown[0])
-        raise ReportInputError(f"{path}: row {row + 2}: gold label {frame['gold'].iloc[row]!r} is not "
-                               f"one of {list(labels)}")
+        raise ReportInputError(
+            f"{path}: row {row + 2}: gold label {frame['gold'].iloc[row]!r} is not "
+            f"one of {list(labels)}"
+        )
     if frame["id"].duplicated().any():
-        raise ReportInputError(f"{path}: id {frame['id'][frame['id'].duplicated()].iloc[0]!r} appears twice")
+        raise ReportInputError(
+            f"{path}: id {frame['id'][frame['id'].duplicated()].iloc[0]!r} appears twice"
+        )
     if n is not None and len(frame) != n:
         raise ReportInputError(f"{path}: {len(frame)} rows, but its metrics.json says n = {n}")
     for label in labels:
@@ -165,9 +209,13 @@ def load_training(summary_path: str | os.PathLike) -> Training:
     summary = read_json(path)
     missing = [key for key in SUMMARY_KEYS if key not in summary]
     if missing:
-        raise ReportInputError(f"{path}: missing key(s) {missing}; a summary.json needs {list(SUMMARY_KEYS)}")
+        raise ReportInputError(
+            f"{path}: missing key(s) {missing}; a summary.json needs {list(SUMMARY_KEYS)}"
+        )
     if summary["approach"] not in APPROACHES:
-        raise ReportInputError(f"{path}: approach {summary['approach']!r} is not one of {list(APPROACHES)}")
+        raise ReportInputError(
+            f"{path}: approach {summary['approach']!r} is not one of {list(APPROACHES)}"
+        )
     for key in ("trainable_parameters", "wall_time_s", "peak_memory_mb"):
         _number(path, key, summary[key], allow_none=key == "peak_memory_mb")
     curves_path = path.with_name("curves.csv")
@@ -178,8 +226,10 @@ def load_training(summary_path: str | os.PathLike) -> Training:
             bad = curves[column].notna() & values.isna()
             if bad.any():
                 row = int(bad.idxmax()) + 2  # 1-based, after the header line
-                raise ReportInputError(f"{curves_path}: row {row}: column {column!r} is not a number "
-                                       f"({curves[column][bad].iloc[0]!r})")
+                raise ReportInputError(
+                    f"{curves_path}: row {row}: column {column!r} is not a number "
+                    f"({curves[column][bad].iloc[0]!r})"
+                )
             curves[column] = values
     return Training(path, summary, curves)
 
@@ -195,9 +245,14 @@ def load_split_counts(paths: Sequence[str | os.PathLike], labels: Sequence[str])
             raise ReportInputError(f"{path}: missing column 'label'; found {list(frame.columns)}")
         unknown = sorted(set(frame["label"]) - set(labels))
         if unknown:
-            raise ReportInputError(f"{path}: labels {unknown} are not among the configured {list(labels)}")
+            raise ReportInputError(
+                f"{path}: labels {unknown} are not among the configured {list(labels)}"
+            )
         counts = frame["label"].value_counts()
-        rows += [{"split": path.stem, "label": label, "count": int(counts.get(label, 0))} for label in labels]
+        rows += [
+            {"split": path.stem, "label": label, "count": int(counts.get(label, 0))}
+            for label in labels
+        ]
     return pd.DataFrame(rows, columns=["split", "label", "count"])
 
 
@@ -229,8 +284,13 @@ def split_directory(system: System, split: str, root: str | os.PathLike = ".") -
     return split_dir(Path(root) / system.eval_dir, split)
 
 
-def load_runs(systems: Sequence[System], split: str, labels: Sequence[str],
-              root: str | os.PathLike = ".", with_training: bool = True) -> list[Run]:
+def load_runs(
+    systems: Sequence[System],
+    split: str,
+    labels: Sequence[str],
+    root: str | os.PathLike = ".",
+    with_training: bool = True,
+) -> list[Run]:
     """Every system's run on `split`: systems the config turned off become not-run runs with the
     config's reason, and a metrics.json with status not_run gives its own reason."""
     runs = []
@@ -241,7 +301,9 @@ def load_runs(systems: Sequence[System], split: str, labels: Sequence[str],
         directory = split_directory(system, split, root)
         metrics = load_metrics(directory / "metrics.json", labels, system.name)
         if metrics["split"] != split:
-            raise ReportInputError(f"{metrics['path']}: split is {metrics['split']!r}; expected {split!r}")
+            raise ReportInputError(
+                f"{metrics['path']}: split is {metrics['split']!r}; expected {split!r}"
+            )
         if metrics.get("status") == "not_run":
             runs.append(Run(system, split, metrics, reason=str(metrics["reason"])))
             continue

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 # Kinds of comparison, by config name: how the report names each.
 KINDS = {
-    "approach": "approach",                        # each pair of approaches, same style and quantization
-    "style": "prompt style",                       # each pair of styles, same approach and quantization
-    "quantization": "quantization",                # each pair of quantizations, same approach and style
+    "approach": "approach",  # each pair of approaches, same style and quantization
+    "style": "prompt style",  # each pair of styles, same approach and quantization
+    "quantization": "quantization",  # each pair of quantizations, same approach and style
     "best_vs_tfidf": "best fine-tuning vs TF-IDF",
     "best_vs_fewshot": "best fine-tuning vs few-shot",
 }
@@ -38,21 +38,34 @@ class AnalysisPlan:
         if unknown:
             raise ValueError(f"evaluation.analysis.comparisons: {unknown} not among {list(KINDS)}")
         if self.metric not in METRICS:
-            raise ValueError(f"evaluation.analysis.metric: {self.metric!r} is not one of {list(METRICS)}")
+            raise ValueError(
+                f"evaluation.analysis.metric: {self.metric!r} is not one of {list(METRICS)}"
+            )
         if not 0 < self.alpha < 1:
             raise ValueError(f"evaluation.analysis.alpha: {self.alpha} is not between 0 and 1")
         if not 0 < self.margin < 1:
             raise ValueError(f"evaluation.analysis.margin: {self.margin} is not between 0 and 1")
         if self.seeds not in SEED_DESIGNS:
-            raise ValueError(f"evaluation.analysis.seeds: {self.seeds!r} is not one of {list(SEED_DESIGNS)}")
+            raise ValueError(
+                f"evaluation.analysis.seeds: {self.seeds!r} is not one of {list(SEED_DESIGNS)}"
+            )
         if self.bootstrap_samples < 1:
-            raise ValueError(f"evaluation.analysis.bootstrap_samples: {self.bootstrap_samples} is below 1")
+            raise ValueError(
+                f"evaluation.analysis.bootstrap_samples: {self.bootstrap_samples} is below 1"
+            )
 
     @classmethod
     def from_config(cls, block: Mapping | None) -> AnalysisPlan:
         """From the evaluation.analysis block (keys left out keep the defaults above)."""
         block = dict(block or {})
-        unknown = set(block) - {"comparisons", "metric", "alpha", "bootstrap_samples", "seeds", "margin"}
+        unknown = set(block) - {
+            "comparisons",
+            "metric",
+            "alpha",
+            "bootstrap_samples",
+            "seeds",
+            "margin",
+        }
         if unknown:
             raise ValueError(f"evaluation.analysis: unknown key(s) {sorted(unknown)}")
         if "comparisons" in block:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from adaptune.io import write_text
-from adaptune.reference_study import REFERENCE_MAJORITY, REFERENCE_SOURCE, REFERENCE_SPLIT, REFERENCE_VAL_COUNTS
+from adaptune.reference_study import (
+    REFERENCE_MAJORITY,
+    REFERENCE_SOURCE,
+    REFERENCE_SPLIT,
+    REFERENCE_VAL_COUNTS,
+)
 from adaptune.report.tables import reference_table
 
 
@@ -25,35 +30,55 @@ class Section:
 def markdown_table(frame: pd.DataFrame) -> str:
     def cell(value) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
-             "| " + " | ".join("---" for _ in frame.columns) + " |"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+
+    lines = [
+        "| " + " | ".join(cell(c) for c in frame.columns) + " |",
+        "| " + " | ".join("---" for _ in frame.columns) + " |",
+    ]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
     return "\n".join(lines)
 
 
-REFERENCE_NOTE = (f"From {REFERENCE_SOURCE}: GPT-J-6B held in 8-bit, fine-tuned with PyTorch Lightning "
-                  f"on 1,000 balanced tweets, accuracy on {REFERENCE_SPLIT}, each number under the "
-                  "rule it was scored by (its fine-tuned number: argmax over the whole vocabulary; its "
-                  "3-shot number: argmax over the three label tokens). That split is not balanced ("
-                  + ", ".join(f"{n} {label}" for label, n in REFERENCE_VAL_COUNTS.items())
-                  + f"): always answering \"{REFERENCE_MAJORITY[0]}\" scores {REFERENCE_MAJORITY[1]:.2f}. "
-                  "A different model and split from the rows above, so these numbers are context, not "
-                  "part of the ranking; configs/reference.yaml runs its protocol on this pipeline.")
+REFERENCE_NOTE = (
+    f"From {REFERENCE_SOURCE}: GPT-J-6B held in 8-bit, fine-tuned with PyTorch Lightning "
+    f"on 1,000 balanced tweets, accuracy on {REFERENCE_SPLIT}, each number under the "
+    "rule it was scored by (its fine-tuned number: argmax over the whole vocabulary; its "
+    "3-shot number: argmax over the three label tokens). That split is not balanced ("
+    + ", ".join(f"{n} {label}" for label, n in REFERENCE_VAL_COUNTS.items())
+    + f'): always answering "{REFERENCE_MAJORITY[0]}" scores {REFERENCE_MAJORITY[1]:.2f}. '
+    "A different model and split from the rows above, so these numbers are context, not "
+    "part of the ranking; configs/reference.yaml runs its protocol on this pipeline."
+)
 
 
-SAME_SPLIT_NOTE = ("This run used the reference study's protocol and split (configs/reference.yaml): "
-                   "these are this pipeline's numbers on the same 200 validation tweets, "
-                   "comparable with the published ones above.")
+SAME_SPLIT_NOTE = (
+    "This run used the reference study's protocol and split (configs/reference.yaml): "
+    "these are this pipeline's numbers on the same 200 validation tweets, "
+    "comparable with the published ones above."
+)
 
 
-def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: Sequence[Section],
-               model_note: str = "", same_split: pd.DataFrame | None = None, figure: str = "") -> None:
+def write_page(
+    stem_md,
+    stem_html,
+    title: str,
+    lines: Sequence[str],
+    sections: Sequence[Section],
+    model_note: str = "",
+    same_split: pd.DataFrame | None = None,
+    figure: str = "",
+) -> None:
     """`title`, the answer (`figure`, a picture's path relative to the page, then the `lines`),
     each non-empty section's table, then the reference block (with this pipeline's numbers on
     the reference split when `same_split` is given)."""
     md = [f"# {title}", ""]
     if figure:
-        md += [f"![The planned comparisons: each difference, its interval and its verdict]({figure})", ""]
+        md += [
+            f"![The planned comparisons: each difference, its interval and its verdict]({figure})",
+            "",
+        ]
     md += [*[f"- {line}" for line in lines], ""]
     if model_note:
         md += [model_note, ""]
@@ -63,8 +88,13 @@ def write_page(stem_md, stem_html, title: str, lines: Sequence[str], sections: S
         md += [f"## {section.title}", "", markdown_table(section.table), ""]
         if section.note:
             md += [section.note, ""]
-    md += ["## Reference study (published figures, not reproduced here)", "", REFERENCE_NOTE, "",
-           markdown_table(reference_table())]
+    md += [
+        "## Reference study (published figures, not reproduced here)",
+        "",
+        REFERENCE_NOTE,
+        "",
+        markdown_table(reference_table()),
+    ]
     if same_split is not None and not same_split.empty:
         md += ["", SAME_SPLIT_NOTE, "", markdown_table(same_split)]
     write_text(stem_md, "\n".join(md) + "\n")
@@ -84,12 +114,20 @@ tbody tr:nth-child(even) { background: #fafafa; }
 """
 
 
-def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], model_note: str,
-               same_split: pd.DataFrame | None, figure: str = "") -> str:
+def _html_page(
+    title: str,
+    lines: Sequence[str],
+    sections: Sequence[Section],
+    model_note: str,
+    same_split: pd.DataFrame | None,
+    figure: str = "",
+) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     if figure:
-        body.append(f'<img src="{html.escape(figure)}" style="max-width: 100%" '
-                    'alt="The planned comparisons: each difference, its interval and its verdict">')
+        body.append(
+            f'<img src="{html.escape(figure)}" style="max-width: 100%" '
+            'alt="The planned comparisons: each difference, its interval and its verdict">'
+        )
     body.append('<div class="answer"><ul>')
     body += [f"<li>{html.escape(line)}</li>" for line in lines]
     body.append("</ul></div>")
@@ -100,16 +138,29 @@ def _html_page(title: str, lines: Sequence[str], sections: Sequence[Section], mo
             continue
         table = section.table.to_html(index=False, escape=True, border=0)
         # Each interval on its own line under its value: narrower columns, easier to scan.
-        table = re.sub(r"(\d\.\d{3}(?: ± \d\.\d{3})?) (\[[-+]?\d\.\d{3}, [-+]?\d\.\d{3}\])",
-                       r'\1<br><span class="ci">\2</span>', table)
+        table = re.sub(
+            r"(\d\.\d{3}(?: ± \d\.\d{3})?) (\[[-+]?\d\.\d{3}, [-+]?\d\.\d{3}\])",
+            r'\1<br><span class="ci">\2</span>',
+            table,
+        )
         body += [f"<h2>{html.escape(section.title)}</h2>", table]
         if section.note:
             body.append(f'<p class="note">{html.escape(section.note)}</p>')
-    body += ['<div class="reference">', "<h2>Reference study (published figures, not reproduced here)</h2>",
-             f"<p>{html.escape(REFERENCE_NOTE)}</p>", reference_table().to_html(index=False, escape=True, border=0)]
+    body += [
+        '<div class="reference">',
+        "<h2>Reference study (published figures, not reproduced here)</h2>",
+        f"<p>{html.escape(REFERENCE_NOTE)}</p>",
+        reference_table().to_html(index=False, escape=True, border=0),
+    ]
     if same_split is not None and not same_split.empty:
-        body += [f"<p>{html.escape(SAME_SPLIT_NOTE)}</p>", same_split.to_html(index=False, escape=True, border=0)]
+        body += [
+            f"<p>{html.escape(SAME_SPLIT_NOTE)}</p>",
+            same_split.to_html(index=False, escape=True, border=0),
+        ]
     body.append("</div>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

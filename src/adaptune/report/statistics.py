@@ -40,13 +40,15 @@ class Codes:
     """Gold and predicted labels of several runs on the same items, as integer codes (a
     prediction that names no label is the code len(labels), always wrong), with the items' ids."""
 
-    ids: np.ndarray         # (n,) item ids, in the order of the columns below
-    gold: np.ndarray        # (n,)
-    predicted: np.ndarray   # (runs, n)
+    ids: np.ndarray  # (n,) item ids, in the order of the columns below
+    gold: np.ndarray  # (n,)
+    predicted: np.ndarray  # (runs, n)
     n_labels: int
 
 
-def encode(predictions: Sequence[pd.DataFrame], labels: Sequence[str], names: Sequence[str]) -> Codes:
+def encode(
+    predictions: Sequence[pd.DataFrame], labels: Sequence[str], names: Sequence[str]
+) -> Codes:
     """Align runs on their item ids; they must have scored the same items with the same gold."""
     index = {label: i for i, label in enumerate(labels)}
     first = predictions[0].set_index("id")
@@ -56,8 +58,10 @@ def encode(predictions: Sequence[pd.DataFrame], labels: Sequence[str], names: Se
     for frame, name in zip(predictions, names):
         frame = frame.set_index("id")
         if set(frame.index) != set(ids):
-            raise ValueError(f"{name} scored other items than {names[0]} "
-                             f"({len(set(frame.index) ^ set(ids))} ids differ); a paired test needs the same items")
+            raise ValueError(
+                f"{name} scored other items than {names[0]} "
+                f"({len(set(frame.index) ^ set(ids))} ids differ); a paired test needs the same items"
+            )
         frame = frame.loc[ids]
         if not (frame["gold"].map(index).to_numpy(np.int64) == gold).all():
             raise ValueError(f"{name} and {names[0]} disagree on the gold label of some item")
@@ -70,9 +74,13 @@ def align(reference: Codes, other: Codes, what: str = "the second system") -> Co
     Both must hold the same items with the same gold labels."""
     if len(other.ids) != len(reference.ids) or set(other.ids) != set(reference.ids):
         differ = len(set(other.ids) ^ set(reference.ids))
-        raise ValueError(f"{what} scored other items ({differ} ids differ); a paired test needs the same items")
+        raise ValueError(
+            f"{what} scored other items ({differ} ids differ); a paired test needs the same items"
+        )
     position = pd.Index(other.ids).get_indexer(reference.ids)
-    aligned = Codes(reference.ids, other.gold[position], other.predicted[:, position], other.n_labels)
+    aligned = Codes(
+        reference.ids, other.gold[position], other.predicted[:, position], other.n_labels
+    )
     if not np.array_equal(aligned.ids, reference.ids):
         raise AssertionError("items not aligned on their ids")
     wrong = np.flatnonzero(aligned.gold != reference.gold)
@@ -104,15 +112,17 @@ class Bootstrap:
         out = {metric: np.empty((self.samples, codes.predicted.shape[0])) for metric in metrics}
         chunk = max(1, _CHUNK_CELLS // len(codes.gold))
         for start in range(0, self.samples, chunk):
-            rows = self.rows[start:start + chunk]
+            rows = self.rows[start : start + chunk]
             gold = codes.gold[rows]
             for run, predicted in enumerate(codes.predicted):
                 p = predicted[rows]
                 correct = gold == p
                 for metric in metrics:
-                    out[metric][start:start + chunk, run] = (
-                        correct.mean(axis=1) if metric == "accuracy"
-                        else macro_f1_from_hits(gold, p, correct, codes.n_labels))
+                    out[metric][start : start + chunk, run] = (
+                        correct.mean(axis=1)
+                        if metric == "accuracy"
+                        else macro_f1_from_hits(gold, p, correct, codes.n_labels)
+                    )
         return out
 
     def draws(self, stream: int) -> np.random.Generator:
@@ -125,7 +135,9 @@ def point(codes: Codes, metric: str) -> np.ndarray:
     gold = codes.gold[None, :]
     if metric == "accuracy":
         return (gold == codes.predicted).mean(axis=1)
-    return macro_f1_rows(np.repeat(gold, len(codes.predicted), axis=0), codes.predicted, codes.n_labels)
+    return macro_f1_rows(
+        np.repeat(gold, len(codes.predicted), axis=0), codes.predicted, codes.n_labels
+    )
 
 
 def seed_sd(values: np.ndarray, scores: np.ndarray) -> float:
@@ -198,7 +210,9 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def summarize(codes: Codes, boot: Bootstrap, scores: dict[str, np.ndarray], stream: int = 0) -> dict:
+def summarize(
+    codes: Codes, boot: Bootstrap, scores: dict[str, np.ndarray], stream: int = 0
+) -> dict:
     """Mean and sample sd over the runs (seeds) of accuracy and macro-F1, and the 95% interval of
     the mean (items resampled within class, t-based seed term); `scores` by metric from boot."""
     result = {"seeds": int(codes.predicted.shape[0])}
@@ -207,7 +221,9 @@ def summarize(codes: Codes, boot: Bootstrap, scores: dict[str, np.ndarray], stre
         replicates = with_seed_term(values, scores[metric], boot.draws(stream))
         result[f"{metric}_mean"] = float(values.mean())
         result[f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-        result[f"{metric}_ci_low"], result[f"{metric}_ci_high"] = map(float, np.percentile(replicates, [2.5, 97.5]))
+        result[f"{metric}_ci_low"], result[f"{metric}_ci_high"] = map(
+            float, np.percentile(replicates, [2.5, 97.5])
+        )
         result[f"{metric}_per_seed"] = [float(v) for v in values]
     return result
 
@@ -218,16 +234,27 @@ def group_statistics(codes: Codes, samples: int, seed: int) -> dict:
     return summarize(codes, boot, boot.all_scores(codes))
 
 
-def difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,
-               metric: str, stream: int = 0, margin: float | None = None) -> dict:
+def difference(
+    a: Codes,
+    b: Codes,
+    a_scores: np.ndarray,
+    b_scores: np.ndarray,
+    boot: Bootstrap,
+    metric: str,
+    stream: int = 0,
+    margin: float | None = None,
+) -> dict:
     """Mean metric of A's seeds minus B's on the same items, its 95% percentile interval and
     two-sided p-value, from replicates that share the item resample of both sides and add each
     side's own seed term."""
     b = align(a, b)
     rng = boot.draws(stream)
-    replicates = (with_seed_term(point(a, metric), a_scores, rng)
-                  - with_seed_term(point(b, metric), b_scores, rng))
-    return _summary(replicates, float(point(a, metric).mean() - point(b, metric).mean()), metric, margin)
+    replicates = with_seed_term(point(a, metric), a_scores, rng) - with_seed_term(
+        point(b, metric), b_scores, rng
+    )
+    return _summary(
+        replicates, float(point(a, metric).mean() - point(b, metric).mean()), metric, margin
+    )
 
 
 def _summary(replicates: np.ndarray, observed: float, metric: str, margin: float | None) -> dict:
@@ -235,27 +262,45 @@ def _summary(replicates: np.ndarray, observed: float, metric: str, margin: float
     (the standard error behind the detectable difference) and, given a margin, the p-value of
     equivalence within it."""
     low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
-    return {"metric": metric, "difference": observed, "ci_low": low, "ci_high": high,
-            "p_value": two_sided_p(replicates), "standard_error": float(replicates.std(ddof=1)),
-            "p_equivalence": equivalence_p(replicates, margin) if margin else None}
+    return {
+        "metric": metric,
+        "difference": observed,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": two_sided_p(replicates),
+        "standard_error": float(replicates.std(ddof=1)),
+        "p_equivalence": equivalence_p(replicates, margin) if margin else None,
+    }
 
 
-def seed_paired_difference(a: Codes, b: Codes, a_scores: np.ndarray, b_scores: np.ndarray, boot: Bootstrap,
-                           metric: str, stream: int = 0, margin: float | None = None) -> dict:
+def seed_paired_difference(
+    a: Codes,
+    b: Codes,
+    a_scores: np.ndarray,
+    b_scores: np.ndarray,
+    boot: Bootstrap,
+    metric: str,
+    stream: int = 0,
+    margin: float | None = None,
+) -> dict:
     """difference() for A and B trained on the same seeds, their runs in the same seed order: a
     seed gives both the same data order, so its effect is shared and cancels in A's run minus B's
     run of that seed. Replicates: per item resample, the mean of the per-seed differences plus a
     t-based seed term from their spread net of item noise (with_seed_term on the differences)."""
     b = align(a, b)
     if a.predicted.shape[0] != b.predicted.shape[0]:
-        raise ValueError(f"seed-paired comparison of {a.predicted.shape[0]} and {b.predicted.shape[0]} "
-                         "runs; expected one run per seed on each side")
+        raise ValueError(
+            f"seed-paired comparison of {a.predicted.shape[0]} and {b.predicted.shape[0]} "
+            "runs; expected one run per seed on each side"
+        )
     per_seed = point(a, metric) - point(b, metric)
     replicates = with_seed_term(per_seed, a_scores - b_scores, boot.draws(stream))
     return _summary(replicates, float(per_seed.mean()), metric, margin)
 
 
-def paired_difference(a: Codes, b: Codes, samples: int, seed: int, metric: str = "macro_f1") -> dict:
+def paired_difference(
+    a: Codes, b: Codes, samples: int, seed: int, metric: str = "macro_f1"
+) -> dict:
     """difference() with a bootstrap of its own; B is paired with A by item id."""
     boot = Bootstrap(a, samples, seed)
     return difference(a, b, boot.scores(a, metric), boot.scores(b, metric), boot, metric)
@@ -292,8 +337,13 @@ def calibration(predictions: pd.DataFrame, labels: Sequence[str], bins: int = 10
         if members.any():
             gap = abs(correct[members].mean() - confidence[members].mean())
             ece += members.mean() * gap
-            points.append({"confidence": float(confidence[members].mean()),
-                           "accuracy": float(correct[members].mean()), "count": int(members.sum())})
+            points.append(
+                {
+                    "confidence": float(confidence[members].mean()),
+                    "accuracy": float(correct[members].mean()),
+                    "count": int(members.sum()),
+                }
+            )
     one_hot = np.eye(len(labels))[gold]
     brier = float(((probabilities - one_hot) ** 2).sum(axis=1).mean())
     return {"ece": float(ece), "brier": brier, "points": points}

@@ -14,19 +14,23 @@ from adaptune.sweep_scores import chosen_settings, sweep_tables
 from adaptune.tuning import edge_note, format_chosen, grid_edges
 
 
-def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_path,
-                chosen_path=None) -> pd.DataFrame:
+def write_sweep(
+    runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_path, chosen_path=None
+) -> pd.DataFrame:
     """Write the per-seed points (csv), the val curves and the choice (md) and, when
     `chosen_path` is given, the chosen settings (yaml). Returns the table of means."""
     epochs = sorted(set(epochs) | {int(run["epochs"]) for run in runs if "epochs" in run})
     points, means = sweep_tables(runs, epochs)
     seeds = sorted(points["seed"].unique().tolist())
-    points = points.merge(means[["approach", "learning_rate", "epochs", "chosen"]],
-                          on=["approach", "learning_rate", "epochs"])
+    points = points.merge(
+        means[["approach", "learning_rate", "epochs", "chosen"]],
+        on=["approach", "learning_rate", "epochs"],
+    )
     write_csv(csv_path, points)
     note = edge_note(grid_edges(points))
-    curves = means.pivot_table(index=["approach", "learning_rate"], columns="epochs",
-                               values="val_macro_f1").reset_index()
+    curves = means.pivot_table(
+        index=["approach", "learning_rate"], columns="epochs", values="val_macro_f1"
+    ).reset_index()
     curves.columns = ["approach", "learning rate", *[f"epoch {e}" for e in curves.columns[2:]]]
     for column in curves.columns[2:]:  # "—": a rate not trained that long
         curves[column] = curves[column].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}")
@@ -35,13 +39,19 @@ def write_sweep(runs: Sequence[Mapping], epochs: Sequence[int], csv_path, md_pat
         sd=lambda t: t["val_macro_f1_sd"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
         val_accuracy=lambda t: t["val_accuracy"].map("{:.3f}".format),
     )[["approach", "learning_rate", "epochs", "val_macro_f1", "sd", "val_accuracy"]]
-    write_text(md_path, "# Sweep: macro-F1 on this pipeline's val split\n\n"
-               f"Mean over training seeds {', '.join(map(str, seeds))}; each learning rate trained once "
-               f"per seed for {max(epochs)} epoch(s) and scored at every epoch's end. These runs chose "
-               "the settings; their numbers are tuning numbers, not held-out results.\n\n"
-               "## Chosen (highest mean val macro-F1; ties: fewer epochs, then the lower rate)\n\n"
-               + markdown_table(shown) + (f"\n\n{note}" if note else "") + "\n\n## Val macro-F1 by epoch (the curves behind the choice)\n\n"
-               + markdown_table(curves) + "\n")
+    write_text(
+        md_path,
+        "# Sweep: macro-F1 on this pipeline's val split\n\n"
+        f"Mean over training seeds {', '.join(map(str, seeds))}; each learning rate trained once "
+        f"per seed for {max(epochs)} epoch(s) and scored at every epoch's end. These runs chose "
+        "the settings; their numbers are tuning numbers, not held-out results.\n\n"
+        "## Chosen (highest mean val macro-F1; ties: fewer epochs, then the lower rate)\n\n"
+        + markdown_table(shown)
+        + (f"\n\n{note}" if note else "")
+        + "\n\n## Val macro-F1 by epoch (the curves behind the choice)\n\n"
+        + markdown_table(curves)
+        + "\n",
+    )
     if chosen_path is not None:
         write_text(chosen_path, format_chosen(chosen_settings(means), seeds))
     return means
