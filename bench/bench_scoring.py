@@ -2,8 +2,9 @@
 
 The reference study (fewshot.ipynb of vetka925/gpt-j-8bit-lightning-finetune) scored one prompt
 at a time: tokenize it, run the model (no torch.no_grad) with logits at every position, and take
-the label with the highest logit at the last one. This script times that loop against adaptune.scoring.score_labels
-on the same model and prompts, checks the two pick the same labels, and prints the ratio.
+the label with the highest logit at the last one. This script times that loop against
+adaptune.scoring.score_labels on the same model and prompts, checks the two pick the same labels,
+and prints the ratio.
 
     python bench/bench_scoring.py [--model-dir resources/models/smollm2-135m] [--n 64]
         [--quantization 8bit|4bit|none] [--batch-size 16] [--threads 2]

@@ -72,7 +72,8 @@ def reference_rows(
     if not path.is_file():
         sys.exit(
             f"{path}: missing; the pipeline downloads the reference split there "
-            "(`snakemake --cores 2`), or set ADAPTUNE_REFERENCE_SPLIT to a folder with train.csv, val.csv"
+            "(`snakemake --cores 2`), or set ADAPTUNE_REFERENCE_SPLIT to a folder with "
+            "train.csv, val.csv"
         )
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("label", "text") if c not in frame.columns]
@@ -258,7 +259,8 @@ def peak_rss_mb() -> float:
 
 
 def interleaved(variants: dict, rounds: int, steps: int) -> dict[str, float]:
-    """Median seconds per step of each variant's `step()`, run in turn for `steps` steps per round."""
+    """Median seconds per step of each variant's `step()`, run in turn for `steps` steps per
+    round."""
     from adaptune.step_timing import interleaved_seconds
 
     times = interleaved_seconds(variants, rounds, steps)

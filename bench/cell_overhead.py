@@ -103,8 +103,9 @@ def main() -> None:
             for name, overrides in VARIANTS.items():
                 rates[name].append(run_cell(settings, prompts, val, model_dir, scratch, overrides))
     print(
-        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; {model_dir.name}, "
-        f"lora_all, batch 4, {precision} ({source}); {args.rounds} rounds x {args.steps} steps, interleaved"
+        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; "
+        f"{model_dir.name}, lora_all, batch 4, {precision} ({source}); "
+        f"{args.rounds} rounds x {args.steps} steps, interleaved"
     )
     print(f"{'variant':<34}{'samples/s':>10}{'of bare':>9}")
     bare = statistics.median(rates["bare step"])

@@ -1,12 +1,14 @@
 """adaptune's training and scoring against what a user would do instead, side by side, one command.
 
-    python bench/compare_training.py [--model-dir resources/models/<config model>] [--quantization none]
-        [--precision auto|32-true|bf16-base|bf16-mixed] [--rounds 3] [--steps 2] [--threads 2]
+    python bench/compare_training.py [--model-dir resources/models/<config model>]
+        [--quantization none] [--precision auto|32-true|bf16-base|bf16-mixed]
+        [--rounds 3] [--steps 2] [--threads 2]
 
 The same model (default: the pipeline's prepared one), prompts (the reference split's train.csv,
 data/reference_train.csv where the pipeline puts it, instruction template) and approach
 (LoRA on all linear layers, r/alpha/dropout of config.yaml's lora_all: r=8, no dropout, which is
-also PEFT's default dropout and the reference study's) trained three ways, their steps interleaved round by round:
+also PEFT's default dropout and the reference study's) trained three ways, their steps
+interleaved round by round:
   adaptune   its training step as adaptune.training's LightningModule computes it: batch 4,
              length-grouped left-padded batches, loss and LM head on the completion tokens only
              (logits_to_keep), AdamW, at the pipeline's precision (--precision auto: the decision
@@ -15,7 +17,8 @@ also PEFT's default dropout and the reference study's) trained three ways, their
              batch 2, loss over the whole vocabulary at every position, fp32 AdamW
   trainer    Hugging Face Trainer + PEFT at their defaults (batch 8, dynamic padding, loss at
              every position)
-and scoring: adaptune's batched scorer against one prompt at a time (batch 1), at the same precision.
+and scoring: adaptune's batched scorer against one prompt at a time (batch 1), at the same
+precision.
 Prints samples/s, peak memory of the process, GFLOP/s (torch's FLOP counter) and the fraction of
 the matmul peak measured by the same run, and the ratios. Timings on a shared machine are noisy:
 read the ratios, which the interleaving keeps fair.
@@ -76,7 +79,8 @@ def adaptune_step(model, tokenizer, rows, labels, precision: str, batch_size=4):
 
 
 def reference_step(model, tokenizer, rows, batch_size=2):
-    """The reference study's loop: fixed 99th-percentile padding, full-vocabulary loss everywhere."""
+    """The reference study's loop: fixed 99th-percentile padding, full-vocabulary loss
+    everywhere."""
     import numpy as np
     import torch
 
@@ -276,11 +280,13 @@ def compare(
     )
     peak = peaks["float32"] if precision == "32-true" else peaks["bfloat16"]
     print(
-        f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
-        f"adaptune at {precision}, the others at fp32; peak memory of the whole process {peak_mem:.0f} MB"
+        f"\nmatmul peak on this device: fp32 {peaks['float32']:.0f} GFLOP/s, "
+        f"bf16 {peaks['bfloat16']:.0f} GFLOP/s; adaptune at {precision}, the others at fp32; "
+        f"peak memory of the whole process {peak_mem:.0f} MB"
     )
     print(
-        f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}{'samples/s':>11}{'GFLOP/sample':>14}"
+        f"{'training (lora_all)':<22}{'batch':>6}{'ms/step':>9}"
+        f"{'samples/s':>11}{'GFLOP/sample':>14}"
         f"{'GFLOP/s':>9}{'of peak':>9}{'adaptune is':>13}"
     )
     rates = {name: runs[name][1] / s for name, s in seconds.items()}
@@ -289,7 +295,8 @@ def compare(
         gflops = flops[name] * batch / s / 1e9
         this_peak = peak if name == "adaptune" else peaks["float32"]
         print(
-            f"{name:<22}{batch:>6}{s * 1000:>9.1f}{rates[name]:>11.2f}{flops[name] / 1e9:>14.3g}{gflops:>9.1f}"
+            f"{name:<22}{batch:>6}{s * 1000:>9.1f}{rates[name]:>11.2f}"
+            f"{flops[name] / 1e9:>14.3g}{gflops:>9.1f}"
             f"{gflops / this_peak:>9.1%}{rates['adaptune'] / rates[name]:>12.2f}x"
         )
     rates = scoring(model_dir, quantization, precision, rows, labels, scoring_n, rounds)
@@ -333,7 +340,8 @@ def main() -> None:
     precision, source = benchlib.resolve_precision(args.precision, model_dir, args.quantization)
     print(
         f"{benchlib.cpu_name()}, {args.threads} threads; {model_dir.name} ({args.quantization}), "
-        f"{args.rounds} rounds x {args.steps} steps, interleaved; adaptune at {precision} ({source})"
+        f"{args.rounds} rounds x {args.steps} steps, interleaved; "
+        f"adaptune at {precision} ({source})"
     )
     compare(
         model_dir,

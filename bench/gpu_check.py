@@ -175,7 +175,8 @@ def check_memory(
         )
         what = (
             f"memory: lora_all, batch {settings.batch_size}, {settings.max_length} tokens, "
-            f"{quantization}, {precision}, gradient checkpointing {'on' if checkpointing else 'off'}"
+            f"{quantization}, {precision}, "
+            f"gradient checkpointing {'on' if checkpointing else 'off'}"
         )
         gpu = summary["peak_gpu_memory_mb"]
         print(
@@ -216,7 +217,8 @@ def features(scratch: Path, entry: dict, cfg: dict) -> None:
 
     gpus = len(visible_devices())
     print(
-        f"\nfeatures: {gpus} GPU(s) visible ({torch.cuda.get_device_name(0) if gpus else 'none: CPU'})"
+        f"\nfeatures: {gpus} GPU(s) visible "
+        f"({torch.cuda.get_device_name(0) if gpus else 'none: CPU'})"
     )
     check_devices(scratch, gpus)
     model_dir = build_tiny_model(scratch / "features-gptj", "gptj")
@@ -275,7 +277,8 @@ def check_devices(scratch: Path, gpus: int) -> None:
     jobs[0].send_signal(signal.SIGKILL)
     jobs[0].wait()
     print(
-        f"devices: after SIGKILL of the job on {got[0]}, the waiting job got {late.stdout.readline().strip()}"
+        f"devices: after SIGKILL of the job on {got[0]}, "
+        f"the waiting job got {late.stdout.readline().strip()}"
     )
     for job in jobs[1:] + [late]:
         job.stdin.close()
@@ -322,8 +325,9 @@ def check_accumulation(scratch: Path, model_dir: Path, cfg: dict) -> tuple[Path,
     train(_settings(cfg), *data, single)
     summary = train(_settings(cfg, batch_size=2, accumulate_grad_batches=2), *data, accumulated)
     print(
-        f"accumulation: batch 2 x 2 (effective {summary['effective_batch_size']}, {summary['steps']} steps) "
-        f"against batch 4: largest adapter difference {_largest_difference(_adapter(single), _adapter(accumulated)):.2e} "
+        f"accumulation: batch 2 x 2 (effective {summary['effective_batch_size']}, "
+        f"{summary['steps']} steps) against batch 4: largest adapter difference "
+        f"{_largest_difference(_adapter(single), _adapter(accumulated)):.2e} "
         f"({time.perf_counter() - started:.0f} s)"
     )
     return single, accumulated
@@ -363,7 +367,8 @@ def check_ddp(scratch: Path, model_dir: Path, cfg: dict, gpus: int, single: Path
         return
     summary = json.loads((out / "summary.json").read_text())
     print(
-        f"ddp: 2 processes x batch 2 on {summary['devices']} GPUs ({summary['steps']} steps) against 1 x batch 4: "
+        f"ddp: 2 processes x batch 2 on {summary['devices']} GPUs ({summary['steps']} steps) "
+        "against 1 x batch 4: "
         f"largest adapter difference {_largest_difference(_adapter(single), _adapter(out)):.2e} "
         f"({time.perf_counter() - started:.0f} s)"
     )
@@ -399,7 +404,8 @@ def check_export(scratch: Path, model_dir: Path, trained: Path, cfg: dict) -> No
         same = (scores.argmax(1) == with_adapter.argmax(1)).mean()
         print(
             f"export ({dtype}) on {device}: largest score difference from base + adapter "
-            f"{np.abs(scores - with_adapter).max():.2e}, same label for {same:.0%} of {len(prompts)} prompts"
+            f"{np.abs(scores - with_adapter).max():.2e}, "
+            f"same label for {same:.0%} of {len(prompts)} prompts"
         )
 
 

@@ -98,8 +98,9 @@ def main() -> None:
             if name in steps:
                 profile(name, steps[name])
     print(
-        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; matmul peak fp32 "
-        f"{peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; {model_dir.name}, lora_all, batch "
+        f"\n{benchlib.cpu_name()}, {args.threads} threads, torch {torch.__version__}; "
+        f"matmul peak fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s; "
+        f"{model_dir.name}, lora_all, batch "
         f"{args.batch_size}, {args.rounds} rounds x {args.steps} steps, interleaved"
     )
     print(f"pipeline's precision: {chosen} ({source})")

@@ -154,7 +154,8 @@ def main() -> None:
             results[level].append(json.loads(lines[-1][6:]))
     what = "tiny GPT-J" if args.tiny_gptj else args.model
     print(
-        f"{benchlib.cpu_name()}, {args.threads} threads, machine shared with other jobs; {what}, LoRA all, "
+        f"{benchlib.cpu_name()}, {args.threads} threads, machine shared with other jobs; "
+        f"{what}, LoRA all, "
         f"batch 4, {args.steps} steps per run, runs in the order {' '.join(order)}"
     )
     print(f"{'base':<6}{'ms/step':>9}{'vs fp32':>9}{'peak MB':>9}{'val loss':>10}")
@@ -165,7 +166,8 @@ def main() -> None:
         seconds = statistics.median(r["seconds"] for r in runs)
         print(
             f"{level:<6}{seconds * 1000:>9.0f}{(base / seconds if base else float('nan')):>8.2f}x"
-            f"{max(r['peak_mb'] for r in runs):>9.0f}{statistics.mean(r['val_loss'] for r in runs):>10.4f}"
+            f"{max(r['peak_mb'] for r in runs):>9.0f}"
+            f"{statistics.mean(r['val_loss'] for r in runs):>10.4f}"
         )
 
 

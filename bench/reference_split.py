@@ -1,7 +1,8 @@
 """TF-IDF, 0-shot and k-shot accuracy on the reference study's train/val split, through the
 pipeline's own code (adaptune.baseline, adaptune.evaluation.evaluate_fewshot).
 
-    python bench/reference_split.py --split-dir DIR  (a folder with the reference train.csv and val.csv)
+    python bench/reference_split.py --split-dir DIR
+        (a folder with the reference train.csv and val.csv)
         [--model-dir resources/models/smollm2-135m] [--quantization 8bit] [--k 0 3] [--out DIR]
 
 The split's CSVs have columns label,text; texts are HTML-unescaped as sample_splits does.
@@ -90,8 +91,10 @@ def main(argv=None) -> None:
     print(f"reference split: {rows['train']} train, {rows['val']} val; results in {out}")
     for name, m in results.items():
         print(
-            f"{name:8s} accuracy {m['accuracy']:.3f} [{m['accuracy_ci'][0]:.3f}, {m['accuracy_ci'][1]:.3f}]  "
-            f"macro-F1 {m['macro_f1']:.3f}  predicted counts {[sum(col) for col in zip(*m['confusion_matrix'])]}  "
+            f"{name:8s} accuracy {m['accuracy']:.3f} "
+            f"[{m['accuracy_ci'][0]:.3f}, {m['accuracy_ci'][1]:.3f}]  "
+            f"macro-F1 {m['macro_f1']:.3f}  "
+            f"predicted counts {[sum(col) for col in zip(*m['confusion_matrix'])]}  "
             f"{m['examples_per_second']:.1f} examples/s"
         )
 

@@ -50,11 +50,13 @@ def main() -> None:
         print(
             f"CPU {record['cpu']} (bf16 flags: {', '.join(record['cpu_bf16_flags']) or 'none'}), "
             f"{record['threads']} threads, torch {record['torch']}; matmul "
-            f"fp32 {record['matmul_gflops']['float32']} / bf16 {record['matmul_gflops']['bfloat16']} GFLOP/s; "
+            f"fp32 {record['matmul_gflops']['float32']} / "
+            f"bf16 {record['matmul_gflops']['bfloat16']} GFLOP/s; "
             f"precision {record['choice']} ({record['reason']})"
         )
     print(
-        f"{span['jobs']} jobs, {total / 60:.1f} min of job time, {span['wall_time_s'] / 60:.1f} min "
+        f"{span['jobs']} jobs, {total / 60:.1f} min of job time, "
+        f"{span['wall_time_s'] / 60:.1f} min "
         f"from the first job's start to the last one's end\n"
     )
     print("| rule | jobs | minutes | share | seconds per job |")
@@ -64,7 +66,10 @@ def main() -> None:
             f"| {rule} | {len(seconds)} | {sum(seconds) / 60:.1f} | {sum(seconds) / total:.0%} | "
             f"{min(seconds):.0f}–{max(seconds):.0f} |"
             if len(seconds) > 1
-            else f"| {rule} | 1 | {sum(seconds) / 60:.1f} | {sum(seconds) / total:.0%} | {seconds[0]:.0f} |"
+            else (
+                f"| {rule} | 1 | {sum(seconds) / 60:.1f} | {sum(seconds) / total:.0%} | "
+                f"{seconds[0]:.0f} |"
+            )
         )
 
     summaries = [
@@ -78,20 +83,21 @@ def main() -> None:
     samples = sum(s["train_samples"] * s["epochs"] for s in summaries)
     print(
         f"\nTraining: {len(summaries)} cells, {samples} samples in {steps / 60:.1f} min of steps "
-        f"({samples / steps:.2f} samples/s); {(jobs - steps) / 60:.1f} min of the training jobs outside "
+        f"({samples / steps:.2f} samples/s); "
+        f"{(jobs - steps) / 60:.1f} min of the training jobs outside "
         "the steps (loading, validation passes, saving)."
     )
     rest = total - steps
     budget = args.target_minutes * 60
     if rest >= budget:
         print(
-            f"A {args.target_minutes:g}-minute study is out of reach by the steps alone: the rest of the "
-            f"study already takes {rest / 60:.1f} min."
+            f"A {args.target_minutes:g}-minute study is out of reach by the steps alone: "
+            f"the rest of the study already takes {rest / 60:.1f} min."
         )
     else:
         print(
-            f"For {args.target_minutes:g} minutes with the rest unchanged ({rest / 60:.1f} min), the steps "
-            f"would have to run {steps / (budget - rest):.2f}x as fast "
+            f"For {args.target_minutes:g} minutes with the rest unchanged ({rest / 60:.1f} min), "
+            f"the steps would have to run {steps / (budget - rest):.2f}x as fast "
             f"({samples / (budget - rest):.2f} samples/s)."
         )
 

@@ -167,9 +167,10 @@ def tiny_pipeline_config(model_dir: Path) -> dict:
     )
 
 
-# Runs that start no job (plans, lint, the rule list, the HTML report): run by Snakemake's own command-line entry point in this process
-# (the same parsing, checks, DAG and messages as `python -m snakemake`), which spares the two
-# seconds of CPU that a new interpreter spends importing Snakemake and building its first DAG.
+# Runs that start no job (plans, lint, the rule list, the HTML report): run by Snakemake's own
+# command-line entry point in this process (the same parsing, checks, DAG and messages as
+# `python -m snakemake`), which spares the two seconds of CPU that a new interpreter spends
+# importing Snakemake and building its first DAG.
 STARTS_NO_JOB = {"-n", "--dry-run", "--dryrun", "--lint", "--list-rules", "-l", "--report"}
 
 

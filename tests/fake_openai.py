@@ -335,9 +335,9 @@ class FakeOpenAI:
                 job.data["error"] = {
                     "code": "invalid_training_file",
                     "param": "training_file",
-                    "message": "The job failed due to an invalid training file. This training file was "
-                    "blocked by our moderation system because it contains too many examples "
-                    "that violate OpenAI's usage policies.",
+                    "message": "The job failed due to an invalid training file. This training "
+                    "file was blocked by our moderation system because it contains too many "
+                    "examples that violate OpenAI's usage policies.",
                 }
             if job.outcome == "hang" and status in ("succeeded", "failed"):
                 status, job.steps = "running", []

@@ -285,7 +285,8 @@ def test_a_bad_decision_file_is_named(tmp_path):
             },
             "32-true",
         ),
-        # One round of load on fp32 alone does not make bf16 win: the median of paired ratios decides.
+        # One round of load on fp32 alone does not make bf16 win: the median of paired ratios
+        # decides.
         (
             {
                 "32-true": [1.0, 4.0, 1.0],

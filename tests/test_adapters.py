@@ -38,7 +38,8 @@ ENTRIES = {
 
 @dataclass(frozen=True)
 class ReferenceLora(LoraSettings):
-    """LoRA settings with the reference study's options (config keys training.approaches.*.lora.*)."""
+    """LoRA settings with the reference study's options (config keys
+    training.approaches.*.lora.*)."""
 
     lm_head: bool | None = None
     norms: bool | None = None
@@ -264,7 +265,10 @@ def test_the_approaches_do_not_import_lightning():
     import subprocess
     import sys
 
-    code = "import sys, adaptune.adapters, adaptune.cli; print('pytorch_lightning' in sys.modules, 'lightning' in sys.modules)"
+    code = (
+        "import sys, adaptune.adapters, adaptune.cli; "
+        "print('pytorch_lightning' in sys.modules, 'lightning' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -15,7 +15,8 @@ import pytest
 
 from conftest import REPO
 
-# A job: claims one device, prints what it got and CUDA_VISIBLE_DEVICES, holds it until stdin closes.
+# A job: claims one device, prints what it got and CUDA_VISIBLE_DEVICES, holds it until stdin
+# closes.
 JOB = """
 import os, sys
 from adaptune.devices import claim_devices

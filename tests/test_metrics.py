@@ -182,7 +182,8 @@ def test_stratified_resamples_keep_the_class_counts():
 
 
 def predictions_for(gold, accuracy, seed):
-    """Predictions of the given gold labels, right with probability `accuracy`, else another label."""
+    """Predictions of the given gold labels, right with probability `accuracy`, else another
+    label."""
     rng = np.random.default_rng(seed)
     return [
         g if rng.random() < accuracy else LABELS[(LABELS.index(g) + rng.integers(1, 3)) % 3]

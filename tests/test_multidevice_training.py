@@ -156,7 +156,10 @@ values["lora"] = LoraSettings(**values["lora"])
 values["labels"] = tuple(values["labels"])
 summary = train(TrainSettings(**values), *sys.argv[2:])
 if summary is not None:
-    print("SUMMARY", json.dumps({k: summary[k] for k in ("steps", "effective_batch_size", "devices")}))
+    print(
+        "SUMMARY",
+        json.dumps({k: summary[k] for k in ("steps", "effective_batch_size", "devices")}),
+    )
 """
 
 

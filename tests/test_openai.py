@@ -142,7 +142,8 @@ def test_a_failed_job_is_a_not_run_result_and_never_retried(
     [
         (
             "missing",
-            "model gpt-4o-mini-2024-07-18 is not available on this endpoint (HTTP 404 model_not_found",
+            "model gpt-4o-mini-2024-07-18 is not available on this endpoint "
+            "(HTTP 404 model_not_found",
         ),
         ("shut down", "model gpt-4o-mini-2024-07-18 was shut down on 2025-01-14"),
         ("no fine-tuning", "fine-tuning is not available to this key (HTTP 403 permission_denied"),
@@ -267,7 +268,8 @@ from pathlib import Path
 from adaptune.openai.finetune import finetune
 from adaptune.openai.settings import OpenAISettings
 base_url, train, val, out = sys.argv[1:5]
-settings = OpenAISettings(base_url=base_url, poll_interval_s=0.01, max_poll_interval_s=0.02, epochs=3)
+settings = OpenAISettings(base_url=base_url, poll_interval_s=0.01, max_poll_interval_s=0.02,
+                          epochs=3)
 finetune("gpt-4o-mini-2024-07-18", train, val, Path(out) / "model.json", Path(out) / "job.json",
          ["hate", "offensive", "neutral"], settings)
 """
@@ -411,7 +413,8 @@ from adaptune.openai.client import guard_secret
 guard_secret()
 import logging, openai
 logging.getLogger("job").info("starting with %s", os.environ["OPENAI_API_KEY"])
-openai.OpenAI(api_key=os.environ["OPENAI_API_KEY"], base_url=sys.argv[1], max_retries=0).models.list()
+openai.OpenAI(api_key=os.environ["OPENAI_API_KEY"], base_url=sys.argv[1],
+              max_retries=0).models.list()
 """
 
 

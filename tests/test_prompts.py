@@ -10,9 +10,9 @@ INSTRUCTION = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategor
 
 def test_render_lists_labels_in_order_and_keeps_braces_in_text():
     prompt = render(INSTRUCTION, "a {weird} tweet", LABELS)
-    assert (
-        prompt
-        == "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: a {weird} tweet\nCategory:"
+    assert prompt == (
+        "Classify the tweet as one of: hate, offensive, neutral.\n\n"
+        "Tweet: a {weird} tweet\nCategory:"
     )
 
 
@@ -76,7 +76,8 @@ def test_read_prompts_checks_every_record(tmp_path):
 
 
 def notebook_create_instruction_prompt(text, all_labels):
-    prompt = f""" Classify the following messages into one of the following categories: {",".join(all_labels)}
+    prompt = f""" Classify the following messages into one of the following categories: \
+{",".join(all_labels)}
 
 Message: {text}
 
@@ -85,7 +86,8 @@ Category:"""
 
 
 def notebook_create_prompt(text):
-    prompt = f"""Classify the following messages into one of the following categories: neutral, hate, offensive
+    prompt = f"""Classify the following messages into one of the following categories: \
+neutral, hate, offensive
 
 Message: I could go for a brownie right now
 Category: neutral
@@ -93,7 +95,8 @@ Category: neutral
 Message: What these bitches want from a nigga?, like on some DMX shit
 Category: hate
 /n/n###/n/n
-Message: So says the one who fills an empty hole inside herself by worshiping a royal. Who 4 all u kno may be a raging snotty bitch
+Message: So says the one who fills an empty hole inside herself by worshiping a royal. \
+Who 4 all u kno may be a raging snotty bitch
 Category: offensive
 /n/n###/n/n
 Message: {text}
@@ -156,7 +159,8 @@ def test_reference_fewshot_prompt_is_the_notebooks_byte_for_byte(text):
 
 
 def test_the_reference_protocol_prompts_the_same_8bit_base_it_fine_tunes_in_fp32():
-    """fewshot.ipynb scored the 8-bit GPT-J that finetune.ipynb trained, neither in half precision."""
+    """fewshot.ipynb scored the 8-bit GPT-J that finetune.ipynb trained, neither in half
+    precision."""
     config = reference_config()
     assert config["training"]["quantizations"] == ["8bit"]
     assert config["evaluation"]["fewshot"]["quantization"] == "8bit"

@@ -201,7 +201,8 @@ def check_pip(argv: list[str]) -> None:
             assert str(requirement.specifier) == "==2.13.0", f"{argv}: pin torch==2.13.0"
         elif requirement.name in FLOORS and requirement.specifier:
             assert requirement.specifier == FLOORS[requirement.name], (
-                f"{argv}: {requirement} but pyproject.toml says {requirement.name}{FLOORS[requirement.name]}"
+                f"{argv}: {requirement} but pyproject.toml says "
+                f"{requirement.name}{FLOORS[requirement.name]}"
             )
 
 

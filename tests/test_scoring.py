@@ -14,8 +14,9 @@ from tiny_model import build_tiny_model
 
 PROMPTS = [
     "Tweet: hi\nCategory:",
-    "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: I love sunny days at the beach "
-    "with friends and the weather is nice and the music is great and the game was good\nCategory:",
+    "Classify the tweet as one of: hate, offensive, neutral.\n\nTweet: I love sunny days at the "
+    "beach with friends and the weather is nice and the music is great and the game was good\n"
+    "Category:",
     "Category:",
     "Tweet: you are a stupid idiot and I hate you\nCategory:",
     "those people " * 40 + "\nCategory:",  # longer than max_length: cut from the left

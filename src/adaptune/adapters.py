@@ -147,7 +147,8 @@ def make_trainable(model, settings, entry: dict):
 
 
 def save_adapter(model, settings, model_dir, adapter_dir: Path, completions: dict) -> None:
-    """Write the trained PeftModel as a PEFT folder plus adaptune_adapter.json into `adapter_dir`."""
+    """Write the trained PeftModel as a PEFT folder plus adaptune_adapter.json into
+    `adapter_dir`."""
     adapter_dir = Path(adapter_dir)
     adapter_dir.mkdir(parents=True, exist_ok=True)
     # The vocabulary is unchanged: never copy the (large) embedding matrix into the adapter.
@@ -288,12 +289,14 @@ def base_model_dir(adapter_dir: str | os.PathLike, record: dict | None = None) -
     relative = record.get("base_model_dir")
     if not relative:
         raise AdapterError(
-            f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; give the base model's directory"
+            f"{adapter_dir}/{ADAPTER_FILE}: records no base_model_dir; "
+            "give the base model's directory"
         )
     path = (Path(adapter_dir) / relative).resolve()
     if not (path / "config.json").is_file():
         raise AdapterError(
-            f"{adapter_dir}: its base model {record.get('base_model')!r} was recorded at {relative} "
+            f"{adapter_dir}: its base model {record.get('base_model')!r} "
+            f"was recorded at {relative} "
             f"(relative to the adapter), i.e. {path}, which holds no prepared model; "
             "give the base model's directory"
         )
@@ -336,7 +339,8 @@ def load_trained(
         raise AdapterError(
             f"{adapter_dir} was trained on base model {recorded['base_model']!r} (config hash "
             f"{str(recorded['base_model_config_hash'])[:12]}), but {model_dir} holds "
-            f"{fingerprint['base_model']!r} (config hash {fingerprint['base_model_config_hash'][:12]}); "
+            f"{fingerprint['base_model']!r} "
+            f"(config hash {fingerprint['base_model_config_hash'][:12]}); "
             "load it with the model it was trained on"
         )
     from adaptune.approaches.dispatch import load_base

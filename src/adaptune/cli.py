@@ -1,8 +1,9 @@
 """The `adaptune` command (also `python -m adaptune`).
 
-    adaptune predict --adapter results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\
+    adaptune predict \\
+        --adapter results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\
         [--model-dir resources/models/smollm2-135m] [--quantization 8bit|4bit|none] \\
-        [--output out.csv] [--format tsv|csv|jsonl] [--text-column tweet] [--device cpu|cuda[:N]] \
+        [--output out.csv] [--format tsv|csv|jsonl] [--text-column tweet] [--device cpu|cuda[:N]] \\
         (TEXT... | --file F | --file - | -)
 
 prints, for each text, the predicted label and the probability of every label (a softmax over
@@ -39,15 +40,19 @@ USAGE_ERROR, FAILURE = 2, 1
 # Inputs at least this long get a progress bar on stderr (when it is a terminal).
 PROGRESS_MIN_TEXTS = 64
 
-EXAMPLES = """examples:
-  adaptune predict --adapter results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\
-      "I love sunny days" "you are a clown"
-  adaptune predict --adapter ADAPTER --file tweets.csv --output labelled.csv
-  cat tweets.txt | adaptune predict --adapter ADAPTER --file -
-  adaptune predict --adapter ADAPTER --model-dir resources/models/smollm2-135m --quantization none TEXT
-  adaptune predict --adapter ADAPTER --file data/labeled_data.csv --text-column tweet --format jsonl --device cuda:1
-  adaptune export --adapter ADAPTER --output exported/lora_all --dtype bfloat16
-"""
+EXAMPLES = (
+    "examples:\n"
+    "  adaptune predict --adapter "
+    "results/train/smollm2-135m/lora_all/instruction/none/seed42/adapter \\\n"
+    '      "I love sunny days" "you are a clown"\n'
+    "  adaptune predict --adapter ADAPTER --file tweets.csv --output labelled.csv\n"
+    "  cat tweets.txt | adaptune predict --adapter ADAPTER --file -\n"
+    "  adaptune predict --adapter ADAPTER --model-dir resources/models/smollm2-135m "
+    "--quantization none TEXT\n"
+    "  adaptune predict --adapter ADAPTER --file data/labeled_data.csv --text-column tweet "
+    "--format jsonl --device cuda:1\n"
+    "  adaptune export --adapter ADAPTER --output exported/lora_all --dtype bfloat16\n"
+)
 
 
 class UsageError(ValueError):
@@ -88,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--adapter",
         required=True,
         type=Path,
-        help="an adapter folder, e.g. results/train/<model>/<approach>/<style>/<quantization>/seed<seed>/adapter",
+        help=(
+            "an adapter folder, "
+            "e.g. results/train/<model>/<approach>/<style>/<quantization>/seed<seed>/adapter"
+        ),
     )
     predict.add_argument(
         "--file", help="a CSV with a text column, or one text per line; - reads stdin"
@@ -258,7 +266,8 @@ def predict(args) -> int:
         index = int(args.device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise UsageError(
-                f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+                f"--device {args.device}: "
+                f"this machine has {torch.cuda.device_count()} CUDA device(s)"
             )
     if args.model_dir is not None and not (args.model_dir / "config.json").is_file():
         raise UsageError(f"{args.model_dir}: not a prepared model directory (no config.json)")

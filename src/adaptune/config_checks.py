@@ -118,7 +118,8 @@ def check_approaches(config: dict) -> None:
         if unknown:
             raise ValueError(
                 f"config.yaml: {key}: unknown approach(es) {unknown}; expected some of "
-                f"{list(APPROACHES)} (the registered approaches; add one through {MODULES_VARIABLE})"
+                f"{list(APPROACHES)} "
+                f"(the registered approaches; add one through {MODULES_VARIABLE})"
             )
     missing = [a for a in APPROACHES if a not in blocks]
     if missing:
@@ -150,7 +151,8 @@ def check_tuning(config: dict) -> None:
     ]
     if schedule == "constant" and warm:
         raise ValueError(
-            f"{where} training.approaches.{warm[0]}.warmup_ratio is {approaches[warm[0]]['warmup_ratio']}; "
+            f"{where} training.approaches.{warm[0]}.warmup_ratio is "
+            f"{approaches[warm[0]]['warmup_ratio']}; "
             "expected 0 under a constant rate (a warm-up over a fraction of the run depends on "
             "the run's length; under wsd it is a fraction of one epoch)"
         )
@@ -162,13 +164,15 @@ def check_tuning(config: dict) -> None:
     )
     if sweep_seeds & confirm_seeds:
         raise ValueError(
-            f"{where} sweep.confirm_seeds repeat sweep.seeds {sorted(sweep_seeds & confirm_seeds)}; "
+            f"{where} sweep.confirm_seeds repeat sweep.seeds "
+            f"{sorted(sweep_seeds & confirm_seeds)}; "
             "expected other seeds (a confirmation scores a setting on a new draw)"
         )
     shared = sorted((sweep_seeds | confirm_seeds) & set(config["training"]["seeds"]))
     if shared and schedule == "wsd":
         raise ValueError(
-            f"{where} sweep.seeds or confirm_seeds and training.seeds share {shared}; expected disjoint seeds "
+            f"{where} sweep.seeds or confirm_seeds and training.seeds share {shared}; "
+            "expected disjoint seeds "
             "(a study run on a seed the sweep chose with is scored on the draw it was tuned on)"
         )
     missing = [

@@ -106,7 +106,8 @@ def read_raw_dataset(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in RAW_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected columns {', '.join(RAW_COLUMNS)}"
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"expected columns {', '.join(RAW_COLUMNS)}"
         )
     if frame.empty:
         raise DataError(f"{path}: the CSV has a header but no rows")

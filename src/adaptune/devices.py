@@ -112,7 +112,8 @@ def claim_devices(count: int = 1, wait_s: float | None = None, poll_s: float = 2
         return []
     if count > len(devices):
         raise RuntimeError(
-            f"this job needs {count} GPUs but the machine shows {len(devices)} ({','.join(devices)})"
+            f"this job needs {count} GPUs "
+            f"but the machine shows {len(devices)} ({','.join(devices)})"
         )
     folder = lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,7 +130,8 @@ def claim_devices(count: int = 1, wait_s: float | None = None, poll_s: float = 2
             return ids
         if wait_s is not None and time.monotonic() - started >= wait_s:
             raise TimeoutError(
-                f"no {count} free GPU(s) of {','.join(devices)} within {wait_s} s (locks in {folder})"
+                f"no {count} free GPU(s) of {','.join(devices)} within {wait_s} s "
+                f"(locks in {folder})"
             )
         if not announced:
             log.info("devices: all of %s are taken by other jobs; waiting", ",".join(devices))

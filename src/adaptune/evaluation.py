@@ -65,8 +65,9 @@ class EvaluationSettings:
 def predictions_frame(
     records: Sequence[dict], scores, labels: Sequence[str], vocab_choice=None
 ) -> pd.DataFrame:
-    """One row per record: gold, predicted, each label's log-likelihood (loglik_<label>); with `vocab_choice` (label index
-    of the whole-vocabulary argmax, -1 for none) also predicted_vocab ("" where no label won)."""
+    """One row per record: gold, predicted, each label's log-likelihood (loglik_<label>); with
+    `vocab_choice` (label index of the whole-vocabulary argmax, -1 for none) also predicted_vocab
+    ("" where no label won)."""
     from adaptune.scoring import predicted_labels
 
     frame = pd.DataFrame(
@@ -248,7 +249,8 @@ def evaluate_adapter(
         template = meta.get("template")
         if template and render(template, records[0]["text"], labels) != records[0]["prompt"]:
             raise ValueError(
-                f"{path}: its prompts were not made with the template the adapter {adapter_dir} was "
+                f"{path}: its prompts were not made with the template "
+                f"the adapter {adapter_dir} was "
                 f"trained with ({template!r}); rerun format_prompts or retrain"
             )
         reused = None
@@ -354,7 +356,8 @@ def split_directories(splits: Sequence[str], outputs: Sequence[str]) -> dict[str
         predictions, metrics = Path(outputs[2 * i]), Path(outputs[2 * i + 1])
         if predictions.name != "predictions.csv" or metrics != predictions.parent / "metrics.json":
             raise ValueError(
-                f"outputs of split {split!r}: expected <dir>/predictions.csv and <dir>/metrics.json, "
+                f"outputs of split {split!r}: "
+                "expected <dir>/predictions.csv and <dir>/metrics.json, "
                 f"got {predictions} and {metrics}"
             )
         directories[split] = predictions.parent

@@ -13,7 +13,8 @@ _SECRETS: dict[str, str] = {}
 
 
 def hide(secret: str, placeholder: str) -> None:
-    """Replace `secret` by `placeholder` in everything log_to's streams and hook write from now on."""
+    """Replace `secret` by `placeholder` in everything log_to's streams and hook write from now
+    on."""
     if secret:
         _SECRETS[secret] = placeholder
 

@@ -1,5 +1,6 @@
-"""Classification metrics with stratified bootstrap confidence intervals, and the writer of one system's
-predictions.csv + metrics.json (the format every evaluating rule shares; see the contract).
+"""Classification metrics with stratified bootstrap confidence intervals, and the writer of one
+system's predictions.csv + metrics.json (the format every evaluating rule shares; see the
+contract).
 
 Light on purpose: numpy, pandas and scikit-learn only, so the OpenAI and report steps can import
 it without torch.
@@ -122,7 +123,8 @@ def write_evaluation(directory: str | os.PathLike, predictions, metrics: dict) -
     if missing:
         raise ValueError(
             f"predictions for {directory}: missing column(s) {missing}; "
-            f"expected {list(REQUIRED_PREDICTION_COLUMNS)} then loglik_<label> or prob_<label> columns"
+            f"expected {list(REQUIRED_PREDICTION_COLUMNS)} "
+            "then loglik_<label> or prob_<label> columns"
         )
     if "n" in metrics and metrics["n"] != len(predictions):
         raise ValueError(

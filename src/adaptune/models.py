@@ -64,8 +64,9 @@ def _snapshot(entry: dict, out: Path) -> None:
 def _hub_error(entry: dict, error: Exception) -> RuntimeError:
     repo, revision = entry["repo_id"], entry.get("revision")
     return RuntimeError(
-        f"could not get the model {repo!r} (revision {revision or 'main'}) from the Hugging Face Hub: "
-        f"{error}\nProvide it locally: set models.{entry['name']}.path in config.yaml to a directory in "
+        f"could not get the model {repo!r} (revision {revision or 'main'}) "
+        f"from the Hugging Face Hub: {error}\n"
+        f"Provide it locally: set models.{entry['name']}.path in config.yaml to a directory in "
         f"Hugging Face format, or download it while online first (`hf download {repo}`), "
         "so it is found in the Hub cache."
     )
@@ -230,7 +231,8 @@ def model_entry(model_dir: str | os.PathLike) -> dict:
     path = Path(model_dir) / ENTRY_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: missing; {model_dir} was not made by prepare_model (run the prepare_model rule)"
+            f"{path}: missing; {model_dir} was not made by prepare_model "
+            "(run the prepare_model rule)"
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 
 def lightning_precision(precision: str) -> str:
-    """The Lightning Trainer precision of a resolved precision: bf16-base trains without autocast."""
+    """The Lightning Trainer precision of a resolved precision: bf16-base trains without
+    autocast."""
     return "32-true" if precision == "bf16-base" else precision
 
 

@@ -26,7 +26,8 @@ def check_template(template: str, style: str = "template") -> None:
     unknown = names - FIELDS
     if unknown:
         raise TemplateError(
-            f"prompts.templates.{style}: unknown field(s) {', '.join('{%s}' % n for n in sorted(unknown))}; "
+            f"prompts.templates.{style}: unknown field(s) "
+            f"{', '.join('{%s}' % n for n in sorted(unknown))}; "
             f"a template may use {{text}} and {{labels}}"
         )
     if "text" not in names:
@@ -58,7 +59,8 @@ def format_split(
     for row_number, row in enumerate(frame.itertuples(index=False), start=2):
         if row.label not in labels:
             raise ValueError(
-                f"{split_csv}: row {row_number}: label {row.label!r} is not one of {', '.join(labels)}"
+                f"{split_csv}: row {row_number}: label {row.label!r} "
+                f"is not one of {', '.join(labels)}"
             )
         records.append(
             {

@@ -189,7 +189,8 @@ class System:
 
     @classmethod
     def finetuned_cell(cls, wildcards) -> System:
-        """The fine-tuned system of a rule's wildcards (model, approach, style, quantization, seed)."""
+        """The fine-tuned system of a rule's wildcards (model, approach, style, quantization,
+        seed)."""
         seed, split_seed = parse_seed_segment(wildcards.seed)
         return cls(
             wildcards.approach,

@@ -5,7 +5,8 @@ The base weights stay frozen (and int8/NF4 when quantized). The loss covers the 
 tokens only; see adaptune.batches for the batch layout and adaptune.training_module for the
 LightningModule. `train` writes an output folder
 whole or not at all:
-    adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus adaptune_adapter.json
+    adapter/      a PEFT adapter folder (adaptune.adapters says what trains), plus
+                  adaptune_adapter.json
     curves.csv    step, epoch, train_loss, val_loss, val_accuracy, val_macro_f1
     val_scores.csv  the final validation pass's label scores per prompt (evaluation reuses them)
     summary.json  parameter counts, steps, speed, memory, final metrics, provenance
@@ -275,7 +276,8 @@ class TrainSettings:
             self.strategy != "ddp" or self.quantization == "none",
             "strategy",
             self.strategy,
-            f'"auto" with quantization {self.quantization!r}: a bitsandbytes-quantized base cannot be '
+            f'"auto" with quantization {self.quantization!r}: '
+            "a bitsandbytes-quantized base cannot be "
             'trained with DDP; use quantization "none" or one device',
         )
         _check(
@@ -548,9 +550,10 @@ def resolved(settings: TrainSettings, precision_file=None) -> TrainSettings:
 
 def final_val_scores(module, data, labels):
     """The last validation pass (at the final step) as a frame: id, each label's log-likelihood
-    (loglik_<label>, as the scorer gives it: CompletionLM.label_scores), and, where every label is one token,
-    vocab_choice (the label whose token is the vocabulary's argmax, else ""). Where the pass did
-    not score every prompt the frame is empty and evaluation scores the split itself."""
+    (loglik_<label>, as the scorer gives it: CompletionLM.label_scores), and, where every label
+    is one token, vocab_choice (the label whose token is the vocabulary's argmax, else "").
+    Where the pass did not score every prompt the frame is empty and evaluation scores the
+    split itself."""
     import pandas as pd
     import torch
 
@@ -622,7 +625,8 @@ def clear_stale_scratch(out_dir: Path) -> None:
 
 
 def run_fingerprint(settings: TrainSettings, model_dir, train_prompts, val_prompts) -> str:
-    """A digest of what a run's result depends on; a checkpoint is resumed only under the same one."""
+    """A digest of what a run's result depends on; a checkpoint is resumed only under the same
+    one."""
     import hashlib
 
     from adaptune.io import sha256_of

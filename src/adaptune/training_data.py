@@ -38,7 +38,8 @@ def label_completions(rows: list[dict], labels) -> dict[str, str]:
         previous = seen.setdefault(row["label"], row["completion"])
         if previous != row["completion"]:
             raise ValueError(
-                f"label {row['label']!r} has two completions: {previous!r} and {row['completion']!r}"
+                f"label {row['label']!r} has two completions: "
+                f"{previous!r} and {row['completion']!r}"
             )
     return {label: seen.get(label, completion(label)) for label in labels}
 

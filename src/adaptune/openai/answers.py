@@ -19,7 +19,8 @@ _STRIP = string.punctuation + string.whitespace + "“”‘’«»"
 
 
 def match_label(word: str, labels: Sequence[str]) -> str | None:
-    """The label `word` names: the label itself, or an unambiguous prefix of >= MIN_PREFIX characters."""
+    """The label `word` names: the label itself, or an unambiguous prefix of >= MIN_PREFIX
+    characters."""
     cleaned = word.strip(_STRIP).lower()
     if not cleaned:
         return None

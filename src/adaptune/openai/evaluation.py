@@ -54,7 +54,8 @@ class System:
     def __post_init__(self) -> None:
         if self.method not in ("openai_finetune", "openai_chat"):
             raise ValueError(
-                f"system {self.name}: method {self.method!r}; expected openai_finetune or openai_chat"
+                f"system {self.name}: method {self.method!r}; "
+                "expected openai_finetune or openai_chat"
             )
         if self.k < 0:
             raise ValueError(f"system {self.name}: k = {self.k}; expected k >= 0")
@@ -67,7 +68,8 @@ class System:
             "method": self.method,
             "style": settings.style,
             "k": self.k if self.method == "openai_chat" else None,
-            # No training seed: OpenAI's job seed and the demonstrations' seed are in the provenance.
+            # No training seed: OpenAI's job seed and the demonstrations' seed are in the
+            # provenance.
             "quantization": None,
             "seed": None,
             "openai_model": self.base_model or self.model,
@@ -231,7 +233,8 @@ def demonstrations(train: list[dict], k: int, labels: Sequence[str], seed: int) 
                 chosen.append(pools[label].pop())
         if len(chosen) == before:
             raise ValueError(
-                f"k = {k} demonstrations asked, but the training split has only {len(train)} examples"
+                f"k = {k} demonstrations asked, "
+                f"but the training split has only {len(train)} examples"
             )
     rng.shuffle(chosen)
     return chosen

@@ -267,8 +267,10 @@ def _create_once(client, model: str, record: dict, settings: OpenAISettings, sle
     if job is not None:
         return job
     raise RuntimeError(
-        f"{model}: the fine-tuning job could not be created ({last_error.__class__.__name__}: {last_error}) "
-        f"and no job made from {record.get('training_file')} exists; a rerun looks again before creating one"
+        f"{model}: the fine-tuning job could not be created "
+        f"({last_error.__class__.__name__}: {last_error}) "
+        f"and no job made from {record.get('training_file')} exists; "
+        "a rerun looks again before creating one"
     )
 
 
@@ -352,8 +354,9 @@ def _delete_files(client, record: dict, record_path: Path, settings: OpenAISetti
 def _check_limit(model: str, estimate: int, settings: OpenAISettings) -> None:
     if estimate > settings.max_training_tokens:
         raise ValueError(
-            f"{model}: estimated training tokens {estimate} exceed config openai.max_training_tokens "
-            f"= {settings.max_training_tokens}; raise the limit or train on less data or fewer epochs"
+            f"{model}: estimated training tokens {estimate} "
+            f"exceed config openai.max_training_tokens = {settings.max_training_tokens}; "
+            "raise the limit or train on less data or fewer epochs"
         )
 
 
@@ -379,7 +382,8 @@ def _jsonl(lines: list[dict]) -> str:
 def _fingerprint(
     model: str, kind: str, settings: OpenAISettings, url: str, contents: dict[str, str]
 ) -> str:
-    """What makes a job this job: the model, the endpoint, the settings it was made with, its data."""
+    """What makes a job this job: the model, the endpoint, the settings it was made with, its
+    data."""
     digest = hashlib.sha256()
     what = {
         "model": model,

@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 def system_message(labels: Sequence[str]) -> str:
     # The prompt styles ("raw" has no instruction at all) are written for completion models;
     # a chat model also needs to be told the answer format.
-    return f"Answer with exactly one of these words, in lower case, and nothing else: {', '.join(labels)}."
+    return (
+        "Answer with exactly one of these words, in lower case, and nothing else: "
+        f"{', '.join(labels)}."
+    )
 
 
 def chat_messages(
@@ -31,7 +34,8 @@ def chat_messages(
 
 
 def completion_prompt(prompt: str, demonstrations: Sequence[dict] = ()) -> str:
-    """Demonstrations as prompt + completion + blank line, then the prompt (as the local fewshot)."""
+    """Demonstrations as prompt + completion + blank line, then the prompt (as the local
+    fewshot)."""
     return "".join(d["prompt"] + completion(d["label"]) + "\n\n" for d in demonstrations) + prompt
 
 
@@ -65,7 +69,8 @@ def token_counter(model: str) -> tuple[Callable[[str], int], str]:
 
 
 def example_tokens(example: dict, count: Callable[[str], int]) -> int:
-    """Tokens of one fine-tuning line; chat lines pay about 4 tokens per message and 3 per example."""
+    """Tokens of one fine-tuning line; chat lines pay about 4 tokens per message and 3 per
+    example."""
     if "messages" in example:
         return 3 + sum(4 + count(m["content"]) for m in example["messages"])
     return count(example["prompt"]) + count(example["completion"])

@@ -79,17 +79,18 @@ def method_note(plan: AnalysisPlan, family: int) -> str:
         f"How these were made: the analysis plan in the config (evaluation.analysis) names the "
         f"family of {family} comparisons before any result is seen. Each difference is A's mean "
         f"{plan.metric.replace('macro_f1', 'macro-F1')} over its seeds minus B's, on the same test "
-        f"tweets paired by id. Its 95% interval is a percentile bootstrap ({plan.bootstrap_samples:,} "
-        "resamples of the test tweets within each class, shared by both systems) plus, for several "
-        "seeds, a t-based seed term: the seeds' standard deviation net of item noise, over the root "
-        "of their number, times a Student t draw on seeds - 1 degrees of freedom. The p-value is "
-        "two-sided, from the same resamples. Holm's step-down correction over the whole family "
-        f"keeps the chance of any false 'beats' below {plan.alpha:g}: a verdict says 'beats' only "
-        f"where the Holm-adjusted p-value is below {plan.alpha:g}. 'Equivalent' means two one-sided "
-        f"tests (TOST, from the same resamples), Holm-corrected over the family, place the difference "
-        f"inside ±{plan.margin:g}; every other row is 'undecided', and its interval shows how large a "
-        "difference the data cannot exclude. Systems trained on the same seeds are compared seed by "
-        "seed ('Paired by': seed and tweet)."
+        "tweets paired by id. Its 95% interval is a percentile bootstrap "
+        f"({plan.bootstrap_samples:,} resamples of the test tweets within each class, shared by "
+        "both systems) plus, for several seeds, a t-based seed term: the seeds' standard deviation "
+        "net of item noise, over the root of their number, times a Student t draw on seeds - 1 "
+        "degrees of freedom. The p-value is two-sided, from the same resamples. Holm's step-down "
+        "correction over the whole family keeps the chance of any false 'beats' below "
+        f"{plan.alpha:g}: a verdict says 'beats' only where the Holm-adjusted p-value is below "
+        f"{plan.alpha:g}. 'Equivalent' means two one-sided tests (TOST, from the same resamples), "
+        f"Holm-corrected over the family, place the difference inside ±{plan.margin:g}; every "
+        "other row is 'undecided', and its interval shows how large a difference the data cannot "
+        "exclude. Systems trained on the same seeds are compared seed by seed ('Paired by': seed "
+        "and tweet)."
     )
 
 
@@ -229,7 +230,8 @@ def _write_val(val_runs, labels, shown, outputs) -> None:
             outputs["val_html"],
             title,
             [
-                "No system was evaluated on the validation split (evaluation.splits does not list val)."
+                "No system was evaluated on the validation split "
+                "(evaluation.splits does not list val)."
             ],
             [],
         )

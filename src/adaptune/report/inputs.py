@@ -47,7 +47,8 @@ PREDICTION_COLUMNS = ("id", "gold", "predicted")
 
 
 class ReportInputError(ValueError):
-    """A metrics, predictions, summary or curves file that is missing or not in the contract's format."""
+    """A metrics, predictions, summary or curves file that is missing or not in the contract's
+    format."""
 
 
 @dataclass

@@ -168,6 +168,7 @@ def _explanation(published: pd.DataFrame, frame: pd.DataFrame, plan: AnalysisPla
         )
         lines.append(
             f"| {r['comparison']} | {r['a']} | {r['b']} | {r['difference']:+.3f} "
-            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {'yes' if r['seed_paired'] else 'no'} | {verdict} |"
+            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
+            f"| {'yes' if r['seed_paired'] else 'no'} | {verdict} |"
         )
     return "\n".join(lines) + "\n"

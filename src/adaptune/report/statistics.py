@@ -60,7 +60,8 @@ def encode(
         if set(frame.index) != set(ids):
             raise ValueError(
                 f"{name} scored other items than {names[0]} "
-                f"({len(set(frame.index) ^ set(ids))} ids differ); a paired test needs the same items"
+                f"({len(set(frame.index) ^ set(ids))} ids differ); "
+                "a paired test needs the same items"
             )
         frame = frame.loc[ids]
         if not (frame["gold"].map(index).to_numpy(np.int64) == gold).all():
@@ -126,7 +127,8 @@ class Bootstrap:
         return out
 
     def draws(self, stream: int) -> np.random.Generator:
-        """A generator for the seed terms, reproducible per `stream` and independent of the items'."""
+        """A generator for the seed terms, reproducible per `stream` and independent of the
+        items'."""
         return np.random.default_rng([self.seed, 1, stream])
 
 

@@ -669,7 +669,10 @@ def display_groups(groups: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
             if not ran:
                 return "—"
             sd = "" if pd.isna(r[f"{metric}_sd"]) else f" ± {fmt(r[f'{metric}_sd'])}"
-            return f"{fmt(r[f'{metric}_mean'])}{sd} [{fmt(r[f'{metric}_ci_low'])}, {fmt(r[f'{metric}_ci_high'])}]"
+            return (
+                f"{fmt(r[f'{metric}_mean'])}{sd} "
+                f"[{fmt(r[f'{metric}_ci_low'])}, {fmt(r[f'{metric}_ci_high'])}]"
+            )
 
         rows.append(
             {
@@ -724,7 +727,9 @@ def display_paired(paired: pd.DataFrame) -> pd.DataFrame:
                 "A": r["a"],
                 "B": r["b"],
                 "Metric": METRIC_NAMES[r["metric"]],
-                "A − B [95% CI]": f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+                "A − B [95% CI]": (
+                    f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+                ),
                 "Paired by": "seed and tweet" if r.get("seed_paired") else "tweet",
                 "p": _p(r["p_value"]),
                 "p (Holm)": _p(r["p_holm"]),
