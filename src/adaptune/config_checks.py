@@ -30,39 +30,19 @@ def check_config(config: dict) -> None:
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
     training = config["training"]
-    for quantization, styles in training.get("quantization_styles", {}).items():
-        key = f"config.yaml: training.quantization_styles.{quantization}"
-        if quantization not in training["quantizations"]:
-            raise ValueError(
-                f"{key}: {quantization!r} is not in training.quantizations "
-                f"{training['quantizations']}; expected one of them"
-            )
-        unknown = [s for s in styles if s not in training["styles"]]
-        if unknown:
-            raise ValueError(
-                f"{key}: style(s) {unknown} are not in training.styles "
-                f"{training['styles']}; expected some of them"
-            )
-    for quantization, seeds in training.get("quantization_seeds", {}).items():
-        key = f"config.yaml: training.quantization_seeds.{quantization}"
-        if quantization not in training["quantizations"]:
-            raise ValueError(
-                f"{key}: {quantization!r} is not in training.quantizations "
-                f"{training['quantizations']}; expected one of them"
-            )
-        unknown = [s for s in seeds if s not in training["seeds"]]
-        if unknown:
-            raise ValueError(
-                f"{key}: seed(s) {unknown} are not in training.seeds "
-                f"{training['seeds']}; expected some of them"
-            )
+    # The cuts that leave cells out of the grid may name only what the grid has.
+    for factor, unit in (("styles", "style"), ("seeds", "seed")):
+        for quantization, values in training.get(f"quantization_{factor}", {}).items():
+            key = f"config.yaml: training.quantization_{factor}.{quantization}"
+            if quantization not in training["quantizations"]:
+                raise ValueError(
+                    f"{key}: {quantization!r} is not in training.quantizations "
+                    f"{training['quantizations']}; expected one of them"
+                )
+            _check_subset(key, unit, values, training, factor)
     for approach, block in training["approaches"].items():
-        unknown = [s for s in block.get("styles", []) if s not in training["styles"]]
-        if unknown:
-            raise ValueError(
-                f"config.yaml: training.approaches.{approach}.styles: style(s) {unknown} "
-                f"are not in training.styles {training['styles']}; expected some of them"
-            )
+        key = f"config.yaml: training.approaches.{approach}.styles"
+        _check_subset(key, "style", block.get("styles", []), training, "styles")
     if config["sweep"]["enabled"]:
         approaches = config["training"]["approaches"]
         sizes = {
@@ -182,3 +162,12 @@ def check_tuning(config: dict) -> None:
     ]
     if missing:
         raise ValueError(f"{where} sweep.learning_rates has no rates for {missing}")
+
+
+def _check_subset(key: str, unit: str, values, training, factor: str) -> None:
+    unknown = [v for v in values if v not in training[factor]]
+    if unknown:
+        raise ValueError(
+            f"{key}: {unit}(s) {unknown} are not in training.{factor} "
+            f"{training[factor]}; expected some of them"
+        )
