@@ -12,7 +12,7 @@ min_version("9.0")
 
 # The config helpers of this checkout (jobs find the package through workflow/scripts/_checkout.py).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from adaptune.config import load_schema, merge_overrides
+from adaptune.core.config import load_schema, merge_overrides
 
 
 configfile: "config.yaml"

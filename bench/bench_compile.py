@@ -4,14 +4,15 @@
         [--precisions 32-true bf16-base bf16-mixed] [--rounds 5] [--steps 3] [--threads 2]
         [--study-steps 2000] [--cache resources/compile-cache]
 
-For each precision, builds the pipeline's training step (adaptune.step_timing.candidate_step:
-config.yaml's lora_all, the LightningModule's loss, AdamW) eager and compiled by inductor with
-batches padded to adaptune.compilation's length buckets, on the reference split's prompts. The
-compiled step's first pass over every bucket is timed as its compile time (with the inductor
-caches in --cache: a second run of this script shows a warm cache's cost). Then the steps are
-timed interleaved, and the script prints s/step, samples/s, compiled/eager speed-up, and the
-break-even: steps after which the compile time is paid back, against --study-steps (the steps
-a study trains). Not a test: timings depend on the machine and its load.
+For each precision, builds the pipeline's training step
+(adaptune.train.step_timing.candidate_step: config.yaml's lora_all, the LightningModule's loss,
+AdamW) eager and compiled by inductor with batches padded to the length buckets of
+adaptune.hardware.compilation, on the reference split's prompts. The compiled step's first pass
+over every bucket is timed as its compile time (with the inductor caches in --cache: a second
+run of this script shows a warm cache's cost). Then the steps are timed interleaved, and the
+script prints s/step, samples/s, compiled/eager speed-up, and the break-even: steps after which the
+compile time is paid back, against --study-steps (the steps a study trains). Not a test: timings
+depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def main() -> None:
 
     import torch
 
-    from adaptune.compilation import BUCKETS, use_cache
-    from adaptune.step_timing import candidate_step
+    from adaptune.hardware.compilation import BUCKETS, use_cache
+    from adaptune.train.step_timing import candidate_step
 
     torch.set_num_threads(args.threads)
     folder = use_cache(args.cache)

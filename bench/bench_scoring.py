@@ -3,7 +3,7 @@
 The reference study (fewshot.ipynb of vetka925/gpt-j-8bit-lightning-finetune) scored one prompt
 at a time: tokenize it, run the model (no torch.no_grad) with logits at every position, and take
 the label with the highest logit at the last one. This script times that loop against
-adaptune.scoring.score_labels on the same model and prompts, checks the two pick the same labels,
+adaptune.lm.scoring.score_labels on the same model and prompts, checks the two pick the same labels,
 and prints the ratio.
 
     python bench/bench_scoring.py [--model-dir resources/models/smollm2-135m] [--n 64]
@@ -14,7 +14,7 @@ and prints the ratio.
 three) and prints prompts/s and the ratio to --batch-size: the evaluation's batch size is the
 fastest of these on the machine.
 
-The default model is prepared with adaptune.models.prepare_model when it is missing. Not a test:
+The default model is prepared with adaptune.lm.models.prepare_model when it is missing. Not a test:
 timings depend on the machine and its load.
 """
 
@@ -31,8 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from adaptune.names import QUANTIZATIONS  # noqa: E402
-from adaptune.prompts import render  # noqa: E402
+from adaptune.core.names import QUANTIZATIONS  # noqa: E402
+from adaptune.data.prompts import render  # noqa: E402
 
 DEFAULT_TEXTS = REPO / "results/splits/val.csv"
 
@@ -52,8 +52,8 @@ def main(argv=None) -> None:
     import numpy as np
     import torch
 
-    from adaptune.models import load_model, prepare_model
-    from adaptune.scoring import ScoringSettings, completion_ids, predicted_labels, score_labels
+    from adaptune.lm.models import load_model, prepare_model
+    from adaptune.lm.scoring import ScoringSettings, completion_ids, predicted_labels, score_labels
 
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((REPO / "config.yaml").read_text())

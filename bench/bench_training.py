@@ -40,7 +40,7 @@ def config() -> dict:
 
 def prompts(cfg: dict, style: str, n: int, directory: Path) -> tuple[Path, Path]:
     """train/val prompt files with n and n // 4 rows."""
-    from adaptune.io import read_jsonl, write_jsonl
+    from adaptune.core.io import read_jsonl, write_jsonl
 
     source = ROOT / f"results/prompts/{style}/train.jsonl"
     if source.is_file():
@@ -71,7 +71,7 @@ def run_one(args) -> None:
     """One approach in this process; prints its numbers as a JSON line."""
     import logging
 
-    from adaptune.training import TrainSettings, train
+    from adaptune.train.run import TrainSettings, train
 
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     cfg = config()
@@ -138,7 +138,7 @@ def main() -> None:
         run_one(args)
         return
     if not Path(args.model_dir).is_dir():
-        from adaptune.models import prepare_model
+        from adaptune.lm.models import prepare_model
 
         print(f"preparing {cfg['model']} into {args.model_dir} ...", file=sys.stderr)
         prepare_model({"name": cfg["model"], **cfg["models"][cfg["model"]]}, args.model_dir)

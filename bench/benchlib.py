@@ -64,7 +64,7 @@ def reference_rows(
     texts HTML-unescaped as the pipeline's splits are."""
     import pandas as pd
 
-    from adaptune.prompts import completion, render
+    from adaptune.data.prompts import completion, render
 
     cfg = config()
     labels, template = cfg["labels"], cfg["prompts"]["templates"][style]
@@ -100,7 +100,7 @@ def synthetic_rows(n: int, style: str = "instruction", seed: int = 0) -> list[di
     """Tweets of typical length made of common words: for machines without the reference split."""
     import random
 
-    from adaptune.prompts import completion, render
+    from adaptune.data.prompts import completion, render
 
     words = (
         "the people game music love hate stupid day night friends school work team phone "
@@ -129,7 +129,7 @@ def adaptune_batches(
     tokenizer, rows: list[dict], labels, batch_size: int, max_length: int, seed: int = 42
 ):
     """Batches exactly as adaptune's training loader makes them (left padded, length grouped)."""
-    from adaptune.training_data import Collator, encode_rows, length_grouped_batches
+    from adaptune.train.data import Collator, encode_rows, length_grouped_batches
 
     examples = encode_rows(tokenizer, rows, labels, max_length)
     lengths = [len(e.prompt_ids) + len(e.completion_ids) for e in examples]
@@ -143,7 +143,7 @@ def adaptune_batches(
 
 def lora_all_settings(quantization: str = "none", batch_size: int = 4):
     """adaptune's TrainSettings of config.yaml's lora_all (r, alpha, dropout, max_length)."""
-    from adaptune.training import LoraSettings, TrainSettings
+    from adaptune.train.run import LoraSettings, TrainSettings
 
     cfg = config()
     section = cfg["training"]["approaches"]["lora_all"]
@@ -167,9 +167,9 @@ def resolve_precision(precision: str, model: Path, quantization: str = "none") -
 
     import torch
 
-    from adaptune.io import write_jsonl
-    from adaptune.precision import read_decision
-    from adaptune.step_timing import measure_and_decide
+    from adaptune.core.io import write_jsonl
+    from adaptune.hardware.precision import read_decision
+    from adaptune.train.step_timing import measure_and_decide
 
     if precision != "auto":
         return precision, "given"
@@ -195,7 +195,7 @@ def resolve_precision(precision: str, model: Path, quantization: str = "none") -
 def adaptune_loss(model):
     """adaptune's training loss on a batch, computed by its LightningModule's own methods
     (completion-only loss from the last positions' logits), so the benchmarks time the real step."""
-    from adaptune.training_module import CompletionLM
+    from adaptune.train.module import CompletionLM
 
     module = CompletionLM(model, settings=None, label_ids=[])
     return lambda batch: module.completion_loss(module.completion_logits(batch), batch)
@@ -261,7 +261,7 @@ def peak_rss_mb() -> float:
 def interleaved(variants: dict, rounds: int, steps: int) -> dict[str, float]:
     """Median seconds per step of each variant's `step()`, run in turn for `steps` steps per
     round."""
-    from adaptune.step_timing import interleaved_seconds
+    from adaptune.train.step_timing import interleaved_seconds
 
     times = interleaved_seconds(variants, rounds, steps)
     return {name: statistics.median(t) for name, t in times.items()}

@@ -4,8 +4,8 @@
                                   [--rounds 2] [--threads 2] [--precision auto]
 
 Times, interleaved round by round on the same prompts (the reference split's train.csv),
-  bare step      adaptune.step_timing.candidate_step: the loss, backward and AdamW step alone
-  cell           adaptune.training.train as a pipeline job runs it (Lightning's loop, its
+  bare step      adaptune.train.step_timing.candidate_step: the loss, backward and AdamW step alone
+  cell           adaptune.train.run.train as a pipeline job runs it (Lightning's loop, its
                  deterministic mode, per-step logging, checkpoints, the progress bar), timed by
                  its own TrainTimer (validation and model loading excluded)
   cell, ...      the same with one part switched off, to see what each costs.
@@ -34,7 +34,7 @@ VARIANTS = {
 def run_cell(settings, prompts, val, model_dir, scratch, overrides) -> float:
     import pytorch_lightning as pl
 
-    from adaptune import training
+    from adaptune.train import run as training
 
     original = pl.Trainer.__init__
 
@@ -72,8 +72,8 @@ def main() -> None:
 
     import torch
 
-    from adaptune.io import write_jsonl
-    from adaptune.step_timing import candidate_step
+    from adaptune.core.io import write_jsonl
+    from adaptune.train.step_timing import candidate_step
 
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)

@@ -9,7 +9,7 @@ data/reference_train.csv where the pipeline puts it, instruction template) and a
 (LoRA on all linear layers, r/alpha/dropout of config.yaml's lora_all: r=8, no dropout, which is
 also PEFT's default dropout and the reference study's) trained three ways, their steps
 interleaved round by round:
-  adaptune   its training step as adaptune.training's LightningModule computes it: batch 4,
+  adaptune   its training step as adaptune.train.run's LightningModule computes it: batch 4,
              length-grouped left-padded batches, loss and LM head on the completion tokens only
              (logits_to_keep), AdamW, at the pipeline's precision (--precision auto: the decision
              file results/hardware/precision.json, or measured now where the pipeline has not run)
@@ -49,8 +49,8 @@ def lora_model(
     """The base with LoRA on `targets`, prepared for `precision` as adaptune prepares it."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from adaptune.acceleration import prepare_for_training
-    from adaptune.models import load_model
+    from adaptune.hardware.precision import prepare_for_training
+    from adaptune.lm.models import load_model
 
     model, tokenizer = load_model(model_dir, quantization)
     if quantization != "none":
@@ -70,8 +70,8 @@ def on_device(batch: dict, device) -> dict:
 
 def adaptune_step(model, tokenizer, rows, labels, precision: str, batch_size=4):
     """adaptune's step: completion-only loss from the last positions' logits, under `precision`
-    (the very step adaptune.step_timing times for its decision)."""
-    from adaptune.step_timing import training_step_function
+    (the very step adaptune.train.step_timing times for its decision)."""
+    from adaptune.train.step_timing import training_step_function
 
     batches = benchlib.adaptune_batches(tokenizer, rows, labels, batch_size, 96)
     step = training_step_function(model, batches, precision)
@@ -208,9 +208,9 @@ def scoring(
     """Prompts/s of the batched scorer and of one prompt at a time (same code, batch 1)."""
     import statistics
 
-    from adaptune.acceleration import prepare_for_inference
-    from adaptune.models import load_model
-    from adaptune.scoring import ScoringSettings, score_labels
+    from adaptune.hardware.precision import prepare_for_inference
+    from adaptune.lm.models import load_model
+    from adaptune.lm.scoring import ScoringSettings, score_labels
 
     model, tokenizer = load_model(model_dir, quantization)
     prepare_for_inference(model, precision)

@@ -93,9 +93,9 @@ def main(argv=None) -> None:
             if benchlib.reference_available()
             else benchlib.synthetic_rows(args.examples)
         )
-        # The pipeline's choice on a GPU (adaptune.precision): bf16-mixed from compute capability
-        # 8.0, 16-mixed below; fp32 on a CPU.
-        from adaptune.precision import resolve
+        # The pipeline's choice on a GPU (adaptune.hardware.precision): bf16-mixed from compute
+        # capability 8.0, 16-mixed below; fp32 on a CPU.
+        from adaptune.hardware.precision import resolve
 
         precision = resolve("auto")
         if args.checks in ("all", "comparison"):
@@ -132,9 +132,9 @@ def check_memory(
     import torch
     import yaml
 
-    from adaptune.io import write_json, write_jsonl
-    from adaptune.precision import resolve
-    from adaptune.training import LoraSettings, train
+    from adaptune.core.io import write_json, write_jsonl
+    from adaptune.hardware.precision import resolve
+    from adaptune.train.run import LoraSettings, train
 
     study = yaml.safe_load((benchlib.ROOT / "configs" / "gpt-j-6b.yaml").read_text())["training"]
     approach = study["approaches"]["lora_all"]
@@ -190,7 +190,7 @@ def check_memory(
 
 JOB = """
 import sys
-from adaptune.devices import claim_devices
+from adaptune.hardware.devices import claim_devices
 ids = claim_devices(1, wait_s=120, poll_s=0.2)
 print(",".join(ids), flush=True)
 sys.stdin.read()
@@ -198,7 +198,7 @@ sys.stdin.read()
 
 DDP_SCRIPT = """
 import json, sys
-from adaptune.training import LoraSettings, TrainSettings, train
+from adaptune.train.run import LoraSettings, TrainSettings, train
 values = json.loads(open(sys.argv[1]).read())
 values["lora"] = LoraSettings(**values["lora"])
 values["labels"] = tuple(values["labels"])
@@ -210,7 +210,7 @@ def features(scratch: Path, entry: dict, cfg: dict) -> None:
     """The allocator, accumulation, DDP and export on a tiny GPT-J, each printed as seen."""
     import torch
 
-    from adaptune.devices import visible_devices
+    from adaptune.hardware.devices import visible_devices
 
     sys.path.insert(0, str(benchlib.ROOT / "tests"))
     from tiny_model import build_tiny_model
@@ -222,7 +222,7 @@ def features(scratch: Path, entry: dict, cfg: dict) -> None:
     )
     check_devices(scratch, gpus)
     model_dir = build_tiny_model(scratch / "features-gptj", "gptj")
-    from adaptune.io import write_json, write_jsonl
+    from adaptune.core.io import write_json, write_jsonl
 
     write_json(
         model_dir / "adaptune_model.json",
@@ -286,7 +286,7 @@ def check_devices(scratch: Path, gpus: int) -> None:
 
 
 def _settings(cfg: dict, **overrides):
-    from adaptune.training import LoraSettings, TrainSettings
+    from adaptune.train.run import LoraSettings, TrainSettings
 
     values = dict(
         approach="lora_all",
@@ -317,7 +317,7 @@ def _largest_difference(a: dict, b: dict) -> float:
 
 
 def check_accumulation(scratch: Path, model_dir: Path, cfg: dict) -> tuple[Path, Path]:
-    from adaptune.training import train
+    from adaptune.train.run import train
 
     single, accumulated = scratch / "batch4", scratch / "batch2x2"
     data = (scratch / "train.jsonl", scratch / "val.jsonl", model_dir)
@@ -379,10 +379,10 @@ def check_export(scratch: Path, model_dir: Path, trained: Path, cfg: dict) -> No
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from adaptune.adapters import load_trained
-    from adaptune.export import export_model
-    from adaptune.prompts import render
-    from adaptune.scoring import ScoringSettings, score_labels
+    from adaptune.approaches.adapters import load_trained
+    from adaptune.train.export import export_model
+    from adaptune.data.prompts import render
+    from adaptune.lm.scoring import ScoringSettings, score_labels
 
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     labels = list(cfg["labels"])

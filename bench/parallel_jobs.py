@@ -4,9 +4,9 @@ for scoring.
     python bench/parallel_jobs.py [--cores 2] [--steps 12] [--kinds train score]
         [--model-dir resources/models/<config model>] [--rounds 2]
 
-A training job is the pipeline's step (adaptune.step_timing.candidate_step: config.yaml's
+A training job is the pipeline's step (adaptune.train.step_timing.candidate_step: config.yaml's
 lora_all, fp32, batch 4, on the reference split's prompts); a scoring job is the evaluation's
-scorer (adaptune.scoring.score_labels, batch 16) over val prompts. For each kind the script
+scorer (adaptune.lm.scoring.score_labels, batch 16) over val prompts. For each kind the script
 times, in separate processes that load the model first and start together:
 
     one job, N threads      one process with --cores threads (the pipeline's `threads: 2`)
@@ -36,14 +36,14 @@ import benchlib, torch
 kind, threads, steps, model_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(threads)
 if kind == "train":
-    from adaptune.step_timing import candidate_step
+    from adaptune.train.step_timing import candidate_step
     settings = benchlib.lora_all_settings()
     rows = benchlib.reference_rows("train", limit=160)
     step = candidate_step(settings, model_dir, rows, "32-true")
     per_unit = settings.batch_size
 else:
-    from adaptune.models import load_model
-    from adaptune.scoring import ScoringSettings, score_labels
+    from adaptune.lm.models import load_model
+    from adaptune.lm.scoring import ScoringSettings, score_labels
     labels = benchlib.config()["labels"]
     prompts = [r["prompt"] for r in benchlib.reference_rows("val", limit=64)]
     model, tokenizer = load_model(model_dir, "none")

@@ -4,7 +4,7 @@
                                  [--rounds 5] [--steps 3] [--threads 2] [--profile]
 
 Builds one model per variant (the config's model, no quantization, config.yaml's lora_all: LoRA
-on all linear layers) and times the training step the pipeline runs (adaptune.step_timing's
+on all linear layers) and times the training step the pipeline runs (adaptune.train.step_timing's
 candidate_step: the LightningModule's loss on the completion tokens, logits_to_keep, AdamW) on
 the same batches of the reference split (data/reference_train.csv, where the pipeline puts it),
 the variants interleaved round by round. Variants: the three precision candidates, and fp32
@@ -67,7 +67,7 @@ def main() -> None:
 
     import torch
 
-    from adaptune.step_timing import EMULATED, candidate_step
+    from adaptune.train.step_timing import EMULATED, candidate_step
 
     torch.set_num_threads(args.threads)
     model_dir = benchlib.model_dir(args.model_dir)

@@ -4,7 +4,7 @@ and the validation loss after a few LoRA steps (an accuracy proxy), side by side
     python bench/quantization.py [--model-dir /work/models/smollm2-135m] [--tiny-gptj]
         [--steps 8] [--threads 2]
 
-Levels: none at fp32, none at bf16 (adaptune.acceleration's preparation), bitsandbytes 8-bit
+Levels: none at fp32, none at bf16 (adaptune.hardware.precision's preparation), bitsandbytes 8-bit
 (int8) and 4-bit (NF4). Each level runs in its own process (so its peak resident memory is its
 own), twice, in the order A B C D D C B A, and the median seconds per step of both runs is shown:
 a burst of load from the other jobs on a shared machine then hits every level alike. Every level

@@ -1,5 +1,5 @@
 """TF-IDF, 0-shot and k-shot accuracy on the reference study's train/val split, through the
-pipeline's own code (adaptune.baseline, adaptune.evaluation.evaluate_fewshot).
+pipeline's own code (adaptune.evaluate.baseline, adaptune.evaluate.run.evaluate_fewshot).
 
     python bench/reference_split.py --split-dir DIR
         (a folder with the reference train.csv and val.csv)
@@ -23,11 +23,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from adaptune.baseline import BaselineSettings, run_baseline  # noqa: E402
-from adaptune.evaluation import EvaluationSettings, evaluate_fewshot  # noqa: E402
-from adaptune.io import write_csv, write_jsonl  # noqa: E402
-from adaptune.names import QUANTIZATIONS  # noqa: E402
-from adaptune.prompts import format_split  # noqa: E402
+from adaptune.evaluate.baseline import BaselineSettings, run_baseline  # noqa: E402
+from adaptune.evaluate.run import EvaluationSettings, evaluate_fewshot  # noqa: E402
+from adaptune.core.io import write_csv, write_jsonl  # noqa: E402
+from adaptune.core.names import QUANTIZATIONS  # noqa: E402
+from adaptune.data.prompts import format_split  # noqa: E402
 
 
 def main(argv=None) -> None:

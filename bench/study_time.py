@@ -18,7 +18,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from adaptune.publish import benchmark_records, run_time
+from adaptune.report.publish import benchmark_records, run_time
 
 
 def job_seconds(benchmarks: Path) -> dict[str, list[float]]:

@@ -302,7 +302,7 @@ def refusal(config: dict) -> str:
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    from adaptune.config_checks import check_config
+    from adaptune.core.config_checks import check_config
 
     try:
         validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fake_openai import FakeOpenAI
 
-from adaptune.io import write_jsonl
+from adaptune.core.io import write_jsonl
 from adaptune.openai.settings import OpenAISettings
 
 LABELS = ["hate", "offensive", "neutral"]

@@ -15,12 +15,14 @@ import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from adaptune import precision, step_timing  # noqa: E402
-from adaptune.acceleration import prepare_for_training  # noqa: E402
-from adaptune.evaluation import EvaluationSettings, evaluate_adapter, evaluate_fewshot  # noqa: E402
-from adaptune.io import write_json, write_jsonl  # noqa: E402
-from adaptune.models import load_model  # noqa: E402
-from adaptune.training import LoraSettings, TrainSettings, resolved, run_fingerprint, train  # noqa: E402
+from adaptune.hardware import precision  # noqa: E402
+
+from adaptune.train import step_timing  # noqa: E402
+from adaptune.hardware.precision import prepare_for_training  # noqa: E402
+from adaptune.evaluate.run import EvaluationSettings, evaluate_adapter, evaluate_fewshot  # noqa: E402
+from adaptune.core.io import write_json, write_jsonl  # noqa: E402
+from adaptune.lm.models import load_model  # noqa: E402
+from adaptune.train.run import LoraSettings, TrainSettings, resolved, run_fingerprint, train  # noqa: E402
 
 LABELS = ("hate", "offensive", "neutral")
 TEMPLATE = "Tweet: {text}\nCategory:"
@@ -158,8 +160,8 @@ def test_scoring_follows_the_trained_precision(trained_bf16_base, workspace, one
 def test_a_bf16_base_adapter_scores_with_the_dtypes_it_trained_with(
     trained_bf16_base, workspace, one_thread
 ):
-    from adaptune.acceleration import prepare_for_inference
-    from adaptune.adapters import load_trained
+    from adaptune.hardware.precision import prepare_for_inference
+    from adaptune.approaches.adapters import load_trained
 
     _, out = trained_bf16_base
     model, _, _ = load_trained(out / "adapter", workspace["model"])
@@ -333,7 +335,7 @@ def test_emulated_bf16_is_not_timed_and_compiling_is_decided(
 ):
     """On a CPU whose bf16 matmuls crawl (as an AVX2-only one's do) only fp32 is timed; with a
     compile plan the record also says, from real eager and compiled steps, whether to compile."""
-    from adaptune import acceleration
+    from adaptune.hardware import precision as acceleration
 
     rates = {torch.float32: 100.0, torch.bfloat16: 1.0}
     monkeypatch.setattr(acceleration, "matmul_gflops", lambda dtype, **_: rates[dtype])
@@ -358,7 +360,7 @@ def test_emulated_bf16_is_not_timed_and_compiling_is_decided(
 
 @pytest.mark.parametrize("arch", ["tiny_llama", "tiny_gptj"])
 def test_bf16_base_keeps_trainables_fp32_and_leaves_int8_alone(arch, request, one_thread):
-    from adaptune.adapters import make_trainable
+    from adaptune.approaches.adapters import make_trainable
 
     for quantization, frozen in (
         ("none", {torch.bfloat16}),

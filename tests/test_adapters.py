@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from adaptune import adapters
-from adaptune.io import write_json
-from adaptune.models import count_parameters, load_model
-from adaptune.training import LoraSettings, TrainSettings
+from adaptune.approaches import adapters
+from adaptune.core.io import write_json
+from adaptune.lm.models import count_parameters, load_model
+from adaptune.train.run import LoraSettings, TrainSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -266,7 +266,7 @@ def test_the_approaches_do_not_import_lightning():
     import sys
 
     code = (
-        "import sys, adaptune.adapters, adaptune.cli; "
+        "import sys, adaptune.approaches.adapters, adaptune.cli; "
         "print('pytorch_lightning' in sys.modules, 'lightning' in sys.modules)"
     )
     result = subprocess.run(

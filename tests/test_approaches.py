@@ -14,8 +14,8 @@ import yaml
 
 from adaptune import approaches
 from adaptune.approaches import MODULES_VARIABLE, get, load_registry
-from adaptune.names import APPROACHES
-from adaptune.systems import APPROACH_LABELS, METHOD_COLOURS, METHODS
+from adaptune.core.names import APPROACHES
+from adaptune.core.systems import APPROACH_LABELS, METHOD_COLOURS, METHODS
 from conftest import REPO, Pipeline, job_stats, tiny_pipeline_config
 
 # A toy approach as a study would add it: LoRA on the MLP projections only.
@@ -123,8 +123,8 @@ def test_a_toy_approach_is_planned_through_the_registry(tmp_path, toy_module):
 
 
 def test_an_unknown_approach_block_is_refused(tmp_path):
-    from adaptune.config import with_defaults
-    from adaptune.config_checks import check_config
+    from adaptune.core.config import with_defaults
+    from adaptune.core.config_checks import check_config
 
     config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     config["training"]["approaches"]["bitfit"] = {"learning_rate": 1e-3, "epochs": 1}

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adaptune import training
-from adaptune.data import download_dataset, download_reference, read_raw_dataset
-from adaptune.io import sha256_of
+from adaptune.train import run as training
+from adaptune.data.splits import download_dataset, download_reference, read_raw_dataset
+from adaptune.core.io import sha256_of
 from conftest import write_reference_csvs
 
 
@@ -85,7 +85,7 @@ def test_a_resumed_run_keeps_its_earlier_log_whole_or_not_at_all(tmp_path, monke
 def test_a_folder_replaces_only_an_earlier_output_and_is_synced_to_disk(tmp_path, monkeypatch):
     import os
 
-    from adaptune.io import FolderInUse, atomic_dir, write_text
+    from adaptune.core.io import FolderInUse, atomic_dir, write_text
 
     synced = []
     real_fsync = os.fsync

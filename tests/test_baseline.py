@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from adaptune.baseline import BaselineSettings, predict_frame, run_baseline, train_baseline
+from adaptune.evaluate.baseline import BaselineSettings, predict_frame, run_baseline, train_baseline
 
 LABELS = ["hate", "offensive", "neutral"]
 WORDS = {

@@ -182,7 +182,7 @@ def test_profile_step_times_every_candidate_and_marks_the_pipelines_choice(tmp_p
 def test_bf16_probe_measures_both_dtypes(one_thread):
     import torch
 
-    from adaptune.acceleration import matmul_gflops
+    from adaptune.hardware.precision import matmul_gflops
 
     fp32 = matmul_gflops(torch.float32, shape=(64, 64, 64), seconds=0.02)
     bf16 = matmul_gflops(torch.bfloat16, shape=(64, 64, 64), seconds=0.02)

@@ -14,8 +14,8 @@ import pytest
 
 from adaptune import __version__
 from adaptune.cli import PROGRESS_MIN_TEXTS, main
-from adaptune.io import write_json
-from adaptune.training import LoraSettings, TrainSettings
+from adaptune.core.io import write_json
+from adaptune.train.run import LoraSettings, TrainSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,8 +38,8 @@ def adapter(tiny_gptj, tmp_path_factory):
     prepared copy of the tiny GPT-J: project/models/tiny-gptj and project/results/adapter."""
     import torch
 
-    from adaptune import adapters
-    from adaptune.models import load_model
+    from adaptune.approaches import adapters
+    from adaptune.lm.models import load_model
 
     project = tmp_path_factory.mktemp("cli")
     model_dir = project / "models" / "tiny-gptj"
@@ -206,12 +206,12 @@ def test_debug_shows_the_traceback_of_an_input_error(adapter, tmp_path, capsys):
 def test_an_error_that_is_no_input_error_keeps_its_traceback(adapter, monkeypatch):
     """A ValueError from inside a library (here: the scorer) is a bug, not bad input: it is not
     turned into a one-line message."""
-    import adaptune.scoring
+    import adaptune.lm.scoring
 
     def broken(*args, **kwargs):
         raise ValueError("a bug deep in a library")
 
-    monkeypatch.setattr(adaptune.scoring, "score_with_vocab", broken)
+    monkeypatch.setattr(adaptune.lm.scoring, "score_with_vocab", broken)
     with pytest.raises(ValueError, match="a bug deep in a library"):
         main(["predict", "--adapter", str(adapter[0]), "a text"])
 
@@ -254,9 +254,9 @@ def test_metrics_carry_the_training_seed_and_predictions_say_their_scores_are_lo
 
     import pandas as pd
 
-    from adaptune.evaluation import EvaluationSettings, evaluate_adapter
-    from adaptune.io import write_jsonl
-    from adaptune.prompts import completion, render
+    from adaptune.evaluate.run import EvaluationSettings, evaluate_adapter
+    from adaptune.core.io import write_jsonl
+    from adaptune.data.prompts import completion, render
 
     folder, model_dir = adapter
     texts = ["you stupid idiot", "lovely weather today", "those people are vermin"]

@@ -9,10 +9,10 @@ import textwrap
 import pytest
 from training_helpers import settings, workspace  # noqa: F401 (a fixture)
 
-from adaptune import compilation
-from adaptune.compilation import BUCKETS, bucket_length, cache_dir
-from adaptune.io import write_json
-from adaptune.training import train
+from adaptune.hardware import compilation
+from adaptune.hardware.compilation import BUCKETS, bucket_length, cache_dir
+from adaptune.core.io import write_json
+from adaptune.train.run import train
 
 # Forward+backward of a tiny llama model at each width given, compiled, in a process of its
 # own: per width the loss and inductor's cache counters of that width alone, as JSON lines;
@@ -21,7 +21,7 @@ STEPS = textwrap.dedent("""
     import json, sys
     import torch
     from transformers import AutoModelForCausalLM
-    from adaptune.compilation import cache_counters, compile_model, use_cache
+    from adaptune.hardware.compilation import cache_counters, compile_model, use_cache
     model_dir, cache_root, eager, *widths = sys.argv[1:]
     torch.set_num_threads(1)
     use_cache(cache_root)

@@ -4,7 +4,7 @@ merged into config.yaml's section, and refused with the key named when they do n
 import pytest
 import yaml
 
-from adaptune.config import coerce_by_schema, load_schema, merge_overrides
+from adaptune.core.config import coerce_by_schema, load_schema, merge_overrides
 from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv, write_reference_csvs
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")

@@ -3,7 +3,7 @@ import os
 import pandas as pd
 import pytest
 
-from adaptune.data import (
+from adaptune.data.splits import (
     DataError,
     SplitSettings,
     make_splits,
@@ -215,7 +215,7 @@ def test_download_checks_the_pinned_checksum(raw_csv, tmp_path):
     import http.server
     import threading
 
-    from adaptune.data import download_dataset
+    from adaptune.data.splits import download_dataset
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(raw_csv.parent))
     handler.log_message = lambda *args: None
@@ -299,7 +299,7 @@ def test_near_duplicates_never_span_splits_and_fixed_demonstrations_stay_out(tmp
 
 
 def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path):
-    from adaptune.data import draw_train_split
+    from adaptune.data.splits import draw_train_split
 
     settings = SplitSettings(train=24, val=12, test=12, seed=3, exclude_reference=False)
     splits = make_splits(raw_csv, LABELS, settings)
@@ -321,7 +321,7 @@ def test_another_train_draw_keeps_val_and_test_out_and_differs(raw_csv, tmp_path
 
 
 def test_the_reports_reference_val_counts_are_those_of_the_reference_file():
-    from adaptune.reference_study import REFERENCE_MAJORITY, REFERENCE_VAL_COUNTS
+    from adaptune.report.reference_study import REFERENCE_MAJORITY, REFERENCE_VAL_COUNTS
 
     need_real_files(REFERENCE["val"])
     labels = pd.read_csv(REFERENCE["val"], keep_default_na=False)["label"]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from training_helpers import settings, workspace  # noqa: F401 (a fixture)
 
-from adaptune.training import train
+from adaptune.train.run import train
 
 # 48 tweets in batches of 8: 6 steps an epoch; warm-up 1 step, decay over the last 3.
 WSD = dict(

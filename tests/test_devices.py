@@ -19,7 +19,7 @@ from conftest import REPO
 # closes.
 JOB = """
 import os, sys
-from adaptune.devices import claim_devices
+from adaptune.hardware.devices import claim_devices
 ids = claim_devices(int(sys.argv[1]), wait_s=float(sys.argv[2]), poll_s=0.1)
 print("GOT", ",".join(ids) or "-", os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"), flush=True)
 sys.stdin.read()

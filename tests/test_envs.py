@@ -183,8 +183,8 @@ def test_a_job_in_its_own_environment_sees_only_that_environment(tmp_path):
         f"import sys; sys.path.extend({host_paths!r}); import snakemake\n"
         f"sys.path.append({str(SCRIPTS)!r})\n"
         "import _checkout\n"
-        "import adaptune.io\n"
-        "print(adaptune.io.__file__)\n"
+        "import adaptune.core.io\n"
+        "print(adaptune.core.io.__file__)\n"
         "try:\n"
         "    import pandas\n"
         "    print('pandas from', pandas.__file__)\n"
@@ -197,7 +197,7 @@ def test_a_job_in_its_own_environment_sees_only_that_environment(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     module_path, pandas_line = result.stdout.splitlines()
-    assert Path(module_path) == SRC / "adaptune" / "io.py"
+    assert Path(module_path) == SRC / "adaptune" / "core" / "io.py"
     assert pandas_line == "missing: pandas"
 
 
@@ -206,9 +206,9 @@ def test_the_host_interpreter_keeps_its_packages(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         f"import sys, snakemake; sys.path.append({str(SCRIPTS)!r})\n"
-        "import _checkout, pandas, adaptune.io\n"
-        "print(adaptune.io.__file__)\n"
+        "import _checkout, pandas, adaptune.core.io\n"
+        "print(adaptune.core.io.__file__)\n"
     )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert Path(result.stdout.strip()) == SRC / "adaptune" / "io.py"
+    assert Path(result.stdout.strip()) == SRC / "adaptune" / "core" / "io.py"

@@ -11,13 +11,13 @@ import json
 import numpy as np
 import pytest
 
-from adaptune.adapters import load_trained, make_trainable, save_adapter
+from adaptune.approaches.adapters import load_trained, make_trainable, save_adapter
 from adaptune.cli import main
-from adaptune.export import export_model
-from adaptune.models import load_model, model_entry, prepare_model
-from adaptune.prompts import render
-from adaptune.scoring import ScoringSettings, score_labels
-from adaptune.training import LoraSettings, TrainSettings
+from adaptune.train.export import export_model
+from adaptune.lm.models import load_model, model_entry, prepare_model
+from adaptune.data.prompts import render
+from adaptune.lm.scoring import ScoringSettings, score_labels
+from adaptune.train.run import LoraSettings, TrainSettings
 
 LABELS = ("hate", "offensive", "neutral")
 TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
@@ -103,7 +103,7 @@ def test_bf16_export_and_predict_reads_the_folder(base, tmp_path, capsys, monkey
     import torch
     from transformers import AutoModelForCausalLM
 
-    from adaptune import models
+    from adaptune.lm import models
 
     adapter = make_adapter(base, tmp_path / "adapter", "lora_all with norms and biases")
     loaded = []  # the base is merged in the saved dtype: host memory holds it once, at that size

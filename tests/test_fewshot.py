@@ -4,11 +4,11 @@ from collections import Counter
 
 import pytest
 
-from adaptune.evaluation import EvaluationSettings, evaluate_fewshot
-from adaptune.names import split_dir
-from adaptune.fewshot import build_fewshot_prompts, draw_demonstrations
-from adaptune.io import write_jsonl
-from adaptune.prompts import completion, render
+from adaptune.evaluate.run import EvaluationSettings, evaluate_fewshot
+from adaptune.core.names import split_dir
+from adaptune.data.prompts import build_fewshot_prompts, draw_demonstrations
+from adaptune.core.io import write_jsonl
+from adaptune.data.prompts import completion, render
 
 LABELS = ["hate", "offensive", "neutral"]
 TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
@@ -88,7 +88,7 @@ def test_too_small_pool_is_a_clear_error():
 
 
 def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
-    from adaptune.models import prepare_model
+    from adaptune.lm.models import prepare_model
 
     model_dir = prepare_model(
         {
@@ -150,7 +150,7 @@ def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
 
 
 def test_fixed_demonstrations_are_the_same_for_every_query_in_their_order():
-    from adaptune.fewshot import build_fewshot_prompts
+    from adaptune.data.prompts import build_fewshot_prompts
 
     fixed = [
         {"id": f"fixed-{i}", "prompt": f"Message: demo {i}\nCategory:", "completion": f" {label}"}

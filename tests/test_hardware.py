@@ -1,4 +1,4 @@
-from adaptune import hardware
+from adaptune.hardware import probe as hardware
 
 
 def _cpuinfo(tmp_path, flags):

@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adaptune import training
-from adaptune.adapters import load_trained
-from adaptune.approaches.dispatch import prompt_scorer
+from adaptune.train import run as training
+from adaptune.approaches.adapters import load_trained
+from adaptune.approaches.adapters import prompt_scorer
 from adaptune.cli import main
-from adaptune.evaluation import EvaluationSettings, evaluate_adapter
-from adaptune.export import export_model
-from adaptune.names import LOGLIK, PROB, score_column
-from adaptune.scoring import ScoringSettings
-from adaptune.training import LoraSettings, TrainSettings
+from adaptune.evaluate.run import EvaluationSettings, evaluate_adapter
+from adaptune.train.export import export_model
+from adaptune.core.names import LOGLIK, PROB, score_column
+from adaptune.lm.scoring import ScoringSettings
+from adaptune.train.run import LoraSettings, TrainSettings
 from conftest import job_stats
 from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS, workspace  # noqa: F401
 

@@ -14,7 +14,7 @@ from conftest import REPO
 # A process that routes its logging to the log file given and logs one line naming itself.
 PROCESS = """
 import logging, sys
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 log_to(sys.argv[1])
 logging.getLogger("train").info("line of %s", sys.argv[2])
 """

@@ -10,7 +10,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from adaptune.metrics import (
+from adaptune.evaluate.metrics import (
     macro_f1_from_hits,
     classification_metrics,
     evaluation_record,
@@ -168,7 +168,7 @@ def test_stratified_bootstrap_gives_a_constant_predictor_exactly_chance_on_a_bal
 
 
 def test_stratified_resamples_keep_the_class_counts():
-    from adaptune.metrics import stratified_rows
+    from adaptune.evaluate.metrics import stratified_rows
 
     gold = np.array([0] * 5 + [1] * 20 + [2] * 75)
     rows = stratified_rows(np.random.default_rng(0), gold, 50)

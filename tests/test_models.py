@@ -16,7 +16,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tiny_model import build_tiny_model  # noqa: E402
 
-from adaptune import models  # noqa: E402
+from adaptune.lm import models  # noqa: E402
 
 GPTJ_MODULES = {
     "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],

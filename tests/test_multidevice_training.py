@@ -18,9 +18,9 @@ from conftest import REPO
 from training_helpers import ENTRY, LABELS, TEMPLATE, make_rows
 from tiny_model import build_tiny_model
 
-from adaptune.io import write_json, write_jsonl
-from adaptune import training
-from adaptune.training import LoraSettings, TrainSettings, train
+from adaptune.core.io import write_json, write_jsonl
+from adaptune.train import run as training
+from adaptune.train.run import LoraSettings, TrainSettings, train
 
 # Every label's completion must be one token: the loss is a mean over completion tokens, so only
 # then is the mean of two micro-batches' means the mean over the four examples.
@@ -149,8 +149,8 @@ DDP_SCRIPT = """
 import json, sys
 import torch
 torch.set_num_threads(1)
-from adaptune import training
-from adaptune.training import LoraSettings, TrainSettings, train
+from adaptune.train import run as training
+from adaptune.train.run import LoraSettings, TrainSettings, train
 values = json.loads(open(sys.argv[1]).read())
 values["lora"] = LoraSettings(**values["lora"])
 values["labels"] = tuple(values["labels"])

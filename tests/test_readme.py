@@ -159,7 +159,7 @@ def test_quickstart_installs_plans_smokes_runs_and_tests():
 
 
 def test_the_predict_line_names_an_adapter_that_a_quickstart_study_trains():
-    from adaptune.systems import System
+    from adaptune.core.systems import System
 
     default = yaml.safe_load((REPO / "config.yaml").read_text())
     tuned = yaml.safe_load((REPO / "configs/tuned.yaml").read_text())

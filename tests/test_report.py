@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adaptune.io import write_json
-from adaptune.metrics import evaluation_record, write_evaluation
-from adaptune.report import OUTPUTS, ReportInputError, build_report, output_paths
+from adaptune.core.io import write_json
+from adaptune.evaluate.metrics import evaluation_record, write_evaluation
+from adaptune.report.build import OUTPUTS, build_report, output_paths
+from adaptune.report.inputs import ReportInputError
 from adaptune.report.plan import AnalysisPlan
-from adaptune.reference_study import REFERENCE_RESULTS
-from adaptune.systems import System
+from adaptune.report.reference_study import REFERENCE_RESULTS
+from adaptune.core.systems import System
 
 LABELS = ["hate", "offensive", "neutral"]
 MODEL = "smollm2-135m"
@@ -259,7 +260,7 @@ def test_the_best_systems_are_chosen_on_val_and_test_predictions_cannot_change_t
         groups_table,
         val_means,
     )
-    from adaptune.systems import labels as system_labels
+    from adaptune.core.systems import labels as system_labels
 
     systems = [s for s in make_study(tmp_path) if s.ran]
     shown = system_labels(systems, with_seed=False)
@@ -354,7 +355,7 @@ def test_on_the_reference_split_our_numbers_stand_beside_the_published_ones(tmp_
     publication carries the CSV and the README's reference section is generated from it."""
     from sklearn.metrics import f1_score
 
-    from adaptune.publish import current_section, publish, reference_section, write_readme
+    from adaptune.report.publish import current_section, publish, reference_section, write_readme
 
     systems = make_study(tmp_path, finetuned()[:1] + OTHERS[:1])
     val_metrics = tmp_path / systems[0].eval_dir / "val" / "metrics.json"

@@ -9,7 +9,7 @@ import pandas as pd
 
 import pytest
 
-from adaptune.publish import SECTIONS, current_section, generated, published_studies
+from adaptune.report.publish import SECTIONS, current_section, generated, published_studies
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_the_readmes_predict_line_uses_the_published_studys_val_chosen_best():
 def test_publish_refuses_an_incomplete_report_and_leaves_the_destination_alone(tmp_path):
     import pytest
 
-    from adaptune.publish import PublishError, publish
+    from adaptune.report.publish import PublishError, publish
 
     report = tmp_path / "results/report"
     report.mkdir(parents=True)
@@ -58,7 +58,7 @@ def test_publish_refuses_an_incomplete_report_and_leaves_the_destination_alone(t
 def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
     import os
 
-    from adaptune.publish import run_time
+    from adaptune.report.publish import run_time
 
     for name, seconds, end in (("train.tsv", 600.0, 10_000), ("report.tsv", 30.0, 12_000)):
         path = tmp_path / "benchmarks" / name
@@ -81,7 +81,7 @@ def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
 
 
 def test_a_run_resumed_across_sessions_gives_its_running_time_before_its_span():
-    from adaptune.publish import took_text
+    from adaptune.report.publish import took_text
 
     paused = {"run_time": {"jobs": 60, "wall_time_s": 30_000.0, "busy_time_s": 14_400.0}}
     assert (
@@ -98,8 +98,8 @@ def test_a_tuned_publication_carries_the_sweeps_choice_and_the_readme_states_it(
     import json
     import shutil
 
-    from adaptune.publish import publish, section
-    from adaptune.tuning import format_chosen
+    from adaptune.report.publish import publish, section
+    from adaptune.sweep.choice import format_chosen
 
     report = tmp_path / "results/report"
     shutil.copytree(REPO / "docs/results/default", report)
@@ -202,7 +202,7 @@ def test_publish_carries_every_runs_per_item_answers_for_an_exact_reanalysis(tmp
     import json
     import shutil
 
-    from adaptune.publish import PublishError, publish
+    from adaptune.report.publish import PublishError, publish
 
     report = tmp_path / "results/report"
     shutil.copytree(REPO / "docs/results/default", report)

@@ -25,8 +25,8 @@ import logging, os, signal, sys
 logging.basicConfig(level=logging.INFO)
 from dataclasses import asdict
 sys.path[:0] = {paths!r}
-from adaptune import training
-from adaptune.training_module import TrainTimer
+from adaptune.train import run as training
+from adaptune.train.module import TrainTimer
 from training_helpers import settings
 
 kill_at = int(sys.argv[1])
@@ -68,7 +68,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(
 ):
     # The uninterrupted run in this process (one thread, as the children); the killed one and its
     # rerun in children.
-    from adaptune import training
+    from adaptune.train import run as training
 
     straight = tmp_path / "straight"
     training.train(
@@ -130,7 +130,7 @@ def test_the_fingerprint_leaves_out_how_a_run_is_carried_out(workspace):
     """Adding a time limit after a timeout, or checkpointing more often, keeps the checkpoints."""
     from dataclasses import replace
 
-    from adaptune.training import run_fingerprint
+    from adaptune.train.run import run_fingerprint
 
     run = settings("lora_all", precision="32-true")
     files = (workspace["model"], workspace["train"], workspace["val"])
@@ -145,7 +145,7 @@ def test_the_fingerprint_leaves_out_how_a_run_is_carried_out(workspace):
 def test_a_checkpoint_cut_short_gives_way_to_the_one_before(tmp_path, caplog):
     import torch
 
-    from adaptune.training import latest_checkpoint
+    from adaptune.train.run import latest_checkpoint
 
     run = tmp_path / "checkpoints" / "abc"
     (run / "steps").mkdir(parents=True)
@@ -168,8 +168,8 @@ def test_a_run_stopped_by_its_time_limit_says_so(workspace, tmp_path, one_thread
     the adapter so far, and the summary flags it (the report marks such rows)."""
     import time
 
-    from adaptune import training
-    from adaptune.training_module import TrainTimer
+    from adaptune.train import run as training
+    from adaptune.train.module import TrainTimer
 
     finish = TrainTimer.on_train_batch_end
 

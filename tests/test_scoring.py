@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptune.scoring import (
+from adaptune.lm.scoring import (
     ScoringSettings,
     completion_ids,
     encode_prompts,
@@ -114,7 +114,7 @@ def test_empty_and_invalid_settings(tiny):
 
 
 def test_vocabulary_argmax_names_the_label_whose_token_tops_the_whole_vocabulary(tiny):
-    from adaptune.scoring import score_with_vocab
+    from adaptune.lm.scoring import score_with_vocab
 
     model, tokenizer = tiny
     settings = ScoringSettings(batch_size=3, max_length=MAX_LENGTH)

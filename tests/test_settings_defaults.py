@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from adaptune.config import load_schema
-from adaptune.data import SplitSettings
-from adaptune.evaluation import EvaluationSettings
+from adaptune.core.config import load_schema
+from adaptune.data.splits import SplitSettings
+from adaptune.evaluate.run import EvaluationSettings
 from adaptune.openai.settings import OpenAISettings
-from adaptune.training import LoraSettings, TrainSettings
+from adaptune.train.run import LoraSettings, TrainSettings
 
 SCHEMA = load_schema(
     Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -106,7 +106,7 @@ def test_the_schema_refuses_the_lora_dropout_the_settings_refuse():
 
 
 def test_from_config_takes_the_schema_defaults_for_keys_left_out():
-    from adaptune.baseline import BaselineSettings
+    from adaptune.evaluate.baseline import BaselineSettings
 
     assert EvaluationSettings.from_config({}) == EvaluationSettings(
         batch_size=_schema_default("evaluation", "batch_size"),
@@ -138,7 +138,7 @@ SHOWN_AT_DEFAULT = {
 def test_config_yaml_repeats_no_default_of_the_evaluation_openai_and_dataset_sections():
     import yaml
 
-    from adaptune.config import schema_defaults
+    from adaptune.core.config import schema_defaults
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
 

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from training_helpers import settings, workspace  # noqa: F401 (a fixture)
 
-from adaptune.sweep_scores import sweep_tables
-from adaptune.sweep_extension import extend, extension_runs, grid_step, next_runs, run_folder
-from adaptune.training import train
+from adaptune.sweep.scores import sweep_tables
+from adaptune.sweep.extension import extend, extension_runs, grid_step, next_runs, run_folder
+from adaptune.train.run import train
 
 
 def points(best_rate, best_epochs, rates=(1e-3, 2e-3, 4e-3), counts=(1, 2)):

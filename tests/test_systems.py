@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from adaptune.config import with_defaults
-from adaptune.names import APPROACHES
-from adaptune.systems import System, colours, group_systems, labels, study_systems
+from adaptune.core.config import with_defaults
+from adaptune.core.names import APPROACHES
+from adaptune.core.systems import System, colours, group_systems, labels, study_systems
 from conftest import REPO
 
 
@@ -103,7 +103,7 @@ def test_a_bad_system_is_refused():
 
 def test_imports_without_pandas_or_torch():
     code = (
-        "import sys; import adaptune.systems; "
+        "import sys; import adaptune.core.systems; "
         "print(sorted(m for m in ('pandas', 'torch', 'numpy') if m in sys.modules))"
     )
     result = subprocess.run(
@@ -119,7 +119,7 @@ def test_imports_without_pandas_or_torch():
 def test_another_train_draw_is_one_more_run_of_its_group():
     from types import SimpleNamespace
 
-    from adaptune.systems import parse_seed_segment
+    from adaptune.core.systems import parse_seed_segment
 
     own = config(split_seeds=[42, 7])["splits"]["seed"]
     assert own == 42  # the study's own draw is no extra cell

@@ -15,11 +15,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tiny_model import build_tiny_model  # noqa: E402
 
-from adaptune import training  # noqa: E402
-from adaptune.adapters import load_trained  # noqa: E402
-from adaptune.io import write_json, write_jsonl  # noqa: E402
-from adaptune.names import APPROACHES  # noqa: E402
-from adaptune.training import LoraSettings, TrainSettings  # noqa: E402
+from adaptune.train import run as training  # noqa: E402
+from adaptune.approaches.adapters import load_trained  # noqa: E402
+from adaptune.core.io import write_json, write_jsonl  # noqa: E402
+from adaptune.core.names import APPROACHES  # noqa: E402
+from adaptune.train.run import LoraSettings, TrainSettings  # noqa: E402
 from training_helpers import ENTRY, LABELS, TEMPLATE, make_rows, settings  # noqa: E402
 from training_helpers import workspace  # noqa: E402, F401  (the fixture is used by name)
 
@@ -132,7 +132,7 @@ def test_bad_settings_name_the_key(params, message):
 def test_collation_left_pads_and_masks_the_prompt(workspace):
     from transformers import AutoTokenizer
 
-    from adaptune.training_data import Collator, encode_rows
+    from adaptune.train.data import Collator, encode_rows
 
     tokenizer = AutoTokenizer.from_pretrained(workspace["model"])
     rows = make_rows(3)
@@ -156,7 +156,7 @@ def test_collation_left_pads_and_masks_the_prompt(workspace):
 def test_truncation_keeps_the_prompt_end_and_the_completion(workspace):
     from transformers import AutoTokenizer
 
-    from adaptune.training_data import encode_rows
+    from adaptune.train.data import encode_rows
 
     tokenizer = AutoTokenizer.from_pretrained(workspace["model"])
     row = make_rows(1)[0]
@@ -170,7 +170,7 @@ def test_truncation_keeps_the_prompt_end_and_the_completion(workspace):
 def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
     import random
 
-    from adaptune.training_data import LengthGroupedSampler, length_grouped_batches
+    from adaptune.train.data import LengthGroupedSampler, length_grouped_batches
 
     rng = random.Random(1)
     lengths = [rng.randint(20, 100) for _ in range(400)]
@@ -196,7 +196,7 @@ def test_length_grouped_batches_are_a_seeded_partition_with_little_padding():
 def test_every_seed_and_epoch_has_an_order_of_its_own():
     """A seed's second epoch is not the next seed's first (as seed + epoch made it): each
     (seed, epoch) draws its order from a SeedSequence of both, reproducibly."""
-    from adaptune.training_data import LengthGroupedSampler
+    from adaptune.train.data import LengthGroupedSampler
 
     lengths = [20 + n % 50 for n in range(200)]
 
@@ -217,7 +217,7 @@ def test_no_training_batch_spans_two_length_groups(workspace):
     loader gives, in every epoch, is one run of the length-sorted examples."""
     from transformers import AutoTokenizer
 
-    from adaptune.training_data import PromptDataModule
+    from adaptune.train.data import PromptDataModule
 
     rows = [
         {
@@ -255,10 +255,10 @@ def test_validation_accuracy_is_the_scorers_for_labels_of_several_tokens(workspa
     import numpy as np
     import pytorch_lightning as pl
 
-    from adaptune.models import load_model
-    from adaptune.scoring import ScoringSettings, score_labels
-    from adaptune.training_data import PromptDataModule
-    from adaptune.training_module import CompletionLM
+    from adaptune.lm.models import load_model
+    from adaptune.lm.scoring import ScoringSettings, score_labels
+    from adaptune.train.data import PromptDataModule
+    from adaptune.train.module import CompletionLM
 
     completions = {label: f" the {label}" for label in LABELS}
     rows = [{**row, "completion": completions[row["label"]]} for row in make_rows(12)]
@@ -306,15 +306,15 @@ def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspac
     give the same label-position logits as running each prompt alone."""
     import torch
 
-    from adaptune.models import load_model
-    from adaptune.training_data import Collator, encode_rows
+    from adaptune.lm.models import load_model
+    from adaptune.train.data import Collator, encode_rows
 
     model, tokenizer = load_model(workspace["model"], "none")
     rows = make_rows(3)
     rows[1]["prompt"] += " and a much longer tail of words to force padding"
     examples = encode_rows(tokenizer, rows, LABELS, max_length=96)
     batch = Collator(tokenizer.pad_token_id)(examples)
-    from adaptune.training_module import CompletionLM
+    from adaptune.train.module import CompletionLM
 
     module = CompletionLM(model, settings("lora_all"), [[0], [1], [2]])
     with torch.no_grad():
@@ -333,7 +333,7 @@ def test_logits_to_keep_matches_full_logits_and_padding_does_not_matter(workspac
 
 
 def _trainable_names(approach, workspace, **overrides):
-    from adaptune.models import load_model
+    from adaptune.lm.models import load_model
 
     model, _ = load_model(workspace["model"], "8bit")
     model = training.make_trainable(model, settings(approach, **overrides), ENTRY)
@@ -384,7 +384,7 @@ def test_lora_trains_only_adapters_on_the_named_modules(workspace, approach, ove
 @pytest.fixture(scope="module")
 def trained(workspace, tmp_path_factory):
     """Each approach trained once; the in-memory model is caught on its way to save_adapter."""
-    from adaptune.models import load_model
+    from adaptune.lm.models import load_model
 
     reference, _ = load_model(workspace["model"], "8bit")
     int8_before = {
@@ -488,7 +488,7 @@ def test_training_writes_the_contract_outputs(trained, approach):
     # "auto" without a decision file is fp32 on a CPU, recorded the same in the summary and the
     # adapter record; the record holds each field once.
     assert summary["precision"] == meta["precision"] == "32-true"
-    from adaptune.adapters import RECORD_FIELDS
+    from adaptune.approaches.adapters import RECORD_FIELDS
 
     assert not set(RECORD_FIELDS) & set(meta["settings"]) and meta["settings"]["seed"] == 0
     assert summary["frozen_weight_dtypes"] == ["float32"]  # 8-bit base: its norms and embeddings
@@ -541,7 +541,7 @@ def test_base_weights_stay_int8_and_unchanged(trained, approach):
 def test_adapter_loads_back_to_the_same_logits(trained, workspace, approach):
     import torch
 
-    from adaptune.training_data import Collator, encode_rows
+    from adaptune.train.data import Collator, encode_rows
 
     loaded, tokenizer, meta = load_trained(trained[approach]["out"] / "adapter", workspace["model"])
     assert meta["approach"] == approach and not loaded.training
@@ -554,7 +554,7 @@ def test_adapter_loads_back_to_the_same_logits(trained, workspace, approach):
         actual = loaded(**inputs).logits
     assert torch.equal(actual, expected)
     # ... and differ from the untrained base, so the adapter was applied at all
-    from adaptune.models import load_model
+    from adaptune.lm.models import load_model
 
     base, _ = load_model(workspace["model"], "8bit")
     with torch.no_grad():
@@ -601,7 +601,7 @@ def test_settings_for_another_model_are_refused(workspace, tmp_path):
 
 def test_nf4_base_with_8bit_adam_trains(workspace, tmp_path):
     """The other quantization and optimizer: NF4 base, bitsandbytes' AdamW8bit, a few steps."""
-    from adaptune.models import count_parameters, load_model
+    from adaptune.lm.models import count_parameters, load_model
 
     s = settings(
         "lora_attention",
@@ -634,7 +634,7 @@ def test_lr_schedule_constant_keeps_the_peak_rate_and_linear_decays(schedule, ex
 
     import torch
 
-    from adaptune.training_module import CompletionLM
+    from adaptune.train.module import CompletionLM
 
     module = CompletionLM(
         torch.nn.Linear(4, 4),
@@ -665,7 +665,7 @@ def test_epoch_orders_come_from_a_seed_sequence_of_seed_and_epoch():
     a few seeds' epochs share an order, and each order is the same when drawn again."""
     import random
 
-    from adaptune.training_data import LengthGroupedSampler
+    from adaptune.train.data import LengthGroupedSampler
 
     lengths = [random.Random(2).randint(20, 100) for _ in range(160)]
 
@@ -687,7 +687,7 @@ def _wsd_rates(epochs, steps_per_epoch=10, warmup_ratio=0.2, decay_ratio=0.3):
 
     import torch
 
-    from adaptune.training_module import CompletionLM
+    from adaptune.train.module import CompletionLM
 
     module = CompletionLM(
         torch.nn.Linear(4, 4),
@@ -752,8 +752,8 @@ def test_wsd_runs_of_one_and_two_epochs_agree_until_the_shorter_ones_decay(works
     is the branch point of the shorter run. One step into the decay they differ."""
     import torch
 
-    from adaptune import training
-    from adaptune.adapters import load_trained
+    from adaptune.train import run as training
+    from adaptune.approaches.adapters import load_trained
 
     def weights(epochs, steps):
         out = tmp_path / f"{epochs}-{steps}"

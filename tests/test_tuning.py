@@ -10,8 +10,8 @@ import yaml
 
 from adaptune.report.inputs import ReportInputError
 from adaptune.report.sweep import write_sweep
-from adaptune.sweep_scores import SweepInputError, epoch_scores
-from adaptune.tuning import ChosenSettingsError, grid_edges, read_chosen
+from adaptune.sweep.scores import SweepInputError, epoch_scores
+from adaptune.sweep.choice import ChosenSettingsError, grid_edges, read_chosen
 
 from conftest import REPO, deep_update, tiny_pipeline_config
 
@@ -141,7 +141,7 @@ def test_a_choice_inside_the_grid_is_on_no_edge(tmp_path):
 
 
 def test_choices_on_the_same_edge_are_said_once():
-    from adaptune.tuning import edge_note
+    from adaptune.sweep.choice import edge_note
 
     same = {"layernorm": ["the lowest learning rate"], "lora_all": ["the lowest learning rate"]}
     assert edge_note(same).startswith(
@@ -199,7 +199,7 @@ def test_tuning_needs_a_schedule_whose_shorter_runs_the_sweep_can_score():
 def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
     import yaml
 
-    from adaptune.systems import finetuned_systems
+    from adaptune.core.systems import finetuned_systems
     from conftest import refusal
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -294,7 +294,7 @@ def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
     the chosen setting's mean val macro-F1."""
     from adaptune.report import figures
     from adaptune.report.inputs import load_sweep_points
-    from adaptune.systems import APPROACH_LABELS
+    from adaptune.core.systems import APPROACH_LABELS
 
     table = {
         ("lora_all", 1e-3, 1): [0.70, 0.72],

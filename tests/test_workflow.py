@@ -134,7 +134,7 @@ def test_bad_dataset_is_refused_and_leaves_no_split(pipeline):
 
 
 def test_split_larger_than_a_class_left_after_the_reference_is_refused(tmp_path):
-    from adaptune.data import DataError, SplitSettings, make_splits
+    from adaptune.data.splits import DataError, SplitSettings, make_splits
 
     raw = write_raw_csv(tmp_path / "labeled_data.csv", per_class=40)
     reference = write_reference_csvs(tmp_path)
@@ -214,7 +214,7 @@ def test_split_seeds_add_cells_trained_on_other_draws_of_the_train_split(pipelin
     own train prompts; val and test stay the study's, and the draw shares no tweet with them."""
     import pandas as pd
 
-    from adaptune.data import text_key
+    from adaptune.data.splits import text_key
 
     config = {"training": {"split_seeds": [11, pipeline.config["splits"]["seed"]]}}
     plan = pipeline.run("-n", config=config).stdout

@@ -7,8 +7,8 @@ import pytest
 
 from tiny_model import build_tiny_model
 
-from adaptune.io import write_json, write_jsonl
-from adaptune.training import LoraSettings, TrainSettings
+from adaptune.core.io import write_json, write_jsonl
+from adaptune.train.run import LoraSettings, TrainSettings
 
 LABELS = ("hate", "offensive", "neutral")
 TEMPLATE = "Classify the tweet as one of: {labels}.\n\nTweet: {text}\nCategory:"

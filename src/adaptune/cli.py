@@ -33,7 +33,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from adaptune.names import PROB, QUANTIZATIONS, score_column
+from adaptune.core.names import PROB, QUANTIZATIONS, score_column
 
 PROG = "adaptune"
 USAGE_ERROR, FAILURE = 2, 1
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--debug", "-v", action="store_true", help="show the traceback of an input error too"
     )
-    from adaptune.publish import add_commands
+    from adaptune.report.publish import add_commands
 
     add_commands(commands)  # publish, readme: published numbers come from a study's outputs
     return parser
@@ -276,11 +276,11 @@ def predict(args) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from adaptune.acceleration import prepare_for_inference
-    from adaptune.adapters import load_trained, record_completions
-    from adaptune.prompts import render
-    from adaptune.approaches.dispatch import prompt_scorer
-    from adaptune.scoring import ScoringSettings, label_probabilities
+    from adaptune.hardware.precision import prepare_for_inference
+    from adaptune.approaches.adapters import load_trained, record_completions
+    from adaptune.data.prompts import render
+    from adaptune.approaches.adapters import prompt_scorer
+    from adaptune.lm.scoring import ScoringSettings, label_probabilities
 
     hf_logging.disable_progress_bar()
     if args.threads:
@@ -328,14 +328,14 @@ def predict(args) -> int:
             for text, label, row in zip(texts, frame["predicted"], probabilities)
         ]
         if args.output:
-            from adaptune.io import write_jsonl
+            from adaptune.core.io import write_jsonl
 
             write_jsonl(args.output, records)
             print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
         else:
             print("\n".join(json.dumps(record) for record in records))
     elif form == "csv":
-        from adaptune.io import write_csv
+        from adaptune.core.io import write_csv
 
         if args.output:
             write_csv(args.output, frame)
@@ -351,7 +351,7 @@ def predict(args) -> int:
             ]
             lines.append("\t".join(values + [row.text.replace("\t", " ").replace("\n", " ")]))
         if args.output:
-            from adaptune.io import write_text
+            from adaptune.core.io import write_text
 
             write_text(args.output, "\n".join(lines) + "\n")
             print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
@@ -365,7 +365,7 @@ def export(args) -> int:
         raise UsageError(f"{args.adapter}: no such adapter directory")
     if args.model_dir is not None and not (args.model_dir / "config.json").is_file():
         raise UsageError(f"{args.model_dir}: not a prepared model directory (no config.json)")
-    from adaptune.export import export_model
+    from adaptune.train.export import export_model
 
     export_model(args.adapter, args.output, dtype=args.dtype, model_dir=args.model_dir)
     print(f"wrote the merged model ({args.dtype}) to {args.output}", file=sys.stderr)
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the Hub
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
-    from adaptune.adapters import AdapterError
+    from adaptune.approaches.adapters import AdapterError
 
     # Only the errors of unusable input are one line; anything else is a bug and keeps its
     # traceback.

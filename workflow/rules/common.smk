@@ -8,10 +8,10 @@ from snakemake.exceptions import WorkflowError
 
 # The systems of the study are named by the package (the Snakefile put this checkout's src/ on
 # the path).
-from adaptune.config_checks import check_config
-from adaptune.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
-from adaptune.training import RUN_CONTROL_KEYS
-from adaptune.systems import (
+from adaptune.core.config_checks import check_config
+from adaptune.core.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
+from adaptune.train.run import RUN_CONTROL_KEYS
+from adaptune.core.systems import (
     FEWSHOT_NAME,
     FINETUNED_NAME,
     System,
@@ -251,7 +251,7 @@ def sweep_params(approach):
             "epochs": max(sweep["epochs"]),
             "val_checks_per_epoch": 1,
             "validate_first": False,
-            # Under wsd the shorter runs are branched off this one (adaptune.decay_branches).
+            # Under wsd the shorter runs are branched off this one (adaptune.train.schedule).
             "branch_epochs": (
                 sorted(e for e in sweep["epochs"] if e < max(sweep["epochs"]))
                 if config["training"]["lr_schedule"] == "wsd"
@@ -265,7 +265,7 @@ def sweep_params(approach):
 # The precision decision (written by the hardware job) and the training it times, the configured model's
 # heaviest enabled approach (the registry's last first) on the first style, quantization and seed.
 PRECISION_FILE = "results/hardware/precision.json"
-# inductor's caches, shared by every job of the study (adaptune.compilation).
+# inductor's caches, shared by every job of the study (adaptune.hardware.compilation).
 COMPILE_CACHE = "resources/compile-cache"
 _ENABLED = [a for a in reversed(APPROACHES) if config["training"]["approaches"][a]["enabled"]] or [
     APPROACHES[-1]
@@ -340,7 +340,7 @@ def study_training_steps():
 
 
 def compile_plan():
-    """The hardware rule's compile plan (adaptune.step_timing.measure_and_decide), or None."""
+    """The hardware rule's compile plan (adaptune.train.step_timing.measure_and_decide), or None."""
     if not DECIDE_COMPILE:
         return None
     approaches = {s.method for s in RUNNING if s.finetuned}

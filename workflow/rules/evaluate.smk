@@ -1,6 +1,6 @@
 # Evaluation: every system scores the same prompts/splits and writes predictions.csv and
 # metrics.json (test at the top of its directory, other splits below; see eval_files).
-#   evaluate        a fine-tuned adapter on its base model (label likelihood, adaptune.scoring)
+#   evaluate        a fine-tuned adapter on its base model (label likelihood, adaptune.lm.scoring)
 #   fewshot         the base model with k demonstrations from the train split per query
 #   baseline_tfidf  TF-IDF word + character n-grams and a logistic regression
 # (No `def` here: snakemake --lint wants functions in common.smk, so helpers are values.)

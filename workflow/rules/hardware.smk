@@ -1,6 +1,6 @@
 # The training precision, decided once per study by timing a few real training steps of the
-# configured model under each candidate (adaptune.precision), and whether compiling pays
-# (adaptune.compilation). Jobs read the file only when training.precision or training.compile
+# configured model under each candidate (adaptune.hardware.precision), and whether compiling pays
+# (adaptune.hardware.compilation). Jobs read the file only when training.precision or training.compile
 # is auto; where both are explicit this rule does not run.
 
 

@@ -13,7 +13,7 @@ OPENAI_STYLE = OPENAI["style"]
 # Settings of the connection, which every OpenAI rule uses.
 OPENAI_CONNECTION = ("base_url", "max_retries", "timeout_s", "completion_models")
 # The evaluated OpenAI systems by directory name under results/eval/openai/, as
-# adaptune.systems names them.
+# adaptune.core.systems names them.
 OPENAI_SYSTEMS = {s.name.removeprefix("openai/"): s for s in STUDY if s.method.startswith("openai")}
 
 

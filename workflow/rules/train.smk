@@ -1,5 +1,5 @@
 # Fine-tuning: one rule per approach (train_layernorm, train_lora_attention, train_lora_all), so
-# each can be rerun or given resources alone; all share one script and adaptune.training.train.
+# each can be rerun or given resources alone; all share one script and adaptune.train.run.train.
 # Style, quantization and seed are wildcards: every cell of the grid has its own outputs.
 
 # The cell's path of each approach's rule: the system name with the approach filled in.
@@ -95,7 +95,7 @@ for _approach in APPROACHES:
 
 # Where an approach's choice lies on an edge of its grid, this job trains one step past it and
 # chooses again (sweep.extend_steps times at most), itself: no Snakemake checkpoint, so a
-# finished sweep plans nothing (adaptune.sweep_extension).
+# finished sweep plans nothing (adaptune.sweep.extension).
 for _approach in APPROACHES:
 
     rule:

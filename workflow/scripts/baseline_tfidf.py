@@ -1,12 +1,12 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 import logging
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.baseline import BaselineSettings, run_baseline
-from adaptune.evaluation import split_directories
+from adaptune.evaluate.baseline import BaselineSettings, run_baseline
+from adaptune.evaluate.run import split_directories
 
 splits = list(snakemake.params.splits)
 evaluation = dict(snakemake.params.evaluation)

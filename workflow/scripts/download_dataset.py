@@ -1,8 +1,8 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.data import download_dataset
+from adaptune.data.splits import download_dataset
 
 download_dataset(snakemake.params.url, snakemake.params.sha256, snakemake.output[0])

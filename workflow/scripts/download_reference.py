@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.data import download_reference
+from adaptune.data.splits import download_reference
 
 download_reference(snakemake.params.url, snakemake.output[0])

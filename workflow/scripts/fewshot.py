@@ -1,16 +1,16 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.devices import claim_devices
+from adaptune.hardware.devices import claim_devices
 
 claim_devices(1)  # before torch sees CUDA: this job's own GPU where several jobs share a machine
 
 import torch
 
-from adaptune.evaluation import EvaluationSettings, evaluate_fewshot, split_directories
-from adaptune.prompts import completion, render
+from adaptune.evaluate.run import EvaluationSettings, evaluate_fewshot, split_directories
+from adaptune.data.prompts import completion, render
 
 torch.set_num_threads(snakemake.threads)
 splits = list(snakemake.params.splits)

@@ -1,11 +1,11 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 import logging
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.prompts import format_prompts
+from adaptune.data.prompts import format_prompts
 
 count = format_prompts(
     snakemake.input[0],

@@ -1,14 +1,14 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
 import torch
 
-from adaptune.io import write_json
-from adaptune.precision import CANDIDATES
-from adaptune.step_timing import measure_and_decide
-from adaptune.training import TrainSettings
+from adaptune.core.io import write_json
+from adaptune.hardware.precision import CANDIDATES
+from adaptune.train.step_timing import measure_and_decide
+from adaptune.train.run import TrainSettings
 
 torch.set_num_threads(snakemake.threads)
 settings = TrainSettings.from_params(snakemake.params.settings)

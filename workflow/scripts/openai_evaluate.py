@@ -4,7 +4,7 @@ import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checko
 
 import json
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 

@@ -2,7 +2,7 @@ import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checko
 
 """Fine-tune one OpenAI model (rule openai_finetune); the key comes from OPENAI_API_KEY."""
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 

@@ -1,11 +1,11 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 import logging
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.models import prepare_model
+from adaptune.lm.models import prepare_model
 
 path = prepare_model(
     dict(snakemake.params.entry), snakemake.output[0], fetched=snakemake.input.fetched

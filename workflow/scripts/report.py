@@ -2,13 +2,13 @@
 
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.report import build_report  # noqa: E402
+from adaptune.report.build import build_report  # noqa: E402
 from adaptune.report.plan import AnalysisPlan  # noqa: E402
-from adaptune.systems import System  # noqa: E402
+from adaptune.core.systems import System  # noqa: E402
 
 statistics = dict(snakemake.params.statistics)
 build_report(

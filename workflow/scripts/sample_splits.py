@@ -1,12 +1,12 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 import logging
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.data import SplitSettings, make_splits, write_splits
-from adaptune.names import SPLITS
+from adaptune.data.splits import SplitSettings, make_splits, write_splits
+from adaptune.core.names import SPLITS
 
 settings = SplitSettings.from_config(dict(snakemake.params.splits))
 reference = {

@@ -1,12 +1,12 @@
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 import logging
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.data import SplitSettings, draw_train_split
-from adaptune.io import write_csv
+from adaptune.data.splits import SplitSettings, draw_train_split
+from adaptune.core.io import write_csv
 
 settings = SplitSettings.from_config(dict(snakemake.params.splits))
 reference = {

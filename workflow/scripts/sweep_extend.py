@@ -1,8 +1,8 @@
-"""Extend one approach's sweep grid past the edge its choice lies on (adaptune.sweep_extension)."""
+"""Extend one approach's sweep grid past the edge its choice lies on (adaptune.sweep.extension)."""
 
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
@@ -10,10 +10,10 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from adaptune.io import write_json  # noqa: E402
-from adaptune.sweep_scores import sweep_tables  # noqa: E402
-from adaptune.sweep_extension import extend, run_folder  # noqa: E402
-from adaptune.training import TrainSettings, train  # noqa: E402
+from adaptune.core.io import write_json  # noqa: E402
+from adaptune.sweep.scores import sweep_tables  # noqa: E402
+from adaptune.sweep.extension import extend, run_folder  # noqa: E402
+from adaptune.train.run import TrainSettings, train  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 sweep = snakemake.config["sweep"]

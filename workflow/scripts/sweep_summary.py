@@ -2,12 +2,12 @@
 
 import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checkout.py)
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
 from adaptune.report.sweep import write_sweep  # noqa: E402
-from adaptune.sweep_extension import extension_runs  # noqa: E402
+from adaptune.sweep.extension import extension_runs  # noqa: E402
 
 # The grid's runs, then those its extension jobs added past an edge.
 runs = list(snakemake.params.runs) + extension_runs(snakemake.input.extensions)

@@ -2,19 +2,19 @@ import _checkout  # noqa: F401  (first: adaptune from this checkout; see _checko
 import logging
 from pathlib import Path
 
-from adaptune.logs import log_to
+from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.devices import claim_devices
+from adaptune.hardware.devices import claim_devices
 
 # Before torch sees CUDA: this job's own GPU(s) where several jobs share a machine.
 claim_devices(int(snakemake.params.settings.get("devices", 1)))
 
 import torch
 
-from adaptune.training import RUN_CONTROL_KEYS, TrainSettings, train
-from adaptune.tuning import read_chosen
+from adaptune.train.run import RUN_CONTROL_KEYS, TrainSettings, train
+from adaptune.sweep.choice import read_chosen
 
 torch.set_num_threads(snakemake.threads)
 params = dict(snakemake.params.settings)

@@ -1,5 +1,5 @@
 """The registry of approaches: the one place their names, labels, colours and order come from
-(as PEFT maps a method's name to its config). names.APPROACHES, adaptune.systems, the training
+(as PEFT maps a method's name to its config). names.APPROACHES, adaptune.core.systems, the training
 and sweep rules, the wildcard constraints and the report all ask it.
 
 Each approach is a module defining `APPROACH` (adaptune.approaches.base.Approach): this

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # How a batch becomes per-label scores:
-#   "completion": each label's completion log-likelihood after the prompt (adaptune.scoring),
+#   "completion": each label's completion log-likelihood after the prompt (adaptune.lm.scoring),
 #                 the model a causal LM;
 #   "head":       a classification head's logits over the labels at the prompt's last token,
-#                 the model a sequence classifier (written as log-softmax, adaptune.head).
+#                 the model a sequence classifier (as log-softmax; adaptune.approaches.head).
 SCORERS = ("completion", "head")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 COLOUR_PATTERN = re.compile(r"^#[0-9a-f]{6}$")
@@ -30,7 +30,7 @@ COLOUR_PATTERN = re.compile(r"^#[0-9a-f]{6}$")
 @dataclass(frozen=True)
 class Approach:
     """One way of fine-tuning. Hooks take (model, settings, ...) with settings an
-    adaptune.training.TrainSettings; `model` is the base before wrapping (peft_config) or the
+    adaptune.train.run.TrainSettings; `model` is the base before wrapping (peft_config) or the
     PeftModel (free, save_beside, load_beside)."""
 
     name: str
@@ -39,7 +39,7 @@ class Approach:
     # (base model, settings, model entry) -> a PEFT config: the one place it becomes trainable.
     peft_config: Callable
     uses_lora: bool = (
-        False  # its config block has a `lora` section (adaptune.training.LoraSettings)
+        False  # its config block has a `lora` section (adaptune.train.run.LoraSettings)
     )
     scorer: str = "completion"  # one of SCORERS
     # (settings) -> None: refuses settings this approach cannot train, with a ValueError.

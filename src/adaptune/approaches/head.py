@@ -39,13 +39,13 @@ def check(settings) -> None:
 
 def load_classifier(model_dir, quantization: str = "8bit", labels=None, dtype=None, device=None):
     """(model, tokenizer): the base in `model_dir` as a sequence classifier over `labels` (its
-    head new, or the trained one of an exported folder), loaded as adaptune.models.load_model
+    head new, or the trained one of an exported folder), loaded as adaptune.lm.models.load_model
     loads a causal LM; the head stays unquantized."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from adaptune.models import quantization_config
-    from adaptune.precision import cuda_compute_dtype
+    from adaptune.lm.models import quantization_config
+    from adaptune.hardware.precision import cuda_compute_dtype
 
     dtype = dtype or torch.float32
     device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
@@ -80,7 +80,7 @@ def load_classifier(model_dir, quantization: str = "8bit", labels=None, dtype=No
 
 def head_logits(model, pad_id: int, prompt_ids: list[list[int]]):
     """The head's logits (rows, labels) of prompts in token ids, left padded."""
-    from adaptune.batches import left_padded
+    from adaptune.lm.encoding import left_padded
 
     batch = left_padded(prompt_ids, pad_id)
     device = model.get_input_embeddings().weight.device
@@ -90,13 +90,13 @@ def head_logits(model, pad_id: int, prompt_ids: list[list[int]]):
 
 def score_prompts(model, tokenizer, prompts, labels, settings, progress=None, completions=None):
     """(scores, None): each prompt's log-softmax of the head's logits over `labels` (float64),
-    in the scorer's interface (adaptune.scoring.score_with_vocab)."""
+    in the scorer's interface (adaptune.lm.scoring.score_with_vocab)."""
     import numpy as np
     import torch
 
-    from adaptune.batches import pad_token_id
-    from adaptune.encoding import encode_prompts
-    from adaptune.precision import autocast_dtype
+    from adaptune.lm.encoding import pad_token_id
+    from adaptune.lm.encoding import encode_prompts
+    from adaptune.hardware.precision import autocast_dtype
 
     if len(labels) != model.config.num_labels:
         raise ValueError(

@@ -11,7 +11,7 @@ from adaptune.approaches.base import Approach
 def peft_config(model, settings, entry: dict):
     from peft import LNTuningConfig
 
-    from adaptune.adapters import norm_module_names
+    from adaptune.approaches.adapters import norm_module_names
 
     norms = norm_module_names(model)
     if not norms:
@@ -24,7 +24,7 @@ def free(model, settings) -> None:
     """With `biases`: every Linear bias of the base trains too (in float32)."""
     import torch
 
-    from adaptune.adapters import linear_bias_names
+    from adaptune.approaches.adapters import linear_bias_names
 
     if not getattr(settings, "biases", None):
         return
@@ -37,13 +37,13 @@ def free(model, settings) -> None:
 
 
 def save_beside(model, folder) -> None:
-    from adaptune.adapters import save_linear_biases
+    from adaptune.approaches.adapters import save_linear_biases
 
     save_linear_biases(model, folder)
 
 
 def load_beside(model, folder) -> None:
-    from adaptune.adapters import load_linear_biases
+    from adaptune.approaches.adapters import load_linear_biases
 
     load_linear_biases(model, folder)
 

@@ -16,7 +16,7 @@ def lora_config(
     `save`), `biases` trains every parameter named *bias."""
     from peft import LoraConfig
 
-    from adaptune.adapters import norm_module_names
+    from adaptune.approaches.adapters import norm_module_names
 
     lora = settings.lora
     with_norms = bool(getattr(lora, "norms", None))
@@ -42,7 +42,7 @@ def lora_config(
 def all_linear_targets(model, settings, entry: dict) -> list[str]:
     """The attention and MLP projections, and with the options the input embedding and the LM
     head."""
-    from adaptune.adapters import embedding_module_name, lm_head_name
+    from adaptune.approaches.adapters import embedding_module_name, lm_head_name
 
     targets = list(entry["attention_modules"]) + list(entry["mlp_modules"])
     if settings.lora.embedding:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from adaptune import logs
+from adaptune.core import logs
 from adaptune.openai.settings import OpenAISettings
 
 KEY_VARIABLE = "OPENAI_API_KEY"
@@ -61,7 +61,7 @@ def make_client(settings: OpenAISettings):
 
 def guard_secret() -> None:
     """Mask the API key (as set, and stripped) in anything this job writes to its log or the
-    console, uncaught tracebacks included. Call right after adaptune.logs.log_to."""
+    console, uncaught tracebacks included. Call right after adaptune.core.logs.log_to."""
     raw = os.environ.get(KEY_VARIABLE, "")
     logs.hide(raw, PLACEHOLDER)
     logs.hide(raw.strip(), PLACEHOLDER)

@@ -23,17 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from adaptune.config import schema_fields
-from adaptune.io import write_json
-from adaptune.names import PROB, score_column, split_dir
+from adaptune.core.config import schema_fields
+from adaptune.core.io import write_json
+from adaptune.core.names import PROB, score_column, split_dir
 from adaptune.openai.answers import parse_answer
 from adaptune.openai.client import endpoint, make_client
 from adaptune.openai.formats import chat_messages, completion_prompt
 from adaptune.openai.models import Refused, refusal_reason, unavailable
 from adaptune.openai.outcome import write_not_run
 from adaptune.openai.settings import OpenAISettings
-from adaptune.prompts import read_prompts
-from adaptune.provenance import Stopwatch, provenance
+from adaptune.data.prompts import read_prompts
+from adaptune.core.provenance import Stopwatch, provenance
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def evaluate(
     (test at the top of `directory`, other splits below it). Returns the metrics by split.
     With `not_run_reason` (its fine-tuning was refused, say), or when the endpoint does not serve
     the model or refuses a request, every split gets the not-run outputs instead."""
-    from adaptune.metrics import classification_metrics, write_evaluation
+    from adaptune.evaluate.metrics import classification_metrics, write_evaluation
 
     stopwatch = Stopwatch()
     kind = settings.kind(system.model)

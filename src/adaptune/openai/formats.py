@@ -7,7 +7,7 @@ import logging
 import math
 from typing import Callable, Sequence
 
-from adaptune.prompts import completion
+from adaptune.data.prompts import completion
 
 log = logging.getLogger(__name__)
 

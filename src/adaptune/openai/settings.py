@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from adaptune.config import schema_fields
+from adaptune.core.config import schema_fields
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ rendering   Markdown and HTML pages
 figures     seaborn figures, PNG and SVG
 build       the whole report, files exchanged by name with the report rule
 
-No torch here: the report step reads JSON and CSV only.
+publish     a finished study's outputs copied under docs/results/, and the README's sections
+sweep       the sweep's own report
+reanalysis  a published study analysed again under a changed plan
+
+No torch here: the report step reads JSON and CSV only. The package imports nothing itself, so
+`adaptune publish` and `adaptune readme` need neither matplotlib nor scikit-learn.
 """
-
-from adaptune.report.build import OUTPUTS, build_report, output_paths
-from adaptune.report.inputs import ReportInputError
-
-__all__ = ["OUTPUTS", "ReportInputError", "build_report", "output_paths"]

@@ -1,7 +1,7 @@
 """The report's figures (seaborn on matplotlib's Agg backend), each saved as PNG and SVG.
 
 Every figure takes one palette (display label -> colour) built once per report from
-adaptune.systems.colours, so a system has the same colour in every figure: a hue per kind of
+adaptune.core.systems.colours, so a system has the same colour in every figure: a hue per kind of
 system (LoRA on all layers blue, few-shot prompting orange, the baseline grey, ...) and a shade
 of it per variant (k, prompt style, quantization, OpenAI model); seeds share their group's colour.
 """
@@ -25,8 +25,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from adaptune.io import atomic_path  # noqa: E402
-from adaptune.names import SPLITS  # noqa: E402
+from adaptune.core.io import atomic_path  # noqa: E402
+from adaptune.core.names import SPLITS  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
 

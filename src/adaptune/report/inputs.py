@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.names import APPROACHES, LOGLIK, PROB, score_column, split_dir
-from adaptune.systems import System
+from adaptune.core.names import APPROACHES, LOGLIK, PROB, score_column, split_dir
+from adaptune.core.systems import System
 
 METRICS_KEYS = (
     "system",

@@ -30,7 +30,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from adaptune.io import write_csv, write_text
+from adaptune.core.io import write_csv, write_text
 from adaptune.report.plan import AnalysisPlan
 from adaptune.report.statistics import detectable_difference, equivalence_p, holm, two_sided_p
 from adaptune.report.tables import EQUIVALENT, UNDECIDED

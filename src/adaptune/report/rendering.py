@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from adaptune.io import write_text
-from adaptune.reference_study import (
+from adaptune.core.io import write_text
+from adaptune.report.reference_study import (
     REFERENCE_MAJORITY,
     REFERENCE_SOURCE,
     REFERENCE_SPLIT,

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adaptune.metrics import macro_f1_from_hits, macro_f1_rows, stratified_rows
-from adaptune.names import LOGLIK, score_column
+from adaptune.evaluate.metrics import macro_f1_from_hits, macro_f1_rows, stratified_rows
+from adaptune.core.names import LOGLIK, score_column
 
 METRICS = ("accuracy", "macro_f1")
 # Item resamples are scored in chunks of this many cells, so memory stays bounded.
@@ -311,7 +311,7 @@ def paired_difference(
 def softmax_probabilities(predictions: pd.DataFrame, labels: Sequence[str]) -> np.ndarray | None:
     """Label probabilities from the loglik_<label> columns (a language model's label
     log-likelihoods), or None when a column is missing or not finite."""
-    from adaptune.probabilities import label_probabilities
+    from adaptune.lm.probabilities import label_probabilities
 
     columns = [score_column(LOGLIK, label) for label in labels]
     if any(c not in predictions.columns for c in columns):

@@ -1,5 +1,5 @@
 """The sweep's tables and its choice as files: per-seed points, the val curves behind the
-choice, and chosen.yaml (the choice itself: adaptune.sweep_scores)."""
+choice, and chosen.yaml (the choice itself: adaptune.sweep.scores)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.io import write_csv, write_text
+from adaptune.core.io import write_csv, write_text
 from adaptune.report.rendering import markdown_table
-from adaptune.sweep_scores import chosen_settings, sweep_tables
-from adaptune.tuning import edge_note, format_chosen, grid_edges
+from adaptune.sweep.scores import chosen_settings, sweep_tables
+from adaptune.sweep.choice import edge_note, format_chosen, grid_edges
 
 
 def write_sweep(

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from adaptune.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFERENCE_SPLIT
+from adaptune.report.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFERENCE_SPLIT
 from adaptune.report.inputs import Run
 from adaptune.report.plan import FACTORS, KINDS, AnalysisPlan
 from adaptune.report.statistics import (
@@ -25,7 +25,7 @@ from adaptune.report.statistics import (
     seed_paired_difference,
     summarize,
 )
-from adaptune.systems import System, group_systems
+from adaptune.core.systems import System, group_systems
 
 GRID_FACTORS = ("method", "style", "quantization")
 
