@@ -156,3 +156,55 @@ def test_config_yaml_repeats_no_default_of_the_evaluation_openai_and_dataset_sec
             if not shown and value == schema_defaults(*key.split(".")):
                 repeated.append(key)
     assert not repeated, f"config.yaml repeats the schema's defaults of {repeated}"
+
+
+def test_the_trainer_knobs_at_their_defaults_leave_a_cells_params_as_they_were():
+    """A cell's params hold devices, strategy and accumulate_grad_batches only where a study sets
+    them apart from the schema's default, so the studies trained before these keys had a default
+    keep their fingerprints (the settings take the dropped keys' defaults from the schema too)."""
+    from adaptune.train.run import TRAINER_KNOBS, without_default_knobs
+
+    training = {"learning_rate": 1e-3, **{k: _schema_default("training", k) for k in TRAINER_KNOBS}}
+    assert without_default_knobs(training) == {"learning_rate": 1e-3}
+    changed = {**training, "devices": 2, "strategy": "ddp"}
+    assert without_default_knobs(changed) == {
+        "learning_rate": 1e-3,
+        "devices": 2,
+        "strategy": "ddp",
+    }
+
+
+def _keys_with_schema_defaults(node, found=None) -> set[str]:
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        for key, value in node.get("properties", {}).items():
+            if isinstance(value, dict) and "default" in value:
+                found.add(key)
+        for value in node.values():
+            _keys_with_schema_defaults(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _keys_with_schema_defaults(value, found)
+    return found
+
+
+def test_no_rule_or_script_stands_in_a_literal_for_a_schema_default():
+    """`config[...].get("devices", 1)` repeats the schema's default in code, where it can drift;
+    the validated config holds every default, so the rules and scripts index it."""
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    defaulted = _keys_with_schema_defaults(SCHEMA)
+    assert {"devices", "seeds", "epochs"} <= defaulted
+    literal = re.compile(
+        r"""\.get\(\s*["'](\w+)["']\s*,\s*(-?[\d.]+|["'][^"']*["']|True|False)\s*\)"""
+    )
+    files = [repo / "Snakefile", *(repo / "workflow").rglob("*.smk")]
+    files += list((repo / "workflow" / "scripts").glob("*.py"))
+    stand_ins = [
+        f"{path.relative_to(repo)}: .get({match.group(1)!r}, {match.group(2)})"
+        for path in files
+        for match in literal.finditer(path.read_text())
+        if match.group(1) in defaulted
+    ]
+    assert not stand_ins, "\n".join(stand_ins)

@@ -276,10 +276,9 @@ def predict(args) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from adaptune.hardware.precision import prepare_for_inference
-    from adaptune.approaches.adapters import load_trained, record_completions
+    from adaptune.approaches.adapters import load_trained, prompt_scorer, record_completions
     from adaptune.data.prompts import render
-    from adaptune.approaches.adapters import prompt_scorer
+    from adaptune.hardware.precision import prepare_for_inference
     from adaptune.lm.scoring import ScoringSettings, label_probabilities
 
     hf_logging.disable_progress_bar()

@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 # the path).
 from adaptune.core.config_checks import check_config
 from adaptune.core.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
-from adaptune.train.run import RUN_CONTROL_KEYS
+from adaptune.train.run import RUN_CONTROL_KEYS, without_default_knobs
 from adaptune.core.systems import (
     FEWSHOT_NAME,
     FINETUNED_NAME,
@@ -172,8 +172,6 @@ TRAINING_EXCLUDED_KEYS = {
     "approaches",
 }
 TRAINING_EXCLUDED_KEYS |= set(RUN_CONTROL_KEYS)
-
-
 def train_prompts(wildcards):
     """A cell's train prompts: the study's train split, or the draw its seed segment names."""
     _, split_seed = parse_seed_segment(wildcards.seed)
@@ -203,7 +201,9 @@ def train_params(approach):
             for k, v in training["approaches"][approach].items()
             if k not in ("enabled", "styles")
         }
-        shared = {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
+        shared = without_default_knobs(
+            {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
+        )
         return {
             "approach": approach,
             **shared,
@@ -228,7 +228,7 @@ def train_mem_mb(model, quantization):
     if not parameters:
         return 6000
     per_byte = {"none": 4}.get(quantization, 2)
-    devices = config["training"].get("devices", 1)
+    devices = config["training"]["devices"]
     return max(6000, round(devices * parameters * per_byte * 1.2 / 2**20) + 4000)
 
 
@@ -329,7 +329,7 @@ def study_training_steps():
 
     def steps(approach, epochs):
         section = training["approaches"][approach]
-        per_step = section["batch_size"] * training.get("accumulate_grad_batches", 1)
+        per_step = section["batch_size"] * training["accumulate_grad_batches"]
         return epochs * -(-train_size // per_step)
 
     cells = [s for s in RUNNING if s.finetuned]

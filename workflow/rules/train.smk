@@ -42,7 +42,7 @@ for _approach in APPROACHES:
         threads: MODEL_THREADS
         resources:
             mem_mb=lambda wildcards: train_mem_mb(wildcards.model, wildcards.quantization),
-            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
+            gpu=int(config["gpu"]) * config["training"]["devices"],
         params:
             settings=train_params(_approach),
         script:
@@ -86,7 +86,7 @@ for _approach in APPROACHES:
         threads: MODEL_THREADS
         resources:
             mem_mb=lambda wildcards: train_mem_mb(wildcards.model, SWEEP["quantization"]),
-            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
+            gpu=int(config["gpu"]) * config["training"]["devices"],
         params:
             settings=sweep_params(_approach),
         script:
@@ -118,7 +118,7 @@ for _approach in APPROACHES:
         threads: MODEL_THREADS
         resources:
             mem_mb=train_mem_mb(MODEL, SWEEP["quantization"]),
-            gpu=int(config["gpu"]) * config["training"].get("devices", 1),
+            gpu=int(config["gpu"]) * config["training"]["devices"],
         params:
             template=sweep_template(_approach),
             runs=[run for run in sweep_runs() if run["approach"] == _approach],

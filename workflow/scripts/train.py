@@ -9,7 +9,7 @@ log_to(snakemake.log[0])
 from adaptune.hardware.devices import claim_devices
 
 # Before torch sees CUDA: this job's own GPU(s) where several jobs share a machine.
-claim_devices(int(snakemake.params.settings.get("devices", 1)))
+claim_devices(int(snakemake.config["training"]["devices"]))
 
 import torch
 

@@ -44,8 +44,8 @@ def load_classifier(model_dir, quantization: str = "8bit", labels=None, dtype=No
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from adaptune.lm.models import quantization_config
     from adaptune.hardware.precision import cuda_compute_dtype
+    from adaptune.lm.models import quantization_config
 
     dtype = dtype or torch.float32
     device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
@@ -94,9 +94,8 @@ def score_prompts(model, tokenizer, prompts, labels, settings, progress=None, co
     import numpy as np
     import torch
 
-    from adaptune.lm.encoding import pad_token_id
-    from adaptune.lm.encoding import encode_prompts
     from adaptune.hardware.precision import autocast_dtype
+    from adaptune.lm.encoding import encode_prompts, pad_token_id
 
     if len(labels) != model.config.num_labels:
         raise ValueError(

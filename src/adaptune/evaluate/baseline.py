@@ -12,8 +12,8 @@ import pandas as pd
 
 from adaptune.core.config import schema_fields
 from adaptune.core.names import PROB, score_column
-from adaptune.evaluate.metrics import evaluation_record, system_info, write_evaluation
 from adaptune.core.provenance import Stopwatch, provenance
+from adaptune.evaluate.metrics import evaluation_record, system_info, write_evaluation
 
 SPLIT_COLUMNS = ("id", "text", "label")
 

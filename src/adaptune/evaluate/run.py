@@ -19,10 +19,9 @@ import pandas as pd
 
 from adaptune.core.config import schema_defaults, schema_fields
 from adaptune.core.names import LOGLIK, score_column
-from adaptune.evaluate.metrics import evaluation_record, system_info, write_evaluation
-from adaptune.data.prompts import read_prompts
 from adaptune.core.provenance import Stopwatch, provenance
-
+from adaptune.data.prompts import read_prompts
+from adaptune.evaluate.metrics import evaluation_record, system_info, write_evaluation
 
 log = logging.getLogger(__name__)
 _FEWSHOT = schema_defaults("evaluation", "fewshot")
@@ -207,10 +206,9 @@ def evaluate_adapter(
     The val split is not scored again where `val_scores` (training's final validation pass with
     this adapter, adaptune.train.run.VAL_SCORES) covers it: its scores are the scorer's (label
     token log-likelihoods in float64 at the label position), computed once."""
-    from adaptune.hardware.precision import prepare_for_inference
-    from adaptune.approaches.adapters import load_trained, record_completions
-    from adaptune.approaches.adapters import prompt_scorer
+    from adaptune.approaches.adapters import load_trained, prompt_scorer, record_completions
     from adaptune.data.prompts import render
+    from adaptune.hardware.precision import prepare_for_inference
     from adaptune.lm.scoring import ScoringSettings
 
     _check_splits(prompt_files, outputs)
@@ -303,9 +301,8 @@ def evaluate_fewshot(
     (or the `fixed` demonstrations, records with prompt, completion and id, for every query),
     under `precision` (adaptune.hardware.precision; "auto" reads the decision in
     `precision_file`)."""
-    from adaptune.hardware.precision import prepare_for_inference
     from adaptune.data.prompts import build_fewshot_prompts
-    from adaptune.hardware.precision import resolve
+    from adaptune.hardware.precision import prepare_for_inference, resolve
     from adaptune.lm.models import load_model, model_entry
     from adaptune.lm.scoring import ScoringSettings
 

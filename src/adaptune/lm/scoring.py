@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adaptune.data.prompts import completion
 from adaptune.lm.encoding import encode_completion, encode_prompts
 from adaptune.lm.probabilities import label_probabilities  # noqa: F401  (part of the scorer's interface)
-from adaptune.data.prompts import completion
 
 
 @dataclass(frozen=True)

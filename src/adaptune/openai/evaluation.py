@@ -26,14 +26,14 @@ from typing import Sequence
 from adaptune.core.config import schema_fields
 from adaptune.core.io import write_json
 from adaptune.core.names import PROB, score_column, split_dir
+from adaptune.core.provenance import Stopwatch, provenance
+from adaptune.data.prompts import read_prompts
 from adaptune.openai.answers import parse_answer
 from adaptune.openai.client import endpoint, make_client
 from adaptune.openai.formats import chat_messages, completion_prompt
 from adaptune.openai.models import Refused, refusal_reason, unavailable
 from adaptune.openai.outcome import write_not_run
 from adaptune.openai.settings import OpenAISettings
-from adaptune.data.prompts import read_prompts
-from adaptune.core.provenance import Stopwatch, provenance
 
 log = logging.getLogger(__name__)
 

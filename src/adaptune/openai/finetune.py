@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from adaptune.core.io import write_json, write_text
+from adaptune.core.provenance import Stopwatch, provenance
+from adaptune.data.prompts import read_prompts
 from adaptune.openai.client import endpoint, make_client
 from adaptune.openai.formats import example_tokens, token_counter, training_example
 from adaptune.openai.models import Refused, finetuning_refused, refusal_reason, unavailable
 from adaptune.openai.settings import OpenAISettings
-from adaptune.data.prompts import read_prompts
-from adaptune.core.provenance import Stopwatch, provenance
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from adaptune.evaluate.metrics import REQUIRED_PREDICTION_COLUMNS, write_evaluation
 from adaptune.core.names import PROB, score_column
+from adaptune.evaluate.metrics import REQUIRED_PREDICTION_COLUMNS, write_evaluation
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptune.core.io import write_csv, write_json
 from adaptune import __version__
+from adaptune.core.io import write_csv, write_json
 from adaptune.core.provenance import git_commit, machine
+from adaptune.core.systems import APPROACH_LABELS, System, colours
+from adaptune.core.systems import labels as system_labels
 from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts, load_sweep_points
+from adaptune.report.plan import AnalysisPlan
 from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
-from adaptune.report.plan import AnalysisPlan
 from adaptune.report.tables import (
     GroupScores,
     answer,
@@ -31,7 +33,6 @@ from adaptune.report.tables import (
     same_split_table,
     val_means,
 )
-from adaptune.core.systems import APPROACH_LABELS, System, colours, labels as system_labels
 
 # Every file the report writes, by the name the report rule gives it.
 TABLES = {

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adaptune.evaluate.metrics import macro_f1_from_hits, macro_f1_rows, stratified_rows
 from adaptune.core.names import LOGLIK, score_column
+from adaptune.evaluate.metrics import macro_f1_from_hits, macro_f1_rows, stratified_rows
 
 METRICS = ("accuracy", "macro_f1")
 # Item resamples are scored in chunks of this many cells, so memory stays bounded.

@@ -10,8 +10,8 @@ import pandas as pd
 
 from adaptune.core.io import write_csv, write_text
 from adaptune.report.rendering import markdown_table
-from adaptune.sweep.scores import chosen_settings, sweep_tables
 from adaptune.sweep.choice import edge_note, format_chosen, grid_edges
+from adaptune.sweep.scores import chosen_settings, sweep_tables
 
 
 def write_sweep(

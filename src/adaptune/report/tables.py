@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from adaptune.report.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFERENCE_SPLIT
+from adaptune.core.systems import System, group_systems
 from adaptune.report.inputs import Run
 from adaptune.report.plan import FACTORS, KINDS, AnalysisPlan
+from adaptune.report.reference_study import REFERENCE_RESULTS, REFERENCE_SCORING, REFERENCE_SPLIT
 from adaptune.report.statistics import (
     METRICS,
     Bootstrap,
@@ -25,7 +26,6 @@ from adaptune.report.statistics import (
     seed_paired_difference,
     summarize,
 )
-from adaptune.core.systems import System, group_systems
 
 GRID_FACTORS = ("method", "style", "quantization")
 

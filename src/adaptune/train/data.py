@@ -22,11 +22,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from adaptune.lm.encoding import left_padded, pad_token_id
-from adaptune.lm.encoding import encode_completion, encode_prompts
 from adaptune.data.prompts import completion, read_prompts
-from adaptune.train.schedule import epoch_seed
+from adaptune.lm.encoding import encode_completion, encode_prompts, left_padded, pad_token_id
 from adaptune.lm.scoring import completion_ids
+from adaptune.train.schedule import epoch_seed
 
 IGNORE = -100
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from adaptune.approaches.adapters import (
     ADAPTER_FILE,
     AdapterError,
-    norms_accepted,
     is_exported,
     load_trained,
+    norms_accepted,
     read_record,
 )
 from adaptune.core.io import atomic_dir, write_json

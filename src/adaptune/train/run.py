@@ -20,18 +20,19 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from adaptune.approaches.adapters import ADAPTER_FILE, make_trainable, save_adapter
 from adaptune.approaches import get as get_approach
+from adaptune.approaches.adapters import ADAPTER_FILE, make_trainable, save_adapter
 from adaptune.core.config import schema_defaults
 from adaptune.core.io import atomic_dir, write_csv, write_json
 from adaptune.core.names import APPROACHES, BRANCHES_FILE, QUANTIZATIONS
-from adaptune.lm.models import count_parameters, model_entry, model_fingerprint
-from adaptune.hardware.precision import PRECISIONS
 from adaptune.core.provenance import Stopwatch, peak_gpu_memory_mb, peak_memory_mb, provenance
+from adaptune.hardware.precision import PRECISIONS
+from adaptune.lm.models import count_parameters, model_entry, model_fingerprint
 
 OPTIMIZERS = ("adamw", "adamw8bit")
 LR_SCHEDULES = ("linear", "constant", "wsd")
@@ -53,12 +54,21 @@ RUN_CONTROL_KEYS = (
     "compile_cache",
 )
 
+# Lightning's Trainer knobs: at their schema defaults they stay out of a cell's params, so the
+# studies trained before the schema gave them a default keep their fingerprints.
+TRAINER_KNOBS = ("accumulate_grad_batches", "devices", "strategy")
+
 log = logging.getLogger(__name__)
 
 # Defaults come from the config schema: a direct call trains what the pipeline would.
 _TRAINING = schema_defaults("training")
 _APPROACH = _TRAINING["approaches"]["lora_all"]  # the keys every approach has share their defaults
 _LORA = _APPROACH["lora"]
+
+
+def without_default_knobs(params: Mapping) -> dict:
+    """A cell's params without the Trainer knobs that are at their schema defaults."""
+    return {k: v for k, v in params.items() if not (k in TRAINER_KNOBS and v == _TRAINING[k])}
 
 
 # ---------------------------------------------------------------------------- settings
@@ -135,13 +145,13 @@ class TrainSettings:
     biases: bool | None = None  # layernorm: also train the Linear layers' biases
     # Lightning's Trainer knobs: micro-batches per optimizer step, gradient-norm clipping, and a
     # wall-clock limit ("DD:HH:MM:SS"; training stops there and the adapter so far is saved).
-    accumulate_grad_batches: int = 1
+    accumulate_grad_batches: int = _TRAINING["accumulate_grad_batches"]
     gradient_clip_val: float | None = None
     max_time: str | None = None
     # Devices for this one run and how they share it (see STRATEGIES); the batch per optimizer
     # step is batch_size x accumulate_grad_batches x devices.
-    devices: int = 1
-    strategy: str = "auto"
+    devices: int = _TRAINING["devices"]
+    strategy: str = _TRAINING["strategy"]
     # torch.compile the model (true, false, or auto: the hardware rule's timed decision) with
     # inductor's caches in compile_cache, shared by a study's jobs (adaptune.hardware.compilation).
     compile: bool | str = _TRAINING["compile"]
@@ -357,12 +367,11 @@ def train(
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
-    from adaptune.hardware import compilation
-    from adaptune.hardware.precision import frozen_dtypes, prepare_for_training
-    from adaptune.hardware.precision import lightning_precision
-    from adaptune.data.prompts import read_prompts
-    from adaptune.train.data import PromptDataModule
     from adaptune.approaches.adapters import load_base
+    from adaptune.data.prompts import read_prompts
+    from adaptune.hardware import compilation
+    from adaptune.hardware.precision import frozen_dtypes, lightning_precision, prepare_for_training
+    from adaptune.train.data import PromptDataModule
     from adaptune.train.module import TrainTimer
 
     stopwatch = Stopwatch()
@@ -504,9 +513,9 @@ def train(
         write_csv(tmp / "curves.csv", curves)
         write_csv(tmp / VAL_SCORES, final_val_scores(module, data, settings.labels))
         if branches is not None:
-            from adaptune.train.schedule import RESULT_COLUMNS
-
             import pandas as pd
+
+            from adaptune.train.schedule import RESULT_COLUMNS
 
             results = pd.DataFrame(branches.results, columns=list(RESULT_COLUMNS))
             write_csv(tmp / BRANCHES_FILE, results)

@@ -32,8 +32,8 @@ def candidate_step(settings, model_dir, rows, precision: str, compiled: bool = F
     buckets."""
     import torch
 
-    from adaptune.hardware.precision import prepare_for_training
     from adaptune.approaches.adapters import make_trainable
+    from adaptune.hardware.precision import prepare_for_training
     from adaptune.lm.encoding import pad_token_id
     from adaptune.lm.models import load_model, model_entry
     from adaptune.train.data import Collator, encode_rows, length_grouped_order
@@ -81,8 +81,8 @@ def time_compile(
     `approaches` times the buckets its training prompts reach, times training and validation."""
     from transformers import AutoTokenizer
 
-    from adaptune.hardware import compilation
     from adaptune.data.prompts import read_prompts
+    from adaptune.hardware import compilation
     from adaptune.train.data import encode_rows
 
     rows = read_prompts(train_prompts, settings.labels)
