@@ -12,7 +12,7 @@ min_version("9.0")
 
 # The config helpers of this checkout (jobs find the package through workflow/scripts/_checkout.py).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from adaptune.core.config import load_schema, merge_overrides
+from adaptune.core.config import load_schema, merge_overrides, with_defaults
 
 
 configfile: "config.yaml"
@@ -24,6 +24,9 @@ config.update(merge_overrides(config, workflow.config_settings.overwrite_config,
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+# Validation fills a key only where it is absent; a config that adds a prompt style keeps the
+# schema's own styles beside it (prompts.templates, the one default that is a map).
+config.update(with_defaults(config))
 
 # A study in its own folder (`workdir`, configs/smoke.yaml): its results/, logs/ and benchmarks/
 # go there, while data/ and resources/ stay where snakemake runs (see shared() in common.smk).

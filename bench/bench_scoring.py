@@ -56,7 +56,9 @@ def main(argv=None) -> None:
     from adaptune.lm.scoring import ScoringSettings, completion_ids, predicted_labels, score_labels
 
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    from adaptune.core.config import with_defaults
+
+    config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     labels = config["labels"]
     template = config["prompts"]["templates"]["instruction"]
     model_dir = Path(args.model_dir)

@@ -33,9 +33,12 @@ WORDS = (
 
 
 def config() -> dict:
+    """config.yaml with the schema's defaults for every key it leaves out, as a run sees it."""
     import yaml
 
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    from adaptune.core.config import with_defaults
+
+    return with_defaults(yaml.safe_load((ROOT / "config.yaml").read_text()))
 
 
 def prompts(cfg: dict, style: str, n: int, directory: Path) -> tuple[Path, Path]:

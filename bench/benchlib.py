@@ -29,9 +29,12 @@ DECISION_FILE = Path(
 
 
 def config() -> dict:
+    """config.yaml with the schema's defaults for every key it leaves out, as a run sees it."""
     import yaml
 
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    from adaptune.core.config import with_defaults
+
+    return with_defaults(yaml.safe_load((ROOT / "config.yaml").read_text()))
 
 
 def model_dir(given: str | None = None) -> Path:

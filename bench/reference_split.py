@@ -43,7 +43,9 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    from adaptune.core.config import with_defaults
+
+    config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     labels, style = config["labels"], config["evaluation"]["fewshot"]["style"]
     template = config["prompts"]["templates"][style]
     out = args.out or Path(tempfile.mkdtemp(prefix="adaptune-reference-"))

@@ -130,7 +130,9 @@ def deep_update(base: dict, overrides: dict) -> dict:
 def tiny_pipeline_config(model_dir: Path) -> dict:
     """The default config, shrunk: a tiny local GPT-J held in 8-bit (the quantized path, which the
     CPU default leaves out), small splits, one short epoch in fp32 with one validation pass."""
-    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    from adaptune.core.config import with_defaults
+
+    default = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
     one_epoch = {"epochs": 1, "batch_size": 8}
     return deep_update(
         default,

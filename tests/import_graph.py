@@ -74,3 +74,31 @@ def third_party_imports(script: Path) -> tuple[set[str], set[str]]:
             else:
                 (optional if name_optional else required).add(top)
     return required, optional - required
+
+
+def modules_reached(scripts: list[Path]) -> set[Path]:
+    """The adaptune files the scripts import, directly or through each other (imports inside
+    functions included): the code a job of those scripts can run."""
+    files: set[Path] = set()
+    pending = [(script, None) for script in scripts]
+    while pending:
+        path, module = pending.pop()
+        required, optional = imports_of(path, module)
+        for name in required | optional:
+            if name.split(".")[0] != "adaptune":
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                sub = ".".join(parts[:depth])
+                file = module_file(sub)
+                if file and file not in files:
+                    files.add(file)
+                    pending.append((file, sub))
+    return files
+
+
+def has_code(path: Path) -> bool:
+    """Whether a file holds more than a docstring (a package's __init__.py may hold only that)."""
+    tree = ast.parse(path.read_text())
+    body = tree.body[1:] if ast.get_docstring(tree) is not None else tree.body
+    return bool(body)

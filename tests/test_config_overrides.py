@@ -4,11 +4,11 @@ merged into config.yaml's section, and refused with the key named when they do n
 import pytest
 import yaml
 
-from adaptune.core.config import coerce_by_schema, load_schema, merge_overrides
+from adaptune.core.config import coerce_by_schema, load_schema, merge_overrides, with_defaults
 from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv, write_reference_csvs
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
-DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
+DEFAULT = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
 
 
 def test_string_leaves_take_the_schema_types():

@@ -243,7 +243,9 @@ def test_default_splits_share_no_tweet_with_the_reference_split_or_each_other():
     import yaml
 
     need_real_files(RAW, *REFERENCE.values())
-    section = yaml.safe_load((REPO / "config.yaml").read_text())["splits"]
+    from adaptune.core.config import with_defaults
+
+    section = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))["splits"]
     splits = make_splits(RAW, LABELS, SplitSettings.from_config(section), REFERENCE)
     reference = set()
     for path in REFERENCE.values():

@@ -67,3 +67,28 @@ def test_numbers_that_describe_a_published_run_are_the_runs_own(study):
 def test_the_check_reads_a_stated_number():
     line = "| `snakemake` | the study | 18 | 87 min, the published run (results/reference) |"
     assert claims(line) == {"jobs": [18.0], "minutes": [87.0], "hours": []}
+
+
+def _prose_words(text: str) -> list[str]:
+    """A page's words outside its fenced code blocks (a command may well appear twice)."""
+    prose = re.sub(r"```.*?```", " ", text, flags=re.S)
+    return re.findall(r"[a-z0-9_.'-]+", prose.lower())
+
+
+def test_no_two_pages_repeat_a_passage():
+    """Each fact is written on one page and linked from the others: no run of 12 words of prose
+    appears on two pages."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    pages += [REPO / "profiles" / "README.md", REPO / "bench" / "README.md"]
+    pages += [REPO / "data" / "README.md"]
+    runs = {}
+    for page in pages:
+        words = _prose_words(page.read_text())
+        runs[page] = {" ".join(words[i : i + 12]) for i in range(len(words) - 11)}
+    repeated = [
+        f"{a.relative_to(REPO)} and {b.relative_to(REPO)}: {sorted(runs[a] & runs[b])[:2]}"
+        for i, a in enumerate(pages)
+        for b in pages[i + 1 :]
+        if runs[a] & runs[b]
+    ]
+    assert not repeated, "\n".join(repeated)

@@ -125,3 +125,22 @@ def test_every_stage_package_says_what_it_holds():
         if path.name == "__init__.py" and module != "adaptune":
             assert ast.get_docstring(ast.parse(path.read_text())), f"{path}: no docstring"
             assert module_file(module) == path
+
+
+def test_development_md_counts_the_modules_a_tweet_crosses():
+    """docs/development.md's count of the modules on a tweet's way from the CSV to its report
+    row is the import graph's."""
+    import re
+
+    from import_graph import has_code, modules_reached
+
+    repo = SRC.parent
+    scripts = [
+        repo / "workflow" / "scripts" / f"{name}.py"
+        for name in ("sample_splits", "format_prompts", "train", "evaluate", "report")
+    ]
+    with_code = [path for path in modules_reached(scripts) if has_code(path)]
+    text = " ".join((repo / "docs" / "development.md").read_text().split())
+    stated = re.search(r"those (\d+) scripts and (\d+) modules with code", text)
+    assert stated, "docs/development.md: the sentence counting a tweet's modules is gone"
+    assert (int(stated.group(1)), int(stated.group(2))) == (len(scripts), len(with_code))

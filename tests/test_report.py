@@ -593,9 +593,10 @@ def test_the_config_declares_the_family_the_report_tests(tmp_path, quantizations
     from adaptune.report.inputs import load_runs
     from adaptune.report.tables import GroupScores, choose_on_val, planned_pairs, val_means
 
-    block = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())[
-        "evaluation"
-    ]["analysis"]
+    from adaptune.core.config import with_defaults
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    block = with_defaults(config)["evaluation"]["analysis"]
     plan = AnalysisPlan.from_config(block)
     assert plan.bootstrap_samples >= 10_000 and plan.alpha == 0.05 and plan.metric == "macro_f1"
     grid = [

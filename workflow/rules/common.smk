@@ -9,6 +9,9 @@ from snakemake.exceptions import WorkflowError
 # The systems of the study are named by the package (the Snakefile put this checkout's src/ on
 # the path).
 from adaptune.core.config_checks import check_config
+from adaptune.core.paths import PRECISION_FILE, SWEEP_CHOSEN, SWEEP_SUMMARY, SWEEP_SUMMARY_MD
+from adaptune.report.outputs import DIRECTORY as REPORT_DIR
+from adaptune.report.outputs import OUTPUTS as REPORT_OUTPUTS
 from adaptune.core.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
 from adaptune.train.run import RUN_CONTROL_KEYS, without_default_knobs
 from adaptune.core.systems import (
@@ -94,14 +97,10 @@ def all_targets():
     targets = expand("results/prompts/{style}/{split}.jsonl", style=prompt_styles(), split=SPLITS)
     targets += training_summaries()
     targets += all_eval_files()
-    targets += report_outputs()
+    targets += report_targets()
     if config["sweep"]["enabled"]:
         targets += [SWEEP_SUMMARY, SWEEP_CHOSEN]
     return targets
-
-
-SWEEP_SUMMARY = "results/sweep/summary.csv"
-SWEEP_CHOSEN = "results/sweep/chosen.yaml"
 
 
 def sweep_runs():
@@ -147,8 +146,9 @@ def prompt_styles():
     return list(dict.fromkeys(used))
 
 
-def report_outputs():
-    return ["results/report/summary.csv", "results/report/summary.md"]
+def report_targets():
+    """The report's tables, which the default target asks for (the rule makes the rest)."""
+    return [f"{REPORT_DIR}/{REPORT_OUTPUTS[name].path}" for name in ("summary_csv", "summary_md")]
 
 
 def reference_files(wildcards):
@@ -172,6 +172,8 @@ TRAINING_EXCLUDED_KEYS = {
     "approaches",
 }
 TRAINING_EXCLUDED_KEYS |= set(RUN_CONTROL_KEYS)
+
+
 def train_prompts(wildcards):
     """A cell's train prompts: the study's train split, or the draw its seed segment names."""
     _, split_seed = parse_seed_segment(wildcards.seed)
@@ -264,7 +266,6 @@ def sweep_params(approach):
 
 # The precision decision (written by the hardware job) and the training it times, the configured model's
 # heaviest enabled approach (the registry's last first) on the first style, quantization and seed.
-PRECISION_FILE = "results/hardware/precision.json"
 # inductor's caches, shared by every job of the study (adaptune.hardware.compilation).
 COMPILE_CACHE = "resources/compile-cache"
 _ENABLED = [a for a in reversed(APPROACHES) if config["training"]["approaches"][a]["enabled"]] or [
@@ -359,3 +360,20 @@ def prompt_template(wildcards):
             f"(the keys of prompts.templates in config.yaml)"
         )
     return templates[wildcards.style]
+
+
+def report_outputs():
+    """The report rule's outputs, by the names adaptune.report.outputs gives them; those with a
+    title are items of `snakemake --report`."""
+    outputs = {}
+    for name, output in REPORT_OUTPUTS.items():
+        path = f"{REPORT_DIR}/{output.path}"
+        if output.title is not None:
+            path = report(
+                path,
+                caption=f"../report/{output.caption}.rst",
+                category=output.category,
+                labels={"result": output.title},
+            )
+        outputs[name] = path
+    return outputs

@@ -139,7 +139,7 @@ rule sweep_summary:
             category="Tuning",
             labels={"result": "Sweep on the validation split and the chosen settings"},
         ),
-        md="results/sweep/summary.md",
+        md=SWEEP_SUMMARY_MD,
     log:
         "logs/sweep_summary.log",
     benchmark:

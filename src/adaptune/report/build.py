@@ -17,6 +17,7 @@ from adaptune.core.systems import APPROACH_LABELS, System, colours
 from adaptune.core.systems import labels as system_labels
 from adaptune.report.inputs import ReportInputError, load_runs, load_split_counts, load_sweep_points
 from adaptune.report.plan import AnalysisPlan
+from adaptune.report.outputs import relative_paths
 from adaptune.report.rendering import Section, write_page
 from adaptune.report.statistics import calibration
 from adaptune.report.tables import (
@@ -34,36 +35,8 @@ from adaptune.report.tables import (
     val_means,
 )
 
-# Every file the report writes, by the name the report rule gives it.
-TABLES = {
-    "summary_csv": "summary.csv",
-    "summary_md": "summary.md",
-    "summary_html": "summary.html",
-    "groups_csv": "groups.csv",
-    "paired_csv": "paired_differences.csv",
-    "val_csv": "summary_val.csv",
-    "val_md": "summary_val.md",
-    "val_html": "summary_val.html",
-    "run_json": "run.json",
-    "reference_csv": "reference_split.csv",
-}
-FIGURES = {
-    "forest": "comparisons",
-    "macro_f1": "macro_f1",
-    "seeds": "seeds",
-    "confusion": "confusion_matrices",
-    "label_distribution": "label_distribution",
-    "calibration": "calibration",
-    "curves": "training_curves",
-    "cost": "quality_vs_cost",
-    "balance": "class_balance",
-    "sweep_curves": "sweep_curves",
-}
-OUTPUTS = {
-    **TABLES,
-    **{name: f"figures/{stem}.png" for name, stem in FIGURES.items()},
-    **{f"{name}_svg": f"figures/{stem}.svg" for name, stem in FIGURES.items()},
-}
+# Every file the report writes, by the name the report rule gives it (adaptune.report.outputs).
+OUTPUTS = relative_paths()
 
 MODEL_NOTES = {
     "pypi_wheel": (
@@ -75,7 +48,7 @@ MODEL_NOTES = {
 
 
 def method_note(plan: AnalysisPlan, family: int) -> str:
-    """How the paired intervals and verdicts were made (docs/statistics.md has the long form)."""
+    """How the paired intervals and verdicts were made (docs/report.md has the long form)."""
     return (
         f"How these were made: the analysis plan in the config (evaluation.analysis) names the "
         f"family of {family} comparisons before any result is seen. Each difference is A's mean "

@@ -22,17 +22,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adaptune.core.io import atomic_dir, write_text
+from adaptune.core.paths import PRECISION_FILE, SWEEP_CHOSEN, SWEEP_SUMMARY, SWEEP_SUMMARY_MD
+from adaptune.report.outputs import OUTPUTS, REFERENCE_SPLIT
+from adaptune.report.outputs import PUBLISHED as PUBLISHED_OUTPUTS
 
 # The report's files a publication holds, as the report writes them.
-PUBLISHED = ("summary.md", "summary.csv", "groups.csv", "paired_differences.csv", "run.json")
-CHOSEN = Path("results/sweep/chosen.yaml")
+PUBLISHED = tuple(OUTPUTS[name].path for name in PUBLISHED_OUTPUTS)
+CHOSEN = Path(SWEEP_CHOSEN)
 # The sweep's val scores behind the choice, published beside it under these names.
-SWEEP_FILES = (
-    (Path("results/sweep/summary.md"), "sweep.md"),
-    (Path("results/sweep/summary.csv"), "sweep.csv"),
-)
-PRECISION = Path("results/hardware/precision.json")
-REFERENCE_SPLIT_CSV = "reference_split.csv"
+SWEEP_FILES = ((Path(SWEEP_SUMMARY_MD), "sweep.md"), (Path(SWEEP_SUMMARY), "sweep.csv"))
+PRECISION = Path(PRECISION_FILE)
+REFERENCE_SPLIT_CSV = OUTPUTS[REFERENCE_SPLIT].path
 # Every run's per-item answers on test and val, so a later reanalysis can rerun the bootstrap.
 PREDICTIONS = "predictions.csv.gz"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -228,7 +228,7 @@ def section(folder: str | os.PathLike | None, repo: str | os.PathLike = ".") -> 
                 "study, then `adaptune publish results/report docs/results/<name>` and",
                 (
                     "`adaptune readme docs/results/<name>` "
-                    "([docs/statistics.md](docs/statistics.md#publishing-a-study))."
+                    "([docs/report.md](docs/report.md#publishing-a-study))."
                 ),
                 (
                     "Earlier runs were recorded by hand, "
@@ -299,7 +299,7 @@ def section(folder: str | os.PathLike | None, repo: str | os.PathLike = ".") -> 
             else f"[paired_differences.csv]({relative}/paired_differences.csv)"
         )
         + "; how they are built and "
-        "corrected: [docs/statistics.md](docs/statistics.md).",
+        "corrected: [docs/report.md](docs/report.md).",
         END,
     ]
     return "\n".join(lines)
@@ -519,7 +519,7 @@ def reference_section(folder: str | os.PathLike | None, repo: str | os.PathLike 
                 ),
                 (
                     "The reference protocol "
-                    "([docs/reference-protocol.md](docs/reference-protocol.md)) has not been"
+                    "([docs/reference.md](docs/reference.md)) has not been"
                 ),
                 "run and published by this version of the pipeline.",
                 REFERENCE_END,
@@ -551,7 +551,7 @@ def reference_section(folder: str | os.PathLike | None, repo: str | os.PathLike 
         f"tweets are the reference study's own; training seed{'s' if len(seeds) != 1 else ''} "
         f"{', '.join(map(str, seeds)) or 'unknown'}. Each accuracy is under the rule named in its "
         "column; the reference study's numbers are GPT-J-6B's, a far larger model, so they place "
-        "ours rather than rank them ([what matches and what cannot](docs/reference-protocol.md)).",
+        "ours rather than rank them ([what matches and what cannot](docs/reference.md)).",
         "",
         "| system | accuracy, argmax over the labels [95% CI] "
         "| accuracy, argmax over the vocabulary | macro-F1 "

@@ -2,7 +2,7 @@
 bootstrap differences between systems with their p-values, the Holm correction over the
 analysis plan's family of comparisons, calibration and the predicted-label distribution.
 
-How an interval is built (docs/statistics.md says the same at more length):
+How an interval is built (docs/report.md says the same at more length):
 
 - Test items: a percentile bootstrap over the test items, resampled within each gold class (the
   split is balanced by design, so each resample is too). One set of item resamples is shared by

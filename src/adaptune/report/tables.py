@@ -293,7 +293,7 @@ PAIRED_COLUMNS = [
     "detectable",
     "verdict",
 ]
-# The three verdicts of a planned comparison (docs/statistics.md).
+# The three verdicts of a planned comparison (docs/report.md).
 BEATS, EQUIVALENT, UNDECIDED = "beats", "equivalent", "undecided"
 
 

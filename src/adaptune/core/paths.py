@@ -1,0 +1,9 @@
+"""Where a study's shared results lie, named once: the rules declare them from here and
+publishing reads them by the same names. Plain Python: the Snakefile imports it."""
+
+# The sweep's val scores and its choice (adaptune.sweep).
+SWEEP_SUMMARY = "results/sweep/summary.csv"
+SWEEP_SUMMARY_MD = "results/sweep/summary.md"
+SWEEP_CHOSEN = "results/sweep/chosen.yaml"
+# The hardware rule's precision and compilation decision (adaptune.hardware.precision).
+PRECISION_FILE = "results/hardware/precision.json"
