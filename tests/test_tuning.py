@@ -348,3 +348,37 @@ def test_cuts_name_only_seeds_and_styles_of_the_grid():
         "training.approaches.head.styles: style(s) ['shouty'] are not in training.styles"
         in refusal(bad)
     )
+
+
+def test_learning_rates_from_another_study_set_each_cells_rate_and_nothing_else(pipeline):
+    """training.learning_rates_from (configs/reference-rates.yaml): the cell trains at its
+    approach's rate in that file, at its own configured epochs; the file is an input of the cell,
+    so a changed choice retrains it."""
+    chosen = pipeline.path("elsewhere/chosen.yaml")
+    chosen.parent.mkdir(parents=True)
+    chosen.write_text(yaml.safe_dump({"lora_all": {"learning_rate": 0.0123, "epochs": 7}}))
+    config = {"training": {"learning_rates_from": "elsewhere/chosen.yaml"}}
+    target = "results/train/tiny-gptj/lora_all/instruction/8bit/seed42/summary.json"
+    plan = pipeline.run("-n", target, config=config).stdout
+    assert "elsewhere/chosen.yaml" in plan
+    pipeline.run(target, config=config)
+    summary = json.loads(pipeline.path(target).read_text())
+    trained = summary["provenance"]["config"]
+    assert trained["learning_rate"] == 0.0123
+    assert (
+        summary["epochs"]
+        == trained["epochs"]
+        == pipeline.config["training"]["approaches"]["lora_all"]["epochs"]
+    )
+
+
+def test_learning_rates_from_is_refused_beside_the_studys_own_tuning():
+    from conftest import refusal
+
+    config = deep_update(
+        tiny_pipeline_config(REPO),
+        {"sweep": {"enabled": True, "tune_study": True}},
+    )
+    config["training"]["learning_rates_from"] = "docs/results/tuned/chosen.yaml"
+    assert "training.learning_rates_from" in refusal(config)
+    assert "sweep.tune_study" in refusal(config)

@@ -163,6 +163,7 @@ def reference_files(wildcards):
 # is carried out rather than what it trains (RUN_CONTROL_KEYS: the script reads them from the
 # config), so that adding a time limit after a timeout does not rerun a finished cell.
 TRAINING_EXCLUDED_KEYS = {
+    "learning_rates_from",  # an input of the cells (tuned_input), read when they run
     "styles",
     "quantizations",
     "quantization_styles",
@@ -186,7 +187,11 @@ def tuned_input(wildcards):
     script takes its learning rate and epochs from it when the job runs. A plain file rather
     than a checkpoint-dependent param, so that Snakemake plans a finished study as finished
     (with a checkpoint it redid every evaluation on each rerun). A changed choice retrains all."""
-    return {"chosen": SWEEP_CHOSEN} if config["sweep"]["tune_study"] else {}
+    if config["sweep"]["tune_study"]:
+        return {"chosen": SWEEP_CHOSEN}
+    # Only the learning rates of another study's choice (configs/reference-rates.yaml).
+    rates = config["training"].get("learning_rates_from")
+    return {"rates": shared(rates)} if rates else {}
 
 
 def train_params(approach):

@@ -22,6 +22,10 @@ params = dict(snakemake.params.settings)
 params.update({k: v for k, v in snakemake.config["training"].items() if k in RUN_CONTROL_KEYS})
 if "chosen" in snakemake.input.keys():  # a tuned study: the sweep's learning rate and epochs
     params.update(read_chosen(snakemake.input.chosen, params["approach"]))
+if "rates" in snakemake.input.keys():  # another study's learning rates, nothing else
+    params["learning_rate"] = read_chosen(snakemake.input.rates, params["approach"])[
+        "learning_rate"
+    ]
 settings = TrainSettings.from_params(params)
 summary = train(
     settings,

@@ -61,6 +61,11 @@ def check_config(config: dict) -> None:
                 f"expected one of {sorted(templates)} (the keys of prompts.templates)"
             )
     if config["sweep"]["tune_study"]:
+        if training.get("learning_rates_from"):
+            raise ValueError(
+                "config.yaml: training.learning_rates_from: set together with sweep.tune_study, "
+                "which trains every cell at the sweep's own choice; expected one of them"
+            )
         check_tuning(config)
     if len(split_draws(config)) > 1 and config["splits"]["reference"]["enabled"]:
         raise ValueError(
