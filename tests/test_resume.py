@@ -63,6 +63,34 @@ def run_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
+def test_a_checkpoint_that_resumes_short_is_refused_and_the_one_before_it_used(workspace, tmp_path):
+    """A checkpoint Lightning restores as further on than it was (its epochs counted as done)
+    would end the run early yet record it whole: the rerun fails, naming and removing it, and
+    the next rerun resumes from the one before and trains every step."""
+    import torch
+
+    out = tmp_path / "cell"
+    assert run_child(workspace, out, 5).returncode == -signal.SIGKILL
+    newest = sorted((out / "checkpoints").glob("*/steps/step4.ckpt"))[0]
+    state = torch.load(newest, map_location="cpu", weights_only=False)
+    done = state["loops"]["fit_loop"]["epoch_progress"]
+    for counter in ("total", "current"):
+        done[counter].update(ready=2, started=2, processed=2, completed=2)
+    state["epoch"] = 2
+    torch.save(state, newest)
+
+    refused = run_child(workspace, out, 0)
+    assert refused.returncode != 0
+    assert f"{newest}: resuming from it ended training at step 4 of 12" in refused.stderr
+    assert not newest.exists() and not (out / "summary.json").exists()
+
+    rerun = run_child(workspace, out, 0)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from_step"] == 2 and summary["steps"] == 12
+
+
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(
     workspace, tmp_path, one_thread
 ):

@@ -61,9 +61,15 @@ def epoch_scores(curves_csv: str | Path, epochs: Sequence[int]) -> dict[int, dic
             "step, epoch, val_macro_f1 and val_accuracy"
         )
     scored = curves.dropna(subset=["val_macro_f1"])
-    scored = scored[scored["step"] > 0].sort_values(
-        "step"
-    )  # the untrained model's score is no epoch's end
+    # The untrained model's score is no epoch's end.
+    scored = scored[scored["step"] > 0].sort_values("step").copy()
+    trained = curves.dropna(subset=["train_loss"]) if "train_loss" in curves else curves.iloc[:0]
+    if not trained.empty:
+        # A pass after the last epoch (a run resumed from its final checkpoint validates after
+        # `fit`, and Lightning logs it under the next epoch) ends the last epoch trained.
+        last = trained.sort_values("step").iloc[-1]
+        beyond = (scored["epoch"] > last["epoch"]) & (scored["step"] >= last["step"])
+        scored.loc[beyond, "epoch"] = last["epoch"]
     ends = scored.groupby("epoch").tail(1).set_index("epoch")
     result = {}
     for epoch in epochs:

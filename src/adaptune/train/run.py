@@ -503,6 +503,8 @@ def train(
             trainer.validate(module, datamodule=data, verbose=False)
             module.train()
         trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+        if resume_from is not None:
+            refuse_a_short_resume(trainer, settings, resume_from, remove=rank == 0)
         if module.val_step != trainer.global_step:
             # The curves end at the trained adapter, and evaluation reuses this pass (val split).
             trainer.validate(module, datamodule=data, verbose=False)
@@ -671,6 +673,26 @@ def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> s
             return str(path)
         log.warning("%s: not a readable checkpoint (cut short?); trying the one before it", path)
     return None
+
+
+class ResumeError(RuntimeError):
+    """A run resumed from a checkpoint stopped before its last step."""
+
+
+def refuse_a_short_resume(trainer, settings: TrainSettings, checkpoint: str, remove: bool) -> None:
+    """Fail, and remove the checkpoint, where resuming from it ended training before the run's
+    last step with no time limit reached: Lightning restored it as further on than it was (seen
+    once on a checkpoint written at an epoch's end), and the run would be recorded as whole. The
+    rerun resumes from the checkpoint before it."""
+    planned = trainer.estimated_stepping_batches
+    if trainer.global_step >= planned or stopped_by_time_limit(trainer, settings):
+        return
+    if remove:
+        Path(checkpoint).unlink(missing_ok=True)
+    raise ResumeError(
+        f"{checkpoint}: resuming from it ended training at step {trainer.global_step} of "
+        f"{planned}; the checkpoint is removed, so a rerun resumes from the one before it"
+    )
 
 
 def checkpoint_loads(path) -> bool:
