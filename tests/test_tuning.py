@@ -82,6 +82,22 @@ def test_epoch_scores_are_each_epochs_last_val_row_not_the_untrained_one(tmp_pat
         epoch_scores(path, [4])
 
 
+def test_a_pass_after_the_last_epoch_ends_it_and_a_run_cut_short_ends_no_later_epoch(tmp_path):
+    """A run resumed from its final checkpoint validates after `fit`, which Lightning logs under
+    the epoch after the last (as a finished sweep run of the decisive study did); a run that
+    stopped after its first epoch has no later end, whatever epoch its last row claims."""
+    header = "step,epoch,train_loss,val_loss,val_accuracy,val_macro_f1\n"
+    resumed = tmp_path / "resumed.csv"
+    resumed.write_text(
+        header + "4,0,1.0,,,\n9,0,0.9,,,\n9,0,,0.5,0.6,0.55\n14,1,0.8,,,\n19,2,,0.4,0.7,0.65\n"
+    )
+    assert epoch_scores(resumed, [1, 2])[2] == {"val_macro_f1": 0.65, "val_accuracy": 0.7}
+    cut_short = tmp_path / "cut_short.csv"
+    cut_short.write_text(header + "4,0,1.0,,,\n9,0,0.9,,,\n9,0,,0.5,0.6,0.55\n10,2,,0.5,0.6,0.55\n")
+    with pytest.raises(SweepInputError, match="no val score at the end of epoch 2"):
+        epoch_scores(cut_short, [1, 2])
+
+
 def test_choice_is_the_best_mean_macro_f1_over_seeds_per_approach(tmp_path):
     # layernorm: lr 1e-3 wins on one seed, but 3e-3 wins on the mean; its epoch 2 beats epoch 1.
     # lora_all: a tie between epochs 1 and 2 goes to 1 epoch.
@@ -226,8 +242,8 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
 @pytest.mark.slow
 def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
     """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
-    from one run), its extension past the edge its choice lies on (up to sweep.extend_steps,
-    decided inside the sweep_extend job), its summary, then the study cell trained at the
+    from one run), its extension past the edge its choice lies on (one step here, decided inside
+    the sweep_extend job), its summary, then the study cell trained at the
     chosen setting."""
     configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
     rates = [configured * 4, configured * 10]
@@ -239,6 +255,7 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
             "seeds": [1],
             "epochs": [1, 2],
             "learning_rates": {"layernorm": rates},
+            "extend_steps": 1,
         },
         "training": {
             "lr_schedule": "constant",
@@ -261,7 +278,7 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     # Two rates: every choice lies on an edge, so the job went past it at least once.
     assert extension["steps"] and len(added) >= 1
     assert chosen["learning_rate"] in rates + added
-    assert len(extension["steps"]) <= 2 and (extension["interior"] or len(extension["steps"]) == 2)
+    assert len(extension["steps"]) == 1
     summary = json.loads(pipeline.path(cell).read_text())
     trained = summary["provenance"]["config"]
     assert trained["learning_rate"] == chosen["learning_rate"] != configured
