@@ -1,12 +1,15 @@
-"""Numbers in the docs that describe a published run agree with that run's committed files:
-a line that links a study under docs/results/ and gives its job count, its minutes from first
-job to last or its hours of running must give the ones its run.json records."""
+"""Numbers in the docs come from committed files: the cost tables are what `adaptune docs`
+generates from the publications; no time or speed is typed by hand elsewhere in docs/; and a
+line that links a study under docs/results/ and gives its job count, its minutes from first
+job to last or its hours of running gives the ones its run.json records."""
 
 import json
 import re
 
 import pytest
 
+from adaptune.cli import main
+from adaptune.report import cost
 from conftest import REPO
 
 RESULTS = REPO / "docs" / "results"
@@ -92,3 +95,91 @@ def test_no_two_pages_repeat_a_passage():
         if runs[a] & runs[b]
     ]
     assert not repeated, "\n".join(repeated)
+
+
+def test_every_cost_block_is_what_its_publication_generates():
+    blocks = 0
+    for page in cost.pages(REPO):
+        text = page.read_text()
+        blocks += len(cost.BLOCK.findall(text))
+        page_dir = page.parent.relative_to(REPO).as_posix()
+        assert cost.generated_page(text, page_dir, REPO) == text, (
+            f"{page.relative_to(REPO)}: a cost table differs from its publication's files; "
+            "run `adaptune docs`"
+        )
+    assert blocks >= len(STUDIES), "a published study without its cost table in docs/"
+
+
+def test_adaptune_docs_writes_a_stage_table_from_the_jobs(tmp_path, capsys):
+    study = tmp_path / "docs/results/s"
+    study.mkdir(parents=True)
+    (study / "jobs.csv").write_text(
+        "job,seconds,cpu_seconds,max_rss_mb\n"
+        "train/m/lora_all/raw/none/seed1,600,590,1000\n"
+        "train/m/lora_all/raw/none/seed2,300,290,1000\n"
+        "evaluate/m/lora_all/raw/none/seed1,90,80,900\n"
+        "report,10,9,300\n"
+    )
+    run = {"jobs": 4, "job_time_s": 1000, "wall_time_s": 700, "busy_time_s": 700}
+    (study / "run.json").write_text(json.dumps({"machine": "a CPU, 2 cores", "run_time": run}))
+    page = tmp_path / "docs/page.md"
+    page.write_text("Before.\n\n<!-- cost:begin docs/results/s -->\nstale\n<!-- cost:end -->\n")
+    assert main(["docs", "--repo", str(tmp_path)]) == 0
+    text = page.read_text()
+    assert text.startswith("Before.\n") and "stale" not in text
+    assert "| training cells | 2 | 15.0 | 90 % | 300–600 |" in text
+    assert "| evaluation of the cells | 1 | 1.5 | 9 % | 90 |" in text
+    assert "| the rest (" in text and "| 1 | 0.2 | 1 % | 10 |" in text
+    assert "[docs/results/s](results/s/): 4 jobs, 16.7 min of job time; 11.7 min from first" in text
+    assert "a CPU, 2 cores." in text
+    assert main(["docs", "--repo", str(tmp_path)]) == 0  # a second run changes nothing
+    assert page.read_text() == text
+    assert "0 page(s)" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_adaptune_docs_names_a_block_whose_publication_is_missing(tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/page.md").write_text(
+        "<!-- cost:begin docs/results/gone -->\n<!-- cost:end -->\n"
+    )
+    assert main(["docs", "--repo", str(tmp_path)]) != 0
+    error = capsys.readouterr().err
+    assert "docs/page.md" in error and "docs/results/gone" in error and "run.json" in error
+
+
+# A time or speed in prose: seconds to hours, FLOP rates, throughputs, and decimal ratios.
+MEASURED = re.compile(
+    r"\b\d[\d,]*(?:\.\d+)?(?:–\d[\d,]*(?:\.\d+)?)? ?"
+    r"(?:ms|s|min|h|seconds|minutes|hours|GFLOP/s|TFLOP|samples/s|prompts/s|s/step)(?![\w/])"
+    r"|\b\d+\.\d+x\b"
+)
+# Numbers the code or a plan sets, not measurements: the precision and compile decisions'
+# margin, the suite's budget, the time set for the decisive study.
+SET_NOT_MEASURED = {"1.10x", "4 minutes", "8 hours"}
+
+
+def hand_written_measurements(text: str) -> list[str]:
+    """The times and speeds a page states outside its generated blocks and its code."""
+    text = cost.BLOCK.sub("", text)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return [m for m in MEASURED.findall(text) if m not in SET_NOT_MEASURED]
+
+
+def test_no_time_or_speed_in_docs_is_typed_by_hand():
+    """Measurements live in the generated cost tables, the publications and bench/README.md
+    (the benchmarks' own record, each table with its CPU); a page links them."""
+    found = {
+        page.name: hand_written_measurements(page.read_text())
+        for page in sorted((REPO / "docs").glob("*.md"))
+    }
+    assert not {page: seen for page, seen in found.items() if seen}
+
+
+def test_the_measurement_check_sees_a_typed_time():
+    assert hand_written_measurements("it took 49.6 min and ran at 1.22x, 3.59 samples/s") == [
+        "49.6 min",
+        "1.22x",
+        "3.59 samples/s",
+    ]
+    assert hand_written_measurements("`--steps 3` at the 1.10x margin, 5 seeds") == []

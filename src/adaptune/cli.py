@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from adaptune.report.publish import add_commands
 
-    add_commands(commands)  # publish, readme: published numbers come from a study's outputs
+    add_commands(commands)  # publish, readme, reanalyse, docs: numbers from a study's outputs
     return parser
 
 
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only the errors of unusable input are one line; anything else is a bug and keeps its
     # traceback.
     try:
-        if "run" in args:  # publish, readme
+        if "run" in args:  # publish, readme, reanalyse, docs
             return args.run(args)
         return export(args) if args.command == "export" else predict(args)
     except (UsageError, InputError, AdapterError, OSError) as error:
