@@ -1,5 +1,5 @@
 # adaptune: how should you fine-tune a quantized causal LM for text classification?
-# The chain: download_dataset -> sample_splits -> format_prompts -> train_{approach}
+# The chain: download_dataset -> sample_splits -> format_prompts -> train (a job per cell)
 # -> evaluate / fewshot / baseline_tfidf / openai_* -> report. See README.md.
 
 import os

@@ -4,6 +4,7 @@ the real workflow in a temporary working directory."""
 from __future__ import annotations
 
 import copy
+import re
 import os
 import subprocess
 import sys
@@ -281,6 +282,25 @@ def job_stats(plan: str) -> dict[str, int]:
     """The "Job stats" table of a dry run: rule -> number of jobs."""
     rows = plan.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
     return {row.split()[0]: int(row.split()[1]) for row in rows if row.strip()}
+
+
+# The rules whose jobs are every approach's (over the {approach} wildcard).
+APPROACH_RULES = ("train", "sweep", "sweep_extend")
+
+
+def jobs_per_approach(plan: str) -> dict[str, int]:
+    """Jobs per rule of a dry run's job listing (not `--quiet`), those of the rules over the
+    approach wildcard counted per approach as `<rule>_<approach>` (train_lora_all, sweep_head)."""
+    counts: dict[str, int] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", plan):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if not rule:
+            continue
+        name = rule[1]
+        if name in APPROACH_RULES:
+            name += "_" + re.search(r"^\s+wildcards:.*\bapproach=(\w+)", block, flags=re.M)[1]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def planned_jobs(result) -> dict[str, int]:

@@ -16,7 +16,7 @@ from adaptune import approaches
 from adaptune.approaches import MODULES_VARIABLE, get, load_registry
 from adaptune.core.names import APPROACHES
 from adaptune.core.systems import APPROACH_LABELS, METHOD_COLOURS, METHODS
-from conftest import REPO, Pipeline, job_stats, tiny_pipeline_config
+from conftest import REPO, Pipeline, jobs_per_approach, tiny_pipeline_config
 
 # A toy approach as a study would add it: LoRA on the MLP projections only.
 TOY = textwrap.dedent("""
@@ -104,7 +104,7 @@ def test_a_toy_approach_is_planned_through_the_registry(tmp_path, toy_module):
     ]
     plan = subprocess.run(command, cwd=pipeline.workdir, env=env, capture_output=True, text=True)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
-    jobs = job_stats(plan.stdout)
+    jobs = jobs_per_approach(plan.stdout)
     assert jobs["train_lora_mlp"] == 1 and jobs["sweep_lora_mlp"] == 3
     assert jobs["train_lora_all"] == 1
     assert "results/train/tiny-gptj/lora_mlp/instruction/8bit/seed42/adapter" in plan.stdout

@@ -20,7 +20,7 @@ from adaptune.train.export import export_model
 from adaptune.core.names import LOGLIK, PROB, score_column
 from adaptune.lm.scoring import ScoringSettings
 from adaptune.train.run import LoraSettings, TrainSettings
-from conftest import job_stats
+from conftest import jobs_per_approach
 from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS, workspace  # noqa: F401
 
 
@@ -148,7 +148,7 @@ def test_a_snakemake_run_trains_and_evaluates_a_head_cell(pipeline):
         "batch_size": 8,
     }
     plan = pipeline.run("-n", target)
-    assert job_stats(plan.stdout)["train_head"] == 1
+    assert jobs_per_approach(plan.stdout)["train_head"] == 1
     pipeline.run(target)
     metrics = json.loads(pipeline.path(target).read_text())
     assert metrics["system"]["method"] == "head" and metrics["n"] == 12

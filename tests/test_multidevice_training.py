@@ -166,7 +166,7 @@ if summary is not None:
 # What a job sees inside the step that Snakemake's SLURM job step starts (`srun -n1`).
 SLURM_STEP = {
     "SLURM_JOB_ID": "7",
-    "SLURM_JOB_NAME": "train_lora_all",
+    "SLURM_JOB_NAME": "train",
     "SLURM_NTASKS": "1",
     "SLURM_NTASKS_PER_NODE": "1",
     "SLURM_PROCID": "0",

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import LABELS, REPO, Pipeline, job_stats, write_raw_csv, write_reference_csvs
+from conftest import (
+    LABELS,
+    REPO,
+    Pipeline,
+    jobs_per_approach,
+    write_raw_csv,
+    write_reference_csvs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -281,16 +288,13 @@ def test_html_report_embeds_every_figure(finished_pipeline):
 def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipeline):
     result = finished_pipeline.run("-n")
     assert "Nothing to be done" in result.stdout + result.stderr
-    from conftest import planned_rules
 
     learning_rate = finished_pipeline.config["training"]["approaches"]["lora_all"]["learning_rate"]
-    plan = planned_rules(
+    plan = jobs_per_approach(
         finished_pipeline.run(
             "-n",
-            "--quiet",
-            "rules",
             config={"training": {"approaches": {"lora_all": {"learning_rate": 2 * learning_rate}}}},
-        )
+        ).stdout
     )
     assert "train_lora_all" in plan
     assert "train_layernorm" not in plan and "train_lora_attention" not in plan
@@ -305,7 +309,7 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
     pipeline = finished_pipeline
     templates = pipeline.config["prompts"]["templates"]
     plan = pipeline.run("-n", config={"training": {"styles": ["instruction", "raw"]}})
-    assert job_stats(plan.stdout) == {
+    assert jobs_per_approach(plan.stdout) == {
         "format_prompts": 3,
         "train_layernorm": 1,
         "train_lora_attention": 1,
@@ -321,7 +325,7 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
 
     two_seeds = {"training": {"seeds": [42, 43]}}
     plan = pipeline.run("-n", config=two_seeds)
-    assert job_stats(plan.stdout) == {
+    assert jobs_per_approach(plan.stdout) == {
         "train_layernorm": 1,
         "train_lora_attention": 1,
         "train_lora_all": 1,
@@ -340,7 +344,7 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
     new_instruction = {
         "prompts": {"templates": {**templates, "instruction": templates["instruction"] + " "}}
     }
-    plan = job_stats(pipeline.run("-n", config=new_instruction).stdout)
+    plan = jobs_per_approach(pipeline.run("-n", config=new_instruction).stdout)
     assert plan["format_prompts"] == 3 and plan["evaluate"] == 3
     assert all(
         plan[f"train_{approach}"] == 1 for approach in ("layernorm", "lora_attention", "lora_all")

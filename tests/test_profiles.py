@@ -8,7 +8,7 @@ import yaml
 
 from conftest import REPO, Pipeline, tiny_pipeline_config, write_raw_csv
 
-GPU_RULES = {"train_layernorm", "train_lora_attention", "train_lora_all", "evaluate", "fewshot"}
+GPU_RULES = {"train", "evaluate", "fewshot"}
 NETWORK_RULES = {
     "download_dataset",
     "download_reference",
@@ -111,20 +111,11 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
         assert "runtime" in profile["set-resources"].get(rule, {}), (
             f"{rule}: no runtime in the profile"
         )
-    gpu_job = profile["set-resources"]["train_layernorm"]
-    # the sweep's training runs, and the timing of training steps that decides the precision
-    # The head's rules too, though the default study leaves it off.
-    more_gpu_jobs = {
-        "sweep_layernorm",
-        "sweep_lora_attention",
-        "sweep_lora_all",
-        "train_head",
-        "sweep_head",
-        "hardware",
-    }
-    # The sweep's extension jobs train sweep runs too, with a longer limit (their own anchor).
-    extend_jobs = {f"sweep_extend_{a}" for a in ("layernorm", "lora_attention", "lora_all", "head")}
-    for rule in GPU_RULES | more_gpu_jobs | extend_jobs:
+    gpu_job = profile["set-resources"]["train"]
+    # the sweep's training runs and its extension, and the timing of training steps that
+    # decides the precision
+    more_gpu_jobs = {"sweep", "sweep_extend", "hardware"}
+    for rule in GPU_RULES | more_gpu_jobs:
         resources = profile["set-resources"][rule]
         assert (resources["slurm_partition"], resources["gpu_model"]) == (
             "<gpu-partition>",
@@ -139,8 +130,21 @@ def test_slurm_profile_names_real_rules_with_runtimes_and_an_account(listed_rule
         == text.count("<cpu-partition>")
         == 1
     )
-    assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) and gpu_job["runtime"] > 0
-    assert text.count("{<<: *extend_job}") == len(extend_jobs) - 1
+    assert text.count("{<<: *gpu_job") == len(GPU_RULES | more_gpu_jobs) - 1
+    assert gpu_job["runtime"] > 0
+    assert profile["set-resources"]["sweep_extend"]["runtime"] > gpu_job["runtime"]
+
+
+def test_the_slurm_profile_names_no_approach(listed_rules):
+    """Every approach trains through the same three rules, so an approach added to the registry
+    needs nothing in the profile (and the rule list holds no rule of one approach)."""
+    from adaptune.core.names import APPROACHES
+
+    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    for approach in APPROACHES:
+        assert not re.search(rf"\b{approach}\b", text), approach
+        named = re.compile(rf"(^|_){approach}($|_)")
+        assert not {rule for rule in rule_names(listed_rules) if named.search(rule)}, approach
 
 
 def test_the_slurm_profile_plans_gpu_jobs_on_its_gpu_partition(planner, tmp_path):
@@ -175,8 +179,7 @@ def test_a_ddp_training_run_asks_for_its_devices(planner):
     planned = planned_resources(
         planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=ddp)
     )
-    for rule in ("train_layernorm", "train_lora_attention", "train_lora_all"):
-        assert {gpu_of(line) for line in planned[rule]} == {2}, planned[rule]
+    assert {gpu_of(line) for line in planned["train"]} == {2}, planned["train"]
     assert {gpu_of(line) for line in planned["evaluate"]} == {1}
 
 
@@ -209,7 +212,7 @@ def test_the_slurm_profile_gives_each_planned_job_of_the_gpt_j_study_its_node_me
         planner.run("-n", "--configfile", "gpt-j.yaml", "--profile", "profiles/slurm")
     )
     assert set(slurm) == set(own) and GPU_RULES <= set(slurm), sorted(slurm)
-    gpu_partition = profile["set-resources"]["train_lora_all"]["slurm_partition"]
+    gpu_partition = profile["set-resources"]["train"]["slurm_partition"]
     assert gpu_partition != profile["default-resources"]["slurm_partition"]
     for rule, lines in slurm.items():
         asked = max(int(resource_values(line).get("mem_mb", 0)) for line in own[rule])
@@ -263,10 +266,9 @@ def test_the_slurm_profile_plans_ddp_jobs_with_all_their_gpus_as_one_task(planne
     plan = planner.run("-n", "--profile", profile, "--config", "gpu=true", config=DDP)
     assert "workflow specific profile profiles/default" in plan.stderr
     planned = planned_resources(plan)
-    for rule in ("train_layernorm", "train_lora_attention", "train_lora_all"):
-        assert {gpu_of(line) for line in planned[rule]} == {2}, planned[rule]
-        for line in planned[rule]:
-            assert not {"tasks", "tasks_per_gpu", "mpi"} & set(resource_values(line)), line
+    assert {gpu_of(line) for line in planned["train"]} == {2}, planned["train"]
+    for line in planned["train"]:
+        assert not {"tasks", "tasks_per_gpu", "mpi"} & set(resource_values(line)), line
     assert {gpu_of(line) for line in planned["evaluate"]} == {1}
     assert yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["retries"] >= 1
 
@@ -275,11 +277,11 @@ def test_on_its_own_machine_snakemake_offers_one_gpu_unless_told_more(planner):
     """Locally GPU jobs run one at a time: one GPU is offered, and a request above it is capped."""
     shutil.copytree(REPO / "profiles" / "default", planner.path("profiles/default"))
     capped = planned_resources(planner.run("-n", "--config", "gpu=true", config=DDP))
-    assert {gpu_of(line) for line in capped["train_lora_all"]} == {1}
+    assert {gpu_of(line) for line in capped["train"]} == {1}
     offered = planned_resources(
         planner.run("-n", "--config", "gpu=true", "--resources", "gpu=4", config=DDP)
     )
-    assert {gpu_of(line) for line in offered["train_lora_all"]} == {2}
+    assert {gpu_of(line) for line in offered["train"]} == {2}
 
 
 @pytest.mark.parametrize(
@@ -299,16 +301,15 @@ def test_training_jobs_ask_for_the_host_memory_their_processes_load(
         planner.run("-n", "--config", "gpu=true", "--resources", "gpu=2", config=config)
     )
     expected = round(devices * parameters * per_process_bytes * 1.2 / 2**20) + 4000
-    for rule in ("train_layernorm", "train_lora_all"):
-        asked = {int(resource_values(line)["mem_mb"]) for line in planned[rule]}
-        assert asked == {expected}, planned[rule]
+    asked = {int(resource_values(line)["mem_mb"]) for line in planned["train"]}
+    assert asked == {expected}, planned["train"]
     assert expected > 12_000 * per_process_bytes // 2 * devices  # the weights alone: 12 GB in fp16
     plain = planned_resources(
         planner.run(
             "-n", "--config", "gpu=true", "--resources", "gpu=2", config={"training": training}
         )
     )
-    assert {int(resource_values(line)["mem_mb"]) for line in plain["train_lora_all"]} == {6000}
+    assert {int(resource_values(line)["mem_mb"]) for line in plain["train"]} == {6000}
 
 
 def test_the_gpt_j_config_prompts_and_trains_one_8bit_base_with_checkpointing():

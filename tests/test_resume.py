@@ -223,7 +223,7 @@ def test_a_time_limit_added_after_a_trained_cell_does_not_retrain_it(pipeline):
     """The real workflow: one cell trained, then planned again with a time limit and another
     checkpoint interval (how a run is carried out: neither is a rule param) and, as a control,
     with another learning rate (what it trains: the cell reruns)."""
-    from conftest import job_stats
+    from conftest import jobs_per_approach
 
     cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
     pipeline.run(cell)
@@ -232,4 +232,4 @@ def test_a_time_limit_added_after_a_trained_cell_does_not_retrain_it(pipeline):
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
     faster = {"training": {"approaches": {"layernorm": {"learning_rate": 0.5}}}}
     retrained = pipeline.run("-n", cell, config=faster)
-    assert job_stats(retrained.stdout).get("train_layernorm") == 1
+    assert jobs_per_approach(retrained.stdout).get("train_layernorm") == 1

@@ -9,7 +9,7 @@ import pytest
 from conftest import (
     REPO,
     job_stats,
-    planned_jobs,
+    jobs_per_approach,
     planned_rules,
     refusal,
     tiny_pipeline_config,
@@ -35,9 +35,7 @@ def test_dry_run_plans_the_whole_chain(default_plan):
         "sample_splits",
         "format_prompts",
         "prepare_model",
-        "train_layernorm",
-        "train_lora_attention",
-        "train_lora_all",
+        "train",
         "evaluate",
         "fewshot",
         "baseline_tfidf",
@@ -54,7 +52,7 @@ def test_the_grid_plans_one_training_and_evaluation_per_cell(pipeline):
             "quantizations": ["8bit", "none"],
         }
     }
-    jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=grid))
+    jobs = jobs_per_approach(pipeline.run("-n", config=grid).stdout)
     for approach in ("layernorm", "lora_attention", "lora_all"):
         assert jobs[f"train_{approach}"] == 2 * 3 * 2
     assert jobs["evaluate"] == 3 * 2 * 3 * 2
@@ -204,7 +202,7 @@ def test_every_shipped_config_validates_and_plans_its_grid(pipeline, configfile,
     if configfile != "reference.yaml":
         overrides.setdefault("training", {})["styles"] = ["instruction"]
     layered.write_text(yaml.safe_dump(deep_update(pipeline.config, overrides)))
-    jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", "--configfile", str(layered)))
+    jobs = jobs_per_approach(pipeline.run("-n", "--configfile", str(layered)).stdout)
     for rule, count in expected.items():
         assert jobs.get(rule) == count, (rule, jobs)
 
@@ -218,7 +216,7 @@ def test_split_seeds_add_cells_trained_on_other_draws_of_the_train_split(pipelin
 
     config = {"training": {"split_seeds": [11, pipeline.config["splits"]["seed"]]}}
     plan = pipeline.run("-n", config=config).stdout
-    jobs = planned_jobs(pipeline.run("-n", "--quiet", "rules", config=config))
+    jobs = jobs_per_approach(plan)
     assert jobs["sample_train_split"] == 1  # the study's own seed is no extra draw
     assert jobs["train_lora_all"] == 2 and jobs["evaluate"] == 6
     assert "results/train/tiny-gptj/lora_all/instruction/8bit/seed42-split11/summary.json" in plan

@@ -123,16 +123,22 @@ def sweep_runs():
 
 
 def sweep_extensions():
-    """Each swept approach's extension record (rule sweep_extend_<approach>)."""
+    """Each swept approach's extension record (rule sweep_extend)."""
     approaches = sorted({run["approach"] for run in sweep_runs()})
     return [f"results/sweep/{MODEL}/{a}/extension.json" for a in approaches]
 
 
-def sweep_template(approach):
-    """The params of a sweep run of `approach` but its learning rate and seed, for the runs
+def approach_sweep_runs(wildcards):
+    """The sweep runs of one approach: the inputs of its extension job, and its params."""
+    return [run for run in sweep_runs() if run["approach"] == wildcards.approach]
+
+
+def sweep_template(wildcards):
+    """The params of a sweep run of the approach but its learning rate and seed, for the runs
     its extension job trains."""
-    cell = SimpleNamespace(rate="1", seed=str(config["sweep"]["seeds"][0]), model=MODEL)
-    return sweep_params(approach)(cell)
+    seed = str(config["sweep"]["seeds"][0])
+    cell = SimpleNamespace(approach=wildcards.approach, rate="1", seed=seed, model=MODEL)
+    return sweep_params(cell)
 
 
 def prompt_styles():
@@ -194,36 +200,32 @@ def tuned_input(wildcards):
     return {"rates": shared(rates)} if rates else {}
 
 
-def train_params(approach):
-    """The params of train_{approach}: the training keys shared by all approaches, this
-    approach's section alone, the cell's seed and quantization, the model entry, the labels and
-    the style's template; so changing one approach's learning rate, or one style's template,
+def train_params(wildcards):
+    """The params of a train job: the training keys shared by all approaches, its approach's
+    section alone, the cell's seed and quantization, the model entry, the labels and the
+    style's template; so changing one approach's learning rate, or one style's template,
     reruns those cells only."""
-
-    def params(wildcards):
-        training = config["training"]
-        # enabled and styles choose which cells exist, not how one trains
-        section = {
-            k: v
-            for k, v in training["approaches"][approach].items()
-            if k not in ("enabled", "styles")
-        }
-        shared = without_default_knobs(
-            {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
-        )
-        return {
-            "approach": approach,
-            **shared,
-            **section,
-            "seed": parse_seed_segment(wildcards.seed)[0],
-            "quantization": wildcards.quantization,
-            "model": model_entry(wildcards.model),
-            "labels": list(config["labels"]),
-            "style": wildcards.style,
-            "template": prompt_template(wildcards),
-        }
-
-    return params
+    training = config["training"]
+    # enabled and styles choose which cells exist, not how one trains
+    section = {
+        k: v
+        for k, v in training["approaches"][wildcards.approach].items()
+        if k not in ("enabled", "styles")
+    }
+    shared = without_default_knobs(
+        {k: v for k, v in training.items() if k not in TRAINING_EXCLUDED_KEYS}
+    )
+    return {
+        "approach": wildcards.approach,
+        **shared,
+        **section,
+        "seed": parse_seed_segment(wildcards.seed)[0],
+        "quantization": wildcards.quantization,
+        "model": model_entry(wildcards.model),
+        "labels": list(config["labels"]),
+        "style": wildcards.style,
+        "template": prompt_template(wildcards),
+    }
 
 
 def train_mem_mb(model, quantization):
@@ -239,34 +241,31 @@ def train_mem_mb(model, quantization):
     return max(6000, round(devices * parameters * per_byte * 1.2 / 2**20) + 4000)
 
 
-def sweep_params(approach):
-    """The params of sweep_{approach}: those of its training rule for the sweep's style and
-    quantization and the run's seed, at the run's learning rate, for the largest epoch count,
-    with the val split scored once at every epoch's end."""
-
-    def params(wildcards):
-        sweep = config["sweep"]
-        cell = SimpleNamespace(
-            model=wildcards.model,
-            style=sweep["style"],
-            seed=wildcards.seed,
-            quantization=sweep["quantization"],
-        )
-        return {
-            **train_params(approach)(cell),
-            "learning_rate": float(wildcards.rate),
-            "epochs": max(sweep["epochs"]),
-            "val_checks_per_epoch": 1,
-            "validate_first": False,
-            # Under wsd the shorter runs are branched off this one (adaptune.train.schedule).
-            "branch_epochs": (
-                sorted(e for e in sweep["epochs"] if e < max(sweep["epochs"]))
-                if config["training"]["lr_schedule"] == "wsd"
-                else []
-            ),
-        }
-
-    return params
+def sweep_params(wildcards):
+    """The params of a sweep job: those of a train job of its approach for the sweep's style
+    and quantization and the run's seed, at the run's learning rate, for the largest epoch
+    count, with the val split scored once at every epoch's end."""
+    sweep = config["sweep"]
+    cell = SimpleNamespace(
+        approach=wildcards.approach,
+        model=wildcards.model,
+        style=sweep["style"],
+        seed=wildcards.seed,
+        quantization=sweep["quantization"],
+    )
+    return {
+        **train_params(cell),
+        "learning_rate": float(wildcards.rate),
+        "epochs": max(sweep["epochs"]),
+        "val_checks_per_epoch": 1,
+        "validate_first": False,
+        # Under wsd the shorter runs are branched off this one (adaptune.train.schedule).
+        "branch_epochs": (
+            sorted(e for e in sweep["epochs"] if e < max(sweep["epochs"]))
+            if config["training"]["lr_schedule"] == "wsd"
+            else []
+        ),
+    }
 
 
 # The precision decision (written by the hardware job) and the training it times, the configured model's
@@ -305,7 +304,7 @@ TIMING_KEYS = (
 
 def precision_timing_params():
     """Training settings for the hardware job, the timed cell's keys that affect a step's time."""
-    cell = train_params(PRECISION_TIMED["approach"])(SimpleNamespace(**PRECISION_TIMED))
+    cell = train_params(SimpleNamespace(**PRECISION_TIMED))
     return {
         "learning_rate": 1e-4,
         "epochs": 1,
