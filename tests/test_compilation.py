@@ -3,9 +3,11 @@ process reuses, no stale entry across torch versions, and the decision to compil
 keys its entries by graph and shapes itself; a new bucket compiles afresh.)"""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from training_helpers import settings, workspace  # noqa: F401 (a fixture)
@@ -15,53 +17,41 @@ from adaptune.hardware.compilation import BUCKETS, bucket_length, cache_dir
 from adaptune.core.io import write_json
 from adaptune.train.run import train
 
-# Forward+backward of a tiny llama model at each width given, compiled, in a process of its
-# own: per width the loss and inductor's cache counters of that width alone, as JSON lines;
-# with "eager" first, also the loss of the same step uncompiled.
-STEPS = textwrap.dedent("""
+TESTS = Path(__file__).parent
+
+# The pipeline's compiled training in a process of its own (the settings of the test below,
+# rebuilt there): its summary, as JSON.
+SECOND_PROCESS = textwrap.dedent("""
     import json, sys
-    import torch
-    from transformers import AutoModelForCausalLM
-    from adaptune.hardware.compilation import cache_counters, compile_model, use_cache
-    model_dir, cache_root, eager, *widths = sys.argv[1:]
-    torch.set_num_threads(1)
-    use_cache(cache_root)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    def loss(width):
-        ids = torch.randint(1, 100, (2, width), generator=torch.Generator().manual_seed(width))
-        value = model(input_ids=ids, labels=ids, use_cache=False).loss
-        value.backward()
-        return value.item()
-    if eager == "1":
-        print(json.dumps({"eager": loss(int(widths[0]))}))
-    compile_model(model)
-    for width in map(int, widths):
-        before = cache_counters()
-        value = loss(width)
-        after = cache_counters()
-        print(json.dumps({"loss": value, **{k: after[k] - before[k] for k in after}}))
+    from pathlib import Path
+    from training_helpers import settings
+    from adaptune.train.run import train
+    train_path, val_path, model_dir, cache, out = sys.argv[1:]
+    s = settings(
+        "lora_all", quantization="none", max_steps=3, compile=True, compile_cache=cache
+    )
+    summary = train(s, Path(train_path), Path(val_path), Path(model_dir), Path(out))
+    print("SUMMARY", json.dumps(summary))
 """)
 
 # fp32 throughout: a compiled graph reorders sums (fused kernels), nothing more.
 TOLERANCE = 1e-4
 
 
-def run_steps(model_dir, cache_root, *widths, eager=False) -> list[dict]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            STEPS,
-            str(model_dir),
-            str(cache_root),
-            "1" if eager else "0",
-            *map(str, widths),
-        ],
+def train_in_a_second_process(workspace, cache, out) -> dict:  # noqa: F811
+    paths = [workspace["train"], workspace["val"], workspace["model"], cache, out]
+    done = subprocess.run(
+        [sys.executable, "-c", SECOND_PROCESS, *map(str, paths)],
         capture_output=True,
         text=True,
-        check=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        },
     )
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("SUMMARY ")]
+    return json.loads(line.removeprefix("SUMMARY "))
 
 
 def test_buckets_bound_the_shapes():
@@ -93,19 +83,13 @@ def test_auto_reads_the_hardware_rule_decision(tmp_path):
     assert compilation.resolve("auto", None) is False
 
 
-def test_a_second_process_reuses_the_cache(tiny_llama, tmp_path):
-    ((eager, first),) = [run_steps(tiny_llama, tmp_path, 16, eager=True)]
-    assert first["loss"] == pytest.approx(eager["eager"], abs=TOLERANCE)
-    assert first["fxgraph_cache_miss"] > 0 and first["fxgraph_cache_hit"] == 0
-
-    (again,) = run_steps(tiny_llama, tmp_path, 16)
-    assert again["loss"] == pytest.approx(first["loss"], abs=1e-6)
-    assert again["fxgraph_cache_hit"] > 0 and again["fxgraph_cache_miss"] == 0
-
-
-def test_compiled_training_matches_eager(workspace, tmp_path):  # noqa: F811
+def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
+    workspace,  # noqa: F811
+    tmp_path,
+):
     """The pipeline's training with compile on (length buckets, validation through the compiled
-    model too) gives eager training's losses, and says it compiled."""
+    model too) gives eager training's losses, and says it compiled; the same training in another
+    process (a study's next job) loads every graph from the cache and compiles none."""
     runs = {}
     for compiled in (False, True):
         s = settings(
@@ -127,3 +111,9 @@ def test_compiled_training_matches_eager(workspace, tmp_path):  # noqa: F811
     assert compiled["compile_cache"]["fxgraph_cache_miss"] > 0
     for key in ("final_val_loss", "final_train_loss"):
         assert compiled[key] == pytest.approx(eager[key], abs=TOLERANCE), key
+
+    again = train_in_a_second_process(workspace, tmp_path / "cache", tmp_path / "run-again")
+    assert again["compile_cache"]["fxgraph_cache_hit"] > 0
+    assert again["compile_cache"]["fxgraph_cache_miss"] == 0
+    for key in ("final_val_loss", "final_train_loss"):
+        assert again[key] == pytest.approx(compiled[key], abs=1e-6), key
