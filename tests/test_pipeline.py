@@ -299,6 +299,18 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipe
     assert "train_lora_all" in plan
     assert "train_layernorm" not in plan and "train_lora_attention" not in plan
 
+    # The README's ways to retrain: every cell (`--forcerun train`), or the cells named.
+    everything = jobs_per_approach(finished_pipeline.run("-n", "--forcerun", "train").stdout)
+    assert {rule: everything[rule] for rule in everything if rule.startswith("train")} == {
+        "train_layernorm": 1,
+        "train_lora_attention": 1,
+        "train_lora_all": 1,
+    }
+    cell = "results/train/tiny-gptj/lora_all/instruction/8bit/seed42/summary.json"
+    named = jobs_per_approach(finished_pipeline.run("-n", "--forcerun", cell).stdout)
+    assert {rule for rule in named if rule.startswith("train")} == {"train_lora_all"}
+    assert named["evaluate"] == 1  # and the cell's evaluation after it
+
 
 def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_its_style(
     finished_pipeline,
