@@ -256,13 +256,16 @@ def pipeline(tmp_path, tiny_gptj) -> Pipeline:
 
 @pytest.fixture(scope="session")
 def finished_pipeline(tmp_path_factory, tiny_gptj) -> Pipeline:
-    """The whole chain run once by the real snakemake on the tiny config (three approaches, the
+    """The whole chain run once by the real snakemake on the tiny config (every approach, the
     instruction prompt), shared by every test that reads a finished run's outputs or plans on
     top of it. Such tests must leave it as they found it: dry runs, `--report`, or reading files."""
     workdir = tmp_path_factory.mktemp("finished") / "run"
     write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
     write_reference_csvs(workdir / "data")
-    pipeline = Pipeline(workdir, tiny_pipeline_config(tiny_gptj))
+    config = tiny_pipeline_config(tiny_gptj)
+    # Every approach, the classification head too (off in the default study).
+    config["training"]["approaches"]["head"].update(enabled=True, epochs=1, batch_size=8)
+    pipeline = Pipeline(workdir, config)
     pipeline.run()
     return pipeline
 

@@ -137,24 +137,3 @@ def test_predict_and_export_give_the_same_scores(trained, tmp_path, capsys):
         json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
     ]
     assert [line["label"] for line in lines] == [LABELS[i] for i in log_softmax.argmax(axis=1)]
-
-
-def test_a_snakemake_run_trains_and_evaluates_a_head_cell(pipeline):
-    cell = "tiny-gptj/head/instruction/8bit/seed42"
-    target = f"results/eval/{cell}/metrics.json"
-    pipeline.config["training"]["approaches"]["head"] = {
-        "enabled": True,
-        "epochs": 1,
-        "batch_size": 8,
-    }
-    plan = pipeline.run("-n", target)
-    assert jobs_per_approach(plan.stdout)["train_head"] == 1
-    pipeline.run(target)
-    metrics = json.loads(pipeline.path(target).read_text())
-    assert metrics["system"]["method"] == "head" and metrics["n"] == 12
-    assert (
-        json.loads(pipeline.path(f"results/train/{cell}/summary.json").read_text())["approach"]
-        == "head"
-    )
-    predictions = pd.read_csv(pipeline.path(f"results/eval/{cell}/predictions.csv"))
-    assert {score_column(LOGLIK, label) for label in pipeline.config["labels"]} <= set(predictions)

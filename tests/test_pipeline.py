@@ -24,9 +24,10 @@ from conftest import (
     write_reference_csvs,
 )
 
+from adaptune.core.names import APPROACHES
+
 pytestmark = pytest.mark.slow
 
-APPROACHES = ("layernorm", "lora_attention", "lora_all")
 STYLES = ("instruction",)  # the shared run's one style
 CELL = "tiny-gptj/{approach}/{style}/8bit/seed42"
 PROMPTS = "results/prompts/instruction/train.jsonl"
@@ -81,6 +82,20 @@ def test_every_approach_trains_and_is_evaluated(finished_pipeline):
             assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
             assert summary["approach"] == approach and summary["style"] == style
             assert (train / "curves.csv").exists() and (train / "adapter").is_dir()
+
+
+def test_the_head_cell_is_evaluated_on_its_heads_scores(finished_pipeline):
+    """The classification head's cell, trained and evaluated by Snakemake like the others: its
+    predictions carry a score per label (the head's log-softmax) under the same columns."""
+    from adaptune.core.names import LOGLIK, score_column
+
+    cell = CELL.format(approach="head", style="instruction")
+    metrics = json.loads(finished_pipeline.path(f"results/eval/{cell}/metrics.json").read_text())
+    assert metrics["system"]["method"] == "head" and metrics["n"] == 12
+    predictions = pd.read_csv(finished_pipeline.path(f"results/eval/{cell}/predictions.csv"))
+    assert {score_column(LOGLIK, label) for label in LABELS} <= set(predictions)
+    scores = np.exp(predictions[[score_column(LOGLIK, label) for label in LABELS]].to_numpy())
+    assert scores.sum(axis=1) == pytest.approx(1.0, abs=1e-4)  # a distribution over the labels
 
 
 @pytest.mark.parametrize("split", ["test", "val"])
@@ -302,9 +317,7 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipe
     # The README's ways to retrain: every cell (`--forcerun train`), or the cells named.
     everything = jobs_per_approach(finished_pipeline.run("-n", "--forcerun", "train").stdout)
     assert {rule: everything[rule] for rule in everything if rule.startswith("train")} == {
-        "train_layernorm": 1,
-        "train_lora_attention": 1,
-        "train_lora_all": 1,
+        f"train_{approach}": 1 for approach in APPROACHES
     }
     cell = "results/train/tiny-gptj/lora_all/instruction/8bit/seed42/summary.json"
     named = jobs_per_approach(finished_pipeline.run("-n", "--forcerun", cell).stdout)
@@ -315,7 +328,7 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipe
 def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_its_style(
     finished_pipeline,
 ):
-    """On the finished run (three approaches, the instruction prompt, one seed): adding the raw
+    """On the finished run (every approach, the instruction prompt, one seed): adding the raw
     style plans the raw cells only, a second seed plans that seed's cells only, and a new
     instruction template reruns the instruction cells and what reads them."""
     pipeline = finished_pipeline
@@ -326,13 +339,15 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
         "train_layernorm": 1,
         "train_lora_attention": 1,
         "train_lora_all": 1,
-        "evaluate": 3,
+        "train_head": 1,
+        "evaluate": 4,
         "report": 1,
         "all": 1,
     }
     outputs = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
     cells = [line for line in outputs if "results/train/" in line or "results/eval/" in line]
-    assert len(cells) == 6 and all("/raw/8bit/seed42" in line for line in cells)
+    assert len(cells) == 2 * len(APPROACHES)
+    assert all("/raw/8bit/seed42" in line for line in cells)
     assert not any("instruction" in line for line in outputs)
 
     two_seeds = {"training": {"seeds": [42, 43]}}
@@ -341,7 +356,8 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
         "train_layernorm": 1,
         "train_lora_attention": 1,
         "train_lora_all": 1,
-        "evaluate": 3,
+        "train_head": 1,
+        "evaluate": 4,
         "report": 1,
         "all": 1,
     }
@@ -357,10 +373,8 @@ def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_i
         "prompts": {"templates": {**templates, "instruction": templates["instruction"] + " "}}
     }
     plan = jobs_per_approach(pipeline.run("-n", config=new_instruction).stdout)
-    assert plan["format_prompts"] == 3 and plan["evaluate"] == 3
-    assert all(
-        plan[f"train_{approach}"] == 1 for approach in ("layernorm", "lora_attention", "lora_all")
-    )
+    assert plan["format_prompts"] == 3 and plan["evaluate"] == len(APPROACHES)
+    assert all(plan[f"train_{approach}"] == 1 for approach in APPROACHES)
     assert "sample_splits" not in plan and "baseline_tfidf" not in plan
 
 
@@ -422,9 +436,10 @@ def test_study_time_accounts_for_every_job_of_a_finished_run(finished_pipeline):
         for m in re.finditer(r"^\| (\w+) \| (\d+) \| ([\d.]+) \|", out, re.M)
     }
     assert sum(jobs for jobs, _ in rows.values()) == len(benchmarks)
-    assert rows["train"][0] == 3 and rows["evaluate"][0] == 3, rows  # three approaches, one style
+    # every approach, one style
+    assert rows["train"][0] == rows["evaluate"][0] == len(APPROACHES), rows
     assert sum(minutes for _, minutes in rows.values()) == pytest.approx(
         float(header[2]), abs=0.1 * len(rows)
     )
     cells = re.search(r"^Training: (\d+) cells, (\d+) samples", out, re.M)
-    assert cells and int(cells[1]) == 3 and int(cells[2]) == 3 * 24, out
+    assert cells and int(cells[1]) == len(APPROACHES) and int(cells[2]) == len(APPROACHES) * 24
