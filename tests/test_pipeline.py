@@ -325,6 +325,19 @@ def test_nothing_to_do_on_rerun_and_one_change_reruns_one_approach(finished_pipe
     assert named["evaluate"] == 1  # and the cell's evaluation after it
 
 
+def test_a_time_limit_added_after_a_trained_cell_does_not_retrain_it(finished_pipeline):
+    """A trained cell planned again with a time limit and another checkpoint interval (how a run
+    is carried out: neither is a rule param) and, as a control, with another learning rate (what
+    it trains: the cell reruns)."""
+    cell = f"results/train/{CELL.format(approach='layernorm', style='instruction')}/summary.json"
+    carried_out_otherwise = {"training": {"max_time": "00:04:00:00", "checkpoint_every_n_steps": 3}}
+    again = finished_pipeline.run("-n", cell, config=carried_out_otherwise)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    faster = {"training": {"approaches": {"layernorm": {"learning_rate": 0.5}}}}
+    retrained = finished_pipeline.run("-n", cell, config=faster)
+    assert jobs_per_approach(retrained.stdout).get("train_layernorm") == 1
+
+
 def test_a_new_style_or_seed_plans_only_its_cells_and_a_template_change_reruns_its_style(
     finished_pipeline,
 ):

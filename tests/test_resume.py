@@ -216,20 +216,3 @@ def test_a_run_stopped_by_its_time_limit_says_so(workspace, tmp_path, one_thread
     assert summary["stopped_by_time_limit"] is True
     assert 1 <= summary["steps"] < 12
     assert (tmp_path / "out" / "adapter").is_dir()
-
-
-@pytest.mark.slow
-def test_a_time_limit_added_after_a_trained_cell_does_not_retrain_it(pipeline):
-    """The real workflow: one cell trained, then planned again with a time limit and another
-    checkpoint interval (how a run is carried out: neither is a rule param) and, as a control,
-    with another learning rate (what it trains: the cell reruns)."""
-    from conftest import jobs_per_approach
-
-    cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
-    pipeline.run(cell)
-    carried_out_otherwise = {"training": {"max_time": "00:04:00:00", "checkpoint_every_n_steps": 3}}
-    again = pipeline.run("-n", cell, config=carried_out_otherwise)
-    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
-    faster = {"training": {"approaches": {"layernorm": {"learning_rate": 0.5}}}}
-    retrained = pipeline.run("-n", cell, config=faster)
-    assert jobs_per_approach(retrained.stdout).get("train_layernorm") == 1
