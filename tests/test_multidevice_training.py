@@ -181,6 +181,12 @@ def test_ddp_inside_a_slurm_step_of_one_task_starts_its_own_processes(monkeypatc
     import pytorch_lightning as pl
     from pytorch_lightning.plugins.environments import LightningEnvironment
 
+    # On a plain machine: Lightning's own environment, which launches the second process.
+    for key in SLURM_STEP:
+        monkeypatch.delenv(key, raising=False)
+    plain = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)
+    assert isinstance(plain.strategy.cluster_environment, LightningEnvironment)
+    assert plain.world_size == 2 and plain.strategy.launcher is not None
     for key, value in SLURM_STEP.items():
         monkeypatch.setenv(key, value)
     run = settings(batch_size=2, devices=2, strategy="ddp")
@@ -199,10 +205,11 @@ def test_ddp_inside_a_slurm_step_of_one_task_starts_its_own_processes(monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["machine", "slurm step"])
-def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path, where):
+def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path):
     """Lightning's DDP launcher re-runs the script that started it (as in a Snakemake job), so
-    the run is a script of its own here, not pytest; also inside a SLURM step of one task."""
+    the run is a script of its own here, not pytest. It runs inside a SLURM step of one task:
+    there the launcher gets Lightning's own environment, the one it has on a plain machine (the
+    test above), so this one run covers both."""
     out4, summary4 = batch4
     script, values = tmp_path / "ddp_train.py", tmp_path / "settings.json"
     script.write_text(DDP_SCRIPT)
@@ -213,7 +220,7 @@ def test_two_ddp_processes_give_the_adapter_of_one(data, batch4, tmp_path, where
         "PYTHONPATH": str(REPO / "src"),
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
-        **(SLURM_STEP if where == "slurm step" else {}),
+        **SLURM_STEP,
     }
     done = subprocess.run(
         [

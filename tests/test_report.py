@@ -411,6 +411,31 @@ def test_every_output_is_written_and_figures_are_real_images(built):
             assert "<svg" in path.read_text()[:500]
 
 
+def test_each_confusion_panel_writes_the_share_of_its_true_class_in_every_cell():
+    from adaptune.report.figures import confusion_figure
+
+    labels = ["hate", "offensive", "neither"]
+    counts = [[3, 1, 0], [0, 2, 2], [1, 0, 3]]  # the second row misses a tweet: no label
+    metrics = {
+        "system": {"name": "a"},
+        "macro_f1": 0.6,
+        "invalid": 1,
+        "confusion_matrix": counts,
+        "per_class": {label: {"support": 4 if label != "offensive" else 5} for label in labels},
+    }
+    other = {**metrics, "system": {"name": "b"}, "macro_f1": 0.7, "invalid": 0}
+    figure = confusion_figure([metrics, other], {"a": "System A", "b": "System B"}, labels)
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    # The better system first; each title gives its macro-F1 and the answers naming no class.
+    assert [ax.get_title().splitlines()[0] for ax in panels] == ["System B", "System A"]
+    assert panels[1].get_title().endswith("macro-F1 0.600, 1 naming no class")
+    shares = np.array(counts) / np.array([4, 5, 4])[:, None]
+    for ax in panels:
+        written = sorted(float(t.get_text()) for t in ax.texts)
+        assert written == sorted(round(v, 2) for v in shares.ravel())
+        assert [t.get_text() for t in ax.get_xticklabels()] == labels
+
+
 def test_outputs_are_exchanged_by_name(tmp_path):
     systems = make_study(tmp_path)
     outputs = output_paths(tmp_path / "out")

@@ -13,7 +13,7 @@ from adaptune.report.sweep import write_sweep
 from adaptune.sweep.scores import SweepInputError, epoch_scores
 from adaptune.sweep.choice import ChosenSettingsError, grid_edges, read_chosen
 
-from conftest import REPO, deep_update, jobs_per_approach, tiny_pipeline_config
+from conftest import REPO, deep_update, job_stats, jobs_per_approach, tiny_pipeline_config
 
 
 def write_curves(path, f1_by_epoch, steps_per_epoch=5):
@@ -289,12 +289,14 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
             pipeline.path(f"results/sweep/tiny-gptj/layernorm/lr{rate:g}/seed1/curves.csv")
         )
         assert curves["val_macro_f1"].notna().sum() == 2
-    # The same command again, with the cell's evaluation: the evaluation runs once, then nothing
-    # is left to do (a study resumed across sessions must not redo finished work).
+    # The same command again, asking for the cell's evaluation too: only the evaluation (and
+    # its test prompts) is left to do; a study resumed across sessions redoes no sweep and no
+    # training.
     evaluated = "results/eval/tiny-gptj/layernorm/instruction/8bit/seed42/metrics.json"
-    pipeline.run(evaluated, "--set-threads", "sweep=1", config=config)
-    again = pipeline.run(evaluated, "-n", config=config)
-    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    resumed = pipeline.run(evaluated, "-n", "--set-threads", "sweep=1", config=config)
+    left = job_stats(resumed.stdout + resumed.stderr)
+    assert set(left) <= {"format_prompts", "evaluate", "all"}, resumed.stdout[-3000:]
+    assert left["evaluate"] == 1
     # A new choice retrains the cell.
     chosen_file = pipeline.path("results/sweep/chosen.yaml")
     other = yaml.safe_load(chosen_file.read_text())

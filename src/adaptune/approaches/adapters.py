@@ -277,9 +277,7 @@ def read_record(adapter_dir: str | os.PathLike) -> dict:
     adapter_dir = Path(adapter_dir)
     path = adapter_dir / ADAPTER_FILE
     if not adapter_dir.is_dir():
-        raise AdapterError(
-            f"{adapter_dir}: no such adapter directory; train it first (rule train)"
-        )
+        raise AdapterError(f"{adapter_dir}: no such adapter directory; train it first (rule train)")
     if not path.is_file():
         raise AdapterError(f"{adapter_dir}: not an adaptune adapter ({ADAPTER_FILE} missing)")
     try:
