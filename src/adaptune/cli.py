@@ -34,6 +34,7 @@ import traceback
 from pathlib import Path
 
 from adaptune.core.names import PROB, QUANTIZATIONS, score_column
+from adaptune.core.offline import hub_offline
 
 PROG = "adaptune"
 USAGE_ERROR, FAILURE = 2, 1
@@ -391,7 +392,7 @@ class ProgressBar:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the Hub
+    hub_offline()  # everything is local; never reach the Hub
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     from adaptune.approaches.adapters import AdapterError

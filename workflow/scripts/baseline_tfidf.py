@@ -5,6 +5,10 @@ from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.core.offline import hub_offline
+
+hub_offline()  # before bitsandbytes is imported (adaptune.core.offline)
+
 from adaptune.evaluate.baseline import BaselineSettings, run_baseline
 from adaptune.evaluate.run import split_directories
 

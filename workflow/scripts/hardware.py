@@ -3,6 +3,10 @@ from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.core.offline import hub_offline
+
+hub_offline()  # before bitsandbytes is imported (adaptune.core.offline)
+
 import torch
 
 from adaptune.core.io import write_json

@@ -6,6 +6,10 @@ from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.core.offline import hub_offline
+
+hub_offline()  # before bitsandbytes is imported (adaptune.core.offline)
+
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402

@@ -6,6 +6,10 @@ from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
+from adaptune.core.offline import hub_offline
+
+hub_offline()  # before bitsandbytes is imported (adaptune.core.offline)
+
 from adaptune.hardware.devices import claim_devices
 
 # Before torch sees CUDA: this job's own GPU(s) where several jobs share a machine.
