@@ -55,6 +55,52 @@ def test_publish_refuses_an_incomplete_report_and_leaves_the_destination_alone(t
     assert not (tmp_path / "docs/results/x").exists()
 
 
+def test_publish_never_replaces_the_report_or_a_folder_it_did_not_write(tmp_path, capsys):
+    """The report's own folder (its run.json, but no publication's), a folder holding it and
+    another study's report are refused with nothing lost; an earlier publication is replaced."""
+    import json
+    import shutil
+
+    from adaptune.report.publish import PublishError, publish
+
+    report = tmp_path / "results/report"
+    shutil.copytree(REPO / "docs/results/default", report)
+    run = json.loads((report / "run.json").read_text())
+    del run["published"]  # as the report rule writes it, with the config inside
+    (report / "run.json").write_text(json.dumps({**run, "config": {"splits": {"test": 600}}}))
+    (report / "figures").mkdir()
+    (report / "figures/forest.png").write_bytes(b"\x89PNG a figure")
+    (report / "summary.html").write_text("<p>the report</p>")
+    other = tmp_path / "elsewhere/results/report"
+    shutil.copytree(report, other)
+
+    def files(folder):
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+    before = files(tmp_path)
+    for destination, says in (
+        (report, "is the report's own folder"),
+        (tmp_path / "results", "is the report's own folder"),
+        (other, "holds files that this would replace"),
+    ):
+        with pytest.raises((PublishError, OSError)) as error:
+            publish(report, destination, tmp_path)
+        assert says in str(error.value), error.value
+        assert files(tmp_path) == before, destination
+    # From the command line: one line naming the folder, no traceback.
+    from adaptune.cli import main
+
+    assert main(["publish", str(report), str(report), "--root", str(tmp_path)]) == 1
+    said = capsys.readouterr().err
+    assert said.startswith(f"adaptune publish: error: {report}: is the report's own folder")
+    assert "Traceback" not in said and files(tmp_path) == before
+    published = tmp_path / "docs/results/x"
+    publish(report, published, tmp_path)
+    (published / "stale.txt").write_text("from the earlier publication")
+    publish(report, published, tmp_path)
+    assert not (published / "stale.txt").exists() and (published / "summary.md").is_file()
+
+
 def test_run_time_spans_the_first_job_start_to_the_last_end(tmp_path):
     import os
 

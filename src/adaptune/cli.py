@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     from adaptune.approaches.adapters import AdapterError
+    from adaptune.report.publish import PublishError
 
     # Only the errors of unusable input are one line; anything else is a bug and keeps its
     # traceback.
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         if "run" in args:  # publish, readme, reanalyse, docs
             return args.run(args)
         return export(args) if args.command == "export" else predict(args)
-    except (UsageError, InputError, AdapterError, OSError) as error:
+    except (UsageError, InputError, AdapterError, PublishError, OSError) as error:
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)

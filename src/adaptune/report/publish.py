@@ -151,12 +151,16 @@ def publish(
     if not run["commit"]:  # a release archive or `git archive`: no commit to read
         run["commit_note"] = NO_COMMIT
         log.warning("%s: %s", report_dir / "run.json", NO_COMMIT)
+    if destination.exists() and _is_or_holds(destination, report_dir):
+        raise PublishError(
+            f"{destination}: is the report's own folder {report_dir} or holds it; publishing there "
+            "would replace the report's figures and pages; expected a new folder to write into"
+        )
     run["run_time"] = run_time(root / "benchmarks")
     run["published"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    # An earlier publication (its run.json) is replaced whole; any other folder is refused.
-    with atomic_dir(
-        destination, replaceable=lambda folder: (folder / "run.json").is_file()
-    ) as folder:
+    # An earlier publication is replaced whole; any other folder (a report's own, whose run.json
+    # says nothing of publishing) is refused.
+    with atomic_dir(destination, replaceable=is_publication) as folder:
         for name in PUBLISHED:
             if name != "run.json":
                 shutil.copyfile(report_dir / name, folder / name)
@@ -172,6 +176,19 @@ def publish(
         if items is not None:
             items.to_csv(folder / PREDICTIONS, index=False, compression="gzip")
     return destination
+
+
+def is_publication(folder: Path) -> bool:
+    """Whether `folder` is one that publish wrote: its run.json says when it was published."""
+    try:
+        return "published" in json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _is_or_holds(folder: Path, inner: Path) -> bool:
+    folder, inner = folder.resolve(), inner.resolve()
+    return folder == inner or folder in inner.parents
 
 
 def item_predictions(report_dir: Path, root: Path):
