@@ -693,7 +693,11 @@ def add_commands(commands) -> None:
         "commit, config, machine and run time, and the sweep's chosen settings when present.",
     )
     publish_command.add_argument("report", type=Path, help="the report folder, e.g. results/report")
-    publish_command.add_argument("destination", type=Path, help="e.g. docs/results/default")
+    publish_command.add_argument(
+        "destination",
+        type=Path,
+        help="a new folder, or an earlier publication (replaced whole); e.g. docs/results/default",
+    )
     publish_command.add_argument(
         "--root",
         type=Path,
