@@ -71,11 +71,16 @@ def atomic_dir(
             shutil.rmtree(old, ignore_errors=True)
 
 
+def is_or_holds(folder: str | os.PathLike, inner: str | os.PathLike) -> bool:
+    """Whether `folder` is `inner` or one of the folders above it (links resolved)."""
+    folder, inner = Path(folder).resolve(), Path(inner).resolve()
+    return folder == inner or folder in inner.parents
+
+
 def _check_replaceable(target: Path, replaceable: Callable[[Path], bool] | None) -> None:
     if not target.exists():
         return
-    resolved, here = target.resolve(), Path.cwd().resolve()
-    if resolved == here or resolved in here.parents:
+    if is_or_holds(target, Path.cwd()):
         raise FolderInUse(
             f"{target}: is the working directory or holds it; expected a new folder to write into"
         )

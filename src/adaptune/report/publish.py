@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from adaptune.core.io import atomic_dir, write_text
+from adaptune.core.io import atomic_dir, is_or_holds, write_text
 from adaptune.core.paths import PRECISION_FILE, SWEEP_CHOSEN, SWEEP_SUMMARY, SWEEP_SUMMARY_MD
 from adaptune.report.outputs import OUTPUTS, REFERENCE_SPLIT
 from adaptune.report.outputs import PUBLISHED as PUBLISHED_OUTPUTS
@@ -151,7 +151,7 @@ def publish(
     if not run["commit"]:  # a release archive or `git archive`: no commit to read
         run["commit_note"] = NO_COMMIT
         log.warning("%s: %s", report_dir / "run.json", NO_COMMIT)
-    if destination.exists() and _is_or_holds(destination, report_dir):
+    if destination.exists() and is_or_holds(destination, report_dir):
         raise PublishError(
             f"{destination}: is the report's own folder {report_dir} or holds it; publishing there "
             "would replace the report's figures and pages; expected a new folder to write into"
@@ -184,11 +184,6 @@ def is_publication(folder: Path) -> bool:
         return "published" in json.loads((folder / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-
-
-def _is_or_holds(folder: Path, inner: Path) -> bool:
-    folder, inner = folder.resolve(), inner.resolve()
-    return folder == inner or folder in inner.parents
 
 
 def item_predictions(report_dir: Path, root: Path):
