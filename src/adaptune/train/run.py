@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
