@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ci_skips import pytest_runtest_makereport  # noqa: E402,F401  (under CI a skip must name an optional part)
 from tiny_model import build_tiny_model  # noqa: E402
 
-pytest_plugins = ["pytester"]
+# training_helpers: the tiny training workspace fixture, shared by the training tests.
+pytest_plugins = ["pytester", "training_helpers"]
 
 LABELS = ["hate", "offensive", "neutral"]
 WORDS = {

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from training_helpers import settings, workspace  # noqa: F401 (a fixture)
+from training_helpers import settings
 
 from adaptune.hardware import compilation
 from adaptune.hardware.compilation import BUCKETS, bucket_length, cache_dir
@@ -38,7 +38,7 @@ SECOND_PROCESS = textwrap.dedent("""
 TOLERANCE = 1e-4
 
 
-def train_in_a_second_process(workspace, cache, out) -> dict:  # noqa: F811
+def train_in_a_second_process(workspace, cache, out) -> dict:
     paths = [workspace["train"], workspace["val"], workspace["model"], cache, out]
     done = subprocess.run(
         [sys.executable, "-c", SECOND_PROCESS, *map(str, paths)],
@@ -84,7 +84,7 @@ def test_auto_reads_the_hardware_rule_decision(tmp_path):
 
 
 def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
-    workspace,  # noqa: F811
+    workspace,
     tmp_path,
 ):
     """The pipeline's training with compile on (length buckets, validation through the compiled

@@ -3,7 +3,7 @@ trained on its own: the sweep scores every epoch count from one run per rate and
 
 import pandas as pd
 import pytest
-from training_helpers import settings, workspace  # noqa: F401 (a fixture)
+from training_helpers import settings
 
 from adaptune.train.run import train
 
@@ -18,7 +18,7 @@ WSD = dict(
 )
 
 
-def test_branched_run_scores_as_the_shorter_run_itself(workspace, tmp_path):  # noqa: F811
+def test_branched_run_scores_as_the_shorter_run_itself(workspace, tmp_path):
     direct = train(
         settings("lora_all", epochs=1, **WSD),
         workspace["train"],

@@ -20,12 +20,11 @@ from adaptune.train.export import export_model
 from adaptune.core.names import LOGLIK, PROB, score_column
 from adaptune.lm.scoring import ScoringSettings
 from adaptune.train.run import LoraSettings, TrainSettings
-from conftest import jobs_per_approach
-from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS, workspace  # noqa: F401
+from training_helpers import ENTRY, LABELS, TEMPLATE, TEXTS
 
 
 @pytest.fixture(scope="module")
-def trained(workspace) -> dict:  # noqa: F811 (training_helpers' fixture)
+def trained(workspace) -> dict:
     """A head trained for 4 epochs on 48 prompts (12 for validation)."""
     root, tiny_gptj = workspace["root"], workspace["model"]
     settings = TrainSettings(

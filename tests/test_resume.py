@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from training_helpers import settings, workspace  # noqa: F401  (the fixture is used by name)
+from training_helpers import settings
 
 # The child trains; with --kill-at N it SIGKILLs itself when training step N ends (after the
 # checkpoints of steps 2 and 4 are written, in the middle of the first of two 6-step epochs).

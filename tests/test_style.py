@@ -57,8 +57,9 @@ def test_no_private_name_is_imported_from_another_module():
     assert not offenders, offenders
 
 
-def test_python_lines_stay_within_100_columns():
-    """pyproject's [tool.ruff] line-length, over the package, its scripts, bench and tests."""
+def test_python_passes_ruff_within_100_columns():
+    """pyproject's [tool.ruff] rules (its line length, pyflakes' unused imports and undefined
+    names) over the package, its scripts, bench and tests."""
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "src", "tests", "bench", "workflow/scripts"],
         cwd=REPO,

@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from training_helpers import settings, workspace  # noqa: F401 (a fixture)
+from training_helpers import settings
 
 from adaptune.sweep.scores import sweep_tables
 from adaptune.sweep.extension import extend, extension_runs, grid_step, next_runs, run_folder
@@ -45,7 +45,7 @@ def test_the_most_epochs_edge_adds_an_epoch_at_the_chosen_rate():
     ]
 
 
-def test_extend_trains_past_the_edge_and_records_it(workspace, tmp_path):  # noqa: F811
+def test_extend_trains_past_the_edge_and_records_it(workspace, tmp_path):
     """Real tiny runs: a grid whose choice lies on an edge gets one more rate (limit 1), trained
     where the grid's runs live, and the record lists it for the sweep's summary."""
     root = tmp_path / "sweep"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,6 @@ from adaptune.core.io import write_json, write_jsonl  # noqa: E402
 from adaptune.core.names import APPROACHES  # noqa: E402
 from adaptune.train.run import LoraSettings, TrainSettings  # noqa: E402
 from training_helpers import ENTRY, LABELS, TEMPLATE, make_rows, settings  # noqa: E402
-from training_helpers import workspace  # noqa: E402, F401  (the fixture is used by name)
 
 
 # ---------------------------------------------------------------------------- settings

@@ -3,14 +3,12 @@ data and prompt stages end to end."""
 
 import hashlib
 
-import pandas as pd
 import pytest
 
 from conftest import (
     REPO,
     job_stats,
     jobs_per_approach,
-    planned_rules,
     refusal,
     tiny_pipeline_config,
     write_raw_csv,
