@@ -14,7 +14,7 @@ and prints the ratio.
 three) and prints prompts/s and the ratio to --batch-size: the evaluation's batch size is the
 fastest of these on the machine.
 
-The default model is prepared with adaptune.lm.models.prepare_model when it is missing. Not a test:
+The default model is prepared with adaptune.lm.prepare.prepare_model when it is missing. Not a test:
 timings depend on the machine and its load.
 """
 
@@ -52,7 +52,8 @@ def main(argv=None) -> None:
     import numpy as np
     import torch
 
-    from adaptune.lm.models import load_model, prepare_model
+    from adaptune.lm.models import load_model
+    from adaptune.lm.prepare import prepare_model
     from adaptune.lm.scoring import ScoringSettings, completion_ids, predicted_labels, score_labels
 
     torch.set_num_threads(args.threads)

@@ -141,7 +141,7 @@ def main() -> None:
         run_one(args)
         return
     if not Path(args.model_dir).is_dir():
-        from adaptune.lm.models import prepare_model
+        from adaptune.lm.prepare import prepare_model
 
         print(f"preparing {cfg['model']} into {args.model_dir} ...", file=sys.stderr)
         prepare_model({"name": cfg["model"], **cfg["models"][cfg["model"]]}, args.model_dir)

@@ -14,7 +14,8 @@ import pytest
 from adaptune.approaches.adapters import load_trained, make_trainable, save_adapter
 from adaptune.cli import main
 from adaptune.train.export import export_model
-from adaptune.lm.models import load_model, model_entry, prepare_model
+from adaptune.lm.models import load_model, model_entry
+from adaptune.lm.prepare import prepare_model
 from adaptune.data.prompts import render
 from adaptune.lm.scoring import ScoringSettings, score_labels
 from adaptune.train.run import LoraSettings, TrainSettings

