@@ -19,6 +19,7 @@ from conftest import (
     LABELS,
     REPO,
     Pipeline,
+    job_stats,
     jobs_per_approach,
     write_raw_csv,
     write_reference_csvs,
@@ -456,3 +457,50 @@ def test_study_time_accounts_for_every_job_of_a_finished_run(finished_pipeline):
     )
     cells = re.search(r"^Training: (\d+) cells, (\d+) samples", out, re.M)
     assert cells and int(cells[1]) == len(APPROACHES) and int(cells[2]) == len(APPROACHES) * 24
+
+
+def test_saved_progress_restored_in_a_fresh_directory_leaves_only_the_report_to_run(
+    finished_pipeline, tmp_path, capsys
+):
+    """`adaptune progress`: the finished jobs of one working directory carried to another (as
+    to another machine), with neither adapters nor tweets, and trusted only on the same inputs."""
+    from adaptune.cli import main
+
+    done, saved = finished_pipeline, tmp_path / "progress"
+    assert main(["progress", "save", str(saved), "--root", str(done.workdir)]) == 0
+    files = json.loads((saved / "progress.json").read_text())["files"]
+    assert {
+        f"results/train/{CELL.format(approach=a, style='instruction')}/summary.json"
+        for a in APPROACHES
+    } <= set(files)
+    assert {f"results/eval/{system}/metrics.json" for system in SYSTEMS} <= set(files)
+    assert not [f for f in files if {"adapter", "checkpoints"} & set(f.split("/"))]
+    tweets = pd.read_csv(done.path("results/splits/test.csv"))["text"]
+    carried = b"".join(p.read_bytes() for p in saved.rglob("*") if p.is_file())
+    assert not [text for text in tweets if text.encode() in carried]
+
+    fresh = Pipeline(tmp_path / "fresh", done.config)
+    write_raw_csv(fresh.path("data/labeled_data.csv"), per_class=40)
+    write_reference_csvs(fresh.path("data"))
+    restore = ["progress", "restore", str(saved), "--root", str(fresh.workdir)]
+    assert main(restore) == 1
+    assert "missing" in capsys.readouterr().err
+    fresh.run("--until", "format_prompts", "prepare_model")
+    # Other inputs than the saved jobs had: refused, and nothing written.
+    split = fresh.path("results/splits/test.csv")
+    original = split.read_bytes()
+    split.write_bytes(original.replace(b"\n", b" \n", 2))
+    assert main(restore) == 1
+    assert "results/splits/test.csv" in capsys.readouterr().err
+    assert not fresh.path("results/train").exists()
+    split.write_bytes(original)
+
+    assert main(restore) == 0
+    # Byte for byte, predictions with their tweets again; the jobs that ran here keep their
+    # own benchmarks and logs.
+    for relative in (f for f in files if f.startswith("results/")):
+        assert digest(fresh.path(relative)) == digest(done.path(relative)), relative
+    plan = fresh.run("-n")
+    assert job_stats(plan.stdout + plan.stderr) == {"report": 1, "all": 1}
+    assert main(restore) == 0  # again: every file already there, nothing written
+    assert "restored 0 files" in capsys.readouterr().out

@@ -164,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--debug", "-v", action="store_true", help="show the traceback of an input error too"
     )
-    from adaptune.report.publish import add_commands
+    from adaptune.report import progress, publish
 
-    add_commands(commands)  # publish, readme, reanalyse, docs: numbers from a study's outputs
+    publish.add_commands(commands)  # publish, readme, reanalyse, docs: numbers from its outputs
+    progress.add_commands(commands)  # a long study's finished jobs carried between machines
     return parser
 
 
@@ -395,15 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     from adaptune.approaches.adapters import AdapterError
+    from adaptune.report.progress import ProgressError
     from adaptune.report.publish import PublishError
 
     # Only the errors of unusable input are one line; anything else is a bug and keeps its
     # traceback.
     try:
-        if "run" in args:  # publish, readme, reanalyse, docs
+        if "run" in args:  # publish, readme, reanalyse, docs, progress
             return args.run(args)
         return export(args) if args.command == "export" else predict(args)
-    except (UsageError, InputError, AdapterError, PublishError, OSError) as error:
+    except (UsageError, InputError, AdapterError, PublishError, ProgressError, OSError) as error:
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)

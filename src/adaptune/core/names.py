@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 from adaptune.approaches import names
 
@@ -25,6 +26,12 @@ def split_dir(directory: str | os.PathLike, split: str) -> Path:
     """Where a system's evaluation of `split` lies: test at the top of its directory, other
     splits in a folder of their name below it."""
     return Path(directory) if split == HEADLINE_SPLIT else Path(directory) / split
+
+
+def headline_last(splits: Iterable[str]) -> list[str]:
+    """`splits` in the order an evaluation writes them: the headline split last, so that the
+    metrics.json at the top of a system's folder marks its whole evaluation finished."""
+    return sorted(splits, key=lambda split: split == HEADLINE_SPLIT)
 
 
 # The per-label score columns of predictions.csv say what they hold:

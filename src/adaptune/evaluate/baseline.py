@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptune.core.config import schema_fields
-from adaptune.core.names import PROB, score_column
+from adaptune.core.names import PROB, headline_last, score_column
 from adaptune.core.provenance import Stopwatch, provenance
 from adaptune.evaluate.metrics import evaluation_record, system_info, write_evaluation
 
@@ -127,7 +127,8 @@ def run_baseline(
     train = read_split(train_csv, labels)
     pipeline = train_baseline(train["text"].tolist(), train["label"].tolist(), settings)
     results = {}
-    for split, path in splits.items():
+    for split in headline_last(splits):
+        path = splits[split]
         frame = read_split(path, labels)
         clock = Stopwatch()
         predictions = predict_frame(pipeline, frame, labels)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptune.core.config import schema_defaults, schema_fields
-from adaptune.core.names import LOGLIK, score_column
+from adaptune.core.names import LOGLIK, headline_last, score_column
 from adaptune.core.provenance import Stopwatch, provenance
 from adaptune.data.prompts import read_prompts
 from adaptune.evaluate.metrics import evaluation_record, system_info, write_evaluation
@@ -242,7 +242,8 @@ def evaluate_adapter(
         "precision": scoring.precision,
     }
     results = {}
-    for split, path in prompt_files.items():
+    for split in headline_last(prompt_files):
+        path = prompt_files[split]
         records = read_prompts(path, labels)
         template = meta.get("template")
         if template and render(template, records[0]["text"], labels) != records[0]["prompt"]:
@@ -324,7 +325,8 @@ def evaluate_fewshot(
     config_section = {**config_section, "precision": scoring.precision}
     system = system_info(model_entry(model_dir)["name"], "fewshot", name, style, k, quantization)
     results = {}
-    for split, path in prompt_files.items():
+    for split in headline_last(prompt_files):
+        path = prompt_files[split]
         records = read_prompts(path, labels)
         prompts, _ = build_fewshot_prompts(
             records,

@@ -9,6 +9,7 @@ figures     seaborn figures, PNG and SVG
 build       the whole report, files exchanged by name with the report rule
 
 publish     a finished study's outputs copied under docs/results/, and the README's sections
+progress    a long study's finished jobs saved and restored, to go on on another machine
 cost        a publication's time per stage, the tables `adaptune docs` writes into docs/
 sweep       the sweep's own report
 reanalysis  a published study analysed again under a changed plan
