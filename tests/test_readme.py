@@ -29,6 +29,7 @@ PAGES = [
         REPO / "README.md",
         *sorted((REPO / "docs").glob("*.md")),
         REPO / "profiles" / "README.md",
+        REPO / "progress" / "README.md",
     ]
     if path.is_file()
 ]
