@@ -29,6 +29,10 @@ def test_only_finished_jobs_are_carried_without_weights_checkpoints_or_tweets(tm
     write(root / "results/eval/finished/predictions.csv", PREDICTIONS)
     write(root / "results/eval/finished/metrics.json")
     write(root / "results/splits/test.csv", 'id,text,label\n7,"you, there",hate\n9,ok,neutral\n')
+    # A job's log goes with its benchmark, written when it finished; a running job's stays.
+    write(root / "benchmarks/train/m/lora_all.tsv", "s\n1.0\n")
+    write(root / "logs/train/m/lora_all.log", "done")
+    write(root / "logs/train/m/x.log", "still running")
 
     carried = {str(p) for p in finished_outputs(root)}
     assert carried == {
@@ -38,7 +42,7 @@ def test_only_finished_jobs_are_carried_without_weights_checkpoints_or_tweets(tm
         f"results/eval/finished/{split}{name}"
         for split in ("", "val/")
         for name in ("predictions.csv", "metrics.json")
-    }
+    } | {"benchmarks/train/m/lora_all.tsv", "logs/train/m/lora_all.log"}
     saved = tmp_path / "saved"
     manifest = save(root, saved)
     assert (saved / "results/eval/finished/predictions.csv").read_text() == (

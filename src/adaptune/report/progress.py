@@ -1,13 +1,13 @@
-"""Carry a long study's finished jobs to another machine: `adaptune progress save` and
-`adaptune progress restore`.
+"""Carry a long study's finished jobs to another machine: `adaptune progress save` and `adaptune
+progress restore`.
 
 A study longer than a sitting goes on where it stopped because Snakemake skips the jobs whose
 outputs exist. On a fresh clone or another machine those outputs are gone. `save` copies what
 the finished jobs wrote and the rest of the study reads (each training and sweep run's curves,
 val scores and summary, each system's predictions and metrics, the sweep's choice, the hardware
-decision, every job's benchmark and log) into a folder small enough to commit. `restore` puts
-them back into a working directory where the splits, prompts and base model have been made
-again; Snakemake then plans only the jobs not yet done.
+decision, every finished job's benchmark and log) into a folder small enough to commit.
+`restore` puts them back into a working directory where the splits, prompts and base model have
+been made again; Snakemake then plans only the jobs not yet done.
 
 Left behind: adapters and checkpoints (megabytes each; an interrupted run starts again), and the
 tweets themselves: predictions lose their `text` column, and `restore` puts it back from the
@@ -35,7 +35,8 @@ MANIFEST = "progress.json"
 FORMAT = 1
 # What finished jobs wrote that the rest of a study reads, below the working directory.
 RESULTS = ("results/hardware", "results/sweep", "results/train", "results/eval")
-RECORDS = ("benchmarks", "logs")
+BENCHMARKS, LOGS = Path("benchmarks"), Path("logs")
+RECORDS = (str(BENCHMARKS), str(LOGS))
 # Never carried: trained weights and the checkpoints of unfinished runs (a run's folder holds
 # only checkpoints/ until it finishes, then its outputs replace the folder whole).
 LEFT_BEHIND = {"adapter", "checkpoints"}
@@ -70,9 +71,10 @@ def finished_outputs(root: Path) -> list[Path]:
             if top == "results/eval" and not _evaluation_finished(path):
                 continue
             found.append(relative)
-    for top in RECORDS:
-        found += [p.relative_to(root) for p in sorted((root / top).rglob("*")) if p.is_file()]
-    return found
+    benchmarks = sorted(p.relative_to(root) for p in (root / BENCHMARKS).rglob("*.tsv"))
+    # A job's log beside its benchmark, which Snakemake writes only once the job has finished.
+    logs = [LOGS / p.relative_to(BENCHMARKS).with_suffix(".log") for p in benchmarks]
+    return found + benchmarks + [p for p in logs if (root / p).is_file()]
 
 
 def _evaluation_finished(path: Path) -> bool:
