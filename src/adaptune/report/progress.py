@@ -61,7 +61,7 @@ def sha256(path: Path) -> str:
 def finished_outputs(root: Path) -> list[Path]:
     """The carried files of the finished jobs under `root`, relative to it, sorted. An
     evaluation counts once its headline split's metrics.json exists: evaluations write that
-    file last (adaptune.evaluate.metrics.writing_order)."""
+    file last (adaptune.core.names.headline_last)."""
     found = []
     for top in RESULTS:
         for path in sorted((root / top).rglob("*")):
