@@ -468,6 +468,8 @@ def test_saved_progress_restored_in_a_fresh_directory_leaves_only_the_report_to_
 
     done, saved = finished_pipeline, tmp_path / "progress"
     assert main(["progress", "save", str(saved), "--root", str(done.workdir)]) == 0
+    counts = f"0 sweep runs, {len(APPROACHES)} trained cells, {len(SYSTEMS)} evaluated systems"
+    assert counts in capsys.readouterr().out
     files = json.loads((saved / "progress.json").read_text())["files"]
     assert {
         f"results/train/{CELL.format(approach=a, style='instruction')}/summary.json"
@@ -496,6 +498,7 @@ def test_saved_progress_restored_in_a_fresh_directory_leaves_only_the_report_to_
     split.write_bytes(original)
 
     assert main(restore) == 0
+    assert counts in capsys.readouterr().out
     # Byte for byte, predictions with their tweets again; the jobs that ran here keep their
     # own benchmarks and logs.
     for relative in (f for f in files if f.startswith("results/")):

@@ -256,11 +256,30 @@ def add_commands(commands) -> None:
 
 def _save(args) -> int:
     manifest = save(args.root, args.destination)
-    print(f"saved {len(manifest['files'])} files of finished jobs to {args.destination}")
+    print(
+        f"saved {len(manifest['files'])} files of finished jobs to {args.destination}: "
+        + ", ".join(f"{n} {what}" for what, n in finished_counts(manifest["files"]).items())
+    )
     return 0
+
+
+def finished_counts(files) -> dict[str, int]:
+    """How many sweep runs, trained cells and evaluated systems a list of carried files holds."""
+    paths = [Path(f) for f in files]
+    return {
+        "sweep runs": sum(p.name == "summary.json" and p.parts[1] == "sweep" for p in paths),
+        "trained cells": sum(p.name == "summary.json" and p.parts[1] == "train" for p in paths),
+        "evaluated systems": sum(
+            p.name == "metrics.json" and p.parts[1] == "eval" and p.parent.name not in OTHER_SPLITS
+            for p in paths
+        ),
+    }
 
 
 def _restore(args) -> int:
     written = restore(args.source, args.root)
-    print(f"restored {len(written)} files from {args.source} under {args.root}")
+    print(
+        f"restored {len(written)} files from {args.source} under {args.root}: "
+        + ", ".join(f"{n} {what}" for what, n in finished_counts(map(str, written)).items())
+    )
     return 0
