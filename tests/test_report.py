@@ -25,6 +25,7 @@ LABELS = ["hate", "offensive", "neutral"]
 MODEL = "smollm2-135m"
 N_PER_CLASS = 100
 SEEDS = (42, 43, 44)
+MACHINES = ("AMD EPYC 9B14, 2 cores", "Intel(R) Xeon(R) Processor, 2 cores")
 # Accuracy of each fine-tuned approach (every seed a little different), of few-shot, of TF-IDF.
 ACCURACY = {"lora_all": 0.85, "lora_attention": 0.84, "layernorm": 0.55}
 OTHERS = [
@@ -114,6 +115,8 @@ def make_study(root: Path, systems=None) -> list[System]:
                     "total_parameters": 134_515_008,
                     "wall_time_s": 300.0,
                     "peak_memory_mb": 2000.0,
+                    # A study that went on on another machine for its last seed.
+                    "provenance": {"machine": MACHINES[system.seed == SEEDS[-1]]},
                     # One run that training.max_time stopped early.
                     "stopped_by_time_limit": system.method == "layernorm"
                     and system.seed == SEEDS[0],
@@ -409,6 +412,14 @@ def test_every_output_is_written_and_figures_are_real_images(built):
             assert path.stat().st_size > 10_000, f"{name} looks empty"
         if path.suffix == ".svg":
             assert "<svg" in path.read_text()[:500]
+
+
+def test_the_run_names_every_machine_its_cells_trained_on(built):
+    root, out = built
+    cells = len(finetuned())
+    assert json.loads(out["run_json"].read_text())["machine"] == (
+        f"{MACHINES[0]} ({cells - cells // 3} runs); {MACHINES[1]} ({cells // 3} runs)"
+    )
 
 
 def test_each_confusion_panel_writes_the_share_of_its_true_class_in_every_cell():

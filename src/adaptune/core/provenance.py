@@ -93,12 +93,14 @@ class Stopwatch:
 
 
 def provenance(config: dict, seed: int | None, stopwatch: Stopwatch | None = None) -> dict:
-    """The provenance block: config section, versions, seed, commit, wall time, peak memory."""
+    """The provenance block: config section, versions, seed, commit, machine, wall time, peak
+    memory. The machine, as one study may go on across several (adaptune progress)."""
     return {
         "config": config,
         "seed": seed,
         "versions": package_versions(),
         "git_commit": git_commit(),
+        "machine": machine(),
         "wall_time_s": round(stopwatch.seconds, 2) if stopwatch else None,
         "peak_memory_mb": peak_memory_mb(),
         "peak_gpu_memory_mb": peak_gpu_memory_mb(),

@@ -4,6 +4,7 @@ figures under the names the report rule gives them."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,7 +174,7 @@ def build_report(
         {
             "commit": git_commit(Path(__file__).resolve().parents[3]),
             "adaptune_version": __version__,
-            "machine": machine(),
+            "machine": trained_on(runs),
             "config": dict(config or {}),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
@@ -193,6 +194,18 @@ def build_report(
         outputs,
         dpi,
     )
+
+
+def trained_on(runs) -> str:
+    """The machine the study's training runs ran on, as their summaries record it, with each
+    one's count where a study went on across several; this one where none records it."""
+    counts = Counter(
+        run.training.summary.get("provenance", {}).get("machine") for run in runs if run.training
+    )
+    counts.pop(None, None)
+    if len(counts) <= 1:
+        return next(iter(counts), None) or machine()
+    return "; ".join(f"{name} ({count} runs)" for name, count in counts.most_common())
 
 
 def _write_val(val_runs, labels, shown, outputs) -> None:
