@@ -60,6 +60,23 @@ def test_only_finished_jobs_are_carried_without_weights_checkpoints_or_tweets(tm
         assert (elsewhere / relative).read_bytes() == (root / relative).read_bytes()
 
 
+def test_a_save_from_other_package_versions_is_refused_with_the_versions_to_install(tmp_path):
+    from adaptune.core.provenance import package_versions
+
+    root = tmp_path / "study"
+    write(root / "results/train/m/a/raw/none/seed42/summary.json")
+    saved = tmp_path / "saved"
+    manifest = save(root, saved)
+    assert manifest["versions"] == package_versions()
+    manifest["versions"]["torch"] = "2.9.1"
+    write(saved / "progress.json", json.dumps(manifest))
+    with pytest.raises(
+        ProgressError, match=r"torch .* \(saved: 2.9.1\).*pip install 'torch==2.9.1'"
+    ):
+        restore(saved, tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_a_folder_that_is_no_save_is_refused_by_name(tmp_path):
     with pytest.raises(ProgressError, match=f"{tmp_path}: no progress.json"):
         restore(tmp_path, tmp_path / "study")

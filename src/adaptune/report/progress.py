@@ -11,9 +11,10 @@ been made again; Snakemake then plans only the jobs not yet done.
 
 Left behind: adapters and checkpoints (megabytes each; an interrupted run starts again), and the
 tweets themselves: predictions lose their `text` column, and `restore` puts it back from the
-splits by id. A restore checks first that the splits, prompts and model files are byte for byte
-those the saved jobs were computed from (progress.json keeps their sha256), and that every
-restored file is byte for byte the one saved, so a result is never attached to other inputs.
+splits by id. A restore checks first that the Python and package versions are those the saved
+jobs ran under, that the splits, prompts and model files are byte for byte those the saved jobs
+were computed from (progress.json keeps their sha256), and that every restored file is byte for
+byte the one saved, so a result is never attached to other inputs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from adaptune.core.io import atomic_dir, atomic_path
 from adaptune.core.names import HEADLINE_SPLIT, SPLITS
-from adaptune.core.provenance import git_commit
+from adaptune.core.provenance import git_commit, package_versions
 
 MANIFEST = "progress.json"
 FORMAT = 1
@@ -103,6 +104,7 @@ def save(root: str | os.PathLike, destination: str | os.PathLike) -> dict:
     manifest = {
         "format": FORMAT,
         "commit": git_commit(root),
+        "versions": package_versions(),
         "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "inputs": {str(p): sha256(root / p) for p in input_files(root)},
         "files": {},
@@ -128,6 +130,7 @@ def restore(source: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
     everything before writing anything: the inputs, and that no existing file differs."""
     source, root = Path(source), Path(root)
     manifest = read_manifest(source)
+    _check_versions(manifest["versions"], package_versions())
     _check_inputs(manifest["inputs"], root)
     texts = None
     contents = {}
@@ -163,6 +166,20 @@ def read_manifest(source: Path) -> dict:
     if manifest.get("format") != FORMAT:
         raise ProgressError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
     return manifest
+
+
+def _check_versions(saved: dict[str, str | None], here: dict[str, str | None]) -> None:
+    """The saved jobs ran under the same Python and packages as this environment: a study whose
+    cells differ in their torch or PEFT differs in more than its seeds."""
+    differing = {name: version for name, version in saved.items() if here.get(name) != version}
+    if differing:
+        found = ", ".join(f"{name} {here.get(name)} (saved: {v})" for name, v in differing.items())
+        pins = " ".join(f"'{n}=={v}'" for n, v in differing.items() if n != "python" and v)
+        raise ProgressError(
+            f"the saved jobs ran under other versions than this environment's: {found}; "
+            + (f"install the saved ones (pip install {pins}) " if pins else "")
+            + "so that the study's runs share them"
+        )
 
 
 def _check_inputs(inputs: dict[str, str], root: Path) -> None:
