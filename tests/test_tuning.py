@@ -232,6 +232,8 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
     assert {s.seed for s in cells if s.quantization == "8bit"} == {42, 43, 44}
     assert {s.style for s in cells if s.method == "head"} == {"instruction"}
     assert config["sweep"]["seeds"] == [1001] and config["sweep"]["confirm_seeds"] == [1002]
+    # One precision wherever its sittings run, not each machine's `auto` choice.
+    assert config["training"]["precision"] == "32-true"
     bad = deep_update(config, {"training": {"quantization_styles": {"8bit": ["shouty"]}}})
     assert (
         "training.quantization_styles.8bit: style(s) ['shouty'] are not in training.styles"
