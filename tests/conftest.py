@@ -289,7 +289,7 @@ def job_stats(plan: str) -> dict[str, int]:
 
 
 # The rules whose jobs are every approach's (over the {approach} wildcard).
-APPROACH_RULES = ("train", "sweep", "sweep_extend")
+APPROACH_RULES = ("train", "sweep", "sweep_extend", "sweep_choice")
 
 
 def jobs_per_approach(plan: str) -> dict[str, int]:

@@ -245,8 +245,8 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
 def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
     """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
     from one run), its extension past the edge its choice lies on (one step here, decided inside
-    the sweep_extend job), its summary, then the study cell trained at the
-    chosen setting."""
+    the sweep_extend job), the approach's choice and the sweep's summary, then the study cell
+    trained at the chosen setting."""
     configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
     rates = [configured * 4, configured * 10]
     config = {
@@ -271,8 +271,11 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     }
     cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
     # One thread per job, so that the two sweep runs overlap (their time is mostly start-up).
-    pipeline.run(cell, "--set-threads", "sweep=1", config=config)
+    pipeline.run(cell, "results/sweep/chosen.yaml", "--set-threads", "sweep=1", config=config)
     chosen = yaml.safe_load(pipeline.path("results/sweep/chosen.yaml").read_text())["layernorm"]
+    # The cell read its approach's own choice: the same as the sweep's chosen.yaml says.
+    approach_choice = pipeline.path("results/sweep/tiny-gptj/layernorm/chosen.yaml")
+    assert yaml.safe_load(approach_choice.read_text()) == {"layernorm": chosen}
     extension = json.loads(
         pipeline.path("results/sweep/tiny-gptj/layernorm/extension.json").read_text()
     )
@@ -300,14 +303,41 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     assert set(left) <= {"format_prompts", "evaluate", "all"}, resumed.stdout[-3000:]
     assert left["evaluate"] == 1
     # A new choice retrains the cell.
-    chosen_file = pipeline.path("results/sweep/chosen.yaml")
-    other = yaml.safe_load(chosen_file.read_text())
+    other = yaml.safe_load(approach_choice.read_text())
     other["layernorm"]["learning_rate"] = next(
         rate for rate in rates + added if rate != chosen["learning_rate"]
     )
-    chosen_file.write_text(yaml.safe_dump(other))
+    approach_choice.write_text(yaml.safe_dump(other))
     replanned = pipeline.run(evaluated, "-n", config=config)
     assert "train_layernorm" in jobs_per_approach(replanned.stdout), replanned.stdout[-3000:]
+
+
+def test_an_approachs_cells_wait_for_its_own_sweep_alone(pipeline):
+    """A tuned cell's inputs are its approach's sweep runs, extension and choice: on 2 cores its
+    cells train while another approach's sweep is still being extended or confirmed."""
+    config = {
+        "sweep": {
+            "enabled": True,
+            "tune_study": True,
+            "quantization": "8bit",
+            "seeds": [1],
+            "epochs": [1, 2],
+            "learning_rates": {"layernorm": [1e-3, 2e-3], "lora_all": [1e-3, 2e-3]},
+        },
+        "training": {
+            "lr_schedule": "constant",
+            "approaches": {
+                "layernorm": {"warmup_ratio": 0.0},
+                "lora_all": {"warmup_ratio": 0.0},
+                "lora_attention": {"enabled": False},
+            },
+        },
+    }
+    cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
+    plan = jobs_per_approach(pipeline.run(cell, "-n", config=config).stdout)
+    assert plan["sweep_layernorm"] == 2 and plan["sweep_choice_layernorm"] == 1
+    assert not {job for job in plan if job.endswith("lora_all")}, plan
+    assert "sweep_summary" not in plan
 
 
 def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):

@@ -9,7 +9,13 @@ from snakemake.exceptions import WorkflowError
 # The systems of the study are named by the package (the Snakefile put this checkout's src/ on
 # the path).
 from adaptune.core.config_checks import check_config
-from adaptune.core.paths import PRECISION_FILE, SWEEP_CHOSEN, SWEEP_SUMMARY, SWEEP_SUMMARY_MD
+from adaptune.core.paths import (
+    PRECISION_FILE,
+    SWEEP_APPROACH_CHOSEN,
+    SWEEP_CHOSEN,
+    SWEEP_SUMMARY,
+    SWEEP_SUMMARY_MD,
+)
 from adaptune.report.outputs import DIRECTORY as REPORT_DIR
 from adaptune.report.outputs import OUTPUTS as REPORT_OUTPUTS
 from adaptune.core.names import APPROACHES, QUANTIZATIONS, SPLITS, split_dir
@@ -189,12 +195,14 @@ def train_prompts(wildcards):
 
 
 def tuned_input(wildcards):
-    """The sweep's choice, an input of every study cell when the study is tuned: the training
-    script takes its learning rate and epochs from it when the job runs. A plain file rather
-    than a checkpoint-dependent param, so that Snakemake plans a finished study as finished
-    (with a checkpoint it redid every evaluation on each rerun). A changed choice retrains all."""
+    """The sweep's choice for the cell's approach, an input of every study cell when the study
+    is tuned: the training script takes its learning rate and epochs from it when the job runs.
+    A plain file rather than a checkpoint-dependent param, so that Snakemake plans a finished
+    study as finished (with a checkpoint it redid every evaluation on each rerun); one per
+    approach, so that an approach's cells start once its own sweep is done and a changed choice
+    retrains that approach's cells alone."""
     if config["sweep"]["tune_study"]:
-        return {"chosen": SWEEP_CHOSEN}
+        return {"chosen": SWEEP_APPROACH_CHOSEN.format(model=MODEL, approach=wildcards.approach)}
     # Only the learning rates of another study's choice (configs/reference-rates.yaml).
     rates = config["training"].get("learning_rates_from")
     return {"rates": shared(rates)} if rates else {}

@@ -102,7 +102,28 @@ rule sweep_extend:
         "../scripts/sweep_extend.py"
 
 
-# The tuned study's cells take chosen.yaml as an input and read it when they run.
+# One approach's choice, which its tuned cells take as an input and read when they run: each
+# approach's cells start once its own sweep and extension are done, not every approach's.
+rule sweep_choice:
+    input:
+        lambda wildcards: [run["curves"] for run in approach_sweep_runs(wildcards)],
+        extension=f"results/sweep/{MODEL}/{{approach}}/extension.json",
+    output:
+        SWEEP_APPROACH_CHOSEN.format(model=MODEL, approach="{approach}"),
+    log:
+        f"logs/sweep/{MODEL}/{{approach}}/chosen.log",
+    benchmark:
+        f"benchmarks/sweep/{MODEL}/{{approach}}/chosen.tsv"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        runs=approach_sweep_runs,
+        epochs=SWEEP["epochs"],
+    script:
+        "../scripts/sweep_choice.py"
+
+
+# The sweep's tables and every approach's choice, for the report.
 rule sweep_summary:
     input:
         [run["curves"] for run in sweep_runs()],

@@ -5,5 +5,8 @@ publishing reads them by the same names. Plain Python: the Snakefile imports it.
 SWEEP_SUMMARY = "results/sweep/summary.csv"
 SWEEP_SUMMARY_MD = "results/sweep/summary.md"
 SWEEP_CHOSEN = "results/sweep/chosen.yaml"
+# One approach's choice, the same as its entry in SWEEP_CHOSEN: its tuned cells wait for it alone,
+# not for every approach's sweep.
+SWEEP_APPROACH_CHOSEN = "results/sweep/{model}/{approach}/chosen.yaml"
 # The hardware rule's precision and compilation decision (adaptune.hardware.precision).
 PRECISION_FILE = "results/hardware/precision.json"

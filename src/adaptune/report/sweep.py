@@ -18,8 +18,7 @@ def write_sweep(
 ) -> pd.DataFrame:
     """Write the per-seed points (csv), the val curves and the choice (md) and, when
     `chosen_path` is given, the chosen settings (yaml). Returns the table of means."""
-    epochs = sorted(set(epochs) | {int(run["epochs"]) for run in runs if "epochs" in run})
-    points, means = sweep_tables(runs, epochs)
+    points, means = sweep_tables(runs, scored_epochs(runs, epochs))
     seeds = sorted(points["seed"].unique().tolist())
     points = points.merge(
         means[["approach", "learning_rate", "epochs", "chosen"]],
@@ -54,3 +53,18 @@ def write_sweep(
     if chosen_path is not None:
         write_text(chosen_path, format_chosen(chosen_settings(means), seeds))
     return means
+
+
+def write_choice(runs: Sequence[Mapping], epochs: Sequence[int], chosen_path) -> dict:
+    """The chosen settings of the approaches these runs belong to (yaml), chosen as write_sweep
+    chooses: one approach's runs give its entry of the sweep's chosen.yaml, which is all its
+    tuned cells read. Returns them."""
+    points, means = sweep_tables(runs, scored_epochs(runs, epochs))
+    chosen = chosen_settings(means)
+    write_text(chosen_path, format_chosen(chosen, sorted(points["seed"].unique().tolist())))
+    return chosen
+
+
+def scored_epochs(runs: Sequence[Mapping], epochs: Sequence[int]) -> list[int]:
+    """The grid's epoch counts and those of the runs its extension trained longer."""
+    return sorted(set(epochs) | {int(run["epochs"]) for run in runs if "epochs" in run})
