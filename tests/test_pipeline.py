@@ -85,6 +85,37 @@ def test_every_approach_trains_and_is_evaluated(finished_pipeline):
             assert (train / "curves.csv").exists() and (train / "adapter").is_dir()
 
 
+def snakemake_events(workdir) -> list[tuple[str, str, str]]:
+    """The job starts and ends of the first Snakemake run in `workdir`, in order, from its log in
+    .snakemake/log/ (named by its start time): ("start", rule, wildcards), ("end", ...)."""
+    log = min((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    events, started = [], {}
+    for block in re.split(r"\n(?=\[)", log.read_text()):
+        start = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if start:
+            job = re.search(r"^\s+jobid: (\d+)", block, re.M)[1]
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            started[job] = (start[1], wildcards[1] if wildcards else "")
+            events.append(("start", *started[job]))
+        for job in re.findall(r"^Finished jobid: (\d+)", block, re.M):
+            events.append(("end", *started[job]))
+    return events
+
+
+def test_a_trained_cell_is_evaluated_before_another_cell_starts_training(finished_pipeline):
+    """Evaluation outranks training (the rules' priorities): from the moment a cell's training
+    ends until its evaluation starts, no other cell starts to train. A study cut short, or carried
+    elsewhere by `adaptune progress save` (no adapters), thus keeps evaluated cells."""
+    events = snakemake_events(finished_pipeline.workdir)
+    cells = [w for kind, rule, w in events if kind == "start" and rule == "train"]
+    assert len(cells) == len(APPROACHES) * len(STYLES)
+    for cell in cells:
+        trained = events.index(("end", "train", cell))
+        evaluated = events.index(("start", "evaluate", cell))
+        between = events[trained:evaluated]
+        assert not [e for e in between if e[:2] == ("start", "train")], (cell, between)
+
+
 def test_the_head_cell_is_evaluated_on_its_heads_scores(finished_pipeline):
     """The classification head's cell, trained and evaluated by Snakemake like the others: its
     predictions carry a score per label (the head's log-softmax) under the same columns."""

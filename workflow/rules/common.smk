@@ -32,8 +32,12 @@ from adaptune.core.systems import (
 
 MODEL = config["model"]
 # Training jobs are the longest: scheduled before the others that are ready, so that two of them
-# run side by side and the short jobs (evaluation, few-shot) fill in and end the study.
+# run side by side and the short jobs (few-shot, the report) fill in and end the study.
 TRAINING_PRIORITY = 10
+# Except a finished cell's evaluation, which goes first: a study cut short, or carried to another
+# machine by `adaptune progress save` (which leaves adapters behind), keeps evaluated cells rather
+# than trained ones that must train again.
+EVALUATION_PRIORITY = TRAINING_PRIORITY + 1
 # Torch threads of every job that runs the model (the rules' `threads`).
 MODEL_THREADS = config["threads"]
 

@@ -28,6 +28,7 @@ rule evaluate:
         f"logs/evaluate/{FINETUNED_NAME}.log",
     benchmark:
         f"benchmarks/evaluate/{FINETUNED_NAME}.tsv"
+    priority: EVALUATION_PRIORITY
     conda:
         "../../envs/eval.yaml"
     threads: MODEL_THREADS

@@ -20,7 +20,8 @@ rule train:
         f"logs/train/{FINETUNED_NAME}.log",
     benchmark:
         f"benchmarks/train/{FINETUNED_NAME}.tsv"
-    # The longest jobs first: evaluations and few-shot fill the other core and the tail.
+    # The longest jobs first (a finished cell's evaluation aside): few-shot fills the other core
+    # and the tail.
     priority: TRAINING_PRIORITY
     conda:
         "../../envs/train.yaml"
