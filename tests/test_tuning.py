@@ -241,6 +241,30 @@ def test_the_decisive_study_is_accepted_and_trains_8bit_at_one_style():
     )
 
 
+def tuned_by_a_sweep(rates: dict[str, list[float]], **sweep) -> dict:
+    """Config overrides of a study tuned by a one-seed sweep of `rates` per approach (epochs 1
+    and 2 from one run at a constant rate); the approaches without rates are off."""
+    return {
+        "sweep": {
+            "enabled": True,
+            "tune_study": True,
+            "quantization": "8bit",
+            "seeds": [1],
+            "epochs": [1, 2],
+            "learning_rates": rates,
+            **sweep,
+        },
+        "training": {
+            "lr_schedule": "constant",
+            "val_checks_per_epoch": 1,
+            "approaches": {
+                approach: {"warmup_ratio": 0.0} if approach in rates else {"enabled": False}
+                for approach in ("layernorm", "lora_attention", "lora_all")
+            },
+        },
+    }
+
+
 @pytest.mark.slow
 def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
     """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
@@ -249,26 +273,7 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     trained at the chosen setting."""
     configured = pipeline.config["training"]["approaches"]["layernorm"]["learning_rate"]
     rates = [configured * 4, configured * 10]
-    config = {
-        "sweep": {
-            "enabled": True,
-            "tune_study": True,
-            "quantization": "8bit",
-            "seeds": [1],
-            "epochs": [1, 2],
-            "learning_rates": {"layernorm": rates},
-            "extend_steps": 1,
-        },
-        "training": {
-            "lr_schedule": "constant",
-            "val_checks_per_epoch": 1,
-            "approaches": {
-                "layernorm": {"warmup_ratio": 0.0},
-                "lora_attention": {"enabled": False},
-                "lora_all": {"enabled": False},
-            },
-        },
-    }
+    config = tuned_by_a_sweep({"layernorm": rates}, extend_steps=1)
     cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
     # One thread per job, so that the two sweep runs overlap (their time is mostly start-up).
     pipeline.run(cell, "results/sweep/chosen.yaml", "--set-threads", "sweep=1", config=config)
@@ -315,24 +320,7 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
 def test_an_approachs_cells_wait_for_its_own_sweep_alone(pipeline):
     """A tuned cell's inputs are its approach's sweep runs, extension and choice: on 2 cores its
     cells train while another approach's sweep is still being extended or confirmed."""
-    config = {
-        "sweep": {
-            "enabled": True,
-            "tune_study": True,
-            "quantization": "8bit",
-            "seeds": [1],
-            "epochs": [1, 2],
-            "learning_rates": {"layernorm": [1e-3, 2e-3], "lora_all": [1e-3, 2e-3]},
-        },
-        "training": {
-            "lr_schedule": "constant",
-            "approaches": {
-                "layernorm": {"warmup_ratio": 0.0},
-                "lora_all": {"warmup_ratio": 0.0},
-                "lora_attention": {"enabled": False},
-            },
-        },
-    }
+    config = tuned_by_a_sweep({"layernorm": [1e-3, 2e-3], "lora_all": [1e-3, 2e-3]})
     cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
     plan = jobs_per_approach(pipeline.run(cell, "-n", config=config).stdout)
     assert plan["sweep_layernorm"] == 2 and plan["sweep_choice_layernorm"] == 1
