@@ -19,6 +19,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # One worker per core: a worker's own torch keeps to one thread, as two threads per worker
     # would spin on each other's cores. Pipeline jobs still set the threads their rule declares.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Inductor picks its vector ISA by building and loading a probe per ISA in each fresh cache,
+# seconds in every process that compiles in a cache of its own. The suite takes the ISAs the
+# CPU's flags name instead; the pipeline's jobs still probe.
+os.environ.setdefault("TORCHINDUCTOR_VEC_ISA_OK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
