@@ -361,6 +361,30 @@ def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
     assert (out / "sweep_curves.png").stat().st_size > 0 and (out / "sweep_curves.svg").is_file()
 
 
+def test_rates_that_end_together_get_labels_apart(tmp_path):
+    """Two learning rates whose val macro-F1 ends at the same value: their labels at the lines'
+    end are spread apart around that value, not drawn over each other."""
+    from adaptune.report import figures
+    from adaptune.report.inputs import load_sweep_points
+    from adaptune.core.systems import APPROACH_LABELS
+
+    table = {  # (approach, rate, seed): val macro-F1 after epochs 1 and 2
+        ("layernorm", 1e-3, 1): [0.50, 0.70],
+        ("layernorm", 1e-3, 2): [0.60, 0.72],
+        ("layernorm", 3e-3, 1): [0.20, 0.71],
+        ("layernorm", 3e-3, 2): [0.30, 0.71],
+    }
+    out = tmp_path / "out"
+    write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md")
+    figure = figures.sweep_figure(load_sweep_points(out / "summary.csv"), APPROACH_LABELS)
+    (panel,) = [ax for ax in figure.axes if ax.get_title()]
+    heights = {text.get_text(): text.get_position()[1] for text in panel.texts}
+    assert set(heights) == {"lr 0.001", "lr 0.003"}
+    low, high = panel.get_ylim()
+    assert abs(heights["lr 0.001"] - heights["lr 0.003"]) >= 0.05 * (high - low)
+    assert sum(heights.values()) / 2 == pytest.approx(0.71)
+
+
 def test_a_sweep_table_without_its_columns_is_refused_by_name(tmp_path):
     from adaptune.report.inputs import load_sweep_points
 

@@ -50,6 +50,33 @@ def _wrap(text: str, width: int = 28) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
+def _spread(values: Sequence[float], gap: float) -> list[float]:
+    """Positions for labels that belong at `values`, at least `gap` apart: labels that would
+    overlap form a run, centred on their values' mean (each label keeps its rank)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    runs: list[list[int]] = []  # each run: indices into `order`, bottom to top
+    for rank in range(len(order)):
+        runs.append([rank])
+        while len(runs) > 1:
+            lower, upper = runs[-2], runs[-1]
+            if _run_start(values, order, upper, gap) >= _run_start(
+                values, order, lower, gap
+            ) + gap * len(lower):
+                break
+            runs[-2:] = [lower + upper]
+    placed = [0.0] * len(values)
+    for run in runs:
+        start = _run_start(values, order, run, gap)
+        for step, rank in enumerate(run):
+            placed[order[rank]] = start + step * gap
+    return placed
+
+
+def _run_start(values, order, run, gap) -> float:
+    """The lowest label of a run of labels `gap` apart, centred on their values' mean."""
+    return float(np.mean([values[order[rank]] for rank in run])) - gap * (len(run) - 1) / 2
+
+
 def _placeholder(title: str, message: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 2.2))
     ax.set_axis_off()
@@ -338,25 +365,19 @@ def sweep_figure(points: pd.DataFrame | None, names: dict[str, str]) -> plt.Figu
         squeeze=False,
         layout="constrained",
     )
+    line_ends = {}  # panel -> (label, epochs, val macro-F1, colour) at each line's end
     for ax, approach in zip(axes[0], approaches):
         mine = points[points["approach"] == approach]
         rates = sorted(mine["learning_rate"].unique())
         # Darker for lower rates, within each panel (approaches sweep different rates).
         shades = dict(zip(rates, sns.color_palette("viridis", len(rates) + 1)))
+        line_ends[ax] = []
         for rate in rates:
             runs = mine[mine["learning_rate"] == rate]
             ax.scatter(runs["epochs"], runs["val_macro_f1"], color=shades[rate], alpha=0.35, s=18)
             mean = runs.groupby("epochs")["val_macro_f1"].mean()
             ax.plot(mean.index, mean.values, color=shades[rate], lw=2, marker="o", ms=5)
-            ax.annotate(
-                f"lr {rate:g}",
-                (mean.index[-1], mean.values[-1]),
-                xytext=(12, 0),
-                textcoords="offset points",
-                va="center",
-                color=shades[rate],
-                fontsize=9,
-            )
+            line_ends[ax].append((f"lr {rate:g}", mean.index[-1], mean.values[-1], shades[rate]))
         chosen = mine[mine["chosen"].astype(bool)]
         if not chosen.empty:
             best = chosen.groupby("epochs")["val_macro_f1"].mean()
@@ -376,6 +397,13 @@ def sweep_figure(points: pd.DataFrame | None, names: dict[str, str]) -> plt.Figu
         ax.set_title(_wrap(names.get(approach, approach), 34), fontweight="bold")
         ax.set_xlabel("Epochs")
     axes[0][0].set_ylabel("Val macro-F1")
+    # Each line labelled at its end; lines that end close together (rates that converge) get
+    # their labels spread apart, in the shared y range the panels now have.
+    low, high = axes[0][0].get_ylim()
+    for ax, ends in line_ends.items():
+        heights = _spread([end[2] for end in ends], gap=0.06 * (high - low))
+        for (label, epochs, _, colour), height in zip(ends, heights):
+            ax.text(epochs + 0.12, height, label, va="center", color=colour, fontsize=9)
     handles = [
         Line2D([], [], color="#d62728", marker="*", ms=14, lw=0),
         Line2D([], [], color="#777", marker="o", ms=5, lw=2),
