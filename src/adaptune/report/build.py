@@ -262,6 +262,7 @@ def _write_figures(
     curves = {
         shown[r.system.name]: r.training.curves for r in runs if r.ran and r.training is not None
     }
+    system_of_run = {shown[r.system.name]: shown_groups[r.system.group] for r in runs if r.ran}
     reliability = {}
     for run in runs:
         if run.ran and run.system.finetuned:
@@ -274,8 +275,8 @@ def _write_figures(
         "seeds": figures.seeds_figure(groups, palette),
         "confusion": figures.confusion_figure(confusion_metrics, confusion_names, labels),
         "label_distribution": figures.label_distribution_figure(groups, labels),
-        "calibration": figures.calibration_figure(reliability, palette),
-        "curves": figures.training_figure(curves, palette),
+        "calibration": figures.calibration_figure(reliability, palette, system_of_run),
+        "curves": figures.training_figure(curves, palette, system_of_run),
         "cost": figures.cost_figure(ran_groups, palette),
         "balance": figures.class_balance_figure(split_counts, labels),
         "sweep_curves": figures.sweep_figure(sweep_points, APPROACH_LABELS),

@@ -268,8 +268,21 @@ def confusion_figure(
     return fig
 
 
-def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figure:
-    """Training loss, validation loss and validation accuracy against the step, per approach."""
+def _by_system(labels, systems: dict[str, str] | None) -> dict[str, list[str]]:
+    """System label -> the labels of its runs (one per training seed), in the runs' order; a run
+    that `systems` does not map is a system of its own."""
+    grouped: dict[str, list[str]] = {}
+    for label in labels:
+        grouped.setdefault((systems or {}).get(label, label), []).append(label)
+    return grouped
+
+
+def training_figure(
+    curves: dict[str, pd.DataFrame], palette: dict, systems: dict[str, str] | None = None
+) -> plt.Figure:
+    """Training loss, validation loss and validation accuracy against the step: a line per run
+    (`curves`: run label -> its curves), in its system's colour; the legend names each system
+    once (`systems`: run label -> system label), however many seeds it trained."""
     if not curves:
         return _placeholder("Training curves", "No fine-tuning approach was run.")
     panels = [
@@ -321,14 +334,16 @@ def training_figure(curves: dict[str, pd.DataFrame], palette: dict) -> plt.Figur
             ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylabel("Cross-entropy loss (log scale)")
-    handles = [Line2D([], [], color=palette[label], lw=2.5) for label in curves]
+    grouped = _by_system(curves, systems)
+    handles = [Line2D([], [], color=palette[system], lw=2.5) for system in grouped]
+    seeded = any(len(runs) > 1 for runs in grouped.values())
     fig.legend(
         handles,
-        list(curves),
+        list(grouped),
         loc="outside lower center",
-        ncol=min(3, len(curves)),
+        ncol=min(3, len(grouped)),
         frameon=False,
-        title="Approach",
+        title="System (a line per training seed)" if seeded else "System",
     )
     smoothed = any(
         len(frame["train_loss"].dropna()) > 12
@@ -585,23 +600,39 @@ def label_distribution_figure(groups: pd.DataFrame, labels: Sequence[str]) -> pl
     return fig
 
 
-def calibration_figure(curves: dict[str, dict], palette: dict) -> plt.Figure:
+def calibration_figure(
+    curves: dict[str, dict], palette: dict, systems: dict[str, str] | None = None
+) -> plt.Figure:
     """Reliability diagram of the fine-tuned runs: accuracy against confidence of the top label
-    (softmax over the label log-likelihoods), with each run's ECE and Brier score."""
+    (softmax over the label log-likelihoods), a line per run in its system's colour; the legend
+    gives each system (`systems`: run label -> system label) once, with its runs' mean ECE and
+    Brier score, as the report's table does."""
     if not curves:
         return _placeholder("Calibration", "No fine-tuned system with label scores was evaluated.")
     fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     ax.plot([0, 1], [0, 1], color="#888", ls=":", lw=1.2, label="perfect calibration")
-    for label, result in curves.items():
-        points = result["points"]
+    for system, runs in _by_system(curves, systems).items():
+        for run in runs:
+            points = curves[run]["points"]
+            ax.plot(
+                [p["confidence"] for p in points],
+                [p["accuracy"] for p in points],
+                marker="o",
+                color=palette[system],
+                lw=1.5 if len(runs) == 1 else 1.0,
+                ms=4 if len(runs) == 1 else 3,
+            )
+        ece = np.mean([curves[run]["ece"] for run in runs])
+        brier = np.mean([curves[run]["brier"] for run in runs])
+        seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
         ax.plot(
-            [p["confidence"] for p in points],
-            [p["accuracy"] for p in points],
+            [],
+            [],
             marker="o",
-            color=palette[label],
+            color=palette[system],
             lw=1.5,
             ms=4,
-            label=f"{label}: ECE {result['ece']:.3f}, Brier {result['brier']:.3f}",
+            label=f"{system}: ECE {ece:.3f}, Brier {brier:.3f}{seeds}",
         )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
