@@ -258,7 +258,8 @@ def _write_figures(
         if run.ran:
             first_of_group.setdefault(run.system.group, run)
     confusion_metrics = [r.metrics for r in first_of_group.values()]
-    confusion_names = {r.system.name: shown_groups[r.system.group] for r in first_of_group.values()}
+    # One run per system: its own label, which names its seed where the system has several.
+    confusion_names = {r.system.name: shown[r.system.name] for r in first_of_group.values()}
     curves = {
         shown[r.system.name]: r.training.curves for r in runs if r.ran and r.training is not None
     }

@@ -218,8 +218,8 @@ def macro_f1_figure(table: pd.DataFrame, palette: dict, n_labels: int) -> plt.Fi
 def confusion_figure(
     metrics: Sequence[dict], shown: dict[str, str], labels: Sequence[str]
 ) -> plt.Figure:
-    """`metrics` are metrics.json records; `shown` maps system names to display labels."""
-    """One confusion matrix per system, each row divided by the number of tweets of that true
+    """One confusion matrix per run in `metrics` (metrics.json records; `shown` maps their
+    system names to display labels), each row divided by the number of tweets of that true
     class (so rows sum to 1 unless some answers were no label at all)."""
     if not metrics:
         return _placeholder("Confusion matrices", "No system was evaluated.")
