@@ -53,28 +53,20 @@ def _wrap(text: str, width: int = 28) -> str:
 def _spread(values: Sequence[float], gap: float) -> list[float]:
     """Positions for labels that belong at `values`, at least `gap` apart: labels that would
     overlap form a run, centred on their values' mean (each label keeps its rank)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    runs: list[list[int]] = []  # each run: indices into `order`, bottom to top
-    for rank in range(len(order)):
-        runs.append([rank])
-        while len(runs) > 1:
-            lower, upper = runs[-2], runs[-1]
-            if _run_start(values, order, upper, gap) >= _run_start(
-                values, order, lower, gap
-            ) + gap * len(lower):
-                break
-            runs[-2:] = [lower + upper]
+
+    def bottom(run: list[int]) -> float:  # the run's lowest label
+        return float(np.mean([values[i] for i in run])) - gap * (len(run) - 1) / 2
+
+    runs: list[list[int]] = []  # indices into `values`, runs bottom to top
+    for index in sorted(range(len(values)), key=lambda i: values[i]):
+        runs.append([index])
+        while len(runs) > 1 and bottom(runs[-1]) < bottom(runs[-2]) + gap * len(runs[-2]):
+            runs[-2:] = [runs[-2] + runs[-1]]
     placed = [0.0] * len(values)
     for run in runs:
-        start = _run_start(values, order, run, gap)
-        for step, rank in enumerate(run):
-            placed[order[rank]] = start + step * gap
+        for step, index in enumerate(run):
+            placed[index] = bottom(run) + step * gap
     return placed
-
-
-def _run_start(values, order, run, gap) -> float:
-    """The lowest label of a run of labels `gap` apart, centred on their values' mean."""
-    return float(np.mean([values[order[rank]] for rank in run])) - gap * (len(run) - 1) / 2
 
 
 def _placeholder(title: str, message: str) -> plt.Figure:
