@@ -328,12 +328,21 @@ def test_an_approachs_cells_wait_for_its_own_sweep_alone(pipeline):
     assert "sweep_summary" not in plan
 
 
+def sweep_figure_of(tmp_path, table):
+    """The report's sweep figure drawn from the sweep summary of `table`'s runs (see `runs`)."""
+    from adaptune.report import figures
+    from adaptune.report.inputs import load_sweep_points
+    from adaptune.core.systems import APPROACH_LABELS
+
+    out = tmp_path / "out"
+    write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md")
+    return figures.sweep_figure(load_sweep_points(out / "summary.csv"), APPROACH_LABELS)
+
+
 def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
     """The report's sweep figure: a panel per approach, a line per learning rate, and the star on
     the chosen setting's mean val macro-F1."""
     from adaptune.report import figures
-    from adaptune.report.inputs import load_sweep_points
-    from adaptune.core.systems import APPROACH_LABELS
 
     table = {
         ("lora_all", 1e-3, 1): [0.70, 0.72],
@@ -345,9 +354,8 @@ def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
         ("layernorm", 3e-3, 1): [0.55, 0.70],
         ("layernorm", 3e-3, 2): [0.55, 0.66],
     }
+    figure = sweep_figure_of(tmp_path, table)
     out = tmp_path / "out"
-    write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md")
-    figure = figures.sweep_figure(load_sweep_points(out / "summary.csv"), APPROACH_LABELS)
     panels = [ax for ax in figure.axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == [
         "Normalization layers only",
@@ -364,20 +372,13 @@ def test_the_report_draws_the_sweep_behind_the_choice(tmp_path):
 def test_rates_that_end_together_get_labels_apart(tmp_path):
     """Two learning rates whose val macro-F1 ends at the same value: their labels at the lines'
     end are spread apart around that value, not drawn over each other."""
-    from adaptune.report import figures
-    from adaptune.report.inputs import load_sweep_points
-    from adaptune.core.systems import APPROACH_LABELS
-
     table = {  # (approach, rate, seed): val macro-F1 after epochs 1 and 2
         ("layernorm", 1e-3, 1): [0.50, 0.70],
         ("layernorm", 1e-3, 2): [0.60, 0.72],
         ("layernorm", 3e-3, 1): [0.20, 0.71],
         ("layernorm", 3e-3, 2): [0.30, 0.71],
     }
-    out = tmp_path / "out"
-    write_sweep(runs(tmp_path, table), [1, 2], out / "summary.csv", out / "summary.md")
-    figure = figures.sweep_figure(load_sweep_points(out / "summary.csv"), APPROACH_LABELS)
-    (panel,) = [ax for ax in figure.axes if ax.get_title()]
+    (panel,) = [ax for ax in sweep_figure_of(tmp_path, table).axes if ax.get_title()]
     heights = {text.get_text(): text.get_position()[1] for text in panel.texts}
     assert set(heights) == {"lr 0.001", "lr 0.003"}
     low, high = panel.get_ylim()
