@@ -10,11 +10,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from training_helpers import settings
+from training_helpers import make_rows, settings
 
 from adaptune.hardware import compilation
 from adaptune.hardware.compilation import BUCKETS, bucket_length, cache_dir
-from adaptune.core.io import write_json
+from adaptune.core.io import write_json, write_jsonl
 from adaptune.train.run import train
 
 TESTS = Path(__file__).parent
@@ -36,6 +36,21 @@ SECOND_PROCESS = textwrap.dedent("""
 
 # fp32 throughout: a compiled graph reorders sums (fused kernels), nothing more.
 TOLERANCE = 1e-4
+# Prompts short enough that every batch pads to the first length bucket.
+SHORT_TEMPLATE = "One of: {labels}.\n\nTweet: {text}\nCategory:"
+# In one bucket the model compiles once per mode: validation's forward, training's forward
+# and backward. A recompile per step (a guard that every batch fails) would add graphs.
+GRAPHS_IN_ONE_BUCKET = 3
+
+
+@pytest.fixture(scope="module")
+def one_bucket(workspace, tmp_path_factory) -> dict:
+    """The training workspace with prompts that all fit the first bucket: each graph compiles
+    once (compiling dominates this test's time)."""
+    root = tmp_path_factory.mktemp("one-bucket")
+    write_jsonl(root / "train.jsonl", make_rows(48, SHORT_TEMPLATE))
+    write_jsonl(root / "val.jsonl", make_rows(12, SHORT_TEMPLATE))
+    return {**workspace, "train": root / "train.jsonl", "val": root / "val.jsonl"}
 
 
 def train_in_a_second_process(workspace, cache, out) -> dict:
@@ -84,12 +99,13 @@ def test_auto_reads_the_hardware_rule_decision(tmp_path):
 
 
 def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
-    workspace,
+    one_bucket,
     tmp_path,
 ):
     """The pipeline's training with compile on (length buckets, validation through the compiled
     model too) gives eager training's losses, and says it compiled; the same training in another
     process (a study's next job) loads every graph from the cache and compiles none."""
+    workspace = one_bucket
     runs = {}
     for compiled in (False, True):
         s = settings(
@@ -108,12 +124,12 @@ def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
         )
     eager, compiled = runs[False], runs[True]
     assert compiled["compiled"] and not eager["compiled"]
-    assert compiled["compile_cache"]["fxgraph_cache_miss"] > 0
+    assert compiled["compile_cache"]["fxgraph_cache_miss"] == GRAPHS_IN_ONE_BUCKET
     for key in ("final_val_loss", "final_train_loss"):
         assert compiled[key] == pytest.approx(eager[key], abs=TOLERANCE), key
 
     again = train_in_a_second_process(workspace, tmp_path / "cache", tmp_path / "run-again")
-    assert again["compile_cache"]["fxgraph_cache_hit"] > 0
+    assert again["compile_cache"]["fxgraph_cache_hit"] == GRAPHS_IN_ONE_BUCKET
     assert again["compile_cache"]["fxgraph_cache_miss"] == 0
     for key in ("final_val_loss", "final_train_loss"):
         assert again[key] == pytest.approx(compiled[key], abs=1e-6), key

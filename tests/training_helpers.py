@@ -27,12 +27,12 @@ TEXTS = {
 }
 
 
-def make_rows(n: int) -> list[dict]:
+def make_rows(n: int, template: str = TEMPLATE) -> list[dict]:
     rows = []
     for i in range(n):
         label = LABELS[i % 3]
         text = TEXTS[label][(i // 3) % 2]
-        prompt = TEMPLATE.format(labels=", ".join(LABELS), text=text)
+        prompt = template.format(labels=", ".join(LABELS), text=text)
         rows.append(
             {
                 "id": str(i),
