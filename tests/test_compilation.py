@@ -105,7 +105,6 @@ def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
     """The pipeline's training with compile on (length buckets, validation through the compiled
     model too) gives eager training's losses, and says it compiled; the same training in another
     process (a study's next job) loads every graph from the cache and compiles none."""
-    workspace = one_bucket
     runs = {}
     for compiled in (False, True):
         s = settings(
@@ -117,9 +116,9 @@ def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
         )
         runs[compiled] = train(
             s,
-            workspace["train"],
-            workspace["val"],
-            workspace["model"],
+            one_bucket["train"],
+            one_bucket["val"],
+            one_bucket["model"],
             tmp_path / f"run-{compiled}",
         )
     eager, compiled = runs[False], runs[True]
@@ -128,7 +127,7 @@ def test_compiled_training_matches_eager_and_a_second_process_reuses_its_cache(
     for key in ("final_val_loss", "final_train_loss"):
         assert compiled[key] == pytest.approx(eager[key], abs=TOLERANCE), key
 
-    again = train_in_a_second_process(workspace, tmp_path / "cache", tmp_path / "run-again")
+    again = train_in_a_second_process(one_bucket, tmp_path / "cache", tmp_path / "run-again")
     assert again["compile_cache"]["fxgraph_cache_hit"] == GRAPHS_IN_ONE_BUCKET
     assert again["compile_cache"]["fxgraph_cache_miss"] == 0
     for key in ("final_val_loss", "final_train_loss"):
