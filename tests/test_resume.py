@@ -7,6 +7,7 @@ recorded."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,8 +19,8 @@ from safetensors.torch import load_file
 
 from training_helpers import settings
 
-# The child trains; with --kill-at N it SIGKILLs itself when training step N ends (after the
-# checkpoints of steps 2 and 4 are written, in the middle of the first of two 6-step epochs).
+# The child trains and SIGKILLs itself when training step N (its argument) ends: with N = 5, after
+# the checkpoints of steps 2 and 4 are written, in the middle of the first of two 6-step epochs.
 CHILD = """
 import logging, os, signal, sys
 logging.basicConfig(level=logging.INFO)
@@ -30,19 +31,18 @@ from adaptune.train.module import TrainTimer
 from training_helpers import settings
 
 kill_at = int(sys.argv[1])
-if kill_at:
-    finish = TrainTimer.on_train_batch_end
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        finish(self, trainer, module, outputs, batch, batch_idx)
-        if trainer.global_step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-    TrainTimer.on_train_batch_end = on_train_batch_end
+finish = TrainTimer.on_train_batch_end
+def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+    finish(self, trainer, module, outputs, batch, batch_idx)
+    if trainer.global_step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+TrainTimer.on_train_batch_end = on_train_batch_end
 training.train(settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
                {train!r}, {val!r}, {model!r}, {out!r})
 """
 
 
-def run_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess:
+def run_killed_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess:
     tests = str(Path(__file__).parent)
     src = str(Path(__file__).parent.parent / "src")
     script = CHILD.format(
@@ -62,15 +62,31 @@ def run_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess
     )
 
 
+def train_here(workspace, out: Path) -> dict:
+    """The child's training in this process (one thread, as the children): a rerun after a kill
+    needs no process of its own, it reads only what the killed one left on disk."""
+    from adaptune.train import run as training
+
+    return training.train(
+        settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
+        workspace["train"],
+        workspace["val"],
+        workspace["model"],
+        out,
+    )
+
+
 @pytest.mark.slow
-def test_a_checkpoint_that_resumes_short_is_refused_and_the_one_before_it_used(workspace, tmp_path):
+def test_a_checkpoint_that_resumes_short_is_refused_and_the_one_before_it_used(
+    workspace, tmp_path, one_thread
+):
     """A checkpoint Lightning restores as further on than it was (its epochs counted as done)
     would end the run early yet record it whole: the rerun fails, naming and removing it, and
     the next rerun resumes from the one before and trains every step."""
     import torch
 
     out = tmp_path / "cell"
-    assert run_child(workspace, out, 5).returncode == -signal.SIGKILL
+    assert run_killed_child(workspace, out, 5).returncode == -signal.SIGKILL
     newest = sorted((out / "checkpoints").glob("*/steps/step4.ckpt"))[0]
     state = torch.load(newest, map_location="cpu", weights_only=False)
     done = state["loops"]["fit_loop"]["epoch_progress"]
@@ -79,36 +95,28 @@ def test_a_checkpoint_that_resumes_short_is_refused_and_the_one_before_it_used(w
     state["epoch"] = 2
     torch.save(state, newest)
 
-    refused = run_child(workspace, out, 0)
-    assert refused.returncode != 0
-    assert f"{newest}: resuming from it ended training at step 4 of 12" in refused.stderr
+    from adaptune.train.run import ResumeError
+
+    with pytest.raises(ResumeError) as refused:
+        train_here(workspace, out)
+    assert f"{newest}: resuming from it ended training at step 4 of 12" in str(refused.value)
     assert not newest.exists() and not (out / "summary.json").exists()
 
-    rerun = run_child(workspace, out, 0)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+    summary = train_here(workspace, out)
     assert summary["resumed_from_step"] == 2 and summary["steps"] == 12
+    assert json.loads((out / "summary.json").read_text())["steps"] == 12
 
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(
-    workspace, tmp_path, one_thread
+    workspace, tmp_path, one_thread, caplog
 ):
-    # The uninterrupted run in this process (one thread, as the children); the killed one and its
-    # rerun in children.
-    from adaptune.train import run as training
-
+    # The uninterrupted run and the rerun in this process; the killed one in a child.
     straight = tmp_path / "straight"
-    training.train(
-        settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
-        workspace["train"],
-        workspace["val"],
-        workspace["model"],
-        straight,
-    )
+    train_here(workspace, straight)
 
     interrupted = tmp_path / "interrupted"
-    killed = run_child(workspace, interrupted, 5)
+    killed = run_killed_child(workspace, interrupted, 5)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     checkpoints = sorted((interrupted / "checkpoints").glob("*/steps/step*.ckpt"))
     assert [p.name for p in checkpoints] == ["step2.ckpt", "step4.ckpt"]
@@ -119,10 +127,10 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(
     stale = list(tmp_path.glob(".interrupted.*"))
     assert stale, "the killed atomic write leaves its hidden scratch folder"
 
-    rerun = run_child(workspace, interrupted, 0)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "step4.ckpt: not a readable checkpoint" in rerun.stderr
-    assert "resuming from" in rerun.stderr
+    caplog.set_level(logging.INFO, logger="adaptune")
+    train_here(workspace, interrupted)
+    assert "step4.ckpt: not a readable checkpoint" in caplog.text
+    assert "resuming from" in caplog.text
     summary = json.loads((interrupted / "summary.json").read_text())
     assert summary["resumed_from_step"] == 2 and summary["steps"] == 12
     # The cell's wall time counts the killed attempt too (up to its checkpoint of step 2), not
