@@ -19,8 +19,9 @@ from safetensors.torch import load_file
 
 from training_helpers import settings
 
-# The child trains and SIGKILLs itself when training step N (its argument) ends: with N = 5, after
-# the checkpoints of steps 2 and 4 are written, in the middle of the first of two 6-step epochs.
+# The child trains and sends itself a signal (SIGKILL, or SIGTERM as a cluster's time limit does)
+# when training step N ends: with N = 5, after the checkpoints of steps 2 and 4 are written, in the
+# middle of the first of two 6-step epochs.
 CHILD = """
 import logging, os, signal, sys
 logging.basicConfig(level=logging.INFO)
@@ -30,19 +31,21 @@ from adaptune.train import run as training
 from adaptune.train.module import TrainTimer
 from training_helpers import settings
 
-kill_at = int(sys.argv[1])
+kill_at, signal_number = int(sys.argv[1]), int(sys.argv[2])
 finish = TrainTimer.on_train_batch_end
 def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
     finish(self, trainer, module, outputs, batch, batch_idx)
     if trainer.global_step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal_number)
 TrainTimer.on_train_batch_end = on_train_batch_end
 training.train(settings("lora_all", checkpoint_every_n_steps=2, precision="32-true"),
                {train!r}, {val!r}, {model!r}, {out!r})
 """
 
 
-def run_killed_child(workspace, out: Path, kill_at: int) -> subprocess.CompletedProcess:
+def run_killed_child(
+    workspace, out: Path, kill_at: int, signal_number: int = signal.SIGKILL
+) -> subprocess.CompletedProcess:
     tests = str(Path(__file__).parent)
     src = str(Path(__file__).parent.parent / "src")
     script = CHILD.format(
@@ -54,7 +57,7 @@ def run_killed_child(workspace, out: Path, kill_at: int) -> subprocess.Completed
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-c", script, str(kill_at)],
+        [sys.executable, "-c", script, str(kill_at), str(int(signal_number))],
         env=env,
         capture_output=True,
         text=True,
@@ -80,13 +83,18 @@ def train_here(workspace, out: Path) -> dict:
 def test_a_checkpoint_that_resumes_short_is_refused_and_the_one_before_it_used(
     workspace, tmp_path, one_thread
 ):
-    """A checkpoint Lightning restores as further on than it was (its epochs counted as done)
-    would end the run early yet record it whole: the rerun fails, naming and removing it, and
-    the next rerun resumes from the one before and trains every step."""
+    """A run stopped by SIGTERM (a cluster's time limit) fails, saying so, and keeps its
+    checkpoints. A checkpoint Lightning restores as further on than it was (its epochs counted as
+    done) would end the run early yet record it whole: the rerun fails, naming and removing it,
+    and the next rerun resumes from the one before and trains every step."""
     import torch
 
     out = tmp_path / "cell"
-    assert run_killed_child(workspace, out, 5).returncode == -signal.SIGKILL
+    terminated = run_killed_child(workspace, out, 5, signal.SIGTERM)
+    # Not Lightning's exit status 0, which would pass the job for finished without its outputs.
+    assert terminated.returncode == 1, terminated.stderr[-3000:]
+    assert f"{out}: stopped by SIGTERM at step 5" in terminated.stderr
+    assert not (out / "summary.json").exists()
     newest = sorted((out / "checkpoints").glob("*/steps/step4.ckpt"))[0]
     state = torch.load(newest, map_location="cpu", weights_only=False)
     done = state["loops"]["fit_loop"]["epoch_progress"]

@@ -365,6 +365,7 @@ def train(
     import torch
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from adaptune.approaches.adapters import load_base
     from adaptune.data.prompts import read_prompts
@@ -498,15 +499,23 @@ def train(
             num_sanity_val_steps=0,
             default_root_dir=checkpoints,
         )
-        if settings.validate_first and resume_from is None:
-            trainer.validate(module, datamodule=data, verbose=False)
-            module.train()
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
-        if resume_from is not None:
-            refuse_a_short_resume(trainer, settings, resume_from, remove=rank == 0)
-        if module.val_step != trainer.global_step:
-            # The curves end at the trained adapter, and evaluation reuses this pass (val split).
-            trainer.validate(module, datamodule=data, verbose=False)
+        try:
+            if settings.validate_first and resume_from is None:
+                trainer.validate(module, datamodule=data, verbose=False)
+                module.train()
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+            if resume_from is not None:
+                refuse_a_short_resume(trainer, settings, resume_from, remove=rank == 0)
+            if module.val_step != trainer.global_step:
+                # The curves end at the trained adapter; evaluation reuses this pass (val split).
+                trainer.validate(module, datamodule=data, verbose=False)
+        except SIGTERMException as stop:
+            # Lightning ends its loops with a SystemExit of status 0: the job would pass for
+            # finished, with no outputs (a cluster's time limit or preemption sends SIGTERM).
+            raise Terminated(
+                f"{out_dir}: stopped by SIGTERM at step {trainer.global_step}; its checkpoints "
+                f"stay in {checkpoints / STEPS}, and a rerun resumes from the newest"
+            ) from stop
         if not trainer.is_global_zero:
             return None
         curves = read_curves(Path(logger.log_dir))
@@ -676,6 +685,10 @@ def latest_checkpoint(root: Path, run_dir: Path, keep_others: bool = False) -> s
 
 class ResumeError(RuntimeError):
     """A run resumed from a checkpoint stopped before its last step."""
+
+
+class Terminated(RuntimeError):
+    """A run stopped by SIGTERM before it finished."""
 
 
 def refuse_a_short_resume(trainer, settings: TrainSettings, checkpoint: str, remove: bool) -> None:
