@@ -275,6 +275,9 @@ def test_a_published_study_and_the_readme_section_come_from_the_run_outputs(
     )
     for name in ("summary.md", "summary.csv", "groups.csv", "paired_differences.csv"):
         assert (folder / name).read_bytes() == (report / name).read_bytes(), name
+    # Every image the published summary shows is in the publication.
+    shown = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (folder / "summary.md").read_text())
+    assert shown and all((folder / image).is_file() for image in shown), shown
     run = json.loads((folder / "run.json").read_text())
     assert "core" in run["machine"]
     if run["commit"]:  # a git checkout

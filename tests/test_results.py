@@ -68,7 +68,7 @@ def test_publish_never_replaces_the_report_or_a_folder_it_did_not_write(tmp_path
     run = json.loads((report / "run.json").read_text())
     del run["published"]  # as the report rule writes it, with the config inside
     (report / "run.json").write_text(json.dumps({**run, "config": {"splits": {"test": 600}}}))
-    (report / "figures").mkdir()
+    (report / "figures").mkdir(exist_ok=True)  # the publication holds its forest plot
     (report / "figures/forest.png").write_bytes(b"\x89PNG a figure")
     (report / "summary.html").write_text("<p>the report</p>")
     other = tmp_path / "elsewhere/results/report"
@@ -287,3 +287,11 @@ def test_publish_carries_every_runs_per_item_answers_for_an_exact_reanalysis(tmp
     with pytest.raises(PublishError, match="predictions.csv missing for 1 run"):
         publish(report, tmp_path / "docs/results/other", tmp_path)
     assert not (tmp_path / "docs/results/other").exists()
+
+
+def test_every_image_a_published_summary_shows_is_published():
+    """A publication's summary.md opens with its forest plot: the image is in the folder."""
+    for summary in sorted((REPO / "docs/results").glob("*/summary.md")):
+        shown = re.findall(r"!\[[^]]*\]\(([^)]+)\)", summary.read_text())
+        missing = [image for image in shown if not (summary.parent / image).is_file()]
+        assert not missing, f"{summary.relative_to(REPO)} shows {missing}, not published"

@@ -74,7 +74,8 @@ OUTPUTS: dict[str, Output] = {
 }
 # The report's files a publication holds (adaptune publish), and the one it copies where it
 # has rows.
-PUBLISHED = ("summary_md", "summary_csv", "groups_csv", "paired_csv", "run_json")
+# The forest plot is the one figure published: summary.md opens with it.
+PUBLISHED = ("summary_md", "summary_csv", "groups_csv", "paired_csv", "run_json", "forest")
 REFERENCE_SPLIT = "reference_csv"
 
 

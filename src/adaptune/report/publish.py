@@ -163,6 +163,7 @@ def publish(
     with atomic_dir(destination, replaceable=is_publication) as folder:
         for name in PUBLISHED:
             if name != "run.json":
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(report_dir / name, folder / name)
         for source, name in ((CHOSEN, "chosen.yaml"), *SWEEP_FILES, (PRECISION, "precision.json")):
             if (root / source).is_file():
