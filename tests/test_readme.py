@@ -132,7 +132,7 @@ def test_quickstart_installs_plans_smokes_runs_and_tests():
         for line in bash_blocks(quickstart)[0].splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    install, plan, smoke, study, tuned, tests = (split_commands(line) for line in lines)
+    install, plan, smoke, study, decisive, tests = (split_commands(line) for line in lines)
     assert install[0][:3] == ["python3", "-m", "venv"]
     assert any(
         argv[0].endswith("/pip") and "torch==2.13.0" in argv and ".[test]" in argv
@@ -143,15 +143,14 @@ def test_quickstart_installs_plans_smokes_runs_and_tests():
         [".venv/bin/snakemake", "--cores", "2", "--configfile", "config.yaml", "configs/smoke.yaml"]
     ]
     assert study == [[".venv/bin/snakemake", "--cores", "2"]]
-    assert tuned == [
+    assert decisive == [
         [
             ".venv/bin/snakemake",
             "--cores",
             "2",
             "--configfile",
             "config.yaml",
-            "configs/tuned.yaml",
-            "configs/paired.yaml",
+            "configs/decisive.yaml",
         ]
     ]
     assert tests == [[".venv/bin/python", "-m", "pytest"]]
@@ -160,23 +159,21 @@ def test_quickstart_installs_plans_smokes_runs_and_tests():
 
 
 def test_the_predict_line_names_an_adapter_that_a_quickstart_study_trains():
-    from adaptune.core.systems import System
+    """The adapter the README offers is one the published study trained, and that study is the
+    Quickstart's `configs/decisive.yaml` (its published config has that file's seeds)."""
+    import pandas as pd
 
-    default = yaml.safe_load((REPO / "config.yaml").read_text())
-    tuned = yaml.safe_load((REPO / "configs/tuned.yaml").read_text())
+    from adaptune.report.publish import current_section
+
     adapters = re.findall(r"adaptune predict --adapter (\S+)", README)
     assert adapters
-    training = default["training"]
-    # The tuned study's cells differ from the default's only in their seeds and settings.
-    seeds = {*training["seeds"], *tuned["training"]["seeds"]}
-    cells = {
-        f"{System(approach, default['model'], style, quantization, seed).train_dir}/adapter"
-        for approach in training["approaches"]
-        for style in training["styles"]
-        for quantization in training["quantizations"]
-        for seed in seeds
-    }
-    assert set(adapters) <= cells, (adapters, sorted(cells))
+    _, folder = current_section(REPO / "README.md")
+    published = yaml.safe_load((REPO / folder / "config.yaml").read_text())["training"]
+    decisive = yaml.safe_load((REPO / "configs/decisive.yaml").read_text())["training"]
+    assert "configs/decisive.yaml" in README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert published["seeds"] == decisive["seeds"]
+    trained = set(pd.read_csv(REPO / folder / "summary.csv")["adapter"].dropna())
+    assert set(adapters) <= trained, (adapters, sorted(trained))
 
 
 def check_pip(argv: list[str]) -> None:
