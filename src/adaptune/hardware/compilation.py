@@ -82,13 +82,15 @@ def compile_model(model):
     return model
 
 
-def cache_counters() -> dict[str, int]:
-    """Inductor's cache hits and misses in this process (FX graph and AOT autograd)."""
+def cache_counters(since: dict[str, int] | None = None) -> dict[str, int]:
+    """Inductor's cache hits and misses in this process (FX graph and AOT autograd), or those
+    since an earlier reading of them."""
     from torch._dynamo.utils import counters
 
     names = ("fxgraph_cache_hit", "fxgraph_cache_miss", "autograd_cache_hit", "autograd_cache_miss")
     seen = {**counters["inductor"], **counters["aot_autograd"]}
-    return {name: int(seen.get(name, 0)) for name in names}
+    since = since or {}
+    return {name: int(seen.get(name, 0)) - since.get(name, 0) for name in names}
 
 
 def pad_to_bucket(batch: dict, pad_id: int, ignore: int = -100) -> dict:

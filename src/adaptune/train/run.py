@@ -407,6 +407,9 @@ def train(
     if compiled:
         compilation.use_cache(settings.compile_cache)
         compilation.compile_model(model)
+        # Counted from here: a process that compiled before (a notebook, a test) counts this
+        # run's graphs alone.
+        cache_counts_before = compilation.cache_counters()
     trainable = count_parameters(model, trainable_only=True)
     log.info(
         "%s on %s (%s): %d trainable parameters of %d",
@@ -554,7 +557,7 @@ def train(
         summary["torch_threads"] = torch.get_num_threads()
         summary["compiled"] = compiled
         if compiled:
-            summary["compile_cache"] = compilation.cache_counters()
+            summary["compile_cache"] = compilation.cache_counters(since=cache_counts_before)
         write_json(tmp / "summary.json", summary)
     return summary
 
