@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from tiny_model import build_tiny_model
+
 from adaptune.approaches import adapters
 from adaptune.core.io import write_json
 from adaptune.lm.models import count_parameters, load_model
@@ -78,13 +80,12 @@ REFERENCE_LORA_ALL = dict(
 
 
 @pytest.fixture(scope="module")
-def models(tiny_gptj, tiny_llama, tmp_path_factory):
-    """Prepared copies (with adaptune_model.json) of the tiny models."""
+def models(tmp_path_factory):
+    """Tiny models of two blocks, as COUNTS were recorded on, prepared (adaptune_model.json)."""
     root = tmp_path_factory.mktemp("adapters")
     prepared = {}
-    for arch, source in (("gptj", tiny_gptj), ("llama", tiny_llama)):
-        directory = root / "models" / arch
-        shutil.copytree(source, directory)
+    for arch in ("gptj", "llama"):
+        directory = build_tiny_model(root / "models" / arch, arch, layers=2)
         write_json(directory / "adaptune_model.json", {**ENTRIES[arch], "path": str(directory)})
         prepared[arch] = directory
     return prepared
@@ -95,7 +96,8 @@ def trainable_count(model_dir, arch, s):
     return count_parameters(adapters.make_trainable(model, s, ENTRIES[arch]), trainable_only=True)
 
 
-# The counts each approach trained before the approaches became PEFT configs.
+# The counts each approach trained (on two-block models) before the approaches became PEFT
+# configs.
 COUNTS = {
     ("gptj", "layernorm", False): 384,
     ("gptj", "lora_attention", False): 8192,

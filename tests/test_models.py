@@ -14,7 +14,7 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from tiny_model import build_tiny_model  # noqa: E402
+from tiny_model import LAYERS, build_tiny_model  # noqa: E402
 
 from adaptune.lm import models, prepare  # noqa: E402
 
@@ -56,7 +56,7 @@ def test_load_model_8bit_is_int8_and_counts_like_fp32(prepared):
 
     model, tokenizer = models.load_model(prepared, "8bit")
     linears = [m for m in model.modules() if isinstance(m, bnb.nn.Linear8bitLt)]
-    assert len(linears) == 2 * 6  # q, k, v, out, fc_in, fc_out per layer; lm_head stays fp32
+    assert len(linears) == LAYERS * 6  # q, k, v, out, fc_in, fc_out per block; lm_head stays fp32
     assert all(m.weight.dtype == torch.int8 for m in linears)
     assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None
     full, _ = models.load_model(prepared, "none")

@@ -12,7 +12,7 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from tiny_model import build_tiny_model  # noqa: E402
+from tiny_model import LAYERS, build_tiny_model  # noqa: E402
 
 from adaptune.train import run as training  # noqa: E402
 from adaptune.approaches.adapters import load_trained  # noqa: E402
@@ -343,7 +343,7 @@ def test_layernorm_trains_only_norms(workspace):
     tuned = "ln_tuning_layers.default"  # PEFT LN tuning trains a copy of each norm layer
     expected = {
         f"base_model.model.transformer.h.{i}.ln_1.{tuned}.{p}"
-        for i in (0, 1)
+        for i in range(LAYERS)
         for p in ("weight", "bias")
     }
     expected |= {
@@ -371,9 +371,8 @@ def test_lora_trains_only_adapters_on_the_named_modules(workspace, approach, ove
     adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names}
     assert adapted == modules
     assert not any("lm_head" in n for n in names)
-    per_layer = 2 if "wte" not in modules else None  # A and B per adapted module and layer
-    if per_layer:
-        assert len(names) == 2 * 2 * len(modules)
+    if "wte" not in modules:
+        assert len(names) == 2 * LAYERS * len(modules)  # A and B per adapted module and block
 
 
 # ---------------------------------------------------------------------------- training
@@ -529,7 +528,7 @@ def test_base_weights_stay_int8_and_unchanged(trained, approach):
         if not p.dtype.is_floating_point
     }
     before = trained["int8_before"]
-    assert set(int8_after) == set(before) and len(before) == 12
+    assert set(int8_after) == set(before) and len(before) == 6 * LAYERS
     for name, weight in before.items():
         assert int8_after[name].dtype == torch.int8
         assert torch.equal(int8_after[name], weight), name

@@ -45,8 +45,16 @@ def build_tokenizer(directory: Path, vocab_size: int = 400):
     return fast
 
 
-def build_tiny_model(directory: str | Path, arch: str = "gptj", seed: int = 0) -> Path:
-    """Write a tiny `arch` ("gptj" or "llama") model and its tokenizer to `directory`."""
+# One transformer block: it holds every kind of layer an approach trains (attention, MLP, norms),
+# and each further block adds compile and step time to every test that trains.
+LAYERS = 1
+
+
+def build_tiny_model(
+    directory: str | Path, arch: str = "gptj", seed: int = 0, layers: int = LAYERS
+) -> Path:
+    """Write a tiny `arch` ("gptj" or "llama") model of `layers` blocks and its tokenizer to
+    `directory`."""
     import torch
     from transformers import AutoModelForCausalLM, GPTJConfig, LlamaConfig
 
@@ -64,7 +72,7 @@ def build_tiny_model(directory: str | Path, arch: str = "gptj", seed: int = 0) -
             vocab_size=vocab,
             n_positions=256,
             n_embd=64,
-            n_layer=2,
+            n_layer=layers,
             n_head=4,
             rotary_dim=8,
             **special,
@@ -74,7 +82,7 @@ def build_tiny_model(directory: str | Path, arch: str = "gptj", seed: int = 0) -
             vocab_size=vocab,
             hidden_size=64,
             intermediate_size=128,
-            num_hidden_layers=2,
+            num_hidden_layers=layers,
             num_attention_heads=4,
             num_key_value_heads=2,
             max_position_embeddings=256,

@@ -38,6 +38,9 @@ TRAINING_PRIORITY = 10
 # machine by `adaptune progress save` (which leaves adapters behind), keeps evaluated cells rather
 # than trained ones that must train again.
 EVALUATION_PRIORITY = TRAINING_PRIORITY + 1
+# OpenAI's fine-tuning runs on its servers for minutes to hours: its jobs start first, so that the
+# wait overlaps the local work.
+REMOTE_TRAINING_PRIORITY = EVALUATION_PRIORITY + 1
 # Torch threads of every job that runs the model (the rules' `threads`).
 MODEL_THREADS = config["threads"]
 

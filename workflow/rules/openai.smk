@@ -30,6 +30,7 @@ rule openai_finetune:
     wildcard_constraints:
         # exactly the configured models; "(?!)" matches nothing when there are none
         oai_model="|".join(map(re.escape, OPENAI["finetune_models"])) or "(?!)",
+    priority: REMOTE_TRAINING_PRIORITY
     conda:
         "../../envs/openai.yaml"
     params:
