@@ -9,7 +9,7 @@ import re
 import pytest
 
 from adaptune.cli import main
-from adaptune.report import cost
+from adaptune.report import cost, docs
 from conftest import REPO
 
 RESULTS = REPO / "docs" / "results"
@@ -97,14 +97,14 @@ def test_no_two_pages_repeat_a_passage():
     assert not repeated, "\n".join(repeated)
 
 
-def test_every_cost_block_is_what_its_publication_generates():
+def test_every_generated_block_is_what_its_publications_generate():
     blocks = 0
-    for page in cost.pages(REPO):
+    for page in docs.pages(REPO):
         text = page.read_text()
         blocks += len(cost.BLOCK.findall(text))
         page_dir = page.parent.relative_to(REPO).as_posix()
-        assert cost.generated_page(text, page_dir, REPO) == text, (
-            f"{page.relative_to(REPO)}: a cost table differs from its publication's files; "
+        assert docs.generated_page(text, page_dir, REPO) == text, (
+            f"{page.relative_to(REPO)}: a generated block differs from its publications' files; "
             "run `adaptune docs`"
         )
     assert blocks >= len(STUDIES), "a published study without its cost table in docs/"
@@ -147,6 +147,105 @@ def test_adaptune_docs_names_a_block_whose_publication_is_missing(tmp_path, caps
     assert "docs/page.md" in error and "docs/results/gone" in error and "run.json" in error
 
 
+SPLIT_HEADER = (
+    "system,model,n,accuracy,accuracy_ci_low,accuracy_ci_high,vocab_argmax_accuracy,macro_f1\n"
+)
+
+
+def publication_on_the_reference_split(folder, rows: dict[str, float], config: dict) -> None:
+    """A publication of a run on the reference split: its reference_split.csv (each row's
+    label-restricted accuracy with an interval of ±0.06, and the given whole-vocabulary accuracy)
+    and its config.yaml."""
+    import yaml
+
+    folder.mkdir(parents=True)
+    lines = [
+        f'"{system}",m (8-bit),200,{vocab:.3f},{vocab - 0.06:.3f},{vocab + 0.06:.3f},{vocab},0.5\n'
+        for system, vocab in rows.items()
+    ]
+    floor = 'always "hate" (the majority class),—,200,0.39,,,,0.19\n'
+    (folder / "reference_split.csv").write_text(SPLIT_HEADER + "".join(lines) + floor)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def rate_gap_repo(tmp_path, rates_config: dict | None = None):
+    import yaml
+
+    protocol_rates = {"learning_rate": 1e-4}
+    publication_on_the_reference_split(
+        tmp_path / "docs/results/protocol",
+        {"LoRA, all linear layers": 0.685, "Normalization layers only": 0.55},
+        {
+            "training": {
+                "seeds": [100],
+                "approaches": {"lora_all": protocol_rates, "layernorm": protocol_rates},
+            }
+        },
+    )
+    (tmp_path / "chosen.yaml").write_text(
+        yaml.safe_dump(
+            {"lora_all": {"learning_rate": 5e-4}, "layernorm": {"learning_rate": 2.5e-3}}
+        )
+    )
+    publication_on_the_reference_split(
+        tmp_path / "docs/results/rates",
+        {
+            "LoRA, all linear layers (seed 100)": 0.80,
+            "LoRA, all linear layers (seed 101)": 0.79,
+            "LoRA, all linear layers (seed 102)": 0.81,
+            "Normalization layers only (seed 100)": 0.70,
+            "Normalization layers only (seed 101)": 0.72,
+            "Normalization layers only (seed 102)": 0.74,
+        },
+        rates_config
+        or {"training": {"seeds": [100, 101, 102], "learning_rates_from": "chosen.yaml"}},
+    )
+    page = tmp_path / "docs/reference.md"
+    page.write_text(
+        "Before.\n\n<!-- rate-gap:begin docs/results/protocol docs/results/rates -->\nstale\n"
+        "<!-- rate-gap:end -->\nAfter.\n"
+    )
+    return page
+
+
+def test_adaptune_docs_writes_the_learning_rates_share_of_the_reference_gap(tmp_path):
+    """Per approach: both rates, the shared seed's pair, every seed at the new rate, and for the
+    reference study's system the share of its gap to 0.84 that the rate closes."""
+    page = rate_gap_repo(tmp_path)
+    assert main(["docs", "--repo", str(tmp_path)]) == 0
+    text = page.read_text()
+    assert text.startswith("Before.\n") and text.endswith("<!-- rate-gap:end -->\nAfter.\n")
+    assert "stale" not in text
+    assert (
+        "| LoRA, all linear layers | 0.0001 → 0.0005 | seed 100: 0.685 → 0.800 | 0.800, 0.790, "
+        "0.810 (seeds 100, 101, 102; mean 0.800) | +0.115 |" in text
+    )
+    assert "| Normalization layers only | 0.0001 → 0.0025 | seed 100: 0.550 → 0.700 |" in text
+    # (0.800 - 0.685) / (0.84 - 0.685) of the gap, from 3 seeds against one.
+    assert "so the rate accounts for 74 % of the gap of 0.155" in text
+    assert "mean of 3 seeds, 0.790–0.810" in text and "about ±0.06" in text
+    assert "[docs/results/rates](results/rates/)" in text
+    assert main(["docs", "--repo", str(tmp_path)]) == 0  # a second run changes nothing
+    assert page.read_text() == text
+
+
+def test_a_rate_gap_block_names_what_its_publications_lack(tmp_path, capsys):
+    rate_gap_repo(tmp_path, rates_config={"training": {"seeds": [100, 101, 102]}})
+    assert main(["docs", "--repo", str(tmp_path)]) != 0
+    error = capsys.readouterr().err
+    assert "docs/reference.md" in error and "training.learning_rates_from" in error
+    assert "docs/results/rates/config.yaml" in error
+
+    rate_gap_repo(tmp_path / "again")
+    rows = tmp_path / "again/docs/results/rates/reference_split.csv"
+    rows.write_text(
+        rows.read_text().replace("LoRA, all linear layers (seed 102)", "LoRA, all linear layers")
+    )
+    assert main(["docs", "--repo", str(tmp_path / "again")]) != 0
+    error = capsys.readouterr().err
+    assert "'LoRA, all linear layers' names no seed" in error and "[100, 101, 102]" in error
+
+
 # A time or speed in prose: seconds to hours, FLOP rates, throughputs, and decimal ratios.
 MEASURED = re.compile(
     r"\b\d[\d,]*(?:\.\d+)?(?:–\d[\d,]*(?:\.\d+)?)? ?"
@@ -160,7 +259,7 @@ SET_NOT_MEASURED = {"1.10x", "4 minutes", "8 hours"}
 
 def hand_written_measurements(text: str) -> list[str]:
     """The times and speeds a page states outside its generated blocks and its code."""
-    text = cost.BLOCK.sub("", text)
+    text = docs.without_generated_blocks(text)
     text = re.sub(r"```.*?```", "", text, flags=re.S)
     text = re.sub(r"`[^`\n]*`", "", text)
     return [m for m in MEASURED.findall(text) if m not in SET_NOT_MEASURED]

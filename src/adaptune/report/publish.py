@@ -729,10 +729,12 @@ def add_commands(commands) -> None:
     reanalyse_command.set_defaults(run=lambda args: _reanalyse(args))
     docs_command = commands.add_parser(
         "docs",
-        help="write the run-time tables in README.md and docs/ from the published studies",
+        help="write the generated blocks of README.md and docs/ from the published studies",
         description="Replace every block between <!-- cost:begin <folder> --> and "
         "<!-- cost:end --> with the stage-by-stage cost that the publication's jobs.csv and "
-        "run.json give.",
+        "run.json give, and every block between <!-- rate-gap:begin <protocol> <rates> --> and "
+        "<!-- rate-gap:end --> with the learning rate's share of the reference gap that the two "
+        "publications' reference_split.csv give.",
     )
     docs_command.add_argument(
         "--repo", type=Path, default=Path("."), help="the repository's root; default ."
@@ -770,10 +772,10 @@ def _reanalyse(args) -> int:
 
 
 def _docs(args) -> int:
-    from adaptune.report.cost import write_docs
+    from adaptune.report.docs import write_docs
 
     changed = write_docs(args.repo)
-    print(f"cost tables rewritten in {len(changed)} page(s): " + ", ".join(map(str, changed)))
+    print(f"generated blocks rewritten in {len(changed)} page(s): " + ", ".join(map(str, changed)))
     return 0
 
 
