@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,11 +52,20 @@ def snakemake_command(pipeline, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
 
 
-def wait_for_records(pipeline, process, models, timeout: float = 180) -> None:
+def finished_jobs(pipeline) -> list[str]:
+    """The rules of the jobs that Snakemake's log of the running run says have finished."""
+    logs = sorted(pipeline.path(".snakemake/log").glob("*.snakemake.log"))
+    return re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", logs[-1].read_text()) if logs else []
+
+
+def wait_for_records(pipeline, process, models, finished=(), timeout: float = 180) -> None:
+    """Until every model's fine-tuning job is recorded and a job of each rule in `finished` has
+    finished."""
     deadline = time.monotonic() + timeout
     records = [pipeline.path(f"results/openai/{m}/job.json") for m in models]
     while time.monotonic() < deadline:
-        if all(r.exists() and json.loads(r.read_text()).get("job_id") for r in records):
+        recorded = all(r.exists() and json.loads(r.read_text()).get("job_id") for r in records)
+        if recorded and set(finished) <= set(finished_jobs(pipeline)):
             return
         if process.poll() is not None:
             raise AssertionError(
@@ -64,7 +74,7 @@ def wait_for_records(pipeline, process, models, timeout: float = 180) -> None:
                 + process.stderr.read()
             )
         time.sleep(0.2)
-    raise AssertionError("the fine-tuning jobs were never recorded")
+    raise AssertionError(f"the fine-tuning jobs were never recorded, or {list(finished)} finished")
 
 
 def default_sigint() -> None:
@@ -103,7 +113,8 @@ def test_openai_interrupted_then_rerun_pays_one_job_per_model_reports_refusals_a
         server.answer = right_answer
         pipeline.write_config(overrides)
 
-        # Ctrl-C while both fine-tuning jobs are running.
+        # Ctrl-C while both fine-tuning jobs are running. They hold none of the 2 cores
+        # (threads: 0): a local job runs to its end beside them, as does the refused model's.
         process = subprocess.Popen(
             snakemake_command(pipeline),
             cwd=pipeline.workdir,
@@ -114,7 +125,11 @@ def test_openai_interrupted_then_rerun_pays_one_job_per_model_reports_refusals_a
             preexec_fn=default_sigint,
         )
         try:
-            wait_for_records(pipeline, process, FINETUNED)
+            wait_for_records(
+                pipeline, process, FINETUNED, finished=["baseline_tfidf", "openai_finetune"]
+            )
+            for model in FINETUNED:  # both still waiting on the server
+                assert not pipeline.path(f"results/openai/{model}/model.json").exists()
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to snakemake and its jobs
             # Snakemake stops its running jobs first; on a loaded 2-core machine that can take
             # minutes.

@@ -33,6 +33,9 @@ rule openai_finetune:
     priority: REMOTE_TRAINING_PRIORITY
     conda:
         "../../envs/openai.yaml"
+    # It waits on OpenAI's servers (polling, for up to hours) and computes next to nothing, so it
+    # holds none of --cores: local training goes on at full width beside it.
+    threads: 0
     params:
         labels=config["labels"],
         openai={
