@@ -150,8 +150,8 @@ def table(protocol: str, rates: str, repo: str | os.PathLike = ".", page_dir: st
             f"{len(new_values)} seeds, {min(new_values.values()):.3f}–"
             f"{max(new_values.values()):.3f}), so the rate accounts for {share} of the gap of "
             f"{gap:.3f}; what remains is the model and what cannot match. A point estimate: "
-            f"each accuracy on {_n(protocol_dir)} tweets carries a 95 % interval of about "
-            f"±{_half_width(rates_dir):.2f} ({SPLIT_CSV}).",
+            f"an accuracy on {_n(protocol_dir)} tweets carries a 95 % interval of about "
+            f"±{_half_width(rates_dir):.2f} (the label-restricted accuracy's, {SPLIT_CSV}).",
         ]
     return "\n".join(lines)
 
