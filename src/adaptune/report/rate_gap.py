@@ -42,31 +42,38 @@ def _config(folder: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def scores(folder: Path, config: dict) -> dict[str, dict[int, float]]:
-    """approach -> {seed: whole-vocabulary argmax accuracy} of the fine-tuned rows of a
-    publication's reference_split.csv. A row names its seed when the run had several; otherwise
-    the run's only seed is the config's."""
+def fine_tuned_rows(folder: Path) -> list[tuple[str, dict]]:
+    """(approach, row) of each fine-tuned run in a publication's reference_split.csv."""
     path = folder / SPLIT_CSV
     if not path.is_file():
         raise PublishError(f"{path}: file not found (publish a run on the reference split)")
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        (approach, row)
+        for row in rows
+        for approach, label in APPROACH_LABELS.items()
+        if row["system"].startswith(label)
+    ]
+
+
+def scores(folder: Path, rows: list[tuple[str, dict]], config: dict) -> dict[str, dict[int, float]]:
+    """approach -> {seed: whole-vocabulary argmax accuracy} of a publication's fine-tuned `rows`.
+    A row names its seed when the run had several; otherwise the run's only seed is the
+    config's."""
     seeds = (config.get("training") or {}).get("seeds") or []
     found: dict[str, dict[int, float]] = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            approach = next(
-                (a for a, label in APPROACH_LABELS.items() if row["system"].startswith(label)),
-                None,
+    for approach, row in rows:
+        if not row.get(METRIC):
+            continue
+        named = SEED.search(row["system"])
+        if named is None and len(seeds) != 1:
+            raise PublishError(
+                f"{folder / SPLIT_CSV}: row {row['system']!r} names no seed and the run's config "
+                f"has training.seeds {seeds}; expected one seed or a seed in each row"
             )
-            if approach is None or not row.get(METRIC):
-                continue
-            named = SEED.search(row["system"])
-            if named is None and len(seeds) != 1:
-                raise PublishError(
-                    f"{path}: row {row['system']!r} names no seed and the run's config has "
-                    f"training.seeds {seeds}; expected one seed or a seed in each row"
-                )
-            seed = int(named[1]) if named else int(seeds[0])
-            found.setdefault(approach, {})[seed] = float(row[METRIC])
+        seed = int(named[1]) if named else int(seeds[0])
+        found.setdefault(approach, {})[seed] = float(row[METRIC])
     return found
 
 
@@ -104,7 +111,9 @@ def table(protocol: str, rates: str, repo: str | os.PathLike = ".", page_dir: st
     repo = Path(repo)
     protocol_dir, rates_dir = repo / protocol, repo / rates
     protocol_config, rates_config = _config(protocol_dir), _config(rates_dir)
-    before, after = scores(protocol_dir, protocol_config), scores(rates_dir, rates_config)
+    protocol_rows, rates_rows = fine_tuned_rows(protocol_dir), fine_tuned_rows(rates_dir)
+    before = scores(protocol_dir, protocol_rows, protocol_config)
+    after = scores(rates_dir, rates_rows, rates_config)
     source, chosen = chosen_rates(rates_config, rates_dir, repo)
     configured = protocol_rates(protocol_config)
     shared = sorted(set(before) & set(after), key=list(APPROACH_LABELS).index)
@@ -113,6 +122,7 @@ def table(protocol: str, rates: str, repo: str | os.PathLike = ".", page_dir: st
     links = {
         folder: f"[{folder}]({os.path.relpath(folder, page_dir)}/)" for folder in (protocol, rates)
     }
+    n = int(protocol_rows[0][1]["n"])
     lines = [
         "| approach | learning rate | same seed | every seed at the new rate | mean change |",
         "| --- | --- | --- | --- | --- |",
@@ -131,7 +141,7 @@ def table(protocol: str, rates: str, repo: str | os.PathLike = ".", page_dir: st
         )
     lines += [
         "",
-        f"Accuracy on the reference study's {_n(protocol_dir)} validation tweets, as its "
+        f"Accuracy on the reference study's {n} validation tweets, as its "
         f"{REFERENCE_ACCURACY} was scored (argmax over the whole vocabulary): {links[protocol]} "
         f"at the protocol's rates, {links[rates]} at the rates of `{source}`; nothing else "
         "differs (configs/reference-rates.yaml). The same seed gives the same data order in "
@@ -150,26 +160,20 @@ def table(protocol: str, rates: str, repo: str | os.PathLike = ".", page_dir: st
             f"{len(new_values)} seeds, {min(new_values.values()):.3f}–"
             f"{max(new_values.values()):.3f}), so the rate accounts for {share} of the gap of "
             f"{gap:.3f}; what remains is the model and what cannot match. A point estimate: "
-            f"an accuracy on {_n(protocol_dir)} tweets carries a 95 % interval of about "
-            f"±{_half_width(rates_dir):.2f} (the label-restricted accuracy's, {SPLIT_CSV}).",
+            f"an accuracy on {n} tweets carries a 95 % interval of about "
+            f"±{_half_width(rates_rows):.2f} (the label-restricted accuracy's, {SPLIT_CSV}).",
         ]
     return "\n".join(lines)
 
 
-def _n(folder: Path) -> int:
-    with open(folder / SPLIT_CSV, encoding="utf-8", newline="") as handle:
-        return int(next(csv.DictReader(handle))["n"])
-
-
-def _half_width(folder: Path) -> float:
-    """The mean half-width of the label-restricted accuracy's 95 % intervals of the fine-tuned
-    rows (the whole-vocabulary accuracy has none)."""
-    widths = []
-    with open(folder / SPLIT_CSV, encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            fine_tuned = any(row["system"].startswith(label) for label in APPROACH_LABELS.values())
-            if fine_tuned and row.get("accuracy_ci_low") and row.get("accuracy_ci_high"):
-                widths.append((float(row["accuracy_ci_high"]) - float(row["accuracy_ci_low"])) / 2)
+def _half_width(rows: list[tuple[str, dict]]) -> float:
+    """The mean half-width of the fine-tuned rows' label-restricted accuracy intervals (95 %; the
+    whole-vocabulary accuracy has none)."""
+    widths = [
+        (float(row["accuracy_ci_high"]) - float(row["accuracy_ci_low"])) / 2
+        for _, row in rows
+        if row.get("accuracy_ci_low") and row.get("accuracy_ci_high")
+    ]
     return statistics.mean(widths) if widths else float("nan")
 
 
