@@ -59,9 +59,14 @@ def merge_overrides(config: dict, overrides: Mapping, schema: Mapping) -> dict:
     return merged
 
 
+# libyaml's safe loader where PyYAML has it: every Snakemake run parses the schema, and so does
+# every job that reads a default, about ten times faster than with the pure-Python loader.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_schema(path=SCHEMA_PATH) -> dict:
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_SAFE_LOADER)
 
 
 @functools.cache
