@@ -19,7 +19,7 @@ STUDIES = sorted(p.parent.name for p in RESULTS.glob("*/run.json"))
 
 def lines_about(study: str):
     """(page, line number, line) of every line that links the published `study`."""
-    link = re.compile(rf"results/{study}\b")
+    link = re.compile(rf"results/{re.escape(study)}(?![\w-])")  # not results/<study>-other
     for page in PAGES:
         for number, line in enumerate(page.read_text().splitlines(), 1):
             if link.search(line):
@@ -73,8 +73,9 @@ def test_the_check_reads_a_stated_number():
 
 
 def _prose_words(text: str) -> list[str]:
-    """A page's words outside its fenced code blocks (a command may well appear twice)."""
-    prose = re.sub(r"```.*?```", " ", text, flags=re.S)
+    """A page's words outside its fenced code blocks (a command may well appear twice) and its
+    HTML comments (the markers of generated blocks say the same of each block)."""
+    prose = re.sub(r"```.*?```|<!--.*?-->", " ", text, flags=re.S)
     return re.findall(r"[a-z0-9_.'-]+", prose.lower())
 
 
