@@ -183,10 +183,15 @@ def rate_gap_repo(tmp_path, rates_config: dict | None = None):
             }
         },
     )
-    (tmp_path / "chosen.yaml").write_text(
+    # The sweep's publication: its choice, and the split settings it chose them on.
+    (tmp_path / "docs/results/sweep").mkdir(parents=True)
+    (tmp_path / "docs/results/sweep/chosen.yaml").write_text(
         yaml.safe_dump(
             {"lora_all": {"learning_rate": 5e-4}, "layernorm": {"learning_rate": 2.5e-3}}
         )
+    )
+    (tmp_path / "docs/results/sweep/config.yaml").write_text(
+        yaml.safe_dump({"splits": {"exclude_reference": True, "reference": {"enabled": False}}})
     )
     publication_on_the_reference_split(
         tmp_path / "docs/results/rates",
@@ -199,7 +204,12 @@ def rate_gap_repo(tmp_path, rates_config: dict | None = None):
             "Normalization layers only (seed 102)": 0.74,
         },
         rates_config
-        or {"training": {"seeds": [100, 101, 102], "learning_rates_from": "chosen.yaml"}},
+        or {
+            "training": {
+                "seeds": [100, 101, 102],
+                "learning_rates_from": "docs/results/sweep/chosen.yaml",
+            }
+        },
     )
     page = tmp_path / "docs/reference.md"
     page.write_text(
@@ -226,8 +236,29 @@ def test_adaptune_docs_writes_the_learning_rates_share_of_the_reference_gap(tmp_
     assert "so the rate accounts for 74 % of the gap of 0.155" in text
     assert "mean of 3 seeds, 0.790–0.810" in text and "about ±0.06" in text
     assert "[docs/results/rates](results/rates/)" in text
+    # The tweets scored here were kept out of the sweep that chose the rates.
+    assert "pool without the reference study's tweets" in text and "none of these" in text
     assert main(["docs", "--repo", str(tmp_path)]) == 0  # a second run changes nothing
     assert page.read_text() == text
+
+
+def test_a_rate_gap_block_says_when_its_tweets_may_have_chosen_the_rates(tmp_path):
+    import yaml
+
+    for splits, said in (
+        ({"exclude_reference": False}, "a pool that may hold some of these 200 tweets"),
+        ({"reference": {"enabled": True}}, "these accuracies are not held out"),
+        (None, "not recorded beside it"),
+    ):
+        root = tmp_path / said.split()[0]
+        page = rate_gap_repo(root)
+        config = root / "docs/results/sweep/config.yaml"
+        if splits is None:
+            config.unlink()
+        else:
+            config.write_text(yaml.safe_dump({"splits": splits}))
+        assert main(["docs", "--repo", str(root)]) == 0
+        assert said in page.read_text(), said
 
 
 def test_a_rate_gap_block_names_what_its_publications_lack(tmp_path, capsys):

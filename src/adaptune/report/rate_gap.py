@@ -97,6 +97,34 @@ def chosen_rates(config: dict, folder: Path, repo: Path) -> tuple[str, dict[str,
     return source, {a: float(block["learning_rate"]) for a, block in chosen.items()}
 
 
+def where_chosen(source: str, repo: Path, n: int) -> str:
+    """Whether the tweets scored here could have chosen the rates: the split settings of the
+    publication that holds `source` (its config.yaml), as its `splits` section records them."""
+    config_file = repo / Path(source).parent / "config.yaml"
+    if not config_file.is_file():
+        return (
+            f"Where the rates of `{source}` were chosen is not recorded beside it (no "
+            "config.yaml): these accuracies may not be held out."
+        )
+    splits = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("splits") or {}
+    study = Path(source).parent.as_posix()
+    if (splits.get("reference") or {}).get("enabled"):
+        return (
+            f"{study} chose the rates on the reference study's own val split: these accuracies "
+            "are not held out."
+        )
+    if splits.get("exclude_reference"):
+        return (
+            f"{study} chose the rates on a val split of its own, drawn from a pool without the "
+            f"reference study's tweets (splits.exclude_reference): none of these {n} tweets "
+            "chose them."
+        )
+    return (
+        f"{study} chose the rates on a val split of its own, drawn from a pool that may hold "
+        f"some of these {n} tweets (splits.exclude_reference is off)."
+    )
+
+
 def _rate(value: float) -> str:
     return f"{value:.2g}"
 
@@ -145,7 +173,7 @@ def table(protocol: str, rates: str, repo: str | os.PathLike = ".", page_dir: st
         f"{REFERENCE_ACCURACY} was scored (argmax over the whole vocabulary): {links[protocol]} "
         f"at the protocol's rates, {links[rates]} at the rates of `{source}`; nothing else "
         "differs (configs/reference-rates.yaml). The same seed gives the same data order in "
-        "both, so its pair differs by the rate alone.",
+        "both, so its pair differs by the rate alone. " + where_chosen(source, repo, n),
     ]
     if REFERENCE_SYSTEM in shared:
         old = statistics.mean(before[REFERENCE_SYSTEM].values())
