@@ -100,13 +100,13 @@ def chosen_rates(config: dict, folder: Path, repo: Path) -> tuple[str, dict[str,
 def where_chosen(source: str, repo: Path, n: int) -> str:
     """Whether the tweets scored here could have chosen the rates: the split settings of the
     publication that holds `source` (its config.yaml), as its `splits` section records them."""
-    config_file = repo / Path(source).parent / "config.yaml"
-    if not config_file.is_file():
+    publication = repo / Path(source).parent
+    if not (publication / "config.yaml").is_file():
         return (
             f"Where the rates of `{source}` were chosen is not recorded beside it (no "
             "config.yaml): these accuracies may not be held out."
         )
-    splits = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("splits") or {}
+    splits = _config(publication).get("splits") or {}
     study = Path(source).parent.as_posix()
     if (splits.get("reference") or {}).get("enabled"):
         return (
