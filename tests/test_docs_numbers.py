@@ -111,6 +111,18 @@ def test_every_generated_block_is_what_its_publications_generate():
     assert blocks >= len(STUDIES), "a published study without its cost table in docs/"
 
 
+def test_a_cost_block_without_its_files_is_refused_and_the_page_kept(tmp_path, capsys):
+    (tmp_path / "docs/results/s").mkdir(parents=True)
+    (tmp_path / "docs/results/s/run.json").write_text("{}")
+    page = tmp_path / "docs/page.md"
+    text = "<!-- cost:begin docs/results/s -->\nkept\n<!-- cost:end -->\n"
+    page.write_text(text)
+    assert main(["docs", "--repo", str(tmp_path)]) != 0
+    error = capsys.readouterr().err
+    assert "docs/page.md" in error and "docs/results/s, which has no jobs.csv" in error
+    assert page.read_text() == text
+
+
 def test_adaptune_docs_writes_a_stage_table_from_the_jobs(tmp_path, capsys):
     study = tmp_path / "docs/results/s"
     study.mkdir(parents=True)
