@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -249,6 +250,11 @@ class Pipeline:
     def path(self, relative: str) -> Path:
         return self.workdir / relative
 
+    def place_resources(self, resources: Path) -> None:
+        """Copy a resources/ folder (`prepared_tiny_gptj`) into the working directory, times
+        kept: Snakemake finds the model fetched and prepared, the latter after the former."""
+        shutil.copytree(resources, self.path("resources"), dirs_exist_ok=True)
+
 
 @pytest.fixture
 def pipeline(tmp_path, tiny_gptj) -> Pipeline:
@@ -260,6 +266,21 @@ def pipeline(tmp_path, tiny_gptj) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
+def prepared_tiny_gptj(tmp_path_factory, tiny_gptj) -> Path:
+    """resources/ as the fetch_model and prepare_model rules leave it for the tiny config's model,
+    written once per worker by the same functions. A test that trains through Snakemake but does
+    not test preparing starts from a copy (`Pipeline.place_resources`), as a study does that finds
+    the model prepared by an earlier one: each saves a job that spends seconds importing."""
+    from adaptune.lm.prepare import fetch_model, prepare_model
+
+    entry = {"name": "tiny-gptj", **tiny_pipeline_config(tiny_gptj)["models"]["tiny-gptj"]}
+    resources = tmp_path_factory.mktemp("prepared") / "resources"
+    fetched = fetch_model(entry, resources / "downloads" / "tiny-gptj")
+    prepare_model(entry, resources / "models" / "tiny-gptj", fetched=fetched)
+    return resources
+
+
+@pytest.fixture(scope="session")
 def finished_pipeline(tmp_path_factory, tiny_gptj) -> Pipeline:
     """The whole chain run once by the real snakemake on the tiny config (every approach, the
     instruction prompt), shared by every test that reads a finished run's outputs or plans on
@@ -268,8 +289,10 @@ def finished_pipeline(tmp_path_factory, tiny_gptj) -> Pipeline:
     write_raw_csv(workdir / "data" / "labeled_data.csv", per_class=40)
     write_reference_csvs(workdir / "data")
     config = tiny_pipeline_config(tiny_gptj)
-    # Every approach, the classification head too (off in the default study).
+    # Every approach, the classification head too (off in the default study). One few-shot
+    # system: k = 1 runs the rule's every step (k = 0 only leaves the examples out).
     config["training"]["approaches"]["head"].update(enabled=True, epochs=1, batch_size=8)
+    config["evaluation"]["fewshot"]["k"] = [1]
     pipeline = Pipeline(workdir, config)
     pipeline.run()
     return pipeline

@@ -266,7 +266,9 @@ def tuned_by_a_sweep(rates: dict[str, list[float]], **sweep) -> dict:
 
 
 @pytest.mark.slow
-def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipeline):
+def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(
+    pipeline, prepared_tiny_gptj
+):
     """One Snakemake run: the sweep (one approach, two learning rates, one seed, epochs 1 and 2
     from one run), its extension past the edge its choice lies on (one step here, decided inside
     the sweep_extend job), the approach's choice and the sweep's summary, then the study cell
@@ -275,6 +277,7 @@ def test_the_sweeps_choice_sets_the_study_cells_learning_rate_and_epochs(pipelin
     rates = [configured * 4, configured * 10]
     config = tuned_by_a_sweep({"layernorm": rates}, extend_steps=1)
     cell = "results/train/tiny-gptj/layernorm/instruction/8bit/seed42/summary.json"
+    pipeline.place_resources(prepared_tiny_gptj)
     # One thread per job, so that the two sweep runs overlap (their time is mostly start-up).
     pipeline.run(cell, "results/sweep/chosen.yaml", "--set-threads", "sweep=1", config=config)
     chosen = yaml.safe_load(pipeline.path("results/sweep/chosen.yaml").read_text())["layernorm"]
@@ -414,7 +417,9 @@ def test_cuts_name_only_seeds_and_styles_of_the_grid():
     )
 
 
-def test_learning_rates_from_another_study_set_each_cells_rate_and_nothing_else(pipeline):
+def test_learning_rates_from_another_study_set_each_cells_rate_and_nothing_else(
+    pipeline, prepared_tiny_gptj
+):
     """training.learning_rates_from (configs/reference-rates.yaml): the cell trains at its
     approach's rate in that file, at its own configured epochs; the file is an input of the cell,
     so a changed choice retrains it."""
@@ -422,6 +427,7 @@ def test_learning_rates_from_another_study_set_each_cells_rate_and_nothing_else(
     chosen.parent.mkdir(parents=True)
     chosen.write_text(yaml.safe_dump({"lora_all": {"learning_rate": 0.0123, "epochs": 7}}))
     config = {"training": {"learning_rates_from": "elsewhere/chosen.yaml"}}
+    pipeline.place_resources(prepared_tiny_gptj)
     target = "results/train/tiny-gptj/lora_all/instruction/8bit/seed42/summary.json"
     plan = pipeline.run("-n", target, config=config).stdout
     assert "elsewhere/chosen.yaml" in plan
