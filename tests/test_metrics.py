@@ -235,6 +235,48 @@ def test_paired_bootstrap_of_equally_good_systems_contains_zero():
     assert (same["difference"], same["ci_low"], same["ci_high"], same["p_value"]) == (0, 0, 0, 1)
 
 
+def alike_difference(gold, a, b, metric, seeds=1):
+    """difference() with the 0.03 margin, of A's and B's predictions repeated over `seeds` runs
+    trained on the same seeds (compared seed by seed)."""
+    from adaptune.report.statistics import Bootstrap, seed_paired_difference
+
+    codes_a, codes_b = coded(gold, *[a] * seeds), coded(gold, *[b] * seeds)
+    boot = Bootstrap(codes_a, 500, 0)
+    scores = boot.scores(codes_a, metric), boot.scores(codes_b, metric)
+    return seed_paired_difference(codes_a, codes_b, *scores, boot, metric, margin=0.03)
+
+
+@pytest.mark.parametrize("metric", ["macro_f1", "accuracy"])
+def test_systems_that_agree_on_every_tweet_are_equivalent_only_on_enough_tweets(metric):
+    """Where A and B agree on every tweet every replicate is zero, and a TOST on the replicates
+    would call any two such systems equivalent (the bootstrap cannot see a disagreement it never
+    drew). Equivalence then rests on how large a share of disagreements the tweets leave unseen:
+    none among 12 balanced tweets cannot exclude a difference of 0.03, none among 3,000 can. For
+    accuracy, A and B agree where both are right or both are wrong, whatever wrong labels."""
+    from adaptune.report.statistics import equivalence_p
+
+    assert equivalence_p(np.zeros(500), 0.03) < 0.01
+    for per_class, equivalent in ((4, False), (1_000, True)):
+        gold = LABELS * per_class
+        a = predictions_for(gold, 0.7, seed=7)
+        # B: wrong where A is wrong, with another wrong label (accuracy only).
+        b = (
+            a
+            if metric == "macro_f1"
+            else [
+                p if p == g else next(x for x in LABELS if x not in (g, p)) for g, p in zip(gold, a)
+            ]
+        )
+        result = alike_difference(gold, a, b, metric, seeds=2)
+        assert result["ci_low"] == result["ci_high"] == result["difference"] == 0
+        assert (result["p_equivalence"] < 0.01) is equivalent, (per_class, result)
+    # One tweet of 12 on which they disagree: the replicates see it, and nothing is equivalent.
+    gold = LABELS * 4
+    a = predictions_for(gold, 0.7, seed=7)
+    b = [LABELS[(LABELS.index(a[0]) + 1) % 3], *a[1:]]
+    assert alike_difference(gold, a, b, metric)["p_equivalence"] > 0.2
+
+
 def test_seeds_that_disagree_widen_the_interval_of_their_mean():
     from adaptune.report.statistics import group_statistics
 

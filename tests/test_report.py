@@ -637,6 +637,36 @@ def test_each_planned_comparison_ends_in_one_of_three_verdicts():
     assert lines[1].endswith("approach 0.031.")
 
 
+def test_systems_that_agree_on_every_tweet_are_said_to_agree_not_given_a_zero_reach():
+    """An undecided comparison whose replicates are all zero (the two agree on every tweet) says
+    so and names the margin, rather than 'differences up to 0.000 not excluded'."""
+    from adaptune.report.tables import answer
+
+    groups = pd.DataFrame([{"status": "ran", "n": 12, "seeds": 1}])
+    row = {
+        "comparison": "approach",
+        "a": "LoRA, all linear layers",
+        "b": "LoRA, attention layers",
+        "metric": "macro_f1",
+        "difference": 0.0,
+        "ci_low": 0.0,
+        "ci_high": 0.0,
+        "p_value": 1.0,
+        "p_holm": 1.0,
+        "resolved": False,
+        "equivalent": False,
+        "p_equivalence_holm": 1.0,
+        "margin": 0.03,
+        "standard_error": 0.0,
+        "detectable": 0.0,
+    }
+    lines = answer(groups, pd.DataFrame([row]))
+    assert lines[0] == (
+        "Approach: undecided between LoRA, all linear layers and LoRA, attention layers (they "
+        "agree on every one of the 12 test tweets, too few to exclude a difference of ±0.03)."
+    )
+
+
 def test_reference_block_labels_each_scoring_rule_and_gives_the_majority_baseline(built):
     root, out = built
     block = out["summary_md"].read_text().split("## Reference study")[1]

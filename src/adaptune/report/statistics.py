@@ -187,6 +187,33 @@ def equivalence_p(replicates: np.ndarray, margin: float) -> float:
     return float(min(1.0, max(below, above)))
 
 
+def disagreeing_items(a: Codes, b: Codes, metric: str) -> int:
+    """The items on which the runs of A and B do not all agree: on the label (macro-F1), or on
+    whether it is right (accuracy, which two different wrong labels leave alike)."""
+    runs = np.concatenate([a.predicted, b.predicted])
+    if metric == "accuracy":
+        runs = runs == a.gold
+    return int((runs != runs[:1]).any(axis=0).sum())
+
+
+def alike_equivalence_p(codes: Codes, metric: str, margin: float) -> float:
+    """TOST p-value for two systems whose every run predicted the same label on each of the n
+    items of `codes`, where the replicates are all zero and the bootstrap has no spread to judge.
+    A population difference of `margin` or more needs the systems to disagree on a share rho of
+    items of at least `margin` for accuracy, and `margin` * K * pi / 4 for macro-F1 (K labels, pi
+    the smallest gold class's share: each class's F1, 2t / (pi_c + q_c), moves by at most
+    (2 |dt_c| + |dq_c|) / pi_c, and disagreeing items move the t's by rho and the q's by 2 rho in
+    all). n items without one disagreement then have probability at most (1 - rho) ** n: 12
+    balanced tweets cannot show equivalence within 0.03, 3,000 can."""
+    n = len(codes.gold)
+    if metric == "accuracy":
+        rho = margin
+    else:
+        per_class = np.bincount(codes.gold, minlength=codes.n_labels)[: codes.n_labels]
+        rho = margin * codes.n_labels * (per_class.min() / n) / 4
+    return float(min(1.0, (1 - min(rho, 1.0)) ** n))
+
+
 def detectable_difference(standard_error: float, alpha: float, power: float = 0.8) -> float:
     """The smallest true difference a two-sided test at level `alpha` finds with probability
     `power`, for an estimate with this standard error (normal approximation)."""
@@ -254,16 +281,25 @@ def difference(
     replicates = with_seed_term(point(a, metric), a_scores, rng) - with_seed_term(
         point(b, metric), b_scores, rng
     )
-    return _summary(
-        replicates, float(point(a, metric).mean() - point(b, metric).mean()), metric, margin
-    )
+    observed = float(point(a, metric).mean() - point(b, metric).mean())
+    return _summary(a, b, replicates, observed, metric, margin)
 
 
-def _summary(replicates: np.ndarray, observed: float, metric: str, margin: float | None) -> dict:
+def _summary(
+    a: Codes, b: Codes, replicates: np.ndarray, observed: float, metric: str, margin: float | None
+) -> dict:
     """The difference, its 95% interval, two-sided p-value, the replicates' standard deviation
     (the standard error behind the detectable difference) and, given a margin, the p-value of
-    equivalence within it."""
+    equivalence within it: the TOST on the replicates, or, where A and B predicted alike on
+    every item, the bound on the disagreement those items leave (alike_equivalence_p)."""
     low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
+    p_equivalence = None
+    if margin:
+        p_equivalence = (
+            alike_equivalence_p(a, metric, margin)
+            if disagreeing_items(a, b, metric) == 0
+            else equivalence_p(replicates, margin)
+        )
     return {
         "metric": metric,
         "difference": observed,
@@ -271,7 +307,7 @@ def _summary(replicates: np.ndarray, observed: float, metric: str, margin: float
         "ci_high": high,
         "p_value": two_sided_p(replicates),
         "standard_error": float(replicates.std(ddof=1)),
-        "p_equivalence": equivalence_p(replicates, margin) if margin else None,
+        "p_equivalence": p_equivalence,
     }
 
 
@@ -297,7 +333,7 @@ def seed_paired_difference(
         )
     per_seed = point(a, metric) - point(b, metric)
     replicates = with_seed_term(per_seed, a_scores - b_scores, boot.draws(stream))
-    return _summary(replicates, float(per_seed.mean()), metric, margin)
+    return _summary(a, b, replicates, float(per_seed.mean()), metric, margin)
 
 
 def paired_difference(

@@ -473,6 +473,14 @@ def answer(
                 f"±{row['margin']:g} ({interval}; Holm-adjusted TOST p "
                 f"{_p(row['p_equivalence_holm'])})."
             )
+        elif row.get("standard_error", None) == 0 and "n" in ran:
+            # Every replicate zero: the two agree on every tweet, which bounds no difference
+            # below the margin on this many (statistics.alike_equivalence_p).
+            undecided.append(
+                f"{kind}: undecided between {row['a']} and {row['b']} (they agree on every one "
+                f"of the {int(ran['n'].iloc[0])} test tweets, too few to exclude a difference "
+                f"of ±{row['margin']:g})."
+            )
         else:
             reach = max(abs(row["ci_low"]), abs(row["ci_high"]))
             undecided.append(
