@@ -197,8 +197,8 @@ def disagreeing_items(a: Codes, b: Codes, metric: str) -> int:
 
 
 def alike_equivalence_p(codes: Codes, metric: str, margin: float) -> float:
-    """TOST p-value for two systems whose every run predicted the same label on each of the n
-    items of `codes`, where the replicates are all zero and the bootstrap has no spread to judge.
+    """TOST p-value for two systems whose runs all agree on each of the n items of `codes`
+    (disagreeing_items), where the replicates are all zero and the bootstrap has no spread to judge.
     A population difference of `margin` or more needs the systems to disagree on a share rho of
     items of at least `margin` for accuracy, and `margin` * K * pi / 4 for macro-F1 (K labels, pi
     the smallest gold class's share: each class's F1, 2t / (pi_c + q_c), moves by at most
@@ -290,8 +290,8 @@ def _summary(
 ) -> dict:
     """The difference, its 95% interval, two-sided p-value, the replicates' standard deviation
     (the standard error behind the detectable difference) and, given a margin, the p-value of
-    equivalence within it: the TOST on the replicates, or, where A and B predicted alike on
-    every item, the bound on the disagreement those items leave (alike_equivalence_p)."""
+    equivalence within it: the TOST on the replicates, or, where A and B agree on every item,
+    the bound on the disagreement those items leave unseen (alike_equivalence_p)."""
     low, high = map(float, np.percentile(replicates, [2.5, 97.5]))
     p_equivalence = None
     if margin:
