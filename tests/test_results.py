@@ -242,6 +242,23 @@ def test_a_published_reanalysis_is_what_the_published_files_give(tmp_path):
             assert r["ci_high"] - r["ci_low"] < before["ci_high"] - before["ci_low"]
 
 
+def test_a_published_comparison_without_width_is_reanalysed_as_undecided(tmp_path):
+    """A published row whose interval has no width (two systems that agreed on every tweet) is
+    not equivalent by the normal approximation, whose standard error it would make zero."""
+    import shutil
+
+    from adaptune.cli import main
+
+    copy = shutil.copytree(REPO / "docs/results/tuned", tmp_path / "tuned")
+    published = pd.read_csv(copy / "paired_differences.csv")
+    row = published["comparison"] == "best fine-tuning vs TF-IDF"
+    published.loc[row, ["difference", "ci_low", "ci_high"]] = 0.0
+    published.to_csv(copy / "paired_differences.csv", index=False)
+    assert main(["reanalyse", str(copy)]) == 0
+    redone = pd.read_csv(copy / "paired_by_seed.csv").set_index("comparison")
+    assert redone.loc["best fine-tuning vs TF-IDF", "verdict"] == "undecided"
+
+
 def test_publish_carries_every_runs_per_item_answers_for_an_exact_reanalysis(tmp_path):
     """The published predictions.csv.gz holds each run's answer per test and val item, read from
     the predictions.csv beside its metrics.json; a run whose file is gone stops the publication."""

@@ -103,8 +103,12 @@ def reanalyse(
                 row["p_value"],
             )
             se = (high - low) / (2 * Z95)
-            normal = NormalDist(difference, se)
-            p_equivalence = max(normal.cdf(-plan.margin), 1 - normal.cdf(plan.margin))
+            # An interval without width (the two agreed on every tweet) gives the normal
+            # approximation nothing to judge equivalence by (statistics.alike_equivalence_p).
+            p_equivalence = 1.0
+            if se > 0:
+                normal = NormalDist(difference, se)
+                p_equivalence = max(normal.cdf(-plan.margin), 1 - normal.cdf(plan.margin))
         rows.append(
             {
                 **{
